@@ -1,0 +1,99 @@
+"""The record every city-model reader yields, and the result of reading one file.
+
+Heights
+-------
+All ``*_m`` heights in a :class:`Building` are **absolute** (metres above mean sea
+level, in the vertical datum of the source model: NAP for Den Haag, JGD2011/T.P. for
+PLATEAU). Sources that only know heights above ground (GeoJSON footprints, OSM) have no
+terrain; for them ``ground_m`` is ``0.0`` and the absolute heights equal heights above
+ground, which :attr:`LoadResult.has_terrain` states explicitly (``False``).
+Height above ground of a roof is ``top_m - ground_m``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shapely.geometry import MultiPolygon, Polygon
+
+__all__ = ["Building", "LoadResult", "Skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Building:
+    """One building (or building part) in the twin's local metric frame.
+
+    Attributes
+    ----------
+    id : str
+        Source id (CityJSON key, ``gml:id``, GeoJSON feature id).
+    footprint : shapely Polygon or MultiPolygon
+        Outline projected to the ground, local frame ``(x_m east, y_m north)``.
+        Valid, non-empty, counter-clockwise exteriors (``shapely.orient``).
+    base_m : float
+        Lowest point of the volume [m AMSL].
+    top_m : float
+        Highest point of the volume [m AMSL]; ``top_m > base_m``.
+    ground_m : float
+        Terrain height under the building [m AMSL] (``0.0`` when the source has no
+        terrain, see module docstring).
+    kind : str
+        ``"Building"`` or ``"BuildingPart"`` (or the source's own type name).
+    parent_id : str or None
+        The building a part belongs to.
+    """
+
+    id: str
+    footprint: Polygon | MultiPolygon
+    base_m: float
+    top_m: float
+    ground_m: float
+    kind: str = "Building"
+    parent_id: str | None = None
+
+    @property
+    def height_agl_m(self) -> float:
+        """Roof height above the ground under the building [m]."""
+        return self.top_m - self.ground_m
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An object that was read but not turned into a :class:`Building`, and why."""
+
+    object_id: str
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    """What one reader returns for one file.
+
+    Attributes
+    ----------
+    buildings : list of Building
+        In the local frame of ``frame``.
+    skipped : list of Skipped
+        Every object that was not used, each with its reason: nothing is dropped
+        silently.
+    frame : airspace.frame.Frame
+        The local metric frame the footprints are expressed in.
+    source_crs : str
+        The source CRS as a string pyproj accepts (e.g. ``"EPSG:7415"``).
+    has_terrain : bool
+        Whether ``ground_m`` comes from the model (terrain or lowest vertices) rather
+        than being assumed 0.
+    path : str
+        The file read.
+    fmt : str
+        ``"cityjson"``, ``"citygml"`` or ``"geojson"``.
+    """
+
+    buildings: list[Building]
+    skipped: list[Skipped]
+    frame: object
+    source_crs: str
+    has_terrain: bool
+    path: str
+    fmt: str
+    counts: dict[str, int] = field(default_factory=dict)
