@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from shapely.geometry import MultiPolygon, Polygon
 
 __all__ = ["Building", "LoadResult", "Skipped"]
@@ -87,6 +89,9 @@ class LoadResult:
         The file read.
     fmt : str
         ``"cityjson"``, ``"citygml"`` or ``"geojson"``.
+    counts : dict of str to int
+        Objects seen by type (e.g. ``{"Building": 844, "BuildingPart": 1653,
+        "TINRelief": 1}``), used and not.
     """
 
     buildings: list[Building]
@@ -97,3 +102,6 @@ class LoadResult:
     path: str
     fmt: str
     counts: dict[str, int] = field(default_factory=dict)
+    terrain_xyz_m: np.ndarray | None = None
+    """Optional ``(n, 3) float64`` terrain samples (local x, y; z [m AMSL]) from the
+    model's relief (CityJSON TINRelief, CityGML dem:), for the twin's ground field."""
