@@ -65,8 +65,9 @@ MAX_EXTENT_M = 100_000.0
 metric to the centimetre and the input is almost surely in the wrong CRS."""
 MAX_COLUMNS = 100_000_000
 """Largest number of grid columns (about 2 GB of column fields and scratch)."""
-MAX_VOXELS = 2_000_000_000
-"""Largest number of voxels ``nx * ny * nz``."""
+MAX_VOXELS = 2**32
+"""Largest number of voxels ``nx * ny * nz`` (about 4.3e9: a flat voxel index fits in
+``uint32``; the voxels are never allocated densely, the columns bound the memory)."""
 
 _FORMAT = "skytwin-twin/1"
 
