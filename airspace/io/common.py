@@ -1,0 +1,466 @@
+"""What every city-model reader shares: the raw model, object checks, and the step
+from source coordinates to :class:`~airspace.building.Building` records.
+
+Design
+------
+Each reader (``cityjson``, ``citygml``, ``geojson``) only *parses*: it turns one file into
+a :class:`RawModel`, which holds
+
+* one ``(n, 3)`` vertex array in the **source CRS**, easting/longitude first (readers
+  fix the axis order of their format; ``z`` is NaN when the format has none), and
+* one :class:`RawObject` per building or building part: its surfaces as rings of
+  indices into that vertex array, and its heights when the format gives them apart
+  from the vertices (GeoJSON tags, CityGML ``measuredHeight``).
+
+:func:`build_result` then does the geometry once, for all formats and for several files
+at a time: object checks (non-finite coordinates, degenerate rings), file-level sanity
+checks (latitudes beyond 90 degrees, a model thousands of kilometres wide), the
+:class:`~airspace.frame.Frame` (centred on the data unless given), one vectorised pyproj
+transform of every vertex into it, and the footprints.
+
+Footprint
+---------
+The footprint of an object with 3D surfaces is the union of the 2D projections of its
+*non-vertical* faces (a face is vertical when the z component of its unit normal is
+below :data:`VERTICAL_NZ`); for a closed solid that is exactly the projection of the
+volume. 2D-only objects (GeoJSON, CityGML LoD0) use every ring. The union is computed on
+a 1 micrometre grid (:data:`GRID_SIZE_M`) so that faces that share an edge merge
+without floating-point slivers; holes smaller than :data:`MIN_HOLE_AREA_M2` (left by
+faces that do not quite meet) are filled, which only ever enlarges the obstacle. The
+result is valid, polygonal and oriented with counter-clockwise exteriors.
+
+What is skipped
+---------------
+Object-level problems (a ring with fewer than 3 distinct vertices, a non-finite
+coordinate or height, no area after projection, ``top <= base``) skip that object with a
+:class:`~airspace.building.Skipped` reason, or raise
+:class:`~airspace.errors.MalformedInputError` naming the file and the object when
+``strict``. File-level problems always raise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyproj
+import shapely
+from shapely.geometry import MultiPolygon, Polygon
+
+from airspace.building import Building, LoadResult, Skipped
+from airspace.errors import EmptyModelError, MalformedInputError, OutsideTwinError
+from airspace.frame import Frame
+
+__all__ = [
+    "GRID_SIZE_M",
+    "MAX_ABS_Z_M",
+    "MAX_EXTENT_M",
+    "MIN_HOLE_AREA_M2",
+    "VERTICAL_NZ",
+    "AbsurdCoordinatesError",
+    "ObjectError",
+    "Problems",
+    "RawModel",
+    "RawObject",
+    "axis_swap",
+    "build_result",
+]
+
+MAX_EXTENT_M = 200_000.0
+"""Widest model accepted [m]. Beyond it the local transverse Mercator frame is no longer
+metric to better than 5e-4, and a real city model that wide is almost surely a unit or
+axis-order mistake."""
+
+MAX_ABS_Z_M = 10_000.0
+"""Largest absolute height accepted [m]; anything higher is not a building on Earth."""
+
+VERTICAL_NZ = 1e-3
+"""A face whose unit normal has ``|n_z|`` below this (within 0.06 degrees of vertical)
+adds nothing to a footprint and is left out of the union."""
+
+GRID_SIZE_M = 1e-6
+"""Precision grid of the footprint union [m]: far below survey accuracy."""
+
+MIN_HOLE_AREA_M2 = 0.01
+"""Holes smaller than this (10 cm x 10 cm) in a footprint are slivers and are filled."""
+
+
+class AbsurdCoordinatesError(MalformedInputError, OutsideTwinError):
+    """Coordinates no real city model can have (latitude 300, a model 5,000 km wide).
+
+    Both a :class:`~airspace.errors.MalformedInputError` (the file is wrong) and an
+    :class:`~airspace.errors.OutsideTwinError` (the place is impossible).
+    """
+
+
+class ObjectError(Exception):
+    """Raised inside a reader for a problem confined to one object (internal)."""
+
+    def __init__(self, object_id: str, reason: str):
+        super().__init__(reason)
+        self.object_id = object_id
+        self.reason = reason
+
+
+@dataclass
+class RawObject:
+    """One building or building part as parsed, before any projection.
+
+    Attributes
+    ----------
+    id, kind, parent_id : str, str, str or None
+        As in :class:`~airspace.building.Building`.
+    surfaces : list of list of ndarray
+        Each surface is ``[exterior, *holes]``; each ring an ``int64`` index array into
+        :attr:`RawModel.xyz`, not repeating its first vertex.
+    flat : bool
+        True for 2D outlines (every ring counts in the footprint, none is "vertical").
+    base_m, top_m, ground_m : float or None
+        Heights given apart from the vertices [m AMSL]; ``None`` means "from the
+        vertices" (min z, max z, and min z of the whole building for the ground).
+    height_m : float or None
+        Extrusion height above the object's lowest vertex (CityGML LoD0 outline with
+        ``measuredHeight``): ``base = ground =`` lowest vertex (0 without z),
+        ``top = base + height_m``.
+    family : str
+        Id of the building this object belongs to (its own id for a building); the
+        ground of every member is the lowest vertex of the family.
+    """
+
+    id: str
+    kind: str
+    parent_id: str | None
+    surfaces: list
+    flat: bool = False
+    base_m: float | None = None
+    top_m: float | None = None
+    ground_m: float | None = None
+    height_m: float | None = None
+    family: str | None = None
+
+
+@dataclass
+class RawModel:
+    """One parsed file: vertices in the source CRS and the objects that use them."""
+
+    path: str
+    fmt: str
+    crs: pyproj.CRS
+    xyz: np.ndarray
+    objects: list[RawObject]
+    skipped: list[Skipped] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    has_terrain: bool = True
+    terrain_idx: np.ndarray | None = None
+    """Indices into ``xyz`` of terrain samples (CityJSON TINRelief), or None."""
+
+
+class Problems:
+    """Collects object-level problems: skip and record, or raise when strict."""
+
+    def __init__(self, path: str, strict: bool):
+        self.path = str(path)
+        self.strict = bool(strict)
+        self.skipped: list[Skipped] = []
+
+    def report(self, object_id: str, reason: str) -> None:
+        """Record (or, when strict, raise) a problem with one object."""
+        if self.strict:
+            raise MalformedInputError(self.path, object_id, reason)
+        self.skipped.append(Skipped(str(object_id), reason))
+
+
+def axis_swap(crs: pyproj.CRS) -> bool:
+    """Whether coordinates written in ``crs``'s own axis order come northing first.
+
+    Decided from pyproj's axis information (first axis pointing north or south), never
+    from a list of EPSG codes.
+
+    Examples
+    --------
+    >>> axis_swap(pyproj.CRS("EPSG:6697")), axis_swap(pyproj.CRS("EPSG:7415"))
+    (True, False)
+    """
+    axes = crs.axis_info
+    if not axes and crs.is_compound:
+        axes = crs.sub_crs_list[0].axis_info
+    return bool(axes) and axes[0].direction.lower() in ("north", "south")
+
+
+def _to_wgs84(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray):
+    horiz = crs.sub_crs_list[0] if crs.is_compound else crs
+    t = pyproj.Transformer.from_crs(horiz, "EPSG:4326", always_xy=True)
+    lon, lat = t.transform(x, y)
+    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+def _object_vertices(obj: RawObject) -> np.ndarray:
+    rings = [r for s in obj.surfaces for r in s]
+    return np.unique(np.concatenate(rings)) if rings else np.zeros(0, np.int64)
+
+
+def _check_objects(model: RawModel, problems: Problems) -> list[tuple[RawObject, np.ndarray]]:
+    """Object-level checks in source coordinates; returns survivors and their vertices."""
+    xyz = model.xyz
+    kept = []
+    for obj in model.objects:
+        idx = _object_vertices(obj)
+        if idx.size == 0:
+            problems.report(obj.id, "no surface geometry")
+            continue
+        pts = xyz[idx]
+        if not np.all(np.isfinite(pts[:, :2])):
+            problems.report(obj.id, "non-finite x/y coordinate")
+            continue
+        if not obj.flat and not np.all(np.isfinite(pts[:, 2])):
+            problems.report(obj.id, "non-finite height (z) in a 3D geometry")
+            continue
+        bad = None
+        for si, surf in enumerate(obj.surfaces):
+            for ri, ring in enumerate(surf):
+                d = np.unique(xyz[ring, :2] if obj.flat else xyz[ring], axis=0)
+                if len(d) < 3:
+                    bad = (f"degenerate ring (surface {si}, ring {ri}): fewer than 3 "
+                           f"distinct vertices")
+                    break
+            if bad:
+                break
+        if bad:
+            problems.report(obj.id, bad)
+            continue
+        for name in ("base_m", "top_m", "ground_m", "height_m"):
+            v = getattr(obj, name)
+            if v is not None and not math.isfinite(v):
+                bad = f"non-finite {name.removesuffix('_m')} height {v!r}"
+        if bad:
+            problems.report(obj.id, bad)
+            continue
+        kept.append((obj, idx))
+    return kept
+
+
+def _check_place(model: RawModel, kept, lon, lat) -> None:
+    """File-level sanity of positions; raises AbsurdCoordinatesError naming an object."""
+    path = model.path
+    horiz = model.crs.sub_crs_list[0] if model.crs.is_compound else model.crs
+    xyz = model.xyz
+    for obj, idx in kept:
+        if horiz.is_geographic:
+            x, y = xyz[idx, 0], xyz[idx, 1]
+            if np.any(np.abs(y) > 90.0) or np.any(np.abs(x) > 360.0):
+                raise AbsurdCoordinatesError(
+                    path, obj.id, f"latitude/longitude out of range (lat "
+                    f"{y.min():g}..{y.max():g}, lon {x.min():g}..{x.max():g}) in "
+                    f"{model.crs.to_string()}: wrong CRS or axis order?")
+        if not (np.all(np.isfinite(lon[idx])) and np.all(np.isfinite(lat[idx]))):
+            raise AbsurdCoordinatesError(
+                path, obj.id, f"coordinates cannot be transformed from "
+                f"{model.crs.to_string()} to WGS84: wrong CRS?")
+        if np.any(np.abs(lat[idx]) > 85.0):
+            raise AbsurdCoordinatesError(
+                path, obj.id, f"latitude {float(np.abs(lat[idx]).max()):g} beyond 85 "
+                "degrees: wrong CRS or axis order?")
+        z = xyz[idx, 2]
+        z = z[np.isfinite(z)]
+        for v in (obj.base_m, obj.top_m, obj.ground_m):
+            if v is not None:
+                z = np.append(z, v)
+        if z.size and np.abs(z).max() > MAX_ABS_Z_M:
+            raise AbsurdCoordinatesError(
+                path, obj.id, f"height {float(z[np.abs(z).argmax()]):g} m beyond "
+                f"{MAX_ABS_Z_M:g} m: wrong units?")
+
+
+def _check_extent(paths: str, kept_all, lon, lat) -> None:
+    """Raise when the model is wider than MAX_EXTENT_M, naming the farthest object."""
+    if not kept_all:
+        return
+    centres = np.array([(np.median(lon[i]), np.median(lat[i])) for _, i in kept_all])
+    lon0, lat0 = np.median(centres[:, 0]), np.median(centres[:, 1])
+    geod = pyproj.Geod(ellps="WGS84")
+    _, _, dist = geod.inv(np.full(len(centres), lon0), np.full(len(centres), lat0),
+                          centres[:, 0], centres[:, 1])
+    dist = np.asarray(dist)
+    if dist.max() > 0.5 * MAX_EXTENT_M:
+        far = int(dist.argmax())
+        obj = kept_all[far][0]
+        raise AbsurdCoordinatesError(
+            paths, obj.id, f"object lies {dist[far] / 1000:.0f} km from the centre of "
+            f"the model (lon {centres[far, 0]:.6f}, lat {centres[far, 1]:.6f}); a model "
+            f"may span at most {MAX_EXTENT_M / 1000:.0f} km")
+
+
+def _face_polygons(obj: RawObject, x, y, z) -> list[Polygon]:
+    polys = []
+    for surf in obj.surfaces:
+        ext = surf[0]
+        if not obj.flat:
+            px, py, pz = x[ext], y[ext], z[ext]
+            # Newell normal of the exterior ring
+            nx_ = np.sum((py - np.roll(py, -1)) * (pz + np.roll(pz, -1)))
+            ny_ = np.sum((pz - np.roll(pz, -1)) * (px + np.roll(px, -1)))
+            nz_ = np.sum((px - np.roll(px, -1)) * (py + np.roll(py, -1)))
+            norm = math.sqrt(nx_ * nx_ + ny_ * ny_ + nz_ * nz_)
+            if norm == 0.0 or abs(nz_) < VERTICAL_NZ * norm:
+                continue
+        shell = np.column_stack((x[ext], y[ext]))
+        holes = [np.column_stack((x[r], y[r])) for r in surf[1:]]
+        polys.append(Polygon(shell, holes))
+    return polys
+
+
+def _polygonal(geom) -> Polygon | MultiPolygon | None:
+    if geom.is_empty:
+        return None
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        parts = list(getattr(geom, "geoms", [geom]))
+    else:
+        parts = [g for g in shapely.get_parts(geom)
+                 if g.geom_type in ("Polygon", "MultiPolygon")]
+        parts = [p for g in parts for p in getattr(g, "geoms", [g])]
+    out = []
+    for p in parts:
+        holes = [h for h in p.interiors if Polygon(h).area >= MIN_HOLE_AREA_M2]
+        q = Polygon(p.exterior, holes)
+        if q.area > 0.0:
+            out.append(q)
+    if not out:
+        return None
+    g = out[0] if len(out) == 1 else MultiPolygon(out)
+    if not g.is_valid:  # a filled hole may now overlap an island inside it
+        g = shapely.union_all(out)
+    return shapely.orient_polygons(g, exterior_cw=False)
+
+
+def footprint_of(obj: RawObject, x, y, z):
+    """The valid, oriented 2D footprint of one object in the local frame, or None."""
+    polys = _face_polygons(obj, x, y, z)
+    if not polys:
+        return None
+    valid = [p if p.is_valid else shapely.make_valid(p) for p in polys]
+    merged = shapely.union_all(valid, grid_size=GRID_SIZE_M)
+    return _polygonal(merged)
+
+
+def build_result(models: list[RawModel], frame: Frame | None, strict: bool) -> LoadResult:
+    """Project, check and assemble one or more parsed files into one LoadResult.
+
+    Parameters
+    ----------
+    models : list of RawModel
+        Parsed files; each may have its own source CRS.
+    frame : Frame or None
+        Local frame to use; ``None`` centres one on the bounding box of the data.
+    strict : bool
+        Raise on object-level problems instead of skipping.
+
+    Raises
+    ------
+    EmptyModelError
+        When no object survives.
+    AbsurdCoordinatesError
+        For impossible positions or extents (names file and object).
+    """
+    paths = os.pathsep.join(m.path for m in models)
+    skipped: list[Skipped] = []
+    counts: dict[str, int] = {}
+    prepared = []
+    for m in models:
+        problems = Problems(m.path, strict)
+        kept = _check_objects(m, problems)
+        skipped.extend(m.skipped)
+        skipped.extend(problems.skipped)
+        for k, v in m.counts.items():
+            counts[k] = counts.get(k, 0) + v
+        lon, lat = _to_wgs84(m.crs, m.xyz[:, 0], m.xyz[:, 1])
+        if kept:
+            _check_place(m, kept, lon, lat)
+        prepared.append((m, kept, lon, lat))
+    kept_all = [(o, i) for m, kept, lon, lat in prepared for o, i in kept]
+    if not kept_all:
+        raise EmptyModelError(paths, None, "no usable building in the model "
+                              f"(objects seen: {counts or 'none'}; "
+                              f"skipped: {len(skipped)})")
+    all_lon = np.concatenate([lon[np.concatenate([i for _, i in kept])]
+                              for m, kept, lon, lat in prepared if kept])
+    all_lat = np.concatenate([lat[np.concatenate([i for _, i in kept])]
+                              for m, kept, lon, lat in prepared if kept])
+    if len(models) == 1:
+        m, kept, lon, lat = prepared[0]
+        _check_extent(paths, kept, lon, lat)
+    else:
+        # per-object centres in one shared lon/lat space
+        offs, glon, glat, objs = 0, [], [], []
+        for m, kept, lon, lat in prepared:
+            glon.append(lon)
+            glat.append(lat)
+            objs.extend((o, i + offs) for o, i in kept)
+            offs += len(lon)
+        _check_extent(paths, objs, np.concatenate(glon), np.concatenate(glat))
+    if frame is None:
+        frame = Frame(0.5 * (all_lon.min() + all_lon.max()),
+                      0.5 * (all_lat.min() + all_lat.max()))
+
+    buildings: list[Building] = []
+    terrain = []
+    for m, kept, _lon, _lat in prepared:
+        problems = Problems(m.path, strict)
+        x, y = frame.from_crs(m.crs, m.xyz[:, 0], m.xyz[:, 1])
+        z = m.xyz[:, 2]
+        family_ground: dict[str, float] = {}
+        for obj, idx in kept:
+            zz = z[idx]
+            if np.any(np.isfinite(zz)):
+                fam = obj.family or obj.id
+                g = float(np.nanmin(zz))
+                family_ground[fam] = min(family_ground.get(fam, math.inf), g)
+        for obj, idx in kept:
+            zz = z[idx]
+            has_z = bool(np.all(np.isfinite(zz)))
+            base = obj.base_m if obj.base_m is not None else (
+                float(zz.min()) if has_z else None)
+            top = obj.top_m if obj.top_m is not None else (
+                float(zz.max()) if has_z else None)
+            ground = obj.ground_m if obj.ground_m is not None else family_ground.get(
+                obj.family or obj.id, base)
+            if obj.height_m is not None:
+                base = float(np.nanmin(zz)) if np.any(np.isfinite(zz)) else 0.0
+                ground = base if obj.ground_m is None else obj.ground_m
+                top = base + obj.height_m
+            if base is None or top is None or ground is None:
+                problems.report(obj.id, "no height: 2D geometry without a height "
+                                "attribute")
+                continue
+            if not top > base:
+                problems.report(obj.id, f"top {top:g} m is not above base {base:g} m")
+                continue
+            fp = footprint_of(obj, x, y, z)
+            if fp is None:
+                problems.report(obj.id, "footprint has no area (all faces vertical or "
+                                "collapsed after projection)")
+                continue
+            buildings.append(Building(obj.id, fp, base, top, ground, obj.kind,
+                                      obj.parent_id))
+        skipped.extend(problems.skipped)
+        if m.terrain_idx is not None and m.terrain_idx.size:
+            t = m.terrain_idx
+            terrain.append(np.column_stack((x[t], y[t], z[t])))
+    if not buildings:
+        raise EmptyModelError(paths, None, "no usable building in the model "
+                              f"(objects seen: {counts}; skipped: {len(skipped)}; first "
+                              f"reason: {skipped[0].reason if skipped else '-'})")
+    crs_names = list(dict.fromkeys(m.crs.to_string() for m in models))
+    fmts = list(dict.fromkeys(m.fmt for m in models))
+    return LoadResult(
+        buildings=buildings,
+        skipped=skipped,
+        frame=frame,
+        source_crs=crs_names[0] if len(crs_names) == 1 else "; ".join(crs_names),
+        has_terrain=all(m.has_terrain for m in models),
+        path=paths,
+        fmt=fmts[0] if len(fmts) == 1 else "mixed",
+        counts=counts,
+        terrain_xyz_m=np.concatenate(terrain).astype(np.float64) if terrain else None,
+    )
