@@ -1,0 +1,90 @@
+"""Render a route as a PNG: map view (buildings, zones, route) and altitude profile.
+
+matplotlib with the Agg backend (no screen needed). Buildings are drawn in the local
+frame coloured by height; the route is drawn over them with its waypoints; zones are
+hatched; the profile plots altitude AMSL against distance along the route together with
+the ground and the highest roof near the route.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import shapely  # noqa: E402
+from matplotlib.collections import PatchCollection  # noqa: E402
+from matplotlib.patches import Polygon as MplPolygon  # noqa: E402
+
+__all__ = ["render_route_png"]
+
+
+def _patches(geom):
+    polys = getattr(geom, "geoms", [geom])
+    return [MplPolygon(np.asarray(p.exterior.coords)[:, :2], closed=True) for p in polys]
+
+
+def render_route_png(twin, route, path, zones=(), margin_m: float = 150.0) -> None:
+    """Write a two-panel PNG of ``route`` in ``twin`` to ``path``."""
+    xyz = route.xyz_m
+    x0, y0 = xyz[:, 0].min() - margin_m, xyz[:, 1].min() - margin_m
+    x1, y1 = xyz[:, 0].max() + margin_m, xyz[:, 1].max() + margin_m
+    view = shapely.box(x0, y0, x1, y1)
+    idx = twin.index.query(view)
+    fig, (ax, axp) = plt.subplots(1, 2, figsize=(14, 6.5),
+                                  gridspec_kw={"width_ratios": [1.3, 1]})
+    patches, heights = [], []
+    for n in idx:
+        b = twin.buildings[n]
+        ps = _patches(b.footprint)
+        patches += ps
+        heights += [b.top_m - b.ground_m] * len(ps)
+    if patches:
+        pc = PatchCollection(patches, cmap="viridis", edgecolor="k", linewidth=0.2)
+        pc.set_array(np.asarray(heights))
+        ax.add_collection(pc)
+        fig.colorbar(pc, ax=ax, label="building height above ground [m]", shrink=0.7)
+    for z in zones:
+        if getattr(z, "centre_m", None) is not None:
+            ax.add_patch(plt.Circle(z.centre_m, z.radius_m, fill=False, hatch="//",
+                                    color="red", lw=1.5))
+        else:
+            for p in _patches(z.shape):
+                p.set(fill=False, hatch="//", color="red", lw=1.5)
+                ax.add_patch(p)
+    ax.plot(xyz[:, 0], xyz[:, 1], "-", color="orangered", lw=2.2, label="route")
+    ax.plot(xyz[:, 0], xyz[:, 1], "o", color="orangered", ms=4)
+    ax.plot(*xyz[0, :2], "^", color="green", ms=11, label="start")
+    ax.plot(*xyz[-1, :2], "s", color="blue", ms=10, label="goal")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x east [m] (local frame)")
+    ax.set_ylabel("y north [m]")
+    ax.legend(loc="upper right")
+    ax.set_title(f"route {route.length_m:.0f} m, {route.duration_s:.0f} s, "
+                 f"clearance {route.clearance_m:g} m")
+    # profile
+    seg = np.linalg.norm(np.diff(xyz[:, :2], axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    ss = np.linspace(0.0, s[-1], max(2, int(s[-1] / (0.5 * twin.grid.dx_m)) + 1))
+    xs = np.interp(ss, s, xyz[:, 0])
+    ys = np.interp(ss, s, xyz[:, 1])
+    g = twin.grid
+    i = np.clip(((xs - g.x0_m) // g.dx_m).astype(int), 0, g.nx - 1)
+    j = np.clip(((ys - g.y0_m) // g.dx_m).astype(int), 0, g.ny - 1)
+    axp.fill_between(ss, twin.ground_m[i, j], twin.top_m[i, j], color="0.6",
+                     label="roofs under the route")
+    axp.plot(ss, twin.clear_top_m[i, j], color="0.3", lw=0.8, ls="--",
+             label="roof + clearance (planning field)")
+    axp.plot(ss, twin.ground_m[i, j], color="saddlebrown", lw=1, label="ground")
+    axp.plot(s, xyz[:, 2], "-o", color="orangered", ms=3, label="route altitude")
+    axp.set_xlabel("distance along route [m]")
+    axp.set_ylabel("altitude [m AMSL]")
+    axp.legend(loc="upper right", fontsize=8)
+    axp.set_title("altitude profile")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,484 @@
+"""Plan a route through the twin: the pipeline from two places and a time to a 4D route.
+
+Steps
+-----
+1. **Validate** the request: both ends inside the twin, not inside a building footprint,
+   not inside an active no-fly volume, the flight's time window sane.
+2. **Choose a search level.** The twin is 2.5D (per column, the layer from which the
+   air is free of buildings plus clearance, ``floor_k``), so a search grid at any
+   coarsening factor ``f`` (cells of ``f`` voxels a side) is computed straight from the
+   2D fields: a coarse cell is blocked when any fine voxel inside it is (max-pooling, so
+   free coarse cells are free at the fine level too). The search window is the box
+   around start and goal plus a margin; the finest level whose window holds at most
+   ``max_search_voxels`` cells is used, and if it finds no route a finer level is tried
+   over a narrower corridor is **not** attempted: the error says which level failed.
+   This bounds memory and time for 10 km routes (a 10 km x 10 km window at f=4 is
+   1250 x 1250 x 16 cells) while short routes search the full 2 m grid.
+3. **Altitude limits and zones** are added to that grid: cells below the cruise floor
+   (``min_agl_m`` above ground) or above the ceiling (``ceiling_agl_m`` above ground)
+   are blocked, and so is every cell touched by a no-fly volume active at any time
+   during the flight.
+4. **Search** (:func:`planner.search.find_path`, numba A*, strict no-corner-cutting
+   rule: a path through free cells stays inside free cells).
+5. **Take-off and landing** are vertical: from the ground at the exact start point up
+   to the first cruise cell's height, and down at the goal. They need only be outside
+   every building footprint and active zone (the clearance applies to the airborne
+   part: a drone may climb beside a wall it will then keep clear of).
+6. **Smooth** the airborne part to few straight segments, each checked against the
+   exact building geometry with the clearance (:class:`planner.exact.ExactChecker`),
+   the active zones, the ground floor and the ceiling; quantize to 1 cm and re-check.
+7. **Time** it (:mod:`planner.timing`) and check zones again with the real times.
+
+A route is only returned after the final polyline passed every exact check.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from airspace.errors import AirspaceError, OutsideTwinError
+from airspace.zones import ground_range_from_grid, segment_intersects, zone_voxels
+from planner import search
+from planner.exact import ExactChecker
+from planner.smooth import quantize, shortcut_quantized
+from planner.timing import SpeedProfile, to_trajectory
+from planner.trajectory import Trajectory
+
+__all__ = ["PlanError", "RouteRequest", "Route", "Planner"]
+
+
+class PlanError(AirspaceError, ValueError):
+    """A route cannot be planned; ``reason`` says why and ``blocking`` names the culprit."""
+
+    def __init__(self, reason: str, blocking: tuple[str, str] | None = None,
+                 code: str = "no_route"):
+        self.reason = reason
+        self.blocking = blocking
+        self.code = code
+        super().__init__(reason)
+
+
+class StartBlocked(PlanError):
+    """The start point is unusable (inside a building or an active zone)."""
+
+
+class GoalBlocked(PlanError):
+    """The goal point is unusable (inside a building or an active zone)."""
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """What an operator asks for.
+
+    Attributes
+    ----------
+    start_lonlat, goal_lonlat : (lon_deg, lat_deg)
+    depart_s : float
+        Departure time [s since the Unix epoch].
+    ceiling_agl_m : float
+        Highest altitude above ground (default 120 m, see fixtures/rules).
+    min_agl_m : float
+        Lowest cruise altitude above ground (take-off and landing excepted).
+    speeds : SpeedProfile
+    flight_id : str
+    start_alt_amsl_m, goal_alt_amsl_m : float or None
+        Height of the take-off / landing pad [m AMSL] (e.g. a rooftop pad); default
+        the ground under the point.
+    """
+
+    start_lonlat: tuple[float, float]
+    goal_lonlat: tuple[float, float]
+    depart_s: float = 0.0
+    ceiling_agl_m: float = 120.0
+    min_agl_m: float = 10.0
+    speeds: SpeedProfile = field(default_factory=SpeedProfile)
+    flight_id: str = "route"
+    start_alt_amsl_m: float | None = None
+    goal_alt_amsl_m: float | None = None
+
+
+@dataclass
+class Route:
+    """A planned, checked route (local metres, WGS84 and a 4D trajectory)."""
+
+    xyz_m: np.ndarray            # (n, 3) local, z [m AMSL], quantized to 1 cm
+    lonlat_deg: np.ndarray       # (n, 2)
+    alt_amsl_m: np.ndarray       # (n,)
+    alt_agl_m: np.ndarray        # (n,)
+    trajectory: Trajectory
+    clearance_m: float
+    voxel_length_m: float        # length of the raw voxel path (incl. take-off/landing)
+    straight_m: float            # 3D straight line start-ground -> goal-ground
+    level: int                   # coarsening factor used by the search
+    expansions: int
+    search_ms: float
+    total_ms: float
+    zones_considered: list[str] = field(default_factory=list)
+
+    @property
+    def length_m(self) -> float:
+        return float(np.linalg.norm(np.diff(self.xyz_m, axis=0), axis=1).sum())
+
+    @property
+    def duration_s(self) -> float:
+        return self.trajectory.duration_s
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready form (the CLI's ``--json``)."""
+        t0 = float(self.trajectory.t_s[0])
+        return {
+            "flight_id": self.trajectory.flight_id,
+            "waypoints": [
+                {"lon": round(float(lo), 9), "lat": round(float(la), 9),
+                 "alt_amsl_m": round(float(a), 2), "alt_agl_m": round(float(g), 2),
+                 "t_s": round(float(t - t0), 3), "time_unix_s": round(float(t), 3)}
+                for (lo, la), a, g, t in zip(self.lonlat_deg, self.alt_amsl_m,
+                                             self.alt_agl_m, self.trajectory.t_s,
+                                             strict=True)],
+            "length_m": round(self.length_m, 2),
+            "duration_s": round(self.duration_s, 2),
+            "clearance_m": self.clearance_m,
+            "voxel_length_m": round(self.voxel_length_m, 2),
+            "straight_m": round(self.straight_m, 2),
+            "search_level": self.level,
+            "expansions": self.expansions,
+            "search_ms": round(self.search_ms, 2),
+            "total_ms": round(self.total_ms, 2),
+            "depart_unix_s": t0,
+        }
+
+
+class Planner:
+    """Plans routes on one twin, with an optional zone layer.
+
+    One planner per thread (it owns the search workspace, which is reused across
+    queries); the twin and its exact checker are read-only and shared.
+    """
+
+    def __init__(self, twin, zones=None, *, max_search_voxels: int = 6_000_000,
+                 checker: ExactChecker | None = None):
+        self.twin = twin
+        self.zones = zones
+        self.max_search_voxels = int(max_search_voxels)
+        self.checker = checker or ExactChecker.for_twin(twin)
+        self._ground_range = ground_range_from_grid(twin.grid, twin.ground_m)
+        self._workspace = None
+        self._ground64 = twin.ground_m.astype(np.float64)
+        self._limits_cache: dict = {}
+
+    # ------------------------------------------------------------------ public API
+    def plan(self, req: RouteRequest) -> Route:
+        t_all = time.perf_counter()
+        tw = self.twin
+        g = tw.grid
+        if not (0.0 < req.min_agl_m < req.ceiling_agl_m):
+            raise PlanError(f"altitude limits must satisfy 0 < min_agl_m < ceiling_agl_m, "
+                            f"got {req.min_agl_m} and {req.ceiling_agl_m}", code="invalid")
+        s_xy = self._local(req.start_lonlat, "start")
+        e_xy = self._local(req.goal_lonlat, "goal")
+        s_col = g.column_of(*s_xy)
+        e_col = g.column_of(*e_xy)
+        gs = self._pad_height(s_col, req.start_alt_amsl_m, "start", StartBlocked)
+        ge = self._pad_height(e_col, req.goal_alt_amsl_m, "goal", GoalBlocked)
+        self._check_endpoint(s_xy, gs, "start", StartBlocked)
+        self._check_endpoint(e_xy, ge, "goal", GoalBlocked)
+
+        straight = math.dist(s_xy, e_xy)
+        est_s = self._duration_bound_s(straight, req)
+        t0, t1 = req.depart_s, req.depart_s + est_s
+        active = self._active_zones(t0, t1)
+
+        level, win = self._choose_window(s_col, e_col, straight)
+        wgrid, blocked, _, _ = self._window_grid(win, level, req, active)
+        si = self._start_cell(wgrid, s_xy, gs, blocked, "start", StartBlocked, req)
+        gi = self._start_cell(wgrid, e_xy, ge, blocked, "goal", GoalBlocked, req)
+        # take-off and landing columns must not meet an active zone
+        for xy, cell, col, name, exc in ((s_xy, si, s_col, "start", StartBlocked),
+                                         (e_xy, gi, e_col, "goal", GoalBlocked)):
+            zc = wgrid.z0_m + (cell[2] + 0.5) * wgrid.dz_m
+            gz = gs if name == "start" else ge
+            for z in active:
+                if z.contains_2d(*xy) and segment_intersects(
+                        z, (xy[0], xy[1], gz), (xy[0], xy[1], zc), self._ground_range):
+                    what = z.zone.reason or "no-fly volume"
+                    raise exc(f"{name} lies inside no-fly volume {z.id} ({what}) active "
+                              "during the flight; choose a point outside it or another time",
+                              blocking=("zone", z.id), code=f"{name}_in_zone")
+
+        if self._workspace is None or not self._workspace_fits(blocked.shape):
+            self._workspace = search.SearchWorkspace(blocked.shape)
+        t_s = time.perf_counter()
+        try:
+            vp = search.find_path(blocked, si, gi, rule="strict", workspace=self._workspace,
+                                  cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m))
+        except search.NoRouteError as exc:
+            raise self._explain_no_route(s_col, e_col, req, active, level, exc) from exc
+        search_ms = 1e3 * (time.perf_counter() - t_s)
+
+        cells = np.asarray(vp.indices)
+        centres = np.column_stack([
+            wgrid.x0_m + (cells[:, 0] + 0.5) * wgrid.dx_m,
+            wgrid.y0_m + (cells[:, 1] + 0.5) * wgrid.dx_m,
+            wgrid.z0_m + (cells[:, 2] + 0.5) * wgrid.dz_m])
+        # airborne part: from above the exact start to above the exact goal
+        air = np.vstack([[s_xy[0], s_xy[1], centres[0, 2]], centres[1:-1],
+                         [e_xy[0], e_xy[1], centres[-1, 2]]])
+        voxel_poly = np.vstack([[s_xy[0], s_xy[1], gs], air, [e_xy[0], e_xy[1], ge]])
+        voxel_len = float(np.linalg.norm(np.diff(voxel_poly, axis=0), axis=1).sum())
+
+        def is_clear(p0, p1):
+            return self._segment_ok(p0, p1, req, active)
+
+        smooth_air = shortcut_quantized(air, is_clear)
+        if smooth_air is None:
+            raise PlanError("internal check failed: the voxel path does not pass the exact "
+                            "clearance check (the twin may be stale); route refused",
+                            code="check_failed")
+        ground_s = quantize([[s_xy[0], s_xy[1], gs]])[0]
+        ground_e = quantize([[e_xy[0], e_xy[1], ge]])[0]
+        xyz = np.vstack([ground_s, smooth_air, ground_e])
+        xyz = _drop_repeats(xyz)
+        traj = to_trajectory(req.flight_id, xyz, req.depart_s, req.speeds)
+        # zones again, with the real flight times
+        if traj.t_end_s > t1:
+            ids = {z.id for z in active}
+            extra = [z for z in self._active_zones(t0, traj.t_end_s) if z.id not in ids]
+            if extra:
+                active = active + extra
+                for s in range(len(xyz) - 1):
+                    if not self._segment_ok(xyz[s], xyz[s + 1], req, extra):
+                        raise PlanError("the route would cross no-fly volume(s) "
+                                        f"{', '.join(z.id for z in extra)} that become "
+                                        "active before it lands; try another departure",
+                                        blocking=("zone", extra[0].id))
+        lon, lat = tw.frame.to_wgs84(xyz[:, 0], xyz[:, 1])
+        agl = xyz[:, 2] - self._ground_along(xyz)
+        return Route(
+            xyz_m=xyz, lonlat_deg=np.column_stack([lon, lat]), alt_amsl_m=xyz[:, 2].copy(),
+            alt_agl_m=np.round(agl, 2), trajectory=traj, clearance_m=tw.clearance_m,
+            voxel_length_m=voxel_len,
+            straight_m=float(math.dist((s_xy[0], s_xy[1], gs), (e_xy[0], e_xy[1], ge))),
+            level=level, expansions=int(vp.expansions), search_ms=search_ms,
+            total_ms=1e3 * (time.perf_counter() - t_all),
+            zones_considered=[z.id for z in active])
+
+    # ------------------------------------------------------------------ helpers
+    def _local(self, lonlat, name):
+        lon, lat = lonlat
+        if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180
+                and -90 <= lat <= 90):
+            raise OutsideTwinError(f"{name} ({lon}, {lat}) is not a WGS84 lon/lat position")
+        x, y = self.twin.frame.to_local(lon, lat)
+        g = self.twin.grid
+        if not g.contains(x, y):
+            b = self.twin.summary()["bounds_wgs84"]
+            raise OutsideTwinError(
+                f"{name} lon={lon:.6f}, lat={lat:.6f} is outside the twin "
+                f"(lon {b[0]:.5f}..{b[2]:.5f}, lat {b[1]:.5f}..{b[3]:.5f})")
+        return float(x), float(y)
+
+    def _pad_height(self, col, alt, name, exc) -> float:
+        ground = float(self.twin.ground_m[col])
+        if alt is None:
+            return ground
+        if not (math.isfinite(alt) and ground - 1.0 <= alt <= ground + 1000.0):
+            raise exc(f"{name} altitude {alt} m AMSL is not a plausible pad height here "
+                      f"(ground is {ground:.1f} m AMSL)", code="invalid")
+        return float(alt)
+
+    def _check_endpoint(self, xy, z, name, exc):
+        bid = self.checker.building_at(xy[0], xy[1], z)
+        if bid is not None:
+            raise exc(f"{name} lies inside building {bid} (below its roof); choose a point "
+                      "outside it or give the rooftop pad's altitude",
+                      blocking=("building", bid), code=f"{name}_in_building")
+
+    def _duration_bound_s(self, straight_m, req) -> float:
+        sp = req.speeds
+        up = req.ceiling_agl_m / sp.climb_mps + req.ceiling_agl_m / sp.descent_mps
+        return 3.0 * straight_m / sp.cruise_mps + up + 120.0
+
+    def _active_zones(self, t0, t1):
+        """Local forms of the zones active at any time during ``[t0, t1]``."""
+        if self.zones is None:
+            return []
+        return list(self.zones.local_zones(t0, t1))
+
+    def _choose_window(self, s_col, e_col, straight_m):
+        g = self.twin.grid
+        margin_cells = int(math.ceil(max(150.0, 0.3 * straight_m) / g.dx_m))
+        i0 = max(0, min(s_col[0], e_col[0]) - margin_cells)
+        i1 = min(g.nx, max(s_col[0], e_col[0]) + margin_cells + 1)
+        j0 = max(0, min(s_col[1], e_col[1]) - margin_cells)
+        j1 = min(g.ny, max(s_col[1], e_col[1]) + margin_cells + 1)
+        level = 1
+        while ((i1 - i0) / level) * ((j1 - j0) / level) * (g.nz / level) \
+                > self.max_search_voxels:
+            level *= 2
+        # align the window to the level so coarse cells tile fine columns exactly
+        i0 -= i0 % level
+        j0 -= j0 % level
+        return level, (i0, i1, j0, j1)
+
+    def _window_grid(self, win, f, req, active):
+        """Search grid of a window at coarsening ``f`` (see module docstring, step 2-3)."""
+        from airspace.grid import GridSpec
+        tw = self.twin
+        g = tw.grid
+        i0, i1, j0, j1 = win
+        ni = -(-(i1 - i0) // f)
+        nj = -(-(j1 - j0) // f)
+        nk = g.nz // f
+        pad_i = ni * f - (i1 - i0)
+        pad_j = nj * f - (j1 - j0)
+
+        def pooled(a, fill, how):
+            w = np.pad(a[i0:i1, j0:j1], ((0, pad_i), (0, pad_j)), constant_values=fill)
+            w = w.reshape(ni, f, nj, f)
+            return w.max(axis=(1, 3)) if how == "max" else w.min(axis=(1, 3))
+
+        ground = self._ground64
+        floor_fine, ceil_fine = self._limit_layers(req.min_agl_m, req.ceiling_agl_m)
+        big = np.iinfo(np.int64).max // 4
+        floor_c = pooled(floor_fine, big, "max")
+        ceil_c = pooled(ceil_fine, -big, "min")
+        k = np.arange(nk)
+        lo = k * f                     # lowest fine layer in coarse layer K
+        hi = (k + 1) * f - 1           # highest
+        blocked = ((lo[None, None, :] < floor_c[:, :, None])
+                   | (hi[None, None, :] > ceil_c[:, :, None])).astype(np.uint8)
+        wgrid = GridSpec(x0_m=g.x0_m + i0 * g.dx_m, y0_m=g.y0_m + j0 * g.dx_m, z0_m=g.z0_m,
+                         dx_m=g.dx_m * f, dz_m=g.dz_m * f, nx=ni, ny=nj, nz=nk)
+        if active:
+            gmin = pooled(ground, np.inf, "min")
+            gmax = pooled(ground, -np.inf, "max")
+            gmin[~np.isfinite(gmin)] = 0.0
+            gmax[~np.isfinite(gmax)] = 0.0
+            for z in active:
+                for gr in (gmin, gmax):
+                    _mark_zone(blocked, z, wgrid, gr.astype(np.float32))
+        return wgrid, blocked, floor_c, ceil_c
+
+    def _limit_layers(self, min_agl_m, ceiling_agl_m):
+        """Per fine column: first allowed layer (buildings + cruise floor) and last
+        allowed layer (ceiling), cached per pair of limits."""
+        key = (float(min_agl_m), float(ceiling_agl_m))
+        hit = self._limits_cache.get(key)
+        if hit is None:
+            g = self.twin.grid
+            ground = self._ground64
+            floor_agl = np.ceil((ground + min_agl_m - g.z0_m) / g.dz_m).astype(np.int64)
+            floor_fine = np.maximum(self.twin.floor_k.astype(np.int64), floor_agl)
+            ceil_fine = np.floor((ground + ceiling_agl_m - g.z0_m) / g.dz_m).astype(np.int64) - 1
+            hit = (floor_fine, ceil_fine)
+            if len(self._limits_cache) > 8:
+                self._limits_cache.clear()
+            self._limits_cache[key] = hit
+        return hit
+
+    def _start_cell(self, wgrid, xy, pad_m, blocked, name, exc, req):
+        i = int((xy[0] - wgrid.x0_m) // wgrid.dx_m)
+        j = int((xy[1] - wgrid.y0_m) // wgrid.dx_m)
+        bottoms = wgrid.z0_m + np.arange(wgrid.nz) * wgrid.dz_m
+        free = np.flatnonzero((blocked[i, j, :] == 0) & (bottoms >= pad_m))
+        if free.size == 0:
+            raise exc(f"no airspace to climb into above the {name}: the column is blocked "
+                      f"from the ground up to the {req.ceiling_agl_m:.0f} m AGL ceiling "
+                      "(a building's protected volume or a no-fly volume)",
+                      code=f"{name}_blocked")
+        return (i, j, int(free[0]))
+
+    def _segment_ok(self, p0, p1, req, zones) -> bool:
+        if self.checker.segment_violation(p0, p1) is not None:
+            return False
+        if not self._altitude_ok(p0, p1, req):
+            return False
+        for z in zones:
+            if segment_intersects(z, p0, p1, self._ground_range):
+                return False
+        return True
+
+    def _columns_along(self, p0, p1):
+        """Fine columns under a segment, sampled every dx/8 (ends included)."""
+        g = self.twin.grid
+        n = max(2, int(math.ceil(math.dist(p0[:2], p1[:2]) / (0.125 * g.dx_m))) + 1)
+        t = np.linspace(0.0, 1.0, n)
+        x = p0[0] + t * (p1[0] - p0[0])
+        y = p0[1] + t * (p1[1] - p0[1])
+        i = np.clip(((x - g.x0_m) // g.dx_m).astype(np.int64), 0, g.nx - 1)
+        j = np.clip(((y - g.y0_m) // g.dx_m).astype(np.int64), 0, g.ny - 1)
+        return i, j
+
+    def _altitude_ok(self, p0, p1, req) -> bool:
+        """Cruise floor and ceiling along the segment (ground sampled every dx/8).
+
+        The ground field is itself a raster estimate, so this is a check of the
+        altitude rules, not of clearance (which the exact checker guarantees).
+        """
+        i, j = self._columns_along(p0, p1)
+        ground = self.twin.ground_m[i, j].astype(np.float64)
+        t = np.linspace(0.0, 1.0, len(i))
+        z = p0[2] + t * (p1[2] - p0[2])
+        agl = z - ground
+        return bool(agl.min() >= req.min_agl_m - 1e-6
+                    and agl.max() <= req.ceiling_agl_m + 1e-6)
+
+    def _ground_along(self, xyz):
+        g = self.twin.grid
+        i = np.clip(((xyz[:, 0] - g.x0_m) // g.dx_m).astype(np.int64), 0, g.nx - 1)
+        j = np.clip(((xyz[:, 1] - g.y0_m) // g.dx_m).astype(np.int64), 0, g.ny - 1)
+        return self.twin.ground_m[i, j].astype(np.float64)
+
+    def _workspace_fits(self, shape) -> bool:
+        return self._workspace.capacity >= int(np.prod([s + 2 for s in shape]))
+
+    def _explain_no_route(self, s_col, e_col, req, active, level, exc):
+        names = ", ".join(z.id for z in active)
+        if active:
+            # would it work without the zones?  then the zones are the reason
+            try:
+                Planner(self.twin, None, max_search_voxels=self.max_search_voxels,
+                        checker=self.checker)._search_only(s_col, e_col, req)
+                return PlanError(f"no route: the goal or start is enclosed by active "
+                                 f"no-fly volume(s) {names}", blocking=("zone", active[0].id))
+            except PlanError:
+                pass
+        return PlanError(f"no route within the limits ({req.min_agl_m:.0f}-"
+                         f"{req.ceiling_agl_m:.0f} m AGL, clearance {self.twin.clearance_m} m, "
+                         f"search cells of {self.twin.grid.dx_m * level:g} m): {exc}")
+
+    def _search_only(self, s_col, e_col, req):
+        g = self.twin.grid
+        level, win = self._choose_window(s_col, e_col, math.dist(s_col, e_col) * g.dx_m)
+        wgrid, blocked, _, _ = self._window_grid(win, level, req, [])
+        si = (s_col[0] - win[0]) // level, (s_col[1] - win[2]) // level
+        gi = (e_col[0] - win[0]) // level, (e_col[1] - win[2]) // level
+        fs = np.flatnonzero(blocked[si[0], si[1]] == 0)
+        fg = np.flatnonzero(blocked[gi[0], gi[1]] == 0)
+        if fs.size == 0 or fg.size == 0:
+            raise PlanError("blocked")
+        try:
+            search.find_path(blocked, (*si, int(fs[0])), (*gi, int(fg[0])), rule="strict",
+                             cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m))
+        except search.NoRouteError as exc:
+            raise PlanError(str(exc)) from exc
+
+
+def _mark_zone(blocked, zone, wgrid, ground):
+    """Block every cell of ``blocked`` touched by ``zone`` (conservative)."""
+    i0, i1, j0, j1, k_lo, k_hi = zone_voxels(zone, wgrid, ground)
+    if i1 <= i0 or j1 <= j0:
+        return
+    k = np.arange(blocked.shape[2])
+    hit = (k[None, None, :] >= k_lo[:, :, None]) & (k[None, None, :] <= k_hi[:, :, None])
+    blocked[i0:i1, j0:j1] |= hit.astype(np.uint8)
+
+
+def _drop_repeats(xyz):
+    keep = np.ones(len(xyz), dtype=bool)
+    keep[1:] = np.any(np.abs(np.diff(xyz, axis=0)) > 0, axis=1)
+    return xyz[keep]

@@ -1,0 +1,138 @@
+"""Independent route validator: re-checks a finished route with its own code path.
+
+Used by the tests (thousands of random routes in every city) and available to the
+service as a last guard. It shares no code with :mod:`planner.exact` or
+:mod:`planner.route`: its own R-tree (the ``rtree`` package, not shapely's STRtree) over
+building footprints, its own segment clipping, and ``shapely.dwithin`` (not
+``distance``) for the horizontal test. The rules it checks are the product's promises:
+
+* every airborne segment keeps ``clearance_m`` from every building, under the protected
+  volume definition of :mod:`planner.exact` (horizontal distance < c while below
+  roof + c is a violation);
+* take-off and landing are vertical and start/end on the ground outside every
+  footprint;
+* waypoints are on the 1 cm lattice;
+* times never decrease and no speed limit is exceeded;
+* no segment enters an active no-fly volume during the time the drone flies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import rtree
+import shapely
+from shapely.geometry import LineString, Point
+
+__all__ = ["RouteValidator", "ValidationReport"]
+
+
+@dataclass
+class ValidationReport:
+    """Every problem found (empty when the route is valid)."""
+
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        return "valid" if self.ok else "; ".join(self.problems[:10])
+
+
+class RouteValidator:
+    """Validator for routes in one twin (buildings and clearance taken from it)."""
+
+    def __init__(self, buildings, clearance_m: float):
+        self.clearance_m = float(clearance_m)
+        self.geoms = [b.footprint for b in buildings]
+        self.tops = np.array([b.top_m for b in buildings], dtype=np.float64)
+        self.ids = [b.id for b in buildings]
+        props = rtree.index.Property()
+        props.dimension = 2
+
+        def stream():
+            for n, g in enumerate(self.geoms):
+                yield (n, g.bounds, None)
+
+        self.idx = rtree.index.Index(stream(), properties=props) if self.geoms else \
+            rtree.index.Index(properties=props)
+
+    def check(self, xyz_m, t_s=None, speeds=None, zones=()) -> ValidationReport:
+        """Validate a route polyline ``(n, 3)`` (and optionally its times and zones)."""
+        rep = ValidationReport()
+        xyz = np.asarray(xyz_m, dtype=np.float64)
+        if len(xyz) < 4:
+            rep.problems.append(f"a route has take-off, cruise and landing: got {len(xyz)} "
+                                "waypoints")
+            return rep
+        if np.any(np.abs(xyz * 100.0 - np.round(xyz * 100.0)) > 1e-6):
+            rep.problems.append("waypoints are not on the 1 cm lattice")
+        # take-off and landing: vertical, outside every footprint
+        for a, b, name in ((0, 1, "take-off"), (-1, -2, "landing")):
+            if not np.allclose(xyz[a, :2], xyz[b, :2], atol=1e-9):
+                rep.problems.append(f"{name} is not vertical")
+            p = Point(xyz[a, 0], xyz[a, 1])
+            for n in self.idx.intersection(p.bounds):
+                if self.geoms[n].intersects(p) and xyz[a, 2] < self.tops[n]:
+                    rep.problems.append(f"{name} point is inside building {self.ids[n]}")
+        c = self.clearance_m
+        for s in range(1, len(xyz) - 2):
+            p0, p1 = xyz[s], xyz[s + 1]
+            box = (min(p0[0], p1[0]) - c, min(p0[1], p1[1]) - c,
+                   max(p0[0], p1[0]) + c, max(p0[1], p1[1]) + c)
+            for n in self.idx.intersection(box):
+                part = _clip_below(p0, p1, self.tops[n] + c)
+                if part is None:
+                    continue
+                g = LineString(part) if not np.allclose(part[0], part[1]) else Point(part[0])
+                # dwithin is "distance <= c"; equality is allowed by the promise, so
+                # test a hair inside c to avoid flagging exact-boundary touches
+                if shapely.dwithin(g, self.geoms[n], c * (1 - 1e-9)):
+                    rep.problems.append(f"segment {s} within {c} m of building "
+                                        f"{self.ids[n]} below its roof + {c} m")
+        if t_s is not None:
+            t = np.asarray(t_s, dtype=np.float64)
+            dt = np.diff(t)
+            if np.any(dt < 0):
+                rep.problems.append("times decrease")
+            if speeds is not None:
+                d = np.diff(xyz, axis=0)
+                h = np.hypot(d[:, 0], d[:, 1])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    vh = np.where(dt > 0, h / dt, np.where(h > 0, np.inf, 0.0))
+                    vz = np.where(dt > 0, d[:, 2] / dt, np.where(d[:, 2] != 0, np.inf, 0.0))
+                tol = 1.0 + 1e-6
+                if np.any(vh > speeds.cruise_mps * tol):
+                    rep.problems.append("horizontal speed limit exceeded")
+                if np.any(vz > speeds.climb_mps * tol) or np.any(-vz > speeds.descent_mps * tol):
+                    rep.problems.append("vertical speed limit exceeded")
+            for z in zones:
+                hit = _zone_hit(z, xyz, t)
+                if hit is not None:
+                    rep.problems.append(f"segment {hit} enters no-fly volume {z.id} while it "
+                                        "is active")
+        return rep
+
+
+def _clip_below(p0, p1, lim):
+    z0, z1 = p0[2], p1[2]
+    if z0 >= lim and z1 >= lim:
+        return None
+    if z0 < lim and z1 < lim:
+        return [tuple(p0[:2]), tuple(p1[:2])]
+    f = (lim - z0) / (z1 - z0)
+    m = (p0[0] + f * (p1[0] - p0[0]), p0[1] + f * (p1[1] - p0[1]))
+    return [tuple(p0[:2]), m] if z0 < lim else [m, tuple(p1[:2])]
+
+
+def _zone_hit(zone, xyz, t):
+    """Index of the first segment that meets ``zone`` during its active window."""
+    for s in range(len(xyz) - 1):
+        if not zone.is_active(t[s], t[s + 1]):
+            continue
+        if zone.touches_segment_independent(xyz[s], xyz[s + 1]):
+            return s
+    return None
