@@ -232,7 +232,8 @@ class Zone:
             if vals[0] is not None and vals[1] is not None and not vals[1] > vals[0]:
                 _fail(zid, f"window.end_s must exceed window.start_s "
                            f"(got {vals[1]:g} <= {vals[0]:g})")
-            object.__setattr__(self, "window", tuple(vals))
+            object.__setattr__(self, "window",
+                               None if vals == [None, None] else tuple(vals))
         if isinstance(self.authority, str):
             object.__setattr__(self, "authority", Authority(self.authority))
         if not isinstance(self.authority, Authority):
