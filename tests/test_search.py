@@ -1,0 +1,256 @@
+"""planner.search: A* against the naive Dijkstra, typed errors, workspace reuse, and the
+Moving AI 3D benchmark's published optima."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from airspace.errors import AirspaceError, OutsideTwinError
+from planner.search import (
+    GoalBlockedError,
+    NoRouteError,
+    OutsideGridError,
+    SearchGrid,
+    SearchStatus,
+    SearchWorkspace,
+    StartBlockedError,
+    WorkspaceTooSmallError,
+    find_path,
+    octile_distance,
+)
+from planner.voxel3d import read_map, read_scenarios
+from tests.naive.search import dijkstra_cost, path_cost
+
+REL_TOL = 1e-9
+
+
+def _random_case(rng, density=None, shape=None):
+    shape = shape or tuple(int(s) for s in rng.integers(3, 9, size=3))
+    density = rng.uniform(0.05, 0.45) if density is None else density
+    blocked = (rng.random(shape) < density).astype(np.uint8)
+    free = np.argwhere(blocked == 0)
+    if len(free) < 2:
+        blocked[0, 0, 0] = 0
+        blocked[-1, -1, -1] = 0
+        free = np.argwhere(blocked == 0)
+    i, j = rng.choice(len(free), size=2, replace=len(free) < 2)
+    return blocked, tuple(free[i]), tuple(free[j])
+
+
+def _check_against_oracle(blocked, s, g, rule, **kw):
+    want = dijkstra_cost(blocked, s, g, rule, **kw)
+    if math.isinf(want):
+        with pytest.raises(NoRouteError, match="not in the start's connected free region"):
+            find_path(blocked, s, g, rule=rule, **kw)
+        return None
+    p = find_path(blocked, s, g, rule=rule, **kw)
+    assert p.status == SearchStatus.FOUND
+    assert p.cost == pytest.approx(want, rel=REL_TOL, abs=1e-12)
+    assert tuple(p.indices[0]) == s and tuple(p.indices[-1]) == g
+    assert path_cost(blocked, p.indices, rule, **kw) == pytest.approx(p.cost, rel=REL_TOL)
+    return p
+
+
+@pytest.mark.parametrize("rule", ["strict", "free"])
+def test_matches_dijkstra_on_random_grids(rule):
+    rng = np.random.default_rng(12345 if rule == "strict" else 54321)
+    found = 0
+    for _ in range(300):
+        blocked, s, g = _random_case(rng)
+        found += _check_against_oracle(blocked, s, g, rule) is not None
+    assert found > 150  # the cases are not all trivially unreachable
+
+
+def test_rules_differ_where_a_diagonal_cuts_a_corner():
+    blocked = np.zeros((2, 2, 1), np.uint8)
+    blocked[1, 0, 0] = 1
+    assert find_path(blocked, (0, 0, 0), (1, 1, 0), rule="free").cost == pytest.approx(
+        math.sqrt(2))
+    assert find_path(blocked, (0, 0, 0), (1, 1, 0), rule="strict").cost == pytest.approx(2.0)
+    blocked[0, 1, 0] = 1  # both corners blocked: strict cannot pass, free can
+    with pytest.raises(NoRouteError):
+        find_path(blocked, (0, 0, 0), (1, 1, 0), rule="strict")
+    assert find_path(blocked, (0, 0, 0), (1, 1, 0), rule="free").indices.shape == (2, 3)
+
+
+def test_weighted_costs_match_dijkstra():
+    rng = np.random.default_rng(7)
+    for k in range(80):
+        blocked, s, g = _random_case(rng)
+        kw = dict(cell_size=(2.0, 2.0, 0.5 + k % 3), vertical_factor=[1.0, 3.0, 0.0][k % 3])
+        if k % 2:
+            kw["voxel_cost"] = rng.uniform(0, 2, size=blocked.shape)
+        _check_against_oracle(blocked, s, g, ["strict", "free"][k % 2], **kw)
+
+
+def test_heuristic_is_the_exact_empty_grid_cost():
+    rng = np.random.default_rng(3)
+    empty = np.zeros((5, 6, 4), np.uint8)
+    for k in range(40):
+        a = tuple(int(rng.integers(0, n)) for n in empty.shape)
+        b = tuple(int(rng.integers(0, n)) for n in empty.shape)
+        cell = (1.0, 1.0, 1.0) if k % 2 else (1.5, 2.5, 0.7)
+        vf = 1.0 if k % 3 else 4.0
+        want = dijkstra_cost(empty, a, b, "strict", cell, vf)
+        assert octile_distance(a, b, cell, vf) == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert octile_distance((0, 0, 0), (4, 2, 1)) == pytest.approx(
+        math.sqrt(3) + math.sqrt(2) + 2)
+
+
+def test_start_equals_goal():
+    p = find_path(np.zeros((3, 3, 3), np.uint8), (1, 1, 1), (1, 1, 1))
+    assert p.cost == 0.0 and p.indices.tolist() == [[1, 1, 1]]
+
+
+def test_workspace_reuse_gives_the_same_results_as_fresh():
+    rng = np.random.default_rng(99)
+    ws = SearchWorkspace((8, 8, 8), heap_capacity=1)  # also exercises heap growth
+    for _ in range(200):
+        blocked, s, g = _random_case(rng)
+        rule = ["strict", "free"][int(rng.integers(2))]
+        try:
+            fresh = find_path(blocked, s, g, rule=rule)
+        except NoRouteError:
+            with pytest.raises(NoRouteError):
+                find_path(blocked, s, g, rule=rule, workspace=ws)
+            continue
+        reused = find_path(blocked, s, g, rule=rule, workspace=ws)
+        assert reused.cost == fresh.cost
+        assert reused.expansions == fresh.expansions
+        np.testing.assert_array_equal(reused.indices, fresh.indices)
+
+
+def test_budget_exhausted_returns_a_status_and_leaves_the_workspace_usable():
+    blocked = np.zeros((30, 30, 3), np.uint8)
+    blocked[15, :29, :] = 1
+    ws = SearchWorkspace(blocked.shape)
+    p = find_path(blocked, (0, 0, 1), (29, 0, 1), workspace=ws, max_expansions=5)
+    assert p.status == SearchStatus.BUDGET_EXHAUSTED
+    assert p.expansions == 5 and math.isinf(p.cost) and p.indices.shape == (0, 3)
+    full = find_path(blocked, (0, 0, 1), (29, 0, 1), workspace=ws)
+    assert full.status == SearchStatus.FOUND
+    assert full.cost == pytest.approx(dijkstra_cost(blocked, (0, 0, 1), (29, 0, 1)))
+
+
+def test_window_restricts_the_search_and_keeps_full_grid_indices():
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        blocked, s, g = _random_case(rng, shape=(9, 8, 7))
+        lo = tuple(min(s[i], g[i]) - int(rng.integers(0, 2)) for i in range(3))
+        lo = tuple(max(v, 0) for v in lo)
+        hi = tuple(min(max(s[i], g[i]) + 1 + int(rng.integers(0, 2)), blocked.shape[i])
+                   for i in range(3))
+        outside = np.ones_like(blocked)
+        outside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 0
+        masked = blocked | outside
+        want = dijkstra_cost(masked, s, g, "strict")
+        grid = SearchGrid(blocked)
+        if math.isinf(want):
+            with pytest.raises(NoRouteError, match="inside the window"):
+                find_path(grid, s, g, window=(lo, hi))
+            continue
+        p = find_path(grid, s, g, window=(lo, hi))
+        assert p.cost == pytest.approx(want, rel=REL_TOL)
+        assert tuple(p.indices[0]) == s and tuple(p.indices[-1]) == g
+        assert path_cost(masked, p.indices, "strict") == pytest.approx(p.cost)
+
+
+def test_search_grid_and_array_give_the_same_path():
+    rng = np.random.default_rng(11)
+    blocked, s, g = _random_case(rng, density=0.2, shape=(8, 8, 8))
+    vc = rng.uniform(0, 1, size=blocked.shape)
+    a = find_path(blocked, s, g, voxel_cost=vc)
+    b = find_path(SearchGrid(blocked, vc), s, g)
+    assert a.cost == b.cost
+    np.testing.assert_array_equal(a.indices, b.indices)
+
+
+# ------------------------------------------------------------------------- errors
+
+
+def test_outside_grid_error():
+    blocked = np.zeros((4, 5, 6), np.uint8)
+    with pytest.raises(OutsideGridError, match=r"start \(4, 0, 0\) is outside the grid of "
+                                               r"shape \(4, 5, 6\)") as e:
+        find_path(blocked, (4, 0, 0), (0, 0, 0))
+    assert isinstance(e.value, OutsideTwinError) and isinstance(e.value, ValueError)
+    with pytest.raises(OutsideGridError, match=r"goal \(0, -1, 0\) is outside"):
+        find_path(blocked, (0, 0, 0), (0, -1, 0))
+    with pytest.raises(OutsideGridError, match=r"goal \(3, 4, 5\) is outside the window"):
+        find_path(blocked, (0, 0, 0), (3, 4, 5), window=((0, 0, 0), (2, 2, 2)))
+    with pytest.raises(OutsideGridError, match="window .* empty or outside the grid"):
+        find_path(blocked, (0, 0, 0), (1, 1, 1), window=((0, 0, 0), (2, 2, 9)))
+
+
+def test_blocked_endpoint_errors():
+    blocked = np.zeros((3, 3, 3), np.uint8)
+    blocked[0, 0, 0] = blocked[2, 2, 2] = 1
+    with pytest.raises(StartBlockedError, match=r"start \(0, 0, 0\) is a blocked voxel") as e:
+        find_path(blocked, (0, 0, 0), (1, 1, 1))
+    assert isinstance(e.value, AirspaceError) and isinstance(e.value, ValueError)
+    with pytest.raises(GoalBlockedError, match=r"goal \(2, 2, 2\) is a blocked voxel") as e:
+        find_path(blocked, (1, 1, 1), (2, 2, 2))
+    assert isinstance(e.value, AirspaceError) and isinstance(e.value, ValueError)
+
+
+def test_no_route_error_says_why():
+    blocked = np.zeros((5, 5, 5), np.uint8)
+    blocked[2, :, :] = 1
+    with pytest.raises(NoRouteError) as e:
+        find_path(blocked, (0, 0, 0), (4, 4, 4))
+    msg = str(e.value)
+    assert "no route from (0, 0, 0) to (4, 4, 4) under the 'strict' rule" in msg
+    assert "50 voxels reached, all explored" in msg  # the 2 x 5 x 5 slab behind the wall
+    assert isinstance(e.value, AirspaceError) and e.value.reason == msg
+
+
+def test_bad_arguments():
+    blocked = np.zeros((3, 3, 3), np.uint8)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        find_path(blocked, (0, 0, 0), (1, 1, 1), rule="diagonal")
+    with pytest.raises(ValueError, match="start must be three integers"):
+        find_path(blocked, (0, 0), (1, 1, 1))
+    with pytest.raises(ValueError, match="non-empty 3D array"):
+        find_path(np.zeros((3, 3), np.uint8), (0, 0, 0), (1, 1, 1))
+    with pytest.raises(ValueError, match="cell_size must be three positive"):
+        find_path(blocked, (0, 0, 0), (1, 1, 1), cell_size=(1, 0, 1))
+    with pytest.raises(ValueError, match="vertical_factor must be finite"):
+        find_path(blocked, (0, 0, 0), (1, 1, 1), vertical_factor=-1)
+    with pytest.raises(ValueError, match="voxel_cost must be finite and >= 0"):
+        find_path(blocked, (0, 0, 0), (1, 1, 1), voxel_cost=-np.ones((3, 3, 3)))
+    with pytest.raises(WorkspaceTooSmallError, match="workspace holds 27 voxels"):
+        find_path(blocked, (0, 0, 0), (1, 1, 1), workspace=SearchWorkspace((1, 1, 1)))
+
+
+# ---------------------------------------------------------- Moving AI 3D benchmark
+
+# Every scenario of Simple; an evenly spread subset of the other maps keeps this file
+# fast (benchmarks/bench_voxel3d.py checks all 10,000 of each map).
+MOVING_AI = [("Simple", None), ("Complex", 1000), ("DA1", 1000)]
+
+
+@pytest.mark.parametrize("name,limit", MOVING_AI)
+def test_moving_ai_optimal_lengths(voxel3d_data, name, limit):
+    blocked = read_map(voxel3d_data / f"{name}.3dmap")
+    scen = read_scenarios(voxel3d_data / f"{name}.3dmap.3dscen").spread(limit)
+    assert len(scen) >= 1000
+    grid = SearchGrid(blocked)
+    ws = SearchWorkspace(blocked.shape)
+    checked_paths = 0
+    for k, (s, g, length) in enumerate(zip(scen.start, scen.goal, scen.length, strict=True)):
+        p = find_path(grid, s, g, workspace=ws)
+        assert abs(p.cost - length) <= 1e-6 * length, (name, k, p.cost, length)
+        if k % 100 == 0:  # the path itself is legal and costs what is reported
+            idx = p.indices
+            d = np.diff(idx, axis=0)
+            assert (np.abs(d).max(axis=1) == 1).all()
+            lo = np.minimum(idx[:-1], idx[1:])
+            for corner in np.ndindex(2, 2, 2):
+                c = np.where(np.array(corner) == 1, np.maximum(idx[:-1], idx[1:]), lo)
+                assert not blocked[c[:, 0], c[:, 1], c[:, 2]].any()
+            assert np.linalg.norm(d, axis=1).sum() == pytest.approx(p.cost, rel=1e-12)
+            checked_paths += 1
+    assert checked_paths >= 10
