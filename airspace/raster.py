@@ -389,6 +389,34 @@ def _floor_kernel(clear_top, z0, dz, nz, out):
             out[i, j] = k
 
 
+@njit(**JIT)
+def _coarse_mean_kernel(field, f, out):
+    """Mean of the finite cells of each ``f x f`` block of ``field`` (NaN if none)."""
+    nx, ny = field.shape
+    cx, cy = out.shape
+    for a in range(cx):
+        for b in range(cy):
+            s = 0.0
+            n = 0
+            for i in range(a * f, min(nx, (a + 1) * f)):
+                for j in range(b * f, min(ny, (b + 1) * f)):
+                    v = field[i, j]
+                    if np.isfinite(v):
+                        s += v
+                        n += 1
+            out[a, b] = s / n if n > 0 else np.nan
+
+
+@njit(**JIT)
+def _fill_from_coarse_kernel(field, f, coarse):
+    """Set the non-finite cells of ``field`` to their coarse block's value (in place)."""
+    nx, ny = field.shape
+    for i in range(nx):
+        for j in range(ny):
+            if not np.isfinite(field[i, j]):
+                field[i, j] = coarse[i // f, j // f]
+
+
 # --------------------------------------------------------------------------------------
 # public front
 # --------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ ground up (overhangs ignored), a conservative superset of the 3D Minkowski sum.
 
 Ground: from the model's terrain samples when it has them (linear interpolation at the
 cell centres, nearest sample outside their convex hull); else from the buildings'
-``ground_m`` on the columns they touch, spread to the other columns by nearest neighbour
-(``scipy.ndimage.distance_transform_edt`` indices); else 0.
+``ground_m`` on the columns they touch (the highest, where several touch), spread to the
+other columns by nearest neighbour (``scipy.ndimage.distance_transform_edt`` indices; on a
+coarsened grid beyond ``FILL_CELLS`` columns); else 0.
 
 Grid: covers the footprints' bounding box plus a margin (default ``clearance_m`` + 3
 cells), aligned to multiples of ``resolution_m``; ``z0_m = floor(min ground)`` and the
@@ -49,9 +50,16 @@ from airspace.building import Building, LoadResult
 from airspace.errors import OutsideTwinError
 from airspace.frame import Frame
 from airspace.grid import GridSpec
-from airspace.raster import flatten_footprints, floor_layers, rasterize_footprints
+from airspace.raster import (
+    _coarse_mean_kernel,
+    _fill_from_coarse_kernel,
+    flatten_footprints,
+    floor_layers,
+    rasterize_footprints,
+)
 
 __all__ = [
+    "FILL_CELLS",
     "MAX_COLUMNS",
     "MAX_EXTENT_M",
     "MAX_VOXELS",
@@ -357,8 +365,19 @@ def _terrain_field(grid: GridSpec, xyz: np.ndarray) -> np.ndarray:
     return out
 
 
+FILL_CELLS = 1_000_000
+"""Largest grid on which the ground is spread cell by cell; larger grids spread it on a
+coarser grid of at most this many cells (the ground between buildings is an estimate
+anyway, and the exact transform of 25 M cells costs seconds and 400 MB)."""
+
+
 def _fill_nearest(field: np.ndarray) -> np.ndarray:
-    """Replace non-finite cells by the value of the nearest finite cell (in place)."""
+    """Replace non-finite cells by the value of the nearest finite cell (in place).
+
+    Exact nearest (Euclidean feature transform) up to ``FILL_CELLS`` cells; beyond, on a
+    grid coarsened by ``f = ceil(sqrt(cells / FILL_CELLS))`` whose cells hold the mean of
+    their known fine cells. Known cells are never changed.
+    """
     from scipy.ndimage import distance_transform_edt
 
     known = np.isfinite(field)
@@ -371,8 +390,18 @@ def _fill_nearest(field: np.ndarray) -> np.ndarray:
     if np.all(vals == vals[0]):
         field[~known] = vals[0]
         return field
-    idx = distance_transform_edt(~known, return_distances=False, return_indices=True)
-    field[:] = field[idx[0], idx[1]]
+    nx, ny = field.shape
+    f = max(1, math.ceil(math.sqrt(nx * ny / FILL_CELLS)))
+    if f == 1:
+        idx = distance_transform_edt(~known, return_distances=False,
+                                     return_indices=True)
+        field[~known] = field[idx[0][~known], idx[1][~known]]
+        return field
+    coarse = np.empty((-(-nx // f), -(-ny // f)), dtype=np.float64)
+    _coarse_mean_kernel(field, f, coarse)
+    ck = np.isfinite(coarse)
+    idx = distance_transform_edt(~ck, return_distances=False, return_indices=True)
+    _fill_from_coarse_kernel(field, f, coarse[idx[0], idx[1]].astype(np.float32))
     return field
 
 

@@ -223,3 +223,18 @@ def test_absurd_resolution_is_refused_before_allocating():
         build_twin(city, frame=FRAME, resolution_m=0.5)
     with pytest.raises(TwinTooLargeError, match="voxels exceeds the limit"):
         build_twin(city, frame=FRAME, resolution_m=4.0, layer_m=0.05)
+
+
+def test_ground_spread_on_coarse_grid_for_large_twins(monkeypatch):
+    import airspace.twin as twin_mod
+
+    monkeypatch.setattr(twin_mod, "FILL_CELLS", 50)
+    twin = build_twin([bld("w", box(0, 0, 4, 4), 20.0, ground=5.0),
+                       bld("e", box(40, 0, 44, 4), 30.0, ground=15.0)], frame=FRAME,
+                      clearance_m=0.0, margin_m=4.0)
+    g = twin.grid
+    j = g.column_of(2.0, 2.0)[1]
+    assert twin.ground_m[g.column_of(2.0, 2.0)] == 5.0      # known cells keep their value
+    assert twin.ground_m[g.column_of(-3.0, 2.0)[0], j] == 5.0
+    assert twin.ground_m[g.column_of(47.0, 2.0)[0], j] == 15.0
+    assert np.all((twin.ground_m >= 5.0) & (twin.ground_m <= 15.0))
