@@ -16,8 +16,9 @@ Axis order
 (JGD2011 + JGD2011 height, used by PLATEAU) are latitude, longitude, height. The order
 is read from pyproj's ``CRS.axis_info`` (first axis pointing north/south means swap;
 :func:`airspace.io.common.axis_swap`), never from a list of codes, and every
-coordinate is stored easting/longitude first. ``srsDimension`` (on the posList or an
-ancestor) gives 2 or 3 values per position, else the CRS's number of axes.
+coordinate is stored easting/longitude first. ``srsDimension`` (on the posList, the
+geometry, the building's or the CityModel's envelope) gives 2 or 3 values per position,
+else the CRS's number of axes.
 
 Geometry and heights
 --------------------
@@ -105,6 +106,7 @@ class _Reader:
         self.objects: list[RawObject] = []
         self.counts: dict[str, int] = {}
         self._to_model: dict[str, pyproj.Transformer] = {}
+        self.model_dim: str | None = None
 
     # -- coordinates ------------------------------------------------------------------
     def _ring(self, ring_el, srs, dim, oid) -> np.ndarray:
@@ -287,7 +289,7 @@ class _Reader:
                                                              "{*}MultiSurface",
                                                              "{*}CompositeSurface")
                        if p.get(_GML_ID)}
-                self._one(obj, "Building", None, None, None, None, ids)
+                self._one(obj, "Building", None, None, None, self.model_dim, ids)
             else:
                 self.counts[name] = self.counts.get(name, 0) + 1
 
@@ -330,6 +332,7 @@ def read_citygml(path, crs=None, strict: bool = False) -> RawModel:
                         parent.getparent() is not None and \
                         parent.getparent().getparent() is None:
                     reader.crs.model_name = reader.crs.model_name or el.get("srsName")
+                    reader.model_dim = reader.model_dim or el.get("srsDimension")
                 continue
             if _local(el.tag) != "Envelope":
                 if _local(el.tag) != "appearanceMember":

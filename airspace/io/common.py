@@ -16,7 +16,8 @@ a :class:`RawModel`, which holds
 at a time: object checks (non-finite coordinates, degenerate rings), file-level sanity
 checks (latitudes beyond 90 degrees, a model thousands of kilometres wide), the
 :class:`~airspace.frame.Frame` (centred on the data unless given), one vectorised pyproj
-transform of every vertex into it, and the footprints.
+transform of every vertex into it (source -> WGS84 with the datum shift, then
+:meth:`Frame.to_local`), and the footprints.
 
 Footprint
 ---------
@@ -40,6 +41,7 @@ coordinate or height, no area after projection, ``top <= base``) skip that objec
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -189,16 +191,52 @@ def axis_swap(crs: pyproj.CRS) -> bool:
     return bool(axes) and axes[0].direction.lower() in ("north", "south")
 
 
-def _to_wgs84(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray):
+@functools.lru_cache(maxsize=32)
+def _wgs84_transformer(wkt: str) -> pyproj.Transformer:
+    crs = pyproj.CRS.from_wkt(wkt)
     horiz = crs.sub_crs_list[0] if crs.is_compound else crs
-    t = pyproj.Transformer.from_crs(horiz, "EPSG:4326", always_xy=True)
-    lon, lat = t.transform(x, y)
+    return pyproj.Transformer.from_crs(horiz, "EPSG:4326", always_xy=True)
+
+
+def _to_wgs84(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray):
+    """Source CRS (easting/longitude first) -> WGS84 lon/lat, datum shift included."""
+    lon, lat = _wgs84_transformer(crs.to_wkt()).transform(x, y)
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
 def _object_vertices(obj: RawObject) -> np.ndarray:
     rings = [r for s in obj.surfaces for r in s]
     return np.unique(np.concatenate(rings)) if rings else np.zeros(0, np.int64)
+
+
+def _ring_table(rings: list[np.ndarray]):
+    """Concatenated ring indices, ring start offsets and ring lengths."""
+    lens = np.fromiter((len(r) for r in rings), dtype=np.int64, count=len(rings))
+    starts = np.zeros(len(rings), dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
+    return np.concatenate(rings), starts, lens
+
+
+def _degenerate_ring(obj: RawObject, xyz: np.ndarray) -> str | None:
+    """Reason if a ring of ``obj`` has fewer than 3 distinct positions, else None."""
+    rings = [r for surf in obj.surfaces for r in surf]
+    cat, starts, lens = _ring_table(rings)
+    ring_id = np.repeat(np.arange(len(rings)), lens)
+    pts = xyz[cat, :2] if obj.flat else xyz[cat]
+    keys = [pts[:, k] for k in range(pts.shape[1] - 1, -1, -1)] + [ring_id]
+    order = np.lexsort(keys)
+    sp, sr = pts[order], ring_id[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (sr[1:] != sr[:-1]) | np.any(sp[1:] != sp[:-1], axis=1)
+    distinct = np.bincount(sr[new], minlength=len(rings))
+    if np.all(distinct >= 3):
+        return None
+    k = int(np.argmax(distinct < 3))
+    si, ri = next((si, ri) for si, surf in enumerate(obj.surfaces)
+                  for ri, _ in enumerate(surf)
+                  if sum(len(s) for s in obj.surfaces[:si]) + ri == k)
+    return (f"degenerate ring (surface {si}, ring {ri}): {int(distinct[k])} distinct "
+            "vertices, fewer than 3")
 
 
 def _check_objects(model: RawModel, problems: Problems) -> list[tuple[RawObject, np.ndarray]]:
@@ -217,16 +255,7 @@ def _check_objects(model: RawModel, problems: Problems) -> list[tuple[RawObject,
         if not obj.flat and not np.all(np.isfinite(pts[:, 2])):
             problems.report(obj.id, "non-finite height (z) in a 3D geometry")
             continue
-        bad = None
-        for si, surf in enumerate(obj.surfaces):
-            for ri, ring in enumerate(surf):
-                d = np.unique(xyz[ring, :2] if obj.flat else xyz[ring], axis=0)
-                if len(d) < 3:
-                    bad = (f"degenerate ring (surface {si}, ring {ri}): fewer than 3 "
-                           f"distinct vertices")
-                    break
-            if bad:
-                break
+        bad = _degenerate_ring(obj, xyz)
         if bad:
             problems.report(obj.id, bad)
             continue
@@ -292,23 +321,35 @@ def _check_extent(paths: str, kept_all, lon, lat) -> None:
             f"may span at most {MAX_EXTENT_M / 1000:.0f} km")
 
 
-def _face_polygons(obj: RawObject, x, y, z) -> list[Polygon]:
-    polys = []
-    for surf in obj.surfaces:
-        ext = surf[0]
-        if not obj.flat:
-            px, py, pz = x[ext], y[ext], z[ext]
-            # Newell normal of the exterior ring
-            nx_ = np.sum((py - np.roll(py, -1)) * (pz + np.roll(pz, -1)))
-            ny_ = np.sum((pz - np.roll(pz, -1)) * (px + np.roll(px, -1)))
-            nz_ = np.sum((px - np.roll(px, -1)) * (py + np.roll(py, -1)))
-            norm = math.sqrt(nx_ * nx_ + ny_ * ny_ + nz_ * nz_)
-            if norm == 0.0 or abs(nz_) < VERTICAL_NZ * norm:
-                continue
-        shell = np.column_stack((x[ext], y[ext]))
-        holes = [np.column_stack((x[r], y[r])) for r in surf[1:]]
-        polys.append(Polygon(shell, holes))
-    return polys
+def _face_polygons(obj: RawObject, x, y, z):
+    """Shapely polygons of the non-vertical faces of ``obj`` (all faces if flat)."""
+    surfaces = obj.surfaces
+    if not obj.flat:
+        cat, starts, lens = _ring_table([surf[0] for surf in surfaces])
+        nxt = np.arange(1, len(cat) + 1)
+        nxt[starts + lens - 1] = starts
+        px, py, pz = x[cat], y[cat], z[cat]
+        qx, qy, qz = px[nxt], py[nxt], pz[nxt]
+        # Newell normal of each exterior ring
+        nx_ = np.add.reduceat((py - qy) * (pz + qz), starts)
+        ny_ = np.add.reduceat((pz - qz) * (px + qx), starts)
+        nz_ = np.add.reduceat((px - qx) * (py + qy), starts)
+        norm = np.sqrt(nx_ * nx_ + ny_ * ny_ + nz_ * nz_)
+        keep = (norm > 0.0) & (np.abs(nz_) >= VERTICAL_NZ * norm)
+        surfaces = [surf for surf, k in zip(surfaces, keep) if k]
+    if not surfaces:
+        return []
+    rings = [r for surf in surfaces for r in surf]
+    cat, _starts, lens = _ring_table(rings)
+    ring_id = np.repeat(np.arange(len(rings)), lens)
+    face_of_ring = np.repeat(np.arange(len(surfaces)),
+                             [len(surf) for surf in surfaces])
+    lr = shapely.linearrings(np.column_stack((x[cat], y[cat])), indices=ring_id)
+    polys = shapely.polygons(lr, indices=face_of_ring)
+    bad = ~shapely.is_valid(polys)
+    if np.any(bad):
+        polys[bad] = shapely.make_valid(polys[bad])
+    return list(polys)
 
 
 def _polygonal(geom) -> Polygon | MultiPolygon | None:
@@ -339,8 +380,7 @@ def footprint_of(obj: RawObject, x, y, z):
     polys = _face_polygons(obj, x, y, z)
     if not polys:
         return None
-    valid = [p if p.is_valid else shapely.make_valid(p) for p in polys]
-    merged = shapely.union_all(valid, grid_size=GRID_SIZE_M)
+    merged = shapely.union_all(polys, grid_size=GRID_SIZE_M)
     return _polygonal(merged)
 
 
@@ -381,8 +421,9 @@ def build_result(models: list[RawModel], frame: Frame | None, strict: bool) -> L
     kept_all = [(o, i) for m, kept, lon, lat in prepared for o, i in kept]
     if not kept_all:
         raise EmptyModelError(paths, None, "no usable building in the model "
-                              f"(objects seen: {counts or 'none'}; "
-                              f"skipped: {len(skipped)})")
+                              f"(objects seen: {counts or 'none'}; skipped: "
+                              f"{len(skipped)}; first reason: "
+                              f"{skipped[0].reason if skipped else '-'})")
     all_lon = np.concatenate([lon[np.concatenate([i for _, i in kept])]
                               for m, kept, lon, lat in prepared if kept])
     all_lat = np.concatenate([lat[np.concatenate([i for _, i in kept])]
@@ -405,9 +446,12 @@ def build_result(models: list[RawModel], frame: Frame | None, strict: bool) -> L
 
     buildings: list[Building] = []
     terrain = []
-    for m, kept, _lon, _lat in prepared:
+    for m, kept, lon, lat in prepared:
         problems = Problems(m.path, strict)
-        x, y = frame.from_crs(m.crs, m.xyz[:, 0], m.xyz[:, 1])
+        # through WGS84, so that datum shifts (RD/Amersfoort -> WGS84) are applied
+        x, y = frame.to_local(lon, lat)
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
         z = m.xyz[:, 2]
         family_ground: dict[str, float] = {}
         for obj, idx in kept:
