@@ -1,16 +1,16 @@
-"""EUROCAE ED-269 UAS geographical zones (JSON) to and from :class:`~airspace.zones.Zone`.
+"""EUROCAE ED-269 UAS geographical zones (JSON) to and from Zone records.
 
 Design
 ------
 ED-269 is the format in which EU states publish UAS geographical zones (Reg. 2019/947,
-art. 15). A file holds ``{"title", "description", "features": [...]}`` where each feature
-is a ``UASZoneVersion``::
+art. 15). A file holds ``{"title", "description", "features": [...]}`` where each
+feature is a ``UASZoneVersion``::
 
     identifier, country, name, type (COMMON | CUSTOMIZED),
     restriction (PROHIBITED | REQ_AUTHORISATION | CONDITIONAL | NO_RESTRICTION),
-    restrictionConditions, region, reason [AIR_TRAFFIC | SENSITIVE | PRIVACY | POPULATION |
-    NATURE | NOISE | FOREIGN_TERRITORY | EMERGENCY | OTHER], otherReasonInfo,
-    regulationExemption, uSpaceClass, message,
+    restrictionConditions, region, reason [AIR_TRAFFIC | SENSITIVE | PRIVACY |
+    POPULATION | NATURE | NOISE | FOREIGN_TERRITORY | EMERGENCY | OTHER],
+    otherReasonInfo, regulationExemption, uSpaceClass, message,
     zoneAuthority [{name, service, contactName, siteURL, email, phone, purpose, ...}],
     applicability [{permanent: YES | NO, startDateTime, endDateTime, schedule}],
     geometry [{uomDimensions: M | FT, lowerLimit, lowerVerticalReference,
@@ -19,8 +19,8 @@ is a ``UASZoneVersion``::
                                    | {type: Circle, center: [lon, lat], radius}}]
 
 (field names as used by EUROCONTROL's UAS zone service and open-source implementations
-such as Flight Blender / argon-server). A top-level list of features, or a single feature,
-is accepted too.
+such as Flight Blender / argon-server). A top-level list of features, or a single
+feature, is accepted too.
 
 Import rules (each documented choice errs on the side of blocking more airspace):
 
@@ -45,8 +45,9 @@ Import rules (each documented choice errs on the side of blocking more airspace)
   which SkyTwin does not model); ``NO_RESTRICTION`` features are skipped with a logged
   warning, or imported too with ``skip_unrestricted=False``.
 * ``reason``: a Zone keeps one string: the reason codes joined by ``","`` or, for
-  ``OTHER``, the ``otherReasonInfo`` text; the authority keeps the first ``zoneAuthority``
-  entry's name and its first contact among email, siteURL, phone, contactName.
+  ``OTHER``, the ``otherReasonInfo`` text; the authority keeps the first
+  ``zoneAuthority`` entry's name and its first contact among email, siteURL, phone,
+  contactName.
 
 Export writes one feature per Zone with metres and ``PROHIBITED``, so that
 ``parse_ed269(dump_ed269(zones)) == zones``. Malformed input raises
@@ -82,8 +83,17 @@ log = logging.getLogger(__name__)
 FT_TO_M = 0.3048  # exact, by definition of the international foot
 UNLIMITED_M = 100_000.0  # [m AMSL] stands for a missing upperLimit
 RESTRICTIONS = ("PROHIBITED", "REQ_AUTHORISATION", "CONDITIONAL", "NO_RESTRICTION")
-REASONS = ("AIR_TRAFFIC", "SENSITIVE", "PRIVACY", "POPULATION", "NATURE", "NOISE",
-           "FOREIGN_TERRITORY", "EMERGENCY", "OTHER")
+REASONS = (
+    "AIR_TRAFFIC",
+    "SENSITIVE",
+    "PRIVACY",
+    "POPULATION",
+    "NATURE",
+    "NOISE",
+    "FOREIGN_TERRITORY",
+    "EMERGENCY",
+    "OTHER",
+)
 _REFS = ("AGL", "AMSL", "WGS84")
 
 
@@ -104,7 +114,9 @@ def _str(v, where, required=False):
     if v is None and not required:
         return None
     if not isinstance(v, str) or (required and not v.strip()):
-        raise _err(where, f"must be a {'non-empty ' if required else ''}string, got {v!r}")
+        raise _err(
+            where, f"must be a {'non-empty ' if required else ''}string, got {v!r}"
+        )
     return v
 
 
@@ -150,8 +162,11 @@ def _limit(vol, key, scale, where, geoid_height_m, default):
         raise _err(f"{where}.{ref_key}", f"must be one of {_REFS}, got {ref!r}")
     if ref == "WGS84":
         if geoid_height_m is None:
-            raise _err(f"{where}.{ref_key}", "WGS84 (ellipsoidal) heights need "
-                       "geoid_height_m to be converted to AMSL")
+            raise _err(
+                f"{where}.{ref_key}",
+                "WGS84 (ellipsoidal) heights need "
+                "geoid_height_m to be converted to AMSL",
+            )
         return Altitude(v - float(geoid_height_m), "AMSL")
     return Altitude(v, ref)
 
@@ -202,7 +217,9 @@ def _windows(feat, where):
         s = None if start is None else _time(start, f"{w}.startDateTime")
         e = None if end is None else _time(end, f"{w}.endDateTime")
         if s is not None and e is not None and not e > s:
-            raise _err(f"{w}.endDateTime", f"must be after startDateTime ({end} <= {start})")
+            raise _err(
+                f"{w}.endDateTime", f"must be after startDateTime ({end} <= {start})"
+            )
         _list(a.get("schedule"), f"{w}.schedule")  # validated, blocked as a whole span
         wins.append(None if s is None and e is None else (s, e))
     return wins or [None]
@@ -240,8 +257,10 @@ def _feature_zones(feat, where, geoid_height_m, skip_unrestricted):
     ident = _str(feat.get("identifier"), f"{where}.identifier", required=True)
     restriction = feat.get("restriction")
     if restriction is not None and restriction not in RESTRICTIONS:
-        raise _err(f"{where}.restriction", f"must be one of {RESTRICTIONS}, "
-                   f"got {restriction!r}")
+        raise _err(
+            f"{where}.restriction",
+            f"must be one of {RESTRICTIONS}, got {restriction!r}",
+        )
     name = _str(feat.get("name"), f"{where}.name")
     reason = _reason(feat, where)
     authority = _authority(feat, where)
@@ -250,8 +269,11 @@ def _feature_zones(feat, where, geoid_height_m, skip_unrestricted):
     if not vols:
         raise _err(f"{where}.geometry", "must hold at least one volume")
     if restriction == "NO_RESTRICTION" and skip_unrestricted:
-        log.warning("%s (%s): restriction NO_RESTRICTION, not imported as a no-fly zone",
-                    where, ident)
+        log.warning(
+            "%s (%s): restriction NO_RESTRICTION, not imported as a no-fly zone",
+            where,
+            ident,
+        )
         return []
     out = []
     for i, vol in enumerate(vols):
@@ -262,8 +284,12 @@ def _feature_zones(feat, where, geoid_height_m, skip_unrestricted):
             raise _err(f"{w}.uomDimensions", f"must be 'M' or 'FT', got {uom!r}")
         scale = FT_TO_M if uom == "FT" else 1.0
         lower = _limit(vol, "lower", scale, w, geoid_height_m, Altitude(0.0, "AGL"))
-        upper = _limit(vol, "upper", scale, w, geoid_height_m, Altitude(UNLIMITED_M, "AMSL"))
-        geom = _projection(vol.get("horizontalProjection"), scale, f"{w}.horizontalProjection")
+        upper = _limit(
+            vol, "upper", scale, w, geoid_height_m, Altitude(UNLIMITED_M, "AMSL")
+        )
+        geom = _projection(
+            vol.get("horizontalProjection"), scale, f"{w}.horizontalProjection"
+        )
         for j, win in enumerate(windows):
             zid = ident
             if len(vols) > 1:
@@ -271,15 +297,26 @@ def _feature_zones(feat, where, geoid_height_m, skip_unrestricted):
             if len(windows) > 1:
                 zid += f"/w{j}"
             try:
-                out.append(Zone(id=zid, lower=lower, upper=upper, window=win,
-                                reason=reason, authority=authority, name=name, **geom))
+                out.append(
+                    Zone(
+                        id=zid,
+                        lower=lower,
+                        upper=upper,
+                        window=win,
+                        reason=reason,
+                        authority=authority,
+                        name=name,
+                        **geom,
+                    )
+                )
             except ZoneError as exc:
                 raise _err(w, str(exc)) from exc
     return out
 
 
-def parse_ed269(doc, *, geoid_height_m: float | None = None,
-                skip_unrestricted: bool = True) -> list[Zone]:
+def parse_ed269(
+    doc, *, geoid_height_m: float | None = None, skip_unrestricted: bool = True
+) -> list[Zone]:
     """Zones from a parsed ED-269 document (dict with ``features``, list, or a feature).
 
     Parameters
@@ -311,10 +348,10 @@ def parse_ed269(doc, *, geoid_height_m: float | None = None,
     >>> z.id, round(z.upper.value_m, 4), round(z.circle.radius_m, 1)
     ('H1', 121.92, 304.8)
     >>> doc["features"][0]["geometry"][0]["horizontalProjection"]["radius"] = 0
-    >>> parse_ed269(doc)
+    >>> parse_ed269(doc)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    airspace.errors.ZoneError: features[0].geometry[0].horizontalProjection.radius: must be > 0, got 0
+    airspace.errors.ZoneError: features[0]...radius: must be > 0, got 0
     """
     if isinstance(doc, dict) and "features" in doc:
         feats = _list(doc["features"], "features", required=True)
@@ -324,16 +361,20 @@ def parse_ed269(doc, *, geoid_height_m: float | None = None,
     elif isinstance(doc, list):
         feats, prefix = doc, ""
     else:
-        raise ZoneError("ED-269 document must be an object with 'features', a list of "
-                        f"zones or one zone, got {type(doc).__name__}")
+        raise ZoneError(
+            "ED-269 document must be an object with 'features', a list of "
+            f"zones or one zone, got {type(doc).__name__}"
+        )
     zones: list[Zone] = []
     seen: dict[str, str] = {}
     for n, feat in enumerate(feats):
         where = f"{prefix}[{n}]"
         for z in _feature_zones(feat, where, geoid_height_m, skip_unrestricted):
             if z.id in seen:
-                raise _err(f"{where}.identifier", f"zone id {z.id!r} already used by "
-                           f"{seen[z.id]}")
+                raise _err(
+                    f"{where}.identifier",
+                    f"zone id {z.id!r} already used by {seen[z.id]}",
+                )
             seen[z.id] = where
             zones.append(z)
     return zones
@@ -378,8 +419,11 @@ def _authority_out(a: Authority) -> list:
 
 def _feature_out(z: Zone, country: str) -> dict:
     if z.circle is not None:
-        hp = {"type": "Circle", "center": [z.circle.lon_deg, z.circle.lat_deg],
-              "radius": z.circle.radius_m}
+        hp = {
+            "type": "Circle",
+            "center": [z.circle.lon_deg, z.circle.lat_deg],
+            "radius": z.circle.radius_m,
+        }
     else:
         ring = [list(p) for p in z.polygon]
         hp = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
@@ -395,21 +439,35 @@ def _feature_out(z: Zone, country: str) -> dict:
     feat = {"identifier": z.id, "country": country}
     if z.name is not None:
         feat["name"] = z.name
-    feat.update({"type": "COMMON", "restriction": "PROHIBITED", **_reason_out(z.reason),
-                 "zoneAuthority": _authority_out(z.authority), "applicability": app,
-                 "geometry": [{
-                     "uomDimensions": "M",
-                     "lowerLimit": z.lower.value_m,
-                     "lowerVerticalReference": z.lower.reference,
-                     "upperLimit": z.upper.value_m,
-                     "upperVerticalReference": z.upper.reference,
-                     "horizontalProjection": hp}]})
+    feat.update(
+        {
+            "type": "COMMON",
+            "restriction": "PROHIBITED",
+            **_reason_out(z.reason),
+            "zoneAuthority": _authority_out(z.authority),
+            "applicability": app,
+            "geometry": [
+                {
+                    "uomDimensions": "M",
+                    "lowerLimit": z.lower.value_m,
+                    "lowerVerticalReference": z.lower.reference,
+                    "upperLimit": z.upper.value_m,
+                    "upperVerticalReference": z.upper.reference,
+                    "horizontalProjection": hp,
+                }
+            ],
+        }
+    )
     return feat
 
 
-def dump_ed269(zones: Iterable[Zone], *, country: str = "XXX",
-               title: str = "SkyTwin no-fly zones",
-               description: str = "Exported by SkyTwin") -> dict:
+def dump_ed269(
+    zones: Iterable[Zone],
+    *,
+    country: str = "XXX",
+    title: str = "SkyTwin no-fly zones",
+    description: str = "Exported by SkyTwin",
+) -> dict:
     """An ED-269 document (dict, ready for ``json.dump``) with one feature per zone.
 
     ``country`` is the ISO 3166-1 alpha-3 code written in every feature (``"XXX"``:
@@ -420,11 +478,15 @@ def dump_ed269(zones: Iterable[Zone], *, country: str = "XXX",
     for z in zones:
         if not isinstance(z, Zone):
             raise ZoneError(f"expected Zone objects, got {type(z).__name__}")
-    return {"title": title, "description": description,
-            "features": [_feature_out(z, country) for z in zones]}
+    return {
+        "title": title,
+        "description": description,
+        "features": [_feature_out(z, country) for z in zones],
+    }
 
 
 def save_ed269(zones: Iterable[Zone], path: str | Path, **kwargs) -> None:
     """Write :func:`dump_ed269` output to ``path`` as indented JSON."""
-    Path(path).write_text(json.dumps(dump_ed269(zones, **kwargs), indent=2) + "\n",
-                          encoding="utf-8")
+    Path(path).write_text(
+        json.dumps(dump_ed269(zones, **kwargs), indent=2) + "\n", encoding="utf-8"
+    )

@@ -3,17 +3,18 @@
 Design
 ------
 Limits that regulators set (the 120 m ceiling, clearances, airport exclusions) change by
-country and over time, so they live in a JSON file that a person can read, cite and edit,
-not in code. :func:`load_rules` validates that file into a frozen :class:`Rules`; every
-error names the file and the field (``airports.zones[1].radius_m: must be > 0``).
+country and over time, so they live in a JSON file that a person can read, cite and
+edit, not in code. :func:`load_rules` validates that file into a frozen :class:`Rules`;
+every error names the file and the field (``airports.zones[1].radius_m: must be > 0``).
 
 The default ceiling is 120 m above ground: the EU open-category limit (Reg. (EU)
-2019/947, Annex Part A, UAS.OPEN.010(2)) and China's controlled-airspace threshold (airspace
-above 120 m true height is controlled airspace: Interim Regulations on the Flight
-Management of Unmanned Aircraft, Decree No. 761, Art. 19, in force 2024-01-01). The
-ceiling is a limit for the planner, not a zone. Airport exclusions are circles that
-:meth:`Rules.airport_zones` turns into ordinary :class:`~airspace.zones.Zone` records for
-a :class:`~airspace.zones.ZoneLayer`; they are off unless ``airports.enabled`` is true.
+2019/947, Annex Part A, UAS.OPEN.010(2)) and China's controlled-airspace threshold
+(airspace above 120 m true height is controlled airspace: Interim Regulations on the
+Flight Management of Unmanned Aircraft, Decree No. 761, Art. 19, in force 2024-01-01).
+The ceiling is a limit for the planner, not a zone. Airport exclusions are circles that
+:meth:`Rules.airport_zones` turns into ordinary :class:`~airspace.zones.Zone` records
+for a :class:`~airspace.zones.ZoneLayer`; they are off unless ``airports.enabled`` is
+true.
 
 File layout (``schema: "skytwin-rules/1"``)::
 
@@ -44,12 +45,20 @@ from pathlib import Path
 from airspace.errors import MalformedInputError, ZoneError
 from airspace.zones import REFERENCES, Altitude, Circle, Zone
 
-__all__ = ["DEFAULT_RULES_PATH", "SCHEMA", "AirportExclusion", "Rules", "RulesError",
-           "load_rules", "parse_rules"]
+__all__ = [
+    "DEFAULT_RULES_PATH",
+    "SCHEMA",
+    "AirportExclusion",
+    "Rules",
+    "RulesError",
+    "load_rules",
+    "parse_rules",
+]
 
 SCHEMA = "skytwin-rules/1"
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "rules" / \
-    "default_rules.json"
+DEFAULT_RULES_PATH = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "rules" / "default_rules.json"
+)
 
 
 class RulesError(MalformedInputError):
@@ -70,9 +79,15 @@ class AirportExclusion:
 
     def to_zone(self) -> Zone:
         """This exclusion as a permanent :class:`~airspace.zones.Zone`."""
-        return Zone(id=self.id, circle=Circle(self.lon_deg, self.lat_deg, self.radius_m),
-                    lower=self.lower, upper=self.upper, reason="AIR_TRAFFIC",
-                    authority="SkyTwin default rules", name=self.name)
+        return Zone(
+            id=self.id,
+            circle=Circle(self.lon_deg, self.lat_deg, self.radius_m),
+            lower=self.lower,
+            upper=self.upper,
+            reason="AIR_TRAFFIC",
+            authority="SkyTwin default rules",
+            name=self.name,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +106,7 @@ class Rules:
         return self.ceiling.amsl_m(ground_m)
 
     def airport_zones(self, include_disabled: bool = False) -> list[Zone]:
-        """Airport exclusions as Zones ([] while disabled, unless ``include_disabled``)."""
+        """Airport exclusions as Zones ([] while disabled, unless asked for)."""
         if not (self.airports_enabled or include_disabled):
             return []
         return [a.to_zone() for a in self.airports]
@@ -107,10 +122,16 @@ class _Ctx:
 
     def num(self, d, key, field, positive=False, allow_zero=True):
         v = d.get(key) if isinstance(d, dict) else None
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or not math.isfinite(v)
+        ):
             raise self.fail(f"{field}", f"must be a finite number, got {v!r}")
         if positive and not (v > 0 or (allow_zero and v == 0)):
-            raise self.fail(field, f"must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
+            raise self.fail(
+                field, f"must be {'>= 0' if allow_zero else '> 0'}, got {v!r}"
+            )
         return float(v)
 
     def obj(self, v, field):
@@ -122,7 +143,9 @@ class _Ctx:
         v = self.obj(v, field)
         ref = v.get("reference")
         if ref not in REFERENCES:
-            raise self.fail(f"{field}.reference", f"must be one of {REFERENCES}, got {ref!r}")
+            raise self.fail(
+                f"{field}.reference", f"must be one of {REFERENCES}, got {ref!r}"
+            )
         return Altitude(self.num(v, "value_m", f"{field}.value_m"), ref)
 
 
@@ -138,10 +161,15 @@ def parse_rules(doc: dict, path: str | None = None) -> Rules:
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise c.fail("ceiling.sources", "must be a list of strings")
     floor = None if doc.get("floor") is None else c.altitude(doc["floor"], "floor")
-    if floor is not None and floor.reference == ceiling.reference and \
-            not floor.value_m < ceiling.value_m:
-        raise c.fail("floor.value_m", f"must be below ceiling.value_m "
-                     f"({floor.value_m:g} >= {ceiling.value_m:g})")
+    if (
+        floor is not None
+        and floor.reference == ceiling.reference
+        and not floor.value_m < ceiling.value_m
+    ):
+        raise c.fail(
+            "floor.value_m",
+            f"must be below ceiling.value_m ({floor.value_m:g} >= {ceiling.value_m:g})",
+        )
     clearance = c.num(doc, "clearance_m", "clearance_m", positive=True)
     ap = c.obj(doc.get("airports", {"enabled": False, "zones": []}), "airports")
     enabled = ap.get("enabled", False)
@@ -167,17 +195,29 @@ def parse_rules(doc: dict, path: str | None = None) -> Rules:
         if not -90 <= lat <= 90:
             raise c.fail(f"{f}.lat_deg", f"must be in [-90, 90], got {lat}")
         excl = AirportExclusion(
-            id=aid, name=str(a.get("name", aid)), lon_deg=lon, lat_deg=lat,
-            radius_m=c.num(a, "radius_m", f"{f}.radius_m", positive=True, allow_zero=False),
+            id=aid,
+            name=str(a.get("name", aid)),
+            lon_deg=lon,
+            lat_deg=lat,
+            radius_m=c.num(
+                a, "radius_m", f"{f}.radius_m", positive=True, allow_zero=False
+            ),
             lower=c.altitude(a.get("lower"), f"{f}.lower"),
-            upper=c.altitude(a.get("upper"), f"{f}.upper"))
+            upper=c.altitude(a.get("upper"), f"{f}.upper"),
+        )
         try:
             excl.to_zone()
         except ZoneError as exc:
             raise c.fail(f, str(exc)) from exc
         airports.append(excl)
-    return Rules(ceiling=ceiling, floor=floor, clearance_m=clearance,
-                 airports_enabled=enabled, airports=tuple(airports), sources=tuple(sources))
+    return Rules(
+        ceiling=ceiling,
+        floor=floor,
+        clearance_m=clearance,
+        airports_enabled=enabled,
+        airports=tuple(airports),
+        sources=tuple(sources),
+    )
 
 
 def load_rules(path: str | Path | None = None) -> Rules:

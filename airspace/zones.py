@@ -2,45 +2,48 @@
 
 Design
 ------
-Zones change at run time (a regulator adds an event zone, removes it an hour later) while
-the buildings stay put, so they live in their own layer, never baked into the obstacle
-field. A :class:`Zone` is a frozen WGS84 record (what a regulator writes, what ED-269
-carries); a :class:`ZoneLayer` owns one :class:`~airspace.frame.Frame` and converts each
-zone to the local frame exactly once, when it is added (:class:`LocalZone`).
+Zones change at run time (a regulator adds an event zone, removes it an hour later)
+while the buildings stay put, so they live in their own layer, never baked into the
+obstacle field. A :class:`Zone` is a frozen WGS84 record (what a regulator writes, what
+ED-269 carries); a :class:`ZoneLayer` owns one :class:`~airspace.frame.Frame` and
+converts each zone to the local frame exactly once, when it is added
+(:class:`LocalZone`).
 
 Geometry
-    A polygon (list of ``(lon_deg, lat_deg)``; its edges are straight lines *in the local
-    frame*, which near the twin differs from a geodesic by far less than a centimetre for
-    edges under a few km) or a circle (centre + ``radius_m``). Circles stay exact circles in
-    the local frame: centre projected, radius kept in metres. The local frame is a
-    transverse Mercator with ``k=1`` at the twin centre, so its scale error is about
-    ``d**2 / (2 R**2)``: 1.2e-6 at 10 km from the centre, i.e. ~1 mm on a 1 km radius.
+    A polygon (list of ``(lon_deg, lat_deg)``; its edges are straight lines *in the
+    local frame*, which near the twin differs from a geodesic by far less than a
+    centimetre for edges under a few km) or a circle (centre + ``radius_m``). Circles
+    stay exact circles in the local frame: centre projected, radius kept in metres. The
+    local frame is a transverse Mercator with ``k=1`` at the twin centre, so its scale
+    error is about ``d**2 / (2 R**2)``: 1.2e-6 at 10 km from the centre, i.e. ~1 mm on a
+    1 km radius.
 
 Altitudes
     Each limit carries its own reference (:class:`Altitude`, ``"AGL"`` or ``"AMSL"``).
-    AGL limits need the ground height; every query that depends on it takes it explicitly
-    (a value, a per-column array or a ground-range function), never a hidden global.
-    Limits are closed: a point at exactly the upper limit is inside.
+    AGL limits need the ground height; every query that depends on it takes it
+    explicitly (a value, a per-column array or a ground-range function), never a hidden
+    global. Limits are closed: a point at exactly the upper limit is inside.
 
 Time
     ``window = (start_s, end_s)`` in Unix seconds, either end ``None`` (open); ``None``
-    means always active. Windows are closed intervals and a flight spanning ``[t0, t1]`` is
-    affected when the two intervals overlap at all (:meth:`Zone.active_during`).
+    means always active. Windows are closed intervals and a flight spanning ``[t0, t1]``
+    is affected when the two intervals overlap at all (:meth:`Zone.active_during`).
 
 Exact checks and rasterization
-    :func:`segment_intersects` decides exactly (for AMSL limits or a constant ground) whether
-    a 3D segment comes within ``margin_m`` of a zone volume; with a varying ground it uses
-    the min/max ground under the clipped piece, which can only enlarge the volume
-    (conservative). :func:`zone_voxels` rasterizes one zone into the twin's voxel grid with
-    a numba kernel (cell rectangle intersects the horizontal shape, not centre-in-cell;
-    layers overlapping the band), tested against a per-cell shapely oracle in
-    ``tests/naive/zones.py``. "Within ``margin_m``" means horizontal distance <= margin
-    and vertical distance <= margin (a cylinder-shaped inflation, a superset of the
-    Euclidean ball), the same inflation the rasterizer applies.
+    :func:`segment_intersects` decides exactly (for AMSL limits or a constant ground)
+    whether a 3D segment comes within ``margin_m`` of a zone volume; with a varying
+    ground it uses the min/max ground under the clipped piece, which can only enlarge
+    the volume (conservative). :func:`zone_voxels` rasterizes one zone into the twin's
+    voxel grid with a numba kernel (cell rectangle intersects the horizontal shape, not
+    centre-in-cell; layers overlapping the band), tested against a per-cell shapely
+    oracle in ``tests/naive/zones.py``. "Within ``margin_m``" means horizontal distance
+    <= margin and vertical distance <= margin (a cylinder-shaped inflation, a superset
+    of the Euclidean ball), the same inflation the rasterizer applies.
 
 Index
-    Queries go through a shapely ``STRtree`` over the local bounding boxes, rebuilt lazily
-    on the first query after a change; exact tests then run on the few candidates.
+    Queries go through a shapely ``STRtree`` over the local bounding boxes, rebuilt
+    lazily on the first query after a change; exact tests then run on the few
+    candidates.
 """
 
 from __future__ import annotations
@@ -103,7 +106,9 @@ class Altitude:
 
     def __post_init__(self):
         if self.reference not in REFERENCES:
-            raise ZoneError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
+            raise ZoneError(
+                f"reference must be one of {REFERENCES}, got {self.reference!r}"
+            )
         try:
             v = float(self.value_m)
         except (TypeError, ValueError):
@@ -156,8 +161,8 @@ def _check_lonlat(zid, where, lon, lat):
 class Zone:
     """One no-fly volume in WGS84 (immutable, validated on construction).
 
-    Exactly one of ``polygon`` and ``circle`` is given. ``polygon`` is stored without the
-    closing vertex. ``authority`` may be given as a plain name string.
+    Exactly one of ``polygon`` and ``circle`` is given. ``polygon`` is stored without
+    the closing vertex. ``authority`` may be given as a plain name string.
 
     Raises
     ------
@@ -172,10 +177,10 @@ class Zone:
     >>> z.active_during(0, 10), z.kind
     (True, 'circle')
     >>> Zone(id="Z-17", circle=Circle(24.94, 60.17, 200.0),
-    ...      lower=Altitude(80, "AGL"), upper=Altitude(60, "AGL"))
+    ...      lower=Altitude(80, "AGL"), upper=Altitude(60, "AGL"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    airspace.errors.ZoneError: zone Z-17: upper.value_m must exceed lower.value_m (got 60 <= 80)
+    airspace.errors.ZoneError: zone Z-17: upper.value_m must exceed lower.value_m ...
     """
 
     id: str
@@ -196,9 +201,13 @@ class Zone:
             if not isinstance(getattr(self, nm), Altitude):
                 _fail(zid, f"{nm} must be an Altitude, got {getattr(self, nm)!r}")
         if self.lower.reference == self.upper.reference and not (
-                self.upper.value_m > self.lower.value_m):
-            _fail(zid, f"upper.value_m must exceed lower.value_m "
-                       f"(got {self.upper.value_m:g} <= {self.lower.value_m:g})")
+            self.upper.value_m > self.lower.value_m
+        ):
+            _fail(
+                zid,
+                f"upper.value_m must exceed lower.value_m "
+                f"(got {self.upper.value_m:g} <= {self.lower.value_m:g})",
+            )
         if (self.polygon is None) == (self.circle is None):
             _fail(zid, "geometry: give exactly one of polygon and circle")
         if self.circle is not None:
@@ -211,7 +220,9 @@ class Zone:
             except (TypeError, ValueError):
                 _fail(zid, f"circle.radius_m must be a number, got {c.radius_m!r}")
             if not (math.isfinite(r) and r > 0):
-                _fail(zid, f"circle.radius_m must be > 0 and finite, got {c.radius_m!r}")
+                _fail(
+                    zid, f"circle.radius_m must be > 0 and finite, got {c.radius_m!r}"
+                )
             object.__setattr__(self, "circle", Circle(lon, lat, r))
         else:
             object.__setattr__(self, "polygon", _validated_ring(zid, self.polygon))
@@ -230,14 +241,20 @@ class Zone:
                         _fail(zid, f"window.{nm} must be finite, got {v}")
                 vals.append(v)
             if vals[0] is not None and vals[1] is not None and not vals[1] > vals[0]:
-                _fail(zid, f"window.end_s must exceed window.start_s "
-                           f"(got {vals[1]:g} <= {vals[0]:g})")
-            object.__setattr__(self, "window",
-                               None if vals == [None, None] else tuple(vals))
+                _fail(
+                    zid,
+                    f"window.end_s must exceed window.start_s "
+                    f"(got {vals[1]:g} <= {vals[0]:g})",
+                )
+            object.__setattr__(
+                self, "window", None if vals == [None, None] else tuple(vals)
+            )
         if isinstance(self.authority, str):
             object.__setattr__(self, "authority", Authority(self.authority))
         if not isinstance(self.authority, Authority):
-            _fail(zid, f"authority must be an Authority or a name, got {self.authority!r}")
+            _fail(
+                zid, f"authority must be an Authority or a name, got {self.authority!r}"
+            )
         if not isinstance(self.reason, str):
             _fail(zid, f"reason must be a string, got {self.reason!r}")
 
@@ -246,8 +263,11 @@ class Zone:
         """``"polygon"`` or ``"circle"``."""
         return "circle" if self.circle is not None else "polygon"
 
-    def active_during(self, t0_s: float | None = None, t1_s: float | None = None) -> bool:
-        """Whether the zone's window overlaps ``[t0_s, t1_s]`` (closed; ``None`` = open).
+    def active_during(
+        self, t0_s: float | None = None, t1_s: float | None = None
+    ) -> bool:
+        """Whether the zone's window overlaps ``[t0_s, t1_s]`` (closed; ``None`` =
+        open).
 
         Examples
         --------
@@ -315,13 +335,19 @@ class LocalZone:
             self.radius_m = zone.circle.radius_m
             self.shape = Point(self.centre_m)
             r = self.radius_m
-            self.bounds_m = (self.centre_m[0] - r, self.centre_m[1] - r,
-                             self.centre_m[0] + r, self.centre_m[1] + r)
+            self.bounds_m = (
+                self.centre_m[0] - r,
+                self.centre_m[1] - r,
+                self.centre_m[0] + r,
+                self.centre_m[1] + r,
+            )
             self.poly_xy = None
         else:
             lon, lat = np.array(zone.polygon, dtype=np.float64).T
             x, y = frame.to_local(lon, lat)
-            self.poly_xy = np.ascontiguousarray(np.column_stack([x, y]), dtype=np.float64)
+            self.poly_xy = np.ascontiguousarray(
+                np.column_stack([x, y]), dtype=np.float64
+            )
             self.shape = Polygon(self.poly_xy)
             self.centre_m = None
             self.radius_m = None
@@ -332,9 +358,12 @@ class LocalZone:
         return self.zone.id
 
     def distance_2d(self, x_m: float, y_m: float) -> float:
-        """Horizontal distance [m] from a local point to the shape (0 inside or on it)."""
+        """Horizontal distance [m] from a local point to the shape (0 inside/on it)."""
         if self.centre_m is not None:
-            d = math.hypot(x_m - self.centre_m[0], y_m - self.centre_m[1]) - self.radius_m
+            d = (
+                math.hypot(x_m - self.centre_m[0], y_m - self.centre_m[1])
+                - self.radius_m
+            )
             return max(d, 0.0)
         return float(shapely.distance(self.shape, Point(x_m, y_m)))
 
@@ -374,8 +403,8 @@ class ZoneLayer:
     Examples
     --------
     >>> layer = ZoneLayer(Frame(24.94, 60.17))
-    >>> layer.add(Zone(id="H", circle=Circle(24.94, 60.17, 100), lower=Altitude(0, "AGL"),
-    ...                upper=Altitude(120, "AGL")))
+    >>> layer.add(Zone(id="H", circle=Circle(24.94, 60.17, 100),
+    ...                lower=Altitude(0, "AGL"), upper=Altitude(120, "AGL")))
     >>> [z.id for z in layer.at_point(24.94, 60.17, 50, "AGL")]
     ['H']
     >>> layer.remove("nope")
@@ -401,8 +430,10 @@ class ZoneLayer:
         lz = LocalZone(zone, self.frame)
         with self._lock:
             if zone.id in self._local:
-                raise ZoneError(f"zone {zone.id}: id already in the layer "
-                                "(use replace() to change it)")
+                raise ZoneError(
+                    f"zone {zone.id}: id already in the layer "
+                    "(use replace() to change it)"
+                )
             self._local[zone.id] = lz
             self._tree = None
 
@@ -471,8 +502,15 @@ class ZoneLayer:
         return [snap[ids[n]] for n in hits]
 
     # -- queries ----------------------------------------------------------------------
-    def at_point(self, lon_deg: float, lat_deg: float, alt_m: float, reference: str,
-                 t_s: float | None = None, ground_m: float = 0.0) -> list[Zone]:
+    def at_point(
+        self,
+        lon_deg: float,
+        lat_deg: float,
+        alt_m: float,
+        reference: str,
+        t_s: float | None = None,
+        ground_m: float = 0.0,
+    ) -> list[Zone]:
         """Zones that contain a WGS84 point (boundary included), sorted by id.
 
         Parameters
@@ -503,17 +541,37 @@ class ZoneLayer:
         are curves in the local frame)."""
         n = 16
         t = np.linspace(0.0, 1.0, n + 1)[:-1]
-        lon = np.concatenate([min_lon + (max_lon - min_lon) * t, np.full(n, max_lon),
-                              max_lon - (max_lon - min_lon) * t, np.full(n, min_lon)])
-        lat = np.concatenate([np.full(n, min_lat), min_lat + (max_lat - min_lat) * t,
-                              np.full(n, max_lat), max_lat - (max_lat - min_lat) * t])
+        lon = np.concatenate(
+            [
+                min_lon + (max_lon - min_lon) * t,
+                np.full(n, max_lon),
+                max_lon - (max_lon - min_lon) * t,
+                np.full(n, min_lon),
+            ]
+        )
+        lat = np.concatenate(
+            [
+                np.full(n, min_lat),
+                min_lat + (max_lat - min_lat) * t,
+                np.full(n, max_lat),
+                max_lat - (max_lat - min_lat) * t,
+            ]
+        )
         x, y = self.frame.to_local(lon, lat)
         return Polygon(np.column_stack([x, y]))
 
-    def in_box(self, min_lon: float, min_lat: float, max_lon: float, max_lat: float,
-               z_lo_m: float | None = None, z_hi_m: float | None = None,
-               t0_s: float | None = None, t1_s: float | None = None,
-               ground_m: float = 0.0) -> list[Zone]:
+    def in_box(
+        self,
+        min_lon: float,
+        min_lat: float,
+        max_lon: float,
+        max_lat: float,
+        z_lo_m: float | None = None,
+        z_hi_m: float | None = None,
+        t0_s: float | None = None,
+        t1_s: float | None = None,
+        ground_m: float = 0.0,
+    ) -> list[Zone]:
         """Zones overlapping a WGS84 box, an AMSL band and a time span, sorted by id.
 
         Overlap semantics everywhere: a zone is returned when some part of it lies in
@@ -522,8 +580,10 @@ class ZoneLayer:
         converted with ``ground_m``.
         """
         if not (min_lon <= max_lon and min_lat <= max_lat):
-            raise ZoneError(f"box: min must not exceed max, got lon [{min_lon}, {max_lon}]"
-                            f", lat [{min_lat}, {max_lat}]")
+            raise ZoneError(
+                f"box: min must not exceed max, got lon [{min_lon}, {max_lon}]"
+                f", lat [{min_lat}, {max_lat}]"
+            )
         geom = self.local_box(min_lon, min_lat, max_lon, max_lat)
         out = []
         for lz in self._candidates(geom):
@@ -538,16 +598,22 @@ class ZoneLayer:
                 out.append(lz.zone)
         return out
 
-    def active(self, t0_s: float | None = None, t1_s: float | None = None) -> list[Zone]:
+    def active(
+        self, t0_s: float | None = None, t1_s: float | None = None
+    ) -> list[Zone]:
         """Zones whose window overlaps ``[t0_s, t1_s]`` (no window = always), by id."""
         return [z for z in self.list() if z.active_during(t0_s, t1_s)]
 
-    def local_zones(self, t0_s: float | None = None,
-                    t1_s: float | None = None) -> list[LocalZone]:
+    def local_zones(
+        self, t0_s: float | None = None, t1_s: float | None = None
+    ) -> list[LocalZone]:
         """Local forms of the zones active during ``[t0_s, t1_s]``, sorted by id."""
         with self._lock:
-            return [self._local[k] for k in sorted(self._local)
-                    if self._local[k].zone.active_during(t0_s, t1_s)]
+            return [
+                self._local[k]
+                for k in sorted(self._local)
+                if self._local[k].zone.active_during(t0_s, t1_s)
+            ]
 
 
 # ------------------------------------------------------------------ exact segment test
@@ -557,20 +623,30 @@ GroundArg = float | Callable[[float, float, float, float], tuple[float, float]]
 def ground_range_from_grid(grid: GridSpec, ground_m: np.ndarray):
     """A ground-range function for :func:`segment_intersects` from per-column ground.
 
-    Returns ``f(x0, y0, x1, y1) -> (min_m, max_m)``: the min and max of ``ground_m`` over
-    every column of the segment's bounding box (a superset of the columns it crosses;
-    points outside the grid are clamped to the edge columns).
+    Returns ``f(x0, y0, x1, y1) -> (min_m, max_m)``: the min and max of ``ground_m``
+    over every column of the segment's bounding box (a superset of the columns it
+    crosses; points outside the grid are clamped to the edge columns).
     """
     g = np.asarray(ground_m, dtype=np.float64)
     if g.shape != (grid.nx, grid.ny):
-        raise ZoneError(f"ground_m must have shape ({grid.nx}, {grid.ny}), got {g.shape}")
+        raise ZoneError(
+            f"ground_m must have shape ({grid.nx}, {grid.ny}), got {g.shape}"
+        )
 
     def rng(x0, y0, x1, y1):
-        i0 = int(np.clip(math.floor((min(x0, x1) - grid.x0_m) / grid.dx_m), 0, grid.nx - 1))
-        i1 = int(np.clip(math.floor((max(x0, x1) - grid.x0_m) / grid.dx_m), 0, grid.nx - 1))
-        j0 = int(np.clip(math.floor((min(y0, y1) - grid.y0_m) / grid.dx_m), 0, grid.ny - 1))
-        j1 = int(np.clip(math.floor((max(y0, y1) - grid.y0_m) / grid.dx_m), 0, grid.ny - 1))
-        sub = g[i0:i1 + 1, j0:j1 + 1]
+        i0 = int(
+            np.clip(math.floor((min(x0, x1) - grid.x0_m) / grid.dx_m), 0, grid.nx - 1)
+        )
+        i1 = int(
+            np.clip(math.floor((max(x0, x1) - grid.x0_m) / grid.dx_m), 0, grid.nx - 1)
+        )
+        j0 = int(
+            np.clip(math.floor((min(y0, y1) - grid.y0_m) / grid.dx_m), 0, grid.ny - 1)
+        )
+        j1 = int(
+            np.clip(math.floor((max(y0, y1) - grid.y0_m) / grid.dx_m), 0, grid.ny - 1)
+        )
+        sub = g[i0 : i1 + 1, j0 : j1 + 1]
         return float(sub.min()), float(sub.max())
 
     return rng
@@ -587,8 +663,9 @@ def _clip_t(p0, p1, lo, hi, t0, t1):
     return max(t0, a), min(t1, b)
 
 
-def segment_intersects(zone: LocalZone, p0, p1, ground_m: GroundArg = 0.0,
-                       margin_m: float = 0.0) -> bool:
+def segment_intersects(
+    zone: LocalZone, p0, p1, ground_m: GroundArg = 0.0, margin_m: float = 0.0
+) -> bool:
     """Whether the 3D segment ``p0 -> p1`` passes within ``margin_m`` of a zone volume.
 
     Parameters
@@ -602,17 +679,17 @@ def segment_intersects(zone: LocalZone, p0, p1, ground_m: GroundArg = 0.0,
         (min_m, max_m)`` bounding the ground under a horizontal segment (see
         :func:`ground_range_from_grid`).
     margin_m : float
-        Required clearance: horizontal distance <= margin and vertical distance <= margin
-        count as touching.
+        Required clearance: horizontal distance <= margin and vertical distance <=
+        margin count as touching.
 
     Notes
     -----
     The segment is first clipped to the zone's bounding box grown by ``margin_m``; the
-    ground range is taken over that piece, giving the band ``[lower(min ground) - margin,
-    upper(max ground) + margin]``; the piece is clipped again to the heights inside the
-    band; the answer is whether that sub-piece's horizontal distance to the shape is
-    <= ``margin_m`` (shapely for polygons, exact point-segment distance for circles).
-    Exact for AMSL limits or a constant ground; conservative otherwise.
+    ground range is taken over that piece, giving the band ``[lower(min ground) -
+    margin, upper(max ground) + margin]``; the piece is clipped again to the heights
+    inside the band; the answer is whether that sub-piece's horizontal distance to the
+    shape is <= ``margin_m`` (shapely for polygons, exact point-segment distance for
+    circles). Exact for AMSL limits or a constant ground; conservative otherwise.
 
     Examples
     --------
@@ -651,7 +728,9 @@ def segment_intersects(zone: LocalZone, p0, p1, ground_m: GroundArg = 0.0,
     if zone.centre_m is not None:
         d = _point_segment_distance(zone.centre_m[0], zone.centre_m[1], xa, ya, xb, yb)
         return d <= zone.radius_m + m + _EPS_M
-    piece = Point(xa, ya) if (xa == xb and ya == yb) else LineString([(xa, ya), (xb, yb)])
+    piece = (
+        Point(xa, ya) if (xa == xb and ya == yb) else LineString([(xa, ya), (xb, yb)])
+    )
     return float(shapely.distance(zone.shape, piece)) <= m + _EPS_M
 
 
@@ -663,15 +742,16 @@ def _point_segment_distance(px, py, ax, ay, bx, by):
 
 
 # ------------------------------------------------------------------------ rasterizing
-def zone_voxels(zone: LocalZone, grid: GridSpec, ground_m: np.ndarray,
-                margin_m: float = 0.0):
+def zone_voxels(
+    zone: LocalZone, grid: GridSpec, ground_m: np.ndarray, margin_m: float = 0.0
+):
     """Voxels of ``grid`` that a zone volume (grown by ``margin_m``) touches.
 
-    Conservative: column ``(i, j)`` is touched when its closed cell rectangle comes within
-    ``margin_m`` of the horizontal shape (overlap, not centre-in-cell); in that column the
-    layers ``k`` holding any height of ``[lower - margin, upper + margin]`` (AGL limits
-    converted with that column's ground) are touched, following the grid's half-open
-    layer convention (height ``z`` lies in layer ``floor((z - z0) / dz)``).
+    Conservative: column ``(i, j)`` is touched when its closed cell rectangle comes
+    within ``margin_m`` of the horizontal shape (overlap, not centre-in-cell); in that
+    column the layers ``k`` holding any height of ``[lower - margin, upper + margin]``
+    (AGL limits converted with that column's ground) are touched, following the grid's
+    half-open layer convention (height ``z`` lies in layer ``floor((z - z0) / dz)``).
 
     Parameters
     ----------
@@ -695,7 +775,9 @@ def zone_voxels(zone: LocalZone, grid: GridSpec, ground_m: np.ndarray,
         raise ZoneError(f"margin_m must be >= 0, got {margin_m!r}")
     g = np.asarray(ground_m)
     if g.shape != (grid.nx, grid.ny):
-        raise ZoneError(f"ground_m must have shape ({grid.nx}, {grid.ny}), got {g.shape}")
+        raise ZoneError(
+            f"ground_m must have shape ({grid.nx}, {grid.ny}), got {g.shape}"
+        )
     if grid.nz > 32767:
         raise ZoneError(f"grid.nz={grid.nz} does not fit the int16 layer indices")
     bx0, by0, bx1, by1 = zone.bounds_m
@@ -713,11 +795,28 @@ def zone_voxels(zone: LocalZone, grid: GridSpec, ground_m: np.ndarray,
         poly = zone.poly_xy
         cx = cy = r = 0.0
     k_lo, k_hi = _zone_columns(
-        poly, zone.centre_m is not None, cx, cy, r, m,
-        grid.x0_m, grid.y0_m, grid.z0_m, grid.dx_m, grid.dz_m, grid.nz, i0, i1, j0, j1,
+        poly,
+        zone.centre_m is not None,
+        cx,
+        cy,
+        r,
+        m,
+        grid.x0_m,
+        grid.y0_m,
+        grid.z0_m,
+        grid.dx_m,
+        grid.dz_m,
+        grid.nz,
+        i0,
+        i1,
+        j0,
+        j1,
         np.ascontiguousarray(g[i0:i1, j0:j1], dtype=np.float64),
-        z.lower.value_m, z.lower.reference == "AGL",
-        z.upper.value_m, z.upper.reference == "AGL")
+        z.lower.value_m,
+        z.lower.reference == "AGL",
+        z.upper.value_m,
+        z.upper.reference == "AGL",
+    )
     return i0, i1, j0, j1, k_lo, k_hi
 
 
@@ -729,8 +828,9 @@ def _seg_seg_dist2(ax, ay, bx, by, cx, cy, dx, dy):
     d2 = (dx - cx) * (by - cy) - (dy - cy) * (bx - cx)
     d3 = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
     d4 = (bx - ax) * (dy - ay) - (by - ay) * (dx - ax)
-    if ((d1 > 0 and d2 < 0) or (d1 < 0 and d2 > 0)) and \
-       ((d3 > 0 and d4 < 0) or (d3 < 0 and d4 > 0)):
+    if ((d1 > 0 and d2 < 0) or (d1 < 0 and d2 > 0)) and (
+        (d3 > 0 and d4 < 0) or (d3 < 0 and d4 > 0)
+    ):
         return 0.0
     best = _pt_seg_dist2(ax, ay, cx, cy, dx, dy)
     best = min(best, _pt_seg_dist2(bx, by, cx, cy, dx, dy))
@@ -794,8 +894,29 @@ def _rect_poly_dist2(x0, y0, x1, y1, poly):
 
 
 @njit(**JIT)
-def _zone_columns(poly, is_circle, cx, cy, r, margin, gx0, gy0, gz0, dx, dz, nz,
-                  i0, i1, j0, j1, ground, lo_v, lo_agl, hi_v, hi_agl):
+def _zone_columns(
+    poly,
+    is_circle,
+    cx,
+    cy,
+    r,
+    margin,
+    gx0,
+    gy0,
+    gz0,
+    dx,
+    dz,
+    nz,
+    i0,
+    i1,
+    j0,
+    j1,
+    ground,
+    lo_v,
+    lo_agl,
+    hi_v,
+    hi_agl,
+):
     """Per-column touched layer range of one zone.
 
     poly : (n, 2) float64 local polygon (unused for circles); cx, cy, r : circle [m];

@@ -33,23 +33,36 @@ def _lonlat(x_m, y_m):
     return float(lon), float(lat)
 
 
-def circle_zone(zid="C", x_m=0.0, y_m=0.0, r_m=50.0, lo=(0.0, "AGL"), hi=(120.0, "AGL"),
-                window=None):
+def circle_zone(
+    zid="C", x_m=0.0, y_m=0.0, r_m=50.0, lo=(0.0, "AGL"), hi=(120.0, "AGL"), window=None
+):
     lon, lat = _lonlat(x_m, y_m)
-    return Zone(id=zid, circle=Circle(lon, lat, r_m), lower=Altitude(*lo),
-                upper=Altitude(*hi), window=window, reason="test", authority="CAA")
+    return Zone(
+        id=zid,
+        circle=Circle(lon, lat, r_m),
+        lower=Altitude(*lo),
+        upper=Altitude(*hi),
+        window=window,
+        reason="test",
+        authority="CAA",
+    )
 
 
 def star_polygon_local(rng, cx, cy, r_m, n):
     # jittered even angles: every gap < pi, so the polygon is star-shaped and simple
     ang = (np.arange(n) + rng.uniform(0, 0.4, n)) * (2 * np.pi / n)
     rad = rng.uniform(0.3 * r_m, r_m, ang.size)
-    return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a, r in zip(ang, rad, strict=True)]
+    return [
+        (cx + r * math.cos(a), cy + r * math.sin(a))
+        for a, r in zip(ang, rad, strict=True)
+    ]
 
 
 def poly_zone(zid, pts_local, lo=(0.0, "AGL"), hi=(120.0, "AGL"), window=None):
     pts = [_lonlat(x, y) for x, y in pts_local]
-    return Zone(id=zid, polygon=pts, lower=Altitude(*lo), upper=Altitude(*hi), window=window)
+    return Zone(
+        id=zid, polygon=pts, lower=Altitude(*lo), upper=Altitude(*hi), window=window
+    )
 
 
 def random_zone(rng, zid, extent_m=400.0):
@@ -61,20 +74,34 @@ def random_zone(rng, zid, extent_m=400.0):
         window = None
     else:
         s = float(rng.uniform(0, 86400))
-        window = (s if rng.random() < 0.9 else None,
-                  s + float(rng.uniform(600, 7200)) if rng.random() < 0.9 else None)
+        window = (
+            s if rng.random() < 0.9 else None,
+            s + float(rng.uniform(600, 7200)) if rng.random() < 0.9 else None,
+        )
     if rng.random() < 0.4:
-        return circle_zone(zid, cx, cy, float(rng.uniform(3, 80)), (lo_v, lo_ref),
-                           (hi_v, hi_ref), window)
-    pts = star_polygon_local(rng, cx, cy, float(rng.uniform(5, 100)), int(rng.integers(3, 12)))
+        return circle_zone(
+            zid,
+            cx,
+            cy,
+            float(rng.uniform(3, 80)),
+            (lo_v, lo_ref),
+            (hi_v, hi_ref),
+            window,
+        )
+    pts = star_polygon_local(
+        rng, cx, cy, float(rng.uniform(5, 100)), int(rng.integers(3, 12))
+    )
     return poly_zone(zid, pts, (lo_v, lo_ref), (hi_v, hi_ref), window)
 
 
-# ---------------------------------------------------------------------------- validation
+# --------------- validation
 class TestValidation:
     def test_upper_must_exceed_lower_names_field(self):
-        with pytest.raises(ZoneError, match=r"zone Z-17: upper\.value_m must exceed "
-                                            r"lower\.value_m \(got 60 <= 80\)"):
+        with pytest.raises(
+            ZoneError,
+            match=r"zone Z-17: upper\.value_m must exceed "
+            r"lower\.value_m \(got 60 <= 80\)",
+        ):
             circle_zone("Z-17", lo=(80, "AGL"), hi=(60, "AGL"))
 
     def test_mixed_references_are_not_compared(self):
@@ -94,39 +121,73 @@ class TestValidation:
             circle_zone(r_m=0.0)
 
     def test_polygon_too_few_vertices(self):
-        with pytest.raises(ZoneError, match="zone P: polygon needs at least 3 distinct"):
-            Zone(id="P", polygon=[(24.9, 60.1), (24.91, 60.1), (24.9, 60.1)],
-                 lower=Altitude(0, "AGL"), upper=Altitude(10, "AGL"))
+        with pytest.raises(
+            ZoneError, match="zone P: polygon needs at least 3 distinct"
+        ):
+            Zone(
+                id="P",
+                polygon=[(24.9, 60.1), (24.91, 60.1), (24.9, 60.1)],
+                lower=Altitude(0, "AGL"),
+                upper=Altitude(10, "AGL"),
+            )
 
     def test_polygon_self_intersecting(self):
         bowtie = [(24.90, 60.10), (24.91, 60.11), (24.91, 60.10), (24.90, 60.11)]
-        with pytest.raises(ZoneError, match="zone B: polygon is not simple: Self-intersection"):
-            Zone(id="B", polygon=bowtie, lower=Altitude(0, "AGL"), upper=Altitude(10, "AGL"))
+        with pytest.raises(
+            ZoneError, match="zone B: polygon is not simple: Self-intersection"
+        ):
+            Zone(
+                id="B",
+                polygon=bowtie,
+                lower=Altitude(0, "AGL"),
+                upper=Altitude(10, "AGL"),
+            )
 
     def test_polygon_out_of_range(self):
-        with pytest.raises(ZoneError, match=r"polygon\[1\]: latitude 95.0 out of range"):
-            Zone(id="R", polygon=[(24.9, 60.1), (24.9, 95.0), (25.0, 60.1)],
-                 lower=Altitude(0, "AGL"), upper=Altitude(10, "AGL"))
+        with pytest.raises(
+            ZoneError, match=r"polygon\[1\]: latitude 95.0 out of range"
+        ):
+            Zone(
+                id="R",
+                polygon=[(24.9, 60.1), (24.9, 95.0), (25.0, 60.1)],
+                lower=Altitude(0, "AGL"),
+                upper=Altitude(10, "AGL"),
+            )
 
     def test_polygon_non_finite(self):
-        with pytest.raises(ZoneError, match=r"polygon\[0\]: coordinates must be finite"):
-            Zone(id="R", polygon=[(float("inf"), 60.1), (24.9, 60.2), (25.0, 60.1)],
-                 lower=Altitude(0, "AGL"), upper=Altitude(10, "AGL"))
+        with pytest.raises(
+            ZoneError, match=r"polygon\[0\]: coordinates must be finite"
+        ):
+            Zone(
+                id="R",
+                polygon=[(float("inf"), 60.1), (24.9, 60.2), (25.0, 60.1)],
+                lower=Altitude(0, "AGL"),
+                upper=Altitude(10, "AGL"),
+            )
 
     def test_closed_ring_is_normalised(self):
         ring = [(24.90, 60.10), (24.91, 60.10), (24.91, 60.11), (24.90, 60.10)]
-        z = Zone(id="P", polygon=ring, lower=Altitude(0, "AGL"), upper=Altitude(10, "AGL"))
+        z = Zone(
+            id="P", polygon=ring, lower=Altitude(0, "AGL"), upper=Altitude(10, "AGL")
+        )
         assert z.polygon == tuple(ring[:-1])
-        assert z == Zone(id="P", polygon=ring[:-1], lower=Altitude(0, "AGL"),
-                         upper=Altitude(10, "AGL"))
+        assert z == Zone(
+            id="P",
+            polygon=ring[:-1],
+            lower=Altitude(0, "AGL"),
+            upper=Altitude(10, "AGL"),
+        )
 
     def test_exactly_one_geometry(self):
         with pytest.raises(ZoneError, match="zone X: geometry: give exactly one"):
             Zone(id="X", lower=Altitude(0, "AGL"), upper=Altitude(10, "AGL"))
 
     def test_window_order(self):
-        with pytest.raises(ZoneError, match=r"zone W: window\.end_s must exceed "
-                                            r"window\.start_s \(got 10 <= 20\)"):
+        with pytest.raises(
+            ZoneError,
+            match=r"zone W: window\.end_s must exceed "
+            r"window\.start_s \(got 10 <= 20\)",
+        ):
             circle_zone("W", window=(20, 10))
 
     def test_empty_id(self):
@@ -137,7 +198,7 @@ class TestValidation:
         assert circle_zone().authority == Authority("CAA", "")
 
 
-# --------------------------------------------------------------------------------- time
+# --------------- time
 class TestTimeWindows:
     z = circle_zone(window=(H10, H12))
 
@@ -164,15 +225,20 @@ class TestTimeWindows:
         assert circle_zone(window=None).active_during(H13, H13)
 
     def test_layer_active_and_point_query_use_time(self):
-        layer = ZoneLayer(FRAME, [circle_zone("E", window=(H10, H12)), circle_zone("P")])
+        layer = ZoneLayer(
+            FRAME, [circle_zone("E", window=(H10, H12)), circle_zone("P")]
+        )
         assert [z.id for z in layer.active(H11, H11)] == ["E", "P"]
         assert [z.id for z in layer.active(H13, H13)] == ["P"]
         lon, lat = _lonlat(0, 0)
-        assert [z.id for z in layer.at_point(lon, lat, 50, "AGL", t_s=H11)] == ["E", "P"]
+        assert [z.id for z in layer.at_point(lon, lat, 50, "AGL", t_s=H11)] == [
+            "E",
+            "P",
+        ]
         assert [z.id for z in layer.at_point(lon, lat, 50, "AGL", t_s=H13)] == ["P"]
 
 
-# -------------------------------------------------------------------------------- layer
+# --------------- layer
 class TestLayer:
     def test_add_duplicate_remove_unknown(self):
         layer = ZoneLayer(FRAME)
@@ -223,14 +289,23 @@ class TestLayer:
             lon0, lon1 = min(lon0, lon1), max(lon0, lon1)
             lat0, lat1 = min(lat0, lat1), max(lat0, lat1)
             z_lo = None if rng.random() < 0.2 else float(rng.uniform(-10, 100))
-            z_hi = None if z_lo is None or rng.random() < 0.2 else z_lo + float(rng.uniform(0, 40))
+            z_hi = (
+                None
+                if z_lo is None or rng.random() < 0.2
+                else z_lo + float(rng.uniform(0, 40))
+            )
             t0 = None if rng.random() < 0.3 else float(rng.uniform(0, 86400))
             t1 = None if t0 is None else t0 + float(rng.uniform(0, 3600))
             g = float(rng.uniform(0, 20))
-            got = [z.id for z in layer.in_box(lon0, lat0, lon1, lat1, z_lo, z_hi, t0, t1,
-                                              ground_m=g)]
-            assert got == naive.in_box_naive(layer, lon0, lat0, lon1, lat1, z_lo, z_hi,
-                                             t0, t1, g)
+            got = [
+                z.id
+                for z in layer.in_box(
+                    lon0, lat0, lon1, lat1, z_lo, z_hi, t0, t1, ground_m=g
+                )
+            ]
+            assert got == naive.in_box_naive(
+                layer, lon0, lat0, lon1, lat1, z_lo, z_hi, t0, t1, g
+            )
         hits = 0
         for _ in range(300):
             x, y = rng.uniform(-500, 500, 2)
@@ -238,7 +313,9 @@ class TestLayer:
             t = None if rng.random() < 0.3 else float(rng.uniform(0, 86400))
             g = float(rng.uniform(0, 20))
             lon, lat = _lonlat(x, y)
-            got = [z.id for z in layer.at_point(lon, lat, zz, "AMSL", t_s=t, ground_m=g)]
+            got = [
+                z.id for z in layer.at_point(lon, lat, zz, "AMSL", t_s=t, ground_m=g)
+            ]
             xl, yl = FRAME.to_local(lon, lat)
             want = naive.at_point_naive(layer, float(xl), float(yl), zz, t, g)
             assert got == want
@@ -250,18 +327,24 @@ class TestLayer:
             ZoneLayer(FRAME).in_box(25.0, 60.0, 24.0, 61.0)
 
 
-# -------------------------------------------------------------------- segment_intersects
+# --------------- segment_intersects
 def _random_segment(rng, lz):
     bx0, by0, bx1, by1 = lz.bounds_m
     cx, cy = 0.5 * (bx0 + bx1), 0.5 * (by0 + by1)
     span = max(bx1 - bx0, by1 - by0)
-    p0 = (cx + rng.uniform(-1.5, 1.5) * span, cy + rng.uniform(-1.5, 1.5) * span,
-          float(rng.uniform(-20, 180)))
+    p0 = (
+        cx + rng.uniform(-1.5, 1.5) * span,
+        cy + rng.uniform(-1.5, 1.5) * span,
+        float(rng.uniform(-20, 180)),
+    )
     if rng.random() < 0.15:  # vertical segment
         p1 = (p0[0], p0[1], float(rng.uniform(-20, 180)))
     else:
-        p1 = (cx + rng.uniform(-1.5, 1.5) * span, cy + rng.uniform(-1.5, 1.5) * span,
-              float(rng.uniform(-20, 180)) if rng.random() < 0.8 else p0[2])
+        p1 = (
+            cx + rng.uniform(-1.5, 1.5) * span,
+            cy + rng.uniform(-1.5, 1.5) * span,
+            float(rng.uniform(-20, 180)) if rng.random() < 0.8 else p0[2],
+        )
     return p0, p1
 
 
@@ -293,13 +376,19 @@ def test_segment_inside_band_and_shape_is_true_and_above_false():
     lz = LocalZone(circle_zone("A", 0, 0, 50, lo=(0, "AGL"), hi=(120, "AGL")), FRAME)
     assert segment_intersects(lz, (0, 0, 60), (1, 0, 60), ground_m=5.0)  # fully inside
     assert not segment_intersects(lz, (-100, 0, 126), (100, 0, 126), ground_m=5.0)
-    assert segment_intersects(lz, (-100, 0, 126), (100, 0, 126), ground_m=5.0, margin_m=1.0)
+    assert segment_intersects(
+        lz, (-100, 0, 126), (100, 0, 126), ground_m=5.0, margin_m=1.0
+    )
     assert not segment_intersects(lz, (-100, 60, 50), (100, 60, 50), ground_m=5.0)
-    assert segment_intersects(lz, (-100, 60, 50), (100, 60, 50), ground_m=5.0, margin_m=10)
+    assert segment_intersects(
+        lz, (-100, 60, 50), (100, 60, 50), ground_m=5.0, margin_m=10
+    )
 
 
 def test_segment_intersects_with_varying_ground_is_conservative():
-    grid = GridSpec(x0_m=-100, y0_m=-100, z0_m=0, dx_m=2, dz_m=2, nx=100, ny=100, nz=100)
+    grid = GridSpec(
+        x0_m=-100, y0_m=-100, z0_m=0, dx_m=2, dz_m=2, nx=100, ny=100, nz=100
+    )
     rng = np.random.default_rng(3)
     ground = rng.uniform(0, 30, (100, 100)).astype(np.float32)
     fn = ground_range_from_grid(grid, ground)
@@ -322,7 +411,7 @@ def test_segment_margin_must_be_non_negative():
         segment_intersects(lz, (0, 0, 0), (1, 1, 1), margin_m=-1)
 
 
-# ------------------------------------------------------------------------- rasterization
+# --------------- rasterization
 def _dense(grid, out):
     i0, i1, j0, j1, k_lo, k_hi = out
     mask = np.zeros(grid.shape, dtype=bool)
@@ -339,8 +428,16 @@ def test_zone_voxels_vs_shapely_oracle():
     for n in range(40):
         dx = float(rng.choice([1.0, 2.0, 3.7]))
         dz = float(rng.choice([1.0, 2.0, 2.5]))
-        grid = GridSpec(x0_m=-101.3, y0_m=-97.1, z0_m=float(rng.uniform(-5, 5)), dx_m=dx,
-                        dz_m=dz, nx=int(200 / dx), ny=int(190 / dx), nz=int(80 / dz))
+        grid = GridSpec(
+            x0_m=-101.3,
+            y0_m=-97.1,
+            z0_m=float(rng.uniform(-5, 5)),
+            dx_m=dx,
+            dz_m=dz,
+            nx=int(200 / dx),
+            ny=int(190 / dx),
+            nz=int(80 / dz),
+        )
         ground = rng.uniform(0, 12, (grid.nx, grid.ny)).astype(np.float32)
         lz = LocalZone(random_zone(rng, f"R{n}", extent_m=90.0), FRAME)
         margin = 0.0 if n % 2 == 0 else float(rng.uniform(0, 6))
@@ -358,7 +455,9 @@ def test_zone_voxels_vs_shapely_oracle():
 def test_zone_voxels_touch_not_centre():
     # a 0.3 m circle inside one 2 m cell, far from its centre: the cell is touched
     grid = GridSpec(x0_m=-10, y0_m=-10, z0_m=0, dx_m=2, dz_m=2, nx=10, ny=10, nz=10)
-    lz = LocalZone(circle_zone("T", 0.6, 0.6, 0.3, lo=(3, "AMSL"), hi=(5, "AMSL")), FRAME)
+    lz = LocalZone(
+        circle_zone("T", 0.6, 0.6, 0.3, lo=(3, "AMSL"), hi=(5, "AMSL")), FRAME
+    )
     mask = _dense(grid, zone_voxels(lz, grid, np.zeros((10, 10), np.float32)))
     assert np.argwhere(mask).tolist() == [[5, 5, 1], [5, 5, 2]]
 
@@ -368,7 +467,7 @@ def test_zone_voxels_agl_follows_ground_and_outside_grid():
     ground = np.zeros((10, 10), np.float32)
     ground[5, 5] = 20.0
     lz = LocalZone(circle_zone("G", 1, 1, 0.5, lo=(0, "AGL"), hi=(10, "AGL")), FRAME)
-    i0, i1, j0, j1, k_lo, k_hi = zone_voxels(lz, grid, ground)
+    i0, _i1, j0, _j1, k_lo, k_hi = zone_voxels(lz, grid, ground)
     a, b = 5 - i0, 5 - j0
     assert (k_lo[a, b], k_hi[a, b]) == (20, 30)
     far = LocalZone(circle_zone("F", 500, 500, 10), FRAME)

@@ -16,14 +16,19 @@ def zone_voxels_naive(lz, grid, ground_m, margin_m=0.0):
     """Boolean (nx, ny, nz) mask of touched voxels, per cell with shapely.
 
     A column is touched when ``shapely.distance(cell box, shape) <= margin`` (for a
-    circle: distance to the centre <= radius + margin); in it, layer ``k`` is touched when
-    ``[z0 + k dz, z0 + (k+1) dz)`` holds a height of ``[lo - margin, hi + margin]``.
+    circle: distance to the centre <= radius + margin); in it, layer ``k`` is touched
+    when ``[z0 + k dz, z0 + (k+1) dz)`` holds a height of ``[lo - margin, hi +
+    margin]``.
     """
     mask = np.zeros((grid.nx, grid.ny, grid.nz), dtype=bool)
     for i in range(grid.nx):
         for j in range(grid.ny):
-            cell = box(grid.x0_m + i * grid.dx_m, grid.y0_m + j * grid.dx_m,
-                       grid.x0_m + (i + 1) * grid.dx_m, grid.y0_m + (j + 1) * grid.dx_m)
+            cell = box(
+                grid.x0_m + i * grid.dx_m,
+                grid.y0_m + j * grid.dx_m,
+                grid.x0_m + (i + 1) * grid.dx_m,
+                grid.y0_m + (j + 1) * grid.dx_m,
+            )
             if lz.centre_m is not None:
                 d = shapely.distance(cell, Point(lz.centre_m)) - lz.radius_m
             else:
@@ -43,8 +48,12 @@ def zone_voxels_naive(lz, grid, ground_m, margin_m=0.0):
 
 def cell_distance(lz, grid, i, j):
     """Horizontal distance [m] from column (i, j)'s rectangle to the zone's shape."""
-    cell = box(grid.x0_m + i * grid.dx_m, grid.y0_m + j * grid.dx_m,
-               grid.x0_m + (i + 1) * grid.dx_m, grid.y0_m + (j + 1) * grid.dx_m)
+    cell = box(
+        grid.x0_m + i * grid.dx_m,
+        grid.y0_m + j * grid.dx_m,
+        grid.x0_m + (i + 1) * grid.dx_m,
+        grid.y0_m + (j + 1) * grid.dx_m,
+    )
     if lz.centre_m is not None:
         return max(0.0, shapely.distance(cell, Point(lz.centre_m)) - lz.radius_m)
     return shapely.distance(cell, lz.shape)
@@ -72,8 +81,9 @@ def segment_gap_sampled(lz, p0, p1, ground_m, n=4001):
     return best
 
 
-def in_box_naive(layer, min_lon, min_lat, max_lon, max_lat, z_lo_m, z_hi_m, t0_s, t1_s,
-                 ground_m=0.0):
+def in_box_naive(
+    layer, min_lon, min_lat, max_lon, max_lat, z_lo_m, z_hi_m, t0_s, t1_s, ground_m=0.0
+):
     """Brute force over every zone, no index."""
     geom = layer.local_box(min_lon, min_lat, max_lon, max_lat)
     out = []
