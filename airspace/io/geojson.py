@@ -33,8 +33,9 @@ What is skipped
 ---------------
 Non-polygon geometries and ``building=no`` features are skipped with their reason (in
 strict mode too: they are not broken, only not buildings). Unclosed or degenerate rings,
-non-numeric coordinates and heights that give ``top <= base`` skip the feature (strict:
-raise). Truncated JSON, an unknown ``crs`` and an empty collection always raise.
+non-numeric coordinates, non-finite numeric heights (``NaN``, ``Infinity``) and heights
+that give ``top <= base`` skip the feature (strict: raise). Truncated JSON, an unknown
+``crs`` and an empty collection always raise.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ def parse_length_m(value) -> float | None:
     return round(float(m.group(1).replace(",", ".")) * _UNITS_M[unit], 6)
 
 
+_HEIGHT_TAGS = ("height", "min_height", "building:levels", "building:min_level",
+                "roof:height", "roof:levels")
+
+
 def _legacy_crs(doc, path) -> str:
     crs = doc.get("crs")
     if not crs:
@@ -152,6 +157,10 @@ class _Verts:
 
 def _heights(props, oid) -> tuple[float, float, bool]:
     """(base_m, top_m, defaulted) from OSM tags (see the module docstring)."""
+    for tag in _HEIGHT_TAGS:
+        v = props.get(tag)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ObjectError(oid, f"non-finite {tag} {v!r}")
     base = parse_length_m(props.get("min_height"))
     if base is None:
         min_level = parse_length_m(props.get("building:min_level"))
