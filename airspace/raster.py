@@ -210,20 +210,15 @@ def _seg_box_d2_disjoint(ax, ay, bx, by, x0, y0, x1, y1):
     """
     d = _box_point_d2(x0, y0, x1, y1, ax, ay)
     e = _box_point_d2(x0, y0, x1, y1, bx, by)
-    if e < d:
-        d = e
+    d = min(d, e)
     e = _seg_point_d2(ax, ay, bx, by, x0, y0)
-    if e < d:
-        d = e
+    d = min(d, e)
     e = _seg_point_d2(ax, ay, bx, by, x1, y0)
-    if e < d:
-        d = e
+    d = min(d, e)
     e = _seg_point_d2(ax, ay, bx, by, x0, y1)
-    if e < d:
-        d = e
+    d = min(d, e)
     e = _seg_point_d2(ax, ay, bx, by, x1, y1)
-    if e < d:
-        d = e
+    d = min(d, e)
     return d
 
 
@@ -260,8 +255,7 @@ def _last_cell(v, origin, d, n):
 
 @njit(**JIT)
 def _raise(field, i, j, value):
-    if field[i, j] < value:
-        field[i, j] = value
+    field[i, j] = max(field[i, j], value)
 
 
 @njit(**JIT)

@@ -343,6 +343,7 @@ def _plan_grid(bbox, ground_lo, ground_hi, top_hi, *, resolution_m, layer_m,
 def _terrain_field(grid: GridSpec, xyz: np.ndarray) -> np.ndarray:
     """Ground at the cell centres from terrain samples: linear, nearest outside hull."""
     from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
+    from scipy.spatial import QhullError
 
     xc = grid.x0_m + (np.arange(grid.nx) + 0.5) * grid.dx_m
     yc = grid.y0_m + (np.arange(grid.ny) + 0.5) * grid.dx_m
@@ -352,7 +353,7 @@ def _terrain_field(grid: GridSpec, xyz: np.ndarray) -> np.ndarray:
     if len(xyz) >= 3:
         try:
             linear = LinearNDInterpolator(xyz[:, :2], xyz[:, 2])
-        except Exception:  # qhull: collinear or degenerate samples; nearest only
+        except QhullError:  # collinear or degenerate samples: nearest only
             linear = None
     rows = max(1, 2_000_000 // grid.ny)
     for i0 in range(0, grid.nx, rows):
@@ -441,6 +442,8 @@ def build_twin(result_or_buildings, *, resolution_m: float = 2.0, layer_m: float
     ------
     ValueError
         Bad parameters, no frame for a list of buildings, no buildings at all.
+    TypeError
+        Neither a LoadResult nor a list of Building; ``frame`` not a Frame.
     TwinTooLargeError
         The grid would be absurdly large (see module docstring).
 
@@ -474,9 +477,9 @@ def build_twin(result_or_buildings, *, resolution_m: float = 2.0, layer_m: float
         if frame is None:
             raise ValueError("build_twin needs frame= when given a list of buildings")
         if not all(isinstance(b, Building) for b in buildings):
-            raise ValueError("build_twin expects a LoadResult or a list of Building")
+            raise TypeError("build_twin expects a LoadResult or a list of Building")
     if not isinstance(frame, Frame):
-        raise ValueError(f"frame must be an airspace.frame.Frame, got {type(frame)!r}")
+        raise TypeError(f"frame must be an airspace.frame.Frame, got {type(frame)!r}")
     if not buildings:
         raise ValueError("no buildings to build a twin from")
     if margin_m is None:

@@ -80,7 +80,7 @@ def random_polys(seed, n=40, span=60.0):
     return out
 
 
-GRID = dict(x0_m=0.0, y0_m=0.0, dx_m=2.0, nx=32, ny=32)
+GRID = {"x0_m": 0.0, "y0_m": 0.0, "dx_m": 2.0, "nx": 32, "ny": 32}
 
 
 def kernel_one(p, top=10.0, clearance=0.0, **grid):
@@ -203,7 +203,7 @@ def test_clearance_corner_uses_true_circle_not_buffer_chords():
     p = box(0.0, 0.0, 10.0, 10.0)
     a = math.radians(22.5)
     cx, cy = 10.0 + 4.95 * math.cos(a), 10.0 + 4.95 * math.sin(a)
-    g = dict(x0_m=cx, y0_m=cy, dx_m=1.0, nx=2, ny=2)
+    g = {"x0_m": cx, "y0_m": cy, "dx_m": 1.0, "nx": 2, "ny": 2}
     _, ctop, _ = kernel_one(p, top=10.0, clearance=5.0, **g)
     assert np.isfinite(ctop[0, 0]) and not np.isfinite(ctop[1, 1])
     # a polygonal buffer (chords inside the circle) would miss that cell

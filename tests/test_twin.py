@@ -238,3 +238,10 @@ def test_ground_spread_on_coarse_grid_for_large_twins(monkeypatch):
     assert twin.ground_m[g.column_of(-3.0, 2.0)[0], j] == 5.0
     assert twin.ground_m[g.column_of(47.0, 2.0)[0], j] == 15.0
     assert np.all((twin.ground_m >= 5.0) & (twin.ground_m <= 15.0))
+
+
+def test_wrong_input_types_raise_type_error():
+    with pytest.raises(TypeError, match="expects a LoadResult or a list of Building"):
+        build_twin([box(0, 0, 1, 1)], frame=FRAME)
+    with pytest.raises(TypeError, match="frame must be an airspace.frame.Frame"):
+        build_twin([bld("a", box(0, 0, 1, 1), 5.0)], frame=(4.3, 52.0))

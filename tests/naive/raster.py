@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-__all__ = ["cell_boxes", "clear_top_oracle", "touched_oracle", "top_oracle",
-           "shapely_rasterize"]
+__all__ = ["cell_boxes", "clear_top_oracle", "shapely_rasterize", "top_oracle",
+           "touched_oracle"]
 
 
 def cell_boxes(x0_m, y0_m, d_m, nx, ny):
