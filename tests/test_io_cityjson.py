@@ -47,7 +47,9 @@ def test_counts_match_provenance(denhaag):
     assert kinds.count("BuildingPart") == 1653
     assert kinds.count("Building") == 337
     objs = doc["CityObjects"]
-    with_geom = {k for k, o in objs.items() if o["type"] == "Building" and o.get("geometry")}
+    with_geom = {
+        k for k, o in objs.items() if o["type"] == "Building" and o.get("geometry")
+    }
     assert {b.id for b in res.buildings if b.kind == "Building"} == with_geom
     for b in res.buildings:
         if b.kind == "BuildingPart":
@@ -80,21 +82,30 @@ def test_heights_are_vertex_extremes(denhaag):
         assert b.top_m == pytest.approx(z.max(), abs=1e-9)
         family = b.parent_id or b.id
         members = [family] + list(objs[family].get("children", []))
-        zf = np.concatenate([v[_indices(g["boundaries"]), 2] for m in members
-                             for g in objs[m].get("geometry", [])])
+        zf = np.concatenate(
+            [
+                v[_indices(g["boundaries"]), 2]
+                for m in members
+                for g in objs[m].get("geometry", [])
+            ]
+        )
         assert b.ground_m == pytest.approx(zf.min(), abs=1e-9)
 
 
 def test_bbox_in_wgs84_matches_provenance(denhaag):
     _, _, res = denhaag
-    pts = np.concatenate([np.asarray(b.footprint.exterior.coords) for b in res.buildings])
+    pts = np.concatenate(
+        [np.asarray(b.footprint.exterior.coords) for b in res.buildings]
+    )
     lon, lat = res.frame.to_wgs84(pts[:, 0], pts[:, 1])
     to_rd = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:28992", always_xy=True)
     x, y = to_rd.transform(lon, lat)
     x0, y0, x1, y1 = RD_BBOX
     assert x0 <= x.min() and x.max() <= x1 and y0 <= y.min() and y.max() <= y1
     # the buildings fill most of the tile
-    assert (x.max() - x.min()) > 0.8 * (x1 - x0) and (y.max() - y.min()) > 0.8 * (y1 - y0)
+    assert (x.max() - x.min()) > 0.8 * (x1 - x0) and (y.max() - y.min()) > 0.8 * (
+        y1 - y0
+    )
     assert 4.26 < res.frame.lon0_deg < 4.29 and 52.09 < res.frame.lat0_deg < 52.12
 
 
@@ -102,8 +113,9 @@ def test_vertex_positions_match_independent_pyproj(denhaag):
     _, doc, res = denhaag
     v = _raw_vertices(doc)
     objs = doc["CityObjects"]
-    rd_to_wgs = pyproj.Transformer.from_crs(pyproj.CRS("EPSG:7415").sub_crs_list[0],
-                                            "EPSG:4326", always_xy=True)
+    rd_to_wgs = pyproj.Transformer.from_crs(
+        pyproj.CRS("EPSG:7415").sub_crs_list[0], "EPSG:4326", always_xy=True
+    )
     matched = total = 0
     for b in res.buildings[::50]:
         raw = v[np.unique(_indices(objs[b.id]["geometry"][0]["boundaries"]))]
@@ -111,7 +123,9 @@ def test_vertex_positions_match_independent_pyproj(denhaag):
         fp = np.asarray(b.footprint.exterior.coords)[:-1]
         flon, flat = res.frame.to_wgs84(fp[:, 0], fp[:, 1])
         for lo, la in zip(flon, flat):
-            _, _, d = GEOD.inv(np.full(len(rlon), lo), np.full(len(rlon), la), rlon, rlat)
+            _, _, d = GEOD.inv(
+                np.full(len(rlon), lo), np.full(len(rlon), la), rlon, rlat
+            )
             total += 1
             matched += np.min(d) < 1e-3
         # every raw vertex projects into the footprint (it is the solid's shadow)
@@ -147,6 +161,7 @@ def test_terrain_samples_from_tin(denhaag):
 
 # -- derived versions ------------------------------------------------------------------
 
+
 def _subset(doc, n_with_parts=3, n_solo=3):
     """A small 2.0 document with a few Den Haag buildings (and their parts)."""
     objs = doc["CityObjects"]
@@ -155,16 +170,27 @@ def _subset(doc, n_with_parts=3, n_solo=3):
     keep = solo[:n_solo] + fam[:n_with_parts]
     for k in fam[:n_with_parts]:
         keep += objs[k]["children"]
-    used = sorted({i for k in keep for g in objs[k].get("geometry", [])
-                   for i in _indices(g["boundaries"])})
+    used = sorted(
+        {
+            i
+            for k in keep
+            for g in objs[k].get("geometry", [])
+            for i in _indices(g["boundaries"])
+        }
+    )
     remap = {old: new for new, old in enumerate(used)}
 
     def re(b):
         return remap[b] if isinstance(b, int) else [re(x) for x in b]
 
-    out = {"type": "CityJSON", "version": "2.0", "transform": doc["transform"],
-           "metadata": {"referenceSystem": doc["metadata"]["referenceSystem"]},
-           "CityObjects": {}, "vertices": [doc["vertices"][i] for i in used]}
+    out = {
+        "type": "CityJSON",
+        "version": "2.0",
+        "transform": doc["transform"],
+        "metadata": {"referenceSystem": doc["metadata"]["referenceSystem"]},
+        "CityObjects": {},
+        "vertices": [doc["vertices"][i] for i in used],
+    }
     for k in keep:
         o = copy.deepcopy(objs[k])
         for g in o.get("geometry", []):
@@ -179,7 +205,9 @@ def _as_v10(doc20):
     d["version"] = "1.0"
     d["metadata"]["referenceSystem"] = "urn:ogc:def:crs:EPSG::7415"
     t = d.pop("transform")  # 1.0: transform optional; write real coordinates
-    d["vertices"] = (np.asarray(d["vertices"], float) * t["scale"] + t["translate"]).tolist()
+    d["vertices"] = (
+        np.asarray(d["vertices"], float) * t["scale"] + t["translate"]
+    ).tolist()
     for o in d["CityObjects"].values():
         for g in o.get("geometry", []):
             g["lod"] = int(float(g["lod"]))  # 1.0: lod is a number
@@ -196,20 +224,36 @@ def _as_v11(doc20):
 def _as_seq(doc20, keep):
     """CityJSONSeq lines: header, then one feature per building with its parts."""
     objs = doc20["CityObjects"]
-    header = {"type": "CityJSON", "version": "2.0", "transform": doc20["transform"],
-              "metadata": doc20["metadata"], "CityObjects": {}, "vertices": []}
+    header = {
+        "type": "CityJSON",
+        "version": "2.0",
+        "transform": doc20["transform"],
+        "metadata": doc20["metadata"],
+        "CityObjects": {},
+        "vertices": [],
+    }
     lines = [json.dumps(header)]
     for root in [k for k in keep if objs[k]["type"] == "Building"]:
         members = [root] + list(objs[root].get("children", []))
-        used = sorted({i for m in members for g in objs[m].get("geometry", [])
-                       for i in _indices(g["boundaries"])})
+        used = sorted(
+            {
+                i
+                for m in members
+                for g in objs[m].get("geometry", [])
+                for i in _indices(g["boundaries"])
+            }
+        )
         remap = {old: new for new, old in enumerate(used)}
 
         def re(b, remap=remap):
             return remap[b] if isinstance(b, int) else [re(x) for x in b]
 
-        feat = {"type": "CityJSONFeature", "id": root, "CityObjects": {},
-                "vertices": [doc20["vertices"][i] for i in used]}
+        feat = {
+            "type": "CityJSONFeature",
+            "id": root,
+            "CityObjects": {},
+            "vertices": [doc20["vertices"][i] for i in used],
+        }
         for m in members:
             o = copy.deepcopy(objs[m])
             for g in o.get("geometry", []):
@@ -220,8 +264,9 @@ def _as_seq(doc20, keep):
 
 
 def _same(a, b):
-    assert [x.id for x in a.buildings] and \
-        sorted(x.id for x in a.buildings) == sorted(x.id for x in b.buildings)
+    assert [x.id for x in a.buildings] and sorted(x.id for x in a.buildings) == sorted(
+        x.id for x in b.buildings
+    )
     bb = {x.id: x for x in b.buildings}
     for x in a.buildings:
         y = bb[x.id]
@@ -245,8 +290,9 @@ def test_versions_and_seq_give_the_same_buildings(denhaag, tmp_path):
     pseq = tmp_path / "sub.city.jsonl"
     pseq.write_text(_as_seq(doc20, keep))
     r20 = load_city(p20, frame=frame)
-    assert len(r20.buildings) == len([k for k in keep if doc20["CityObjects"][k].get(
-        "geometry")])
+    assert len(r20.buildings) == len(
+        [k for k in keep if doc20["CityObjects"][k].get("geometry")]
+    )
     for p in (p10, p11, pseq):
         r = load_city(p, frame=frame)
         assert r.source_crs == "EPSG:7415" and r.skipped == []
@@ -259,15 +305,18 @@ def test_versions_and_seq_give_the_same_buildings(denhaag, tmp_path):
 
 def test_list_of_files_merges_into_one_frame(denhaag, tmp_path):
     _, doc, _ = denhaag
-    doc20, keep = _subset(doc, 2, 2)
+    doc20, _keep = _subset(doc, 2, 2)
     a = tmp_path / "a.city.json"
     a.write_text(json.dumps(doc20))
     objs = doc["CityObjects"]
     other = {k: objs[k] for k in list(objs)[-40:] if objs[k]["type"] != "TINRelief"}
     doc_b = copy.deepcopy(doc)
-    doc_b["CityObjects"] = {k: v for k, v in other.items()
-                            if all(p in other for p in v.get("parents", []))
-                            and all(c in other for c in v.get("children", []))}
+    doc_b["CityObjects"] = {
+        k: v
+        for k, v in other.items()
+        if all(p in other for p in v.get("parents", []))
+        and all(c in other for c in v.get("children", []))
+    }
     b = tmp_path / "b.city.json"
     b.write_text(json.dumps(doc_b))
     ra, rb = load_city(a), load_city(b)
@@ -280,18 +329,71 @@ def test_list_of_files_merges_into_one_frame(denhaag, tmp_path):
 def test_crs_override_and_geometry_instance(tmp_path):
     # one 10 x 10 x 20 m box as a GeometryInstance, CRS given by the caller
     doc = {
-        "type": "CityJSON", "version": "2.0",
-        "transform": {"scale": [0.001, 0.001, 0.001], "translate": [78500.0, 457900.0, 0.0]},
-        "CityObjects": {"box": {"type": "Building", "geometry": [{
-            "type": "GeometryInstance", "template": 0, "boundaries": [0],
-            "transformationMatrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]}]}},
+        "type": "CityJSON",
+        "version": "2.0",
+        "transform": {
+            "scale": [0.001, 0.001, 0.001],
+            "translate": [78500.0, 457900.0, 0.0],
+        },
+        "CityObjects": {
+            "box": {
+                "type": "Building",
+                "geometry": [
+                    {
+                        "type": "GeometryInstance",
+                        "template": 0,
+                        "boundaries": [0],
+                        "transformationMatrix": [
+                            1,
+                            0,
+                            0,
+                            0,
+                            0,
+                            1,
+                            0,
+                            0,
+                            0,
+                            0,
+                            1,
+                            0,
+                            0,
+                            0,
+                            0,
+                            1,
+                        ],
+                    }
+                ],
+            }
+        },
         "vertices": [[0, 0, 1000]],
         "geometry-templates": {
-            "templates": [{"type": "Solid", "lod": "1", "boundaries": [[
-                [[0, 3, 2, 1]], [[4, 5, 6, 7]], [[0, 1, 5, 4]], [[1, 2, 6, 5]],
-                [[2, 3, 7, 6]], [[3, 0, 4, 7]]]]}],
-            "vertices-templates": [[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0],
-                                   [0, 0, 20], [10, 0, 20], [10, 10, 20], [0, 10, 20]]},
+            "templates": [
+                {
+                    "type": "Solid",
+                    "lod": "1",
+                    "boundaries": [
+                        [
+                            [[0, 3, 2, 1]],
+                            [[4, 5, 6, 7]],
+                            [[0, 1, 5, 4]],
+                            [[1, 2, 6, 5]],
+                            [[2, 3, 7, 6]],
+                            [[3, 0, 4, 7]],
+                        ]
+                    ],
+                }
+            ],
+            "vertices-templates": [
+                [0, 0, 0],
+                [10, 0, 0],
+                [10, 10, 0],
+                [0, 10, 0],
+                [0, 0, 20],
+                [10, 0, 20],
+                [10, 10, 20],
+                [0, 10, 20],
+            ],
+        },
     }
     p = tmp_path / "box.city.json"
     p.write_text(json.dumps(doc))

@@ -7,8 +7,13 @@ import json
 
 import pytest
 
-from airspace.errors import (AirspaceError, CRSMissingError, EmptyModelError,
-                             MalformedInputError, OutsideTwinError)
+from airspace.errors import (
+    AirspaceError,
+    CRSMissingError,
+    EmptyModelError,
+    MalformedInputError,
+    OutsideTwinError,
+)
 from airspace.io import AbsurdCoordinatesError, load_city
 
 # -- tiny hand-made models (written in tmp_path) --------------------------------------
@@ -16,12 +21,25 @@ from airspace.io import AbsurdCoordinatesError, load_city
 
 def _box(x0, y0, size, z0, z1, first=0):
     """Vertices and LoD1 Solid boundaries of an axis-aligned box."""
-    v = [[x0, y0, z0], [x0 + size, y0, z0], [x0 + size, y0 + size, z0], [x0, y0 + size, z0],
-         [x0, y0, z1], [x0 + size, y0, z1], [x0 + size, y0 + size, z1], [x0, y0 + size, z1]]
+    v = [
+        [x0, y0, z0],
+        [x0 + size, y0, z0],
+        [x0 + size, y0 + size, z0],
+        [x0, y0 + size, z0],
+        [x0, y0, z1],
+        [x0 + size, y0, z1],
+        [x0 + size, y0 + size, z1],
+        [x0, y0 + size, z1],
+    ]
     f = first
-    faces = [[[f, f + 3, f + 2, f + 1]], [[f + 4, f + 5, f + 6, f + 7]],
-             [[f, f + 1, f + 5, f + 4]], [[f + 1, f + 2, f + 6, f + 5]],
-             [[f + 2, f + 3, f + 7, f + 6]], [[f + 3, f, f + 4, f + 7]]]
+    faces = [
+        [[f, f + 3, f + 2, f + 1]],
+        [[f + 4, f + 5, f + 6, f + 7]],
+        [[f, f + 1, f + 5, f + 4]],
+        [[f + 1, f + 2, f + 6, f + 5]],
+        [[f + 2, f + 3, f + 7, f + 6]],
+        [[f + 3, f, f + 4, f + 7]],
+    ]
     return v, [faces]
 
 
@@ -30,18 +48,29 @@ def _cityjson(n=3, crs="https://www.opengis.net/def/crs/EPSG/0/7415"):
     for i in range(n):
         v, b = _box(78500.0 + 30 * i, 457900.0, 10.0, 2.0, 12.0 + i, first=len(verts))
         verts += v
-        objs[f"B{i}"] = {"type": "Building",
-                         "geometry": [{"type": "Solid", "lod": "1", "boundaries": b}]}
-    doc = {"type": "CityJSON", "version": "2.0", "CityObjects": objs, "vertices": verts,
-           "metadata": {}}
+        objs[f"B{i}"] = {
+            "type": "Building",
+            "geometry": [{"type": "Solid", "lod": "1", "boundaries": b}],
+        }
+    doc = {
+        "type": "CityJSON",
+        "version": "2.0",
+        "CityObjects": objs,
+        "vertices": verts,
+        "metadata": {},
+    }
     if crs:
         doc["metadata"]["referenceSystem"] = crs
     return doc
 
 
 def _feature(fid, ring, **props):
-    return {"type": "Feature", "id": fid, "properties": {"building": "yes", **props},
-            "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    return {
+        "type": "Feature",
+        "id": fid,
+        "properties": {"building": "yes", **props},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
 
 
 def _square(lon, lat, d=0.0002):
@@ -49,8 +78,10 @@ def _square(lon, lat, d=0.0002):
 
 
 def _geojson(extra=(), n=3):
-    feats = [_feature(f"way/{i}", _square(24.94 + 0.001 * i, 60.17), height=10 + i)
-             for i in range(n)]
+    feats = [
+        _feature(f"way/{i}", _square(24.94 + 0.001 * i, 60.17), height=10 + i)
+        for i in range(n)
+    ]
     return {"type": "FeatureCollection", "features": feats + list(extra)}
 
 
@@ -61,12 +92,15 @@ def _write(tmp_path, name, doc):
 
 
 def _gml(members, srs="http://www.opengis.net/def/crs/EPSG/0/6697"):
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<core:CityModel '
-            'xmlns:core="http://www.opengis.net/citygml/2.0" '
-            'xmlns:bldg="http://www.opengis.net/citygml/building/2.0" '
-            'xmlns:gml="http://www.opengis.net/gml">\n'
-            f'<gml:boundedBy><gml:Envelope srsName="{srs}" srsDimension="3"/></gml:boundedBy>\n'
-            + "".join(members) + "</core:CityModel>\n")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<core:CityModel '
+        'xmlns:core="http://www.opengis.net/citygml/2.0" '
+        'xmlns:bldg="http://www.opengis.net/citygml/building/2.0" '
+        'xmlns:gml="http://www.opengis.net/gml">\n'
+        f'<gml:boundedBy><gml:Envelope srsName="{srs}" srsDimension="3"/></gml:boundedBy>\n'
+        + "".join(members)
+        + "</core:CityModel>\n"
+    )
 
 
 def _gml_building(bid, lat, lon, close=True):
@@ -74,12 +108,14 @@ def _gml_building(bid, lat, lon, close=True):
     ring = [(lat, lon), (lat, lon + d), (lat + d, lon + d), (lat + d, lon)]
     ring = ring + [ring[0]] if close else ring
     pos = " ".join(f"{a} {b} 10.0" for a, b in ring)
-    return (f'<core:cityObjectMember><bldg:Building gml:id="{bid}">'
-            f'<bldg:measuredHeight uom="m">9.0</bldg:measuredHeight><bldg:lod0FootPrint>'
-            f"<gml:MultiSurface><gml:surfaceMember><gml:Polygon><gml:exterior><gml:LinearRing>"
-            f"<gml:posList>{pos}</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon>"
-            f"</gml:surfaceMember></gml:MultiSurface></bldg:lod0FootPrint></bldg:Building>"
-            f"</core:cityObjectMember>\n")
+    return (
+        f'<core:cityObjectMember><bldg:Building gml:id="{bid}">'
+        f'<bldg:measuredHeight uom="m">9.0</bldg:measuredHeight><bldg:lod0FootPrint>'
+        f"<gml:MultiSurface><gml:surfaceMember><gml:Polygon><gml:exterior><gml:LinearRing>"
+        f"<gml:posList>{pos}</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon>"
+        f"</gml:surfaceMember></gml:MultiSurface></bldg:lod0FootPrint></bldg:Building>"
+        f"</core:cityObjectMember>\n"
+    )
 
 
 def _expect(exc_type, path, fn, object_id=None, words=()):
@@ -103,11 +139,17 @@ def _skip_or_raise(path, object_id, words, n_ok):
     (s,) = [s for s in res.skipped if s.object_id == object_id]
     for w in words:
         assert w in s.reason, s.reason
-    _expect(MalformedInputError, path, lambda: load_city(path, strict=True), object_id,
-            words)
+    _expect(
+        MalformedInputError,
+        path,
+        lambda: load_city(path, strict=True),
+        object_id,
+        words,
+    )
 
 
 # -- file-level errors ------------------------------------------------------------------
+
 
 def test_truncated_cityjson(tmp_path):
     text = json.dumps(_cityjson())
@@ -126,29 +168,59 @@ def test_truncated_cityjsonseq_line(tmp_path):
     doc = _cityjson(2)
     header = {k: doc[k] for k in ("type", "version", "metadata")}
     header.update(CityObjects={}, vertices=[])
-    feat = {"type": "CityJSONFeature", "id": "B0", "CityObjects": {"B0": doc["CityObjects"]["B0"]},
-            "vertices": doc["vertices"][:8]}
-    text = json.dumps(header) + "\n" + json.dumps(feat) + "\n" + json.dumps(feat)[:50] + "\n"
+    feat = {
+        "type": "CityJSONFeature",
+        "id": "B0",
+        "CityObjects": {"B0": doc["CityObjects"]["B0"]},
+        "vertices": doc["vertices"][:8],
+    }
+    text = (
+        json.dumps(header)
+        + "\n"
+        + json.dumps(feat)
+        + "\n"
+        + json.dumps(feat)[:50]
+        + "\n"
+    )
     p = _write(tmp_path, "cut.city.jsonl", text)
-    _expect(MalformedInputError, p, lambda: load_city(p), object_id="line 3",
-            words=("invalid JSON",))
+    _expect(
+        MalformedInputError,
+        p,
+        lambda: load_city(p),
+        object_id="line 3",
+        words=("invalid JSON",),
+    )
 
 
 def test_broken_xml(tmp_path):
-    text = _gml([_gml_building("g1", 35.26, 139.74), _gml_building("g2", 35.261, 139.74)])
-    p = _write(tmp_path, "broken.gml", text[: text.rindex("<core:cityObjectMember>") + 60])
-    _expect(MalformedInputError, p, lambda: load_city(p),
-            words=("broken XML", "last complete object: g1"))
+    text = _gml(
+        [_gml_building("g1", 35.26, 139.74), _gml_building("g2", 35.261, 139.74)]
+    )
+    p = _write(
+        tmp_path, "broken.gml", text[: text.rindex("<core:cityObjectMember>") + 60]
+    )
+    _expect(
+        MalformedInputError,
+        p,
+        lambda: load_city(p),
+        words=("broken XML", "last complete object: g1"),
+    )
 
 
 def test_unknown_crs(tmp_path):
     p = _write(tmp_path, "unk.city.json", _cityjson(crs="urn:ogc:def:crs:EPSG::999999"))
     _expect(CRSMissingError, p, lambda: load_city(p), words=("999999",))
-    g = _write(tmp_path, "unk.gml", _gml([_gml_building("g1", 35.26, 139.74)],
-                                         srs="EPSG:123456789"))
+    g = _write(
+        tmp_path,
+        "unk.gml",
+        _gml([_gml_building("g1", 35.26, 139.74)], srs="EPSG:123456789"),
+    )
     _expect(CRSMissingError, g, lambda: load_city(g), words=("123456789",))
-    j = _write(tmp_path, "unk.geojson", {**_geojson(), "crs": {
-        "type": "name", "properties": {"name": "EPSG:31"}}})
+    j = _write(
+        tmp_path,
+        "unk.geojson",
+        {**_geojson(), "crs": {"type": "name", "properties": {"name": "EPSG:31"}}},
+    )
     _expect(CRSMissingError, j, lambda: load_city(j))
 
 
@@ -156,8 +228,13 @@ def test_missing_crs_and_override(tmp_path):
     p = _write(tmp_path, "nocrs.city.json", _cityjson(crs=None))
     _expect(CRSMissingError, p, lambda: load_city(p), words=("referenceSystem",))
     assert len(load_city(p, crs="EPSG:7415").buildings) == 3
-    g = _write(tmp_path, "nocrs.gml", _gml([_gml_building("g1", 35.26, 139.74)])
-               .replace(' srsName="http://www.opengis.net/def/crs/EPSG/0/6697"', ""))
+    g = _write(
+        tmp_path,
+        "nocrs.gml",
+        _gml([_gml_building("g1", 35.26, 139.74)]).replace(
+            ' srsName="http://www.opengis.net/def/crs/EPSG/0/6697"', ""
+        ),
+    )
     _expect(CRSMissingError, g, lambda: load_city(g), words=("srsName",))
     assert len(load_city(g, crs=6697).buildings) == 1
 
@@ -179,6 +256,7 @@ def test_empty_models(tmp_path):
 
 # -- object-level problems ---------------------------------------------------------------
 
+
 def test_vertex_index_out_of_range(tmp_path):
     doc = _cityjson(3)
     doc["CityObjects"]["B1"]["geometry"][0]["boundaries"][0][2][0] = [8, 9, 1000, 12]
@@ -194,28 +272,46 @@ def test_degenerate_ring_cityjson(tmp_path):
 
 
 def test_degenerate_ring_geojson(tmp_path):
-    bad = _feature("way/bad", [[24.95, 60.17], [24.9502, 60.17], [24.95, 60.17]], height=5)
+    bad = _feature(
+        "way/bad", [[24.95, 60.17], [24.9502, 60.17], [24.95, 60.17]], height=5
+    )
     p = _write(tmp_path, "deg.geojson", _geojson([bad]))
     _skip_or_raise(p, "way/bad", ("degenerate ring",), n_ok=3)
     # enough positions, but only two distinct ones
-    flat = _feature("way/flat", [[24.95, 60.17], [24.9502, 60.17], [24.9502, 60.17],
-                                 [24.95, 60.17]], height=5)
+    flat = _feature(
+        "way/flat",
+        [[24.95, 60.17], [24.9502, 60.17], [24.9502, 60.17], [24.95, 60.17]],
+        height=5,
+    )
     q = _write(tmp_path, "deg2.geojson", _geojson([flat]))
     _skip_or_raise(q, "way/flat", ("degenerate ring", "fewer than 3"), n_ok=3)
 
 
 def test_unclosed_ring(tmp_path):
     ring = _square(24.95, 60.17)[:-1]
-    p = _write(tmp_path, "open.geojson", _geojson([_feature("way/open", ring, height=8)]))
+    p = _write(
+        tmp_path, "open.geojson", _geojson([_feature("way/open", ring, height=8)])
+    )
     _skip_or_raise(p, "way/open", ("unclosed ring",), n_ok=3)
-    g = _write(tmp_path, "open.gml", _gml([_gml_building("g1", 35.26, 139.74),
-                                          _gml_building("g2", 35.2601, 139.74, close=False)]))
+    g = _write(
+        tmp_path,
+        "open.gml",
+        _gml(
+            [
+                _gml_building("g1", 35.26, 139.74),
+                _gml_building("g2", 35.2601, 139.74, close=False),
+            ]
+        ),
+    )
     _skip_or_raise(g, "g2", ("unclosed ring",), n_ok=1)
 
 
 def test_non_finite_heights(tmp_path):
-    p = _write(tmp_path, "nan.geojson", _geojson([_feature(
-        "way/nan", _square(24.95, 60.17), height=float("nan"))]))
+    p = _write(
+        tmp_path,
+        "nan.geojson",
+        _geojson([_feature("way/nan", _square(24.95, 60.17), height=float("nan"))]),
+    )
     _skip_or_raise(p, "way/nan", ("non-finite height",), n_ok=3)
     doc = _cityjson(3)
     doc["vertices"][5][2] = float("nan")
@@ -224,8 +320,12 @@ def test_non_finite_heights(tmp_path):
 
 
 def test_not_a_footprint_is_reported_not_dropped(tmp_path):
-    point = {"type": "Feature", "id": "node/1", "properties": {"building": "yes"},
-             "geometry": {"type": "Point", "coordinates": [24.95, 60.17]}}
+    point = {
+        "type": "Feature",
+        "id": "node/1",
+        "properties": {"building": "yes"},
+        "geometry": {"type": "Point", "coordinates": [24.95, 60.17]},
+    }
     p = _write(tmp_path, "pt.geojson", _geojson([point]))
     for strict in (False, True):
         res = load_city(p, strict=strict)
@@ -236,33 +336,59 @@ def test_not_a_footprint_is_reported_not_dropped(tmp_path):
 
 # -- absurd coordinates --------------------------------------------------------------------
 
+
 def test_latitude_300(tmp_path):
     bad = _feature("way/mars", _square(24.95, 300.0), height=10)
     p = _write(tmp_path, "lat300.geojson", _geojson([bad]))
-    e = _expect(AbsurdCoordinatesError, p, lambda: load_city(p), object_id="way/mars",
-                words=("latitude",))
+    e = _expect(
+        AbsurdCoordinatesError,
+        p,
+        lambda: load_city(p),
+        object_id="way/mars",
+        words=("latitude",),
+    )
     assert isinstance(e, OutsideTwinError) and isinstance(e, MalformedInputError)
 
 
 def test_projected_coordinates_under_a_geographic_crs(tmp_path):
     # RD metres but the file claims WGS84: latitudes of 457,900 degrees
-    p = _write(tmp_path, "wrongcrs.city.json", _cityjson(crs="urn:ogc:def:crs:EPSG::4979"))
-    _expect(AbsurdCoordinatesError, p, lambda: load_city(p), object_id="B0",
-            words=("wrong CRS",))
+    p = _write(
+        tmp_path, "wrongcrs.city.json", _cityjson(crs="urn:ogc:def:crs:EPSG::4979")
+    )
+    _expect(
+        AbsurdCoordinatesError,
+        p,
+        lambda: load_city(p),
+        object_id="B0",
+        words=("wrong CRS",),
+    )
 
 
 def test_model_thousands_of_km_wide(tmp_path):
     sydney = _feature("way/sydney", _square(151.2, -33.86), height=10)
     p = _write(tmp_path, "wide.geojson", _geojson([sydney]))
-    _expect(AbsurdCoordinatesError, p, lambda: load_city(p), object_id="way/sydney",
-            words=("km from the centre",))
+    _expect(
+        AbsurdCoordinatesError,
+        p,
+        lambda: load_city(p),
+        object_id="way/sydney",
+        words=("km from the centre",),
+    )
 
 
 def test_absurd_height(tmp_path):
-    p = _write(tmp_path, "tall.geojson", _geojson([_feature(
-        "way/tall", _square(24.95, 60.17), height="120000 m")]))
-    _expect(AbsurdCoordinatesError, p, lambda: load_city(p), object_id="way/tall",
-            words=("wrong units",))
+    p = _write(
+        tmp_path,
+        "tall.geojson",
+        _geojson([_feature("way/tall", _square(24.95, 60.17), height="120000 m")]),
+    )
+    _expect(
+        AbsurdCoordinatesError,
+        p,
+        lambda: load_city(p),
+        object_id="way/tall",
+        words=("wrong units",),
+    )
 
 
 def test_unknown_format(tmp_path):

@@ -12,7 +12,6 @@ import pytest
 from airspace.frame import Frame
 from airspace.io import load_city
 from airspace.io.geojson import DEFAULT_HEIGHT_M, LEVEL_HEIGHT_M, parse_length_m
-
 from tests.conftest import FIXTURES
 
 HELSINKI = "helsinki_osm/helsinki_buildings_osm.geojson"
@@ -34,15 +33,19 @@ def _polys(fp):
 def test_counts_match_provenance(helsinki):
     _, doc, res = helsinki
     feats = doc["features"]
-    both = {f["id"] for f in feats if "building" in f["properties"]
-            and "building:part" in f["properties"]}
+    both = {
+        f["id"]
+        for f in feats
+        if "building" in f["properties"] and "building:part" in f["properties"]
+    }
     assert len(feats) == 572 and len(both) == 7
     assert res.counts["Building"] == 446 and res.counts["BuildingPart"] == 126
     rec = {b.id: b for b in res.buildings}
     assert all(rec[i].kind == "Building" for i in both)  # both tags: a building
     # the only feature dropped is a part with zero height (levels 2, min_level 2)
     assert [(s.object_id, "not above" in s.reason) for s in res.skipped] == [
-        ("way/90615218", True)]
+        ("way/90615218", True)
+    ]
     assert len(res.buildings) == 571
     assert res.fmt == "geojson" and res.has_terrain is False
     assert all(b.ground_m == 0.0 for b in res.buildings)
@@ -63,17 +66,22 @@ def test_heights_from_tags(helsinki):
             roof = float(p.get("roof:height", 0.0))
             if "roof:height" not in p and "roof:levels" in p:
                 roof = float(p["roof:levels"]) * LEVEL_HEIGHT_M
-            assert b.top_m == pytest.approx(float(p["building:levels"]) * LEVEL_HEIGHT_M
-                                            + roof)
+            assert b.top_m == pytest.approx(
+                float(p["building:levels"]) * LEVEL_HEIGHT_M + roof
+            )
         elif "roof:height" in p and "min_height" in p:
-            assert b.top_m == pytest.approx(float(p["min_height"]) + float(p["roof:height"]))
+            assert b.top_m == pytest.approx(
+                float(p["min_height"]) + float(p["roof:height"])
+            )
         else:
             n_default += 1
             assert b.top_m == max(DEFAULT_HEIGHT_M, b.base_m + LEVEL_HEIGHT_M)
         if "min_height" in p:
             assert b.base_m == pytest.approx(float(p["min_height"]))
         elif "building:min_level" in p:
-            assert b.base_m == pytest.approx(float(p["building:min_level"]) * LEVEL_HEIGHT_M)
+            assert b.base_m == pytest.approx(
+                float(p["building:min_level"]) * LEVEL_HEIGHT_M
+            )
         else:
             assert b.base_m == 0.0
         assert b.top_m > b.base_m
@@ -84,8 +92,13 @@ def test_heights_from_tags(helsinki):
 
 def test_bbox_within_pbf_header(helsinki):
     _, _, res = helsinki
-    pts = np.concatenate([np.asarray(p.exterior.coords) for b in res.buildings
-                          for p in _polys(b.footprint)])
+    pts = np.concatenate(
+        [
+            np.asarray(p.exterior.coords)
+            for b in res.buildings
+            for p in _polys(b.footprint)
+        ]
+    )
     lon, lat = res.frame.to_wgs84(pts[:, 0], pts[:, 1])
     x0, y0, x1, y1 = PBF_BBOX
     assert x0 <= lon.min() and lon.max() <= x1 and y0 <= lat.min() and lat.max() <= y1
@@ -100,14 +113,21 @@ def test_vertices_round_trip_to_the_file(helsinki):
         b = rec.get(f["id"])
         if b is None:
             continue
-        raw = np.array([pt for poly in f["geometry"]["coordinates"] for ring in poly
-                        for pt in ring])
+        raw = np.array(
+            [
+                pt
+                for poly in f["geometry"]["coordinates"]
+                for ring in poly
+                for pt in ring
+            ]
+        )
         for p in _polys(b.footprint):
             c = np.asarray(p.exterior.coords)
             lon, lat = res.frame.to_wgs84(c[:, 0], c[:, 1])
             for lo, la in zip(lon, lat):
-                _, _, d = GEOD.inv(np.full(len(raw), lo), np.full(len(raw), la),
-                                   raw[:, 0], raw[:, 1])
+                _, _, d = GEOD.inv(
+                    np.full(len(raw), lo), np.full(len(raw), la), raw[:, 0], raw[:, 1]
+                )
                 assert d.min() < 1e-3
         for poly in f["geometry"]["coordinates"]:
             ring = np.asarray(poly[0])
@@ -134,7 +154,9 @@ def test_parts_get_the_outline_that_contains_them(helsinki):
     for b in with_parent:
         parent = rec[b.parent_id]
         assert parent.kind == "Building"
-        assert parent.footprint.buffer(1e-6).contains(b.footprint.representative_point())
+        assert parent.footprint.buffer(1e-6).contains(
+            b.footprint.representative_point()
+        )
 
 
 def test_legacy_crs_member(helsinki, tmp_path):
@@ -143,11 +165,16 @@ def test_legacy_crs_member(helsinki, tmp_path):
     feats = []
     for f in doc["features"][:60]:
         g = f["geometry"]
-        coords = [[[list(to_tm35.transform(*pt)) for pt in ring] for ring in poly]
-                  for poly in g["coordinates"]]
+        coords = [
+            [[list(to_tm35.transform(*pt)) for pt in ring] for ring in poly]
+            for poly in g["coordinates"]
+        ]
         feats.append({**f, "geometry": {"type": "MultiPolygon", "coordinates": coords}})
-    legacy = {"type": "FeatureCollection", "features": feats,
-              "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3067"}}}
+    legacy = {
+        "type": "FeatureCollection",
+        "features": feats,
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3067"}},
+    }
     p = tmp_path / "tm35.geojson"
     p.write_text(json.dumps(legacy))
     r = load_city(p, frame=res.frame)
@@ -159,11 +186,23 @@ def test_legacy_crs_member(helsinki, tmp_path):
         assert (b.base_m, b.top_m) == (a.base_m, a.top_m)
 
 
-@pytest.mark.parametrize("raw, metres", [
-    ("12.13 m", 12.13), ("40 ft", 12.192), ("12,5", 12.5), (" 7 ", 7.0), (3, 3.0),
-    ("9 metres", 9.0), ("6'6\"", 1.9812), ("tall", None), ("", None), (None, None),
-    ("12 storeys", None), (float("nan"), None),
-])
+@pytest.mark.parametrize(
+    "raw, metres",
+    [
+        ("12.13 m", 12.13),
+        ("40 ft", 12.192),
+        ("12,5", 12.5),
+        (" 7 ", 7.0),
+        (3, 3.0),
+        ("9 metres", 9.0),
+        ("6'6\"", 1.9812),
+        ("tall", None),
+        ("", None),
+        (None, None),
+        ("12 storeys", None),
+        (float("nan"), None),
+    ],
+)
 def test_parse_length_m(raw, metres):
     got = parse_length_m(raw)
     assert got == (None if metres is None else pytest.approx(metres))
@@ -174,5 +213,7 @@ def test_bundled_default_city_is_the_helsinki_extract(helsinki):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == SHA256
     text = (FIXTURES / "city" / "ATTRIBUTION.md").read_text()
     assert "ODbL" in text and "© OpenStreetMap contributors" in text and SHA256 in text
-    r = load_city(path, frame=Frame(helsinki[2].frame.lon0_deg, helsinki[2].frame.lat0_deg))
+    r = load_city(
+        path, frame=Frame(helsinki[2].frame.lon0_deg, helsinki[2].frame.lat0_deg)
+    )
     assert len(r.buildings) == len(helsinki[2].buildings)

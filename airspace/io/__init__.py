@@ -56,8 +56,12 @@ def detect_format(path) -> str:
         if len(first) == 2 and b'"CityJSONFeature"' in head:
             return "cityjsonseq"
         return "cityjson"
-    raise MalformedInputError(str(path), None, "unknown city-model format (expected "
-                              "CityJSON, CityJSONSeq, CityGML or GeoJSON)")
+    raise MalformedInputError(
+        str(path),
+        None,
+        "unknown city-model format (expected "
+        "CityJSON, CityJSONSeq, CityGML or GeoJSON)",
+    )
 
 
 def _read(path: Path, fmt: str | None, crs, strict: bool):
@@ -68,16 +72,24 @@ def _read(path: Path, fmt: str | None, crs, strict: bool):
         raise MalformedInputError(str(path), None, "file not found")
     if fmt in ("cityjson", "cityjsonseq"):
         from airspace.io.cityjson import read_cityjson
+
         return read_cityjson(path, crs, strict, seq=(fmt == "cityjsonseq"))
     if fmt == "citygml":
         from airspace.io.citygml import read_citygml
+
         return read_citygml(path, crs, strict)
     from airspace.io.geojson import read_geojson
+
     return read_geojson(path, crs, strict)
 
 
-def load_city(path, crs=None, frame: Frame | None = None, fmt: str | None = None,
-              strict: bool = False) -> LoadResult:
+def load_city(
+    path,
+    crs=None,
+    frame: Frame | None = None,
+    fmt: str | None = None,
+    strict: bool = False,
+) -> LoadResult:
     """Read one city model (or several, merged) into buildings in a local frame.
 
     Parameters
@@ -118,5 +130,6 @@ def load_city(path, crs=None, frame: Frame | None = None, fmt: str | None = None
     result = build_result(models, frame, strict)
     if any(m.fmt == "geojson" for m in models):
         from airspace.io.geojson import assign_parents
+
         result = assign_parents(result)
     return result

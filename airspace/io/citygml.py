@@ -54,8 +54,14 @@ from lxml import etree
 from airspace.building import LoadResult
 from airspace.errors import CRSMissingError, MalformedInputError
 from airspace.frame import Frame, parse_crs
-from airspace.io.common import (ObjectError, Problems, RawModel, RawObject, axis_swap,
-                                build_result)
+from airspace.io.common import (
+    ObjectError,
+    Problems,
+    RawModel,
+    RawObject,
+    axis_swap,
+    build_result,
+)
 
 __all__ = ["LOD_PREFERENCE", "load_citygml", "read_citygml"]
 
@@ -85,8 +91,12 @@ class _CRSCache:
             return self.override, axis_swap(self.override)
         name = name or self.model_name
         if not name:
-            raise CRSMissingError(self.path, None, "no srsName on the geometry, the "
-                                  "building or the CityModel envelope; pass crs=")
+            raise CRSMissingError(
+                self.path,
+                None,
+                "no srsName on the geometry, the "
+                "building or the CityModel envelope; pass crs=",
+            )
         hit = self._by_name.get(name)
         if hit is None:
             crs = parse_crs(name, self.path)
@@ -137,21 +147,30 @@ class _Reader:
         except ValueError as exc:
             raise ObjectError(oid, f"posList holds a non-number: {exc}") from exc
         if dim not in (2, 3) or vals.size % dim:
-            raise ObjectError(oid, f"posList of {vals.size} values is not a whole number "
-                              f"of {dim}D positions")
+            raise ObjectError(
+                oid,
+                f"posList of {vals.size} values is not a whole number "
+                f"of {dim}D positions",
+            )
         pts = vals.reshape(-1, dim)
         if dim == 2:
             pts = np.column_stack((pts, np.full(len(pts), np.nan)))
         if swap:
             pts = pts[:, [1, 0, 2]]
         if len(pts) < 4:
-            raise ObjectError(oid, f"degenerate ring: {len(pts)} positions (a closed "
-                              "LinearRing needs at least 4)")
+            raise ObjectError(
+                oid,
+                f"degenerate ring: {len(pts)} positions (a closed "
+                "LinearRing needs at least 4)",
+            )
         first, last = pts[0], pts[-1]
         if not np.array_equal(first[:2], last[:2]) or not (
-                np.array_equal(first[2:], last[2:]) or np.isnan(first[2])):
-            raise ObjectError(oid, "unclosed ring: the LinearRing's last position differs "
-                              "from its first")
+            np.array_equal(first[2:], last[2:]) or np.isnan(first[2])
+        ):
+            raise ObjectError(
+                oid,
+                "unclosed ring: the LinearRing's last position differs from its first",
+            )
         pts = pts[:-1]
         if self.model_crs is None:
             self.model_crs = crs
@@ -173,8 +192,9 @@ class _Reader:
         dim = poly.get("srsDimension") or dim
         ext = poly.find("{*}exterior/{*}LinearRing")
         if ext is None:
-            raise ObjectError(oid, f"Polygon {poly.get(_GML_ID)} has no exterior "
-                              "LinearRing")
+            raise ObjectError(
+                oid, f"Polygon {poly.get(_GML_ID)} has no exterior LinearRing"
+            )
         rings = [self._ring(ext, srs, dim, oid)]
         for ir in poly.iterfind("{*}interior/{*}LinearRing"):
             rings.append(self._ring(ir, srs, dim, oid))
@@ -192,9 +212,12 @@ class _Reader:
                     continue
                 if name.startswith("lod") and len(name) > 3 and name[3].isdigit():
                     out.setdefault(int(name[3]), []).append(ch)
-                elif name == "boundedBy" or (depth == 1 and name.endswith("Surface")) \
-                        or name in ("opening",) or name.endswith(("Opening", "Door",
-                                                                   "Window")):
+                elif (
+                    name == "boundedBy"
+                    or (depth == 1 and name.endswith("Surface"))
+                    or name in ("opening",)
+                    or name.endswith(("Opening", "Door", "Window"))
+                ):
                     visit(ch, depth + 1)
 
         visit(bld, 0)
@@ -212,8 +235,10 @@ class _Reader:
                     ref = el.get(_XLINK).lstrip("#")
                     tgt = ids.get(ref)
                     if tgt is None:
-                        raise ObjectError(oid, f"xlink:href #{ref} does not resolve "
-                                          "within the building")
+                        raise ObjectError(
+                            oid,
+                            f"xlink:href #{ref} does not resolve within the building",
+                        )
                     targets.extend(tgt.iter("{*}Polygon"))
             psrs = prop.get("srsName") or srs
             for poly in targets:
@@ -236,11 +261,16 @@ class _Reader:
             dim = env.get("srsDimension") or dim
         family = family or oid
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        parts = [p for c in bld.iterfind("{*}consistsOfBuildingPart")
-                 for p in c if _local(p.tag) == "BuildingPart"]
+        parts = [
+            p
+            for c in bld.iterfind("{*}consistsOfBuildingPart")
+            for p in c
+            if _local(p.tag) == "BuildingPart"
+        ]
         try:
-            self._own_geometry(bld, kind, oid, parent, family, srs, dim, ids,
-                               has_parts=bool(parts))
+            self._own_geometry(
+                bld, kind, oid, parent, family, srs, dim, ids, has_parts=bool(parts)
+            )
         except ObjectError as exc:
             self.problems.report(exc.object_id, exc.reason)
         for p in parts:
@@ -252,12 +282,14 @@ class _Reader:
             if lod in lods:
                 surfaces = self._collect(lods[lod], bld, srs, dim, oid, ids)
                 if surfaces:
-                    self.objects.append(RawObject(oid, kind, parent, surfaces,
-                                                  family=family))
+                    self.objects.append(
+                        RawObject(oid, kind, parent, surfaces, family=family)
+                    )
                     return
         lod0 = lods.get(0, [])
-        foot = ([e for e in lod0 if _local(e.tag) == "lod0FootPrint"]
-                or [e for e in lod0 if _local(e.tag) == "lod0RoofEdge"])
+        foot = [e for e in lod0 if _local(e.tag) == "lod0FootPrint"] or [
+            e for e in lod0 if _local(e.tag) == "lod0RoofEdge"
+        ]
         if foot:
             mh = bld.find("{*}measuredHeight")
             if mh is None:
@@ -265,14 +297,24 @@ class _Reader:
             try:
                 height_m = float(mh.text)
             except (TypeError, ValueError) as exc:
-                raise ObjectError(oid, f"measuredHeight {mh.text!r} is not a number") \
-                    from exc
+                raise ObjectError(
+                    oid, f"measuredHeight {mh.text!r} is not a number"
+                ) from exc
             uom = (mh.get("uom") or "m").lower()
             if uom in ("ft", "foot", "feet", "[ft_i]", "urn:ogc:def:uom:epsg::9002"):
                 height_m *= 0.3048
             surfaces = self._collect(foot, bld, srs, dim, oid, ids)
-            self.objects.append(RawObject(oid, kind, parent, surfaces, flat=True,
-                                          height_m=height_m, family=family))
+            self.objects.append(
+                RawObject(
+                    oid,
+                    kind,
+                    parent,
+                    surfaces,
+                    flat=True,
+                    height_m=height_m,
+                    family=family,
+                )
+            )
             return
         if has_parts:
             return  # geometry lives in the parts: not a record, not skipped
@@ -285,10 +327,13 @@ class _Reader:
             if not name:
                 continue
             if name == "Building":
-                ids = {p.get(_GML_ID): p for p in obj.iter("{*}Polygon",
-                                                             "{*}MultiSurface",
-                                                             "{*}CompositeSurface")
-                       if p.get(_GML_ID)}
+                ids = {
+                    p.get(_GML_ID): p
+                    for p in obj.iter(
+                        "{*}Polygon", "{*}MultiSurface", "{*}CompositeSurface"
+                    )
+                    if p.get(_GML_ID)
+                }
                 self._one(obj, "Building", None, None, None, self.model_dim, ids)
             else:
                 self.counts[name] = self.counts.get(name, 0) + 1
@@ -297,13 +342,21 @@ class _Reader:
         xyz = np.concatenate(self.blocks) if self.blocks else np.zeros((0, 3))
         crs = self.model_crs
         if crs is None:
-            crs = self.crs.override or (self.crs.get(None)[0] if self.crs.model_name
-                                        else None)
+            crs = self.crs.override or (
+                self.crs.get(None)[0] if self.crs.model_name else None
+            )
         if crs is None:
             crs = pyproj.CRS("EPSG:4326")  # no geometry at all: build_result raises
-        return RawModel(self.path, "citygml", crs, xyz, self.objects,
-                        skipped=self.problems.skipped, counts=self.counts,
-                        has_terrain=True)
+        return RawModel(
+            self.path,
+            "citygml",
+            crs,
+            xyz,
+            self.objects,
+            skipped=self.problems.skipped,
+            counts=self.counts,
+            has_terrain=True,
+        )
 
 
 def read_citygml(path, crs=None, strict: bool = False) -> RawModel:
@@ -320,25 +373,37 @@ def read_citygml(path, crs=None, strict: bool = False) -> RawModel:
     path = str(path)
     reader = _Reader(path, crs, strict)
     last_id = None
-    ctx = etree.iterparse(path, events=("end",), huge_tree=True, remove_comments=True,
-                          tag=("{*}Envelope", "{*}cityObjectMember", "{*}featureMember",
-                               "{*}featureMembers", "{*}appearanceMember"))
+    ctx = etree.iterparse(
+        path,
+        events=("end",),
+        huge_tree=True,
+        remove_comments=True,
+        tag=(
+            "{*}Envelope",
+            "{*}cityObjectMember",
+            "{*}featureMember",
+            "{*}featureMembers",
+            "{*}appearanceMember",
+        ),
+    )
     try:
         for _event, el in ctx:
             parent = el.getparent()
             if parent is None or parent.getparent() is not None:
                 # nested element (a building's envelope): handled with its member
-                if _local(el.tag) == "Envelope" and parent is not None and \
-                        parent.getparent() is not None and \
-                        parent.getparent().getparent() is None:
+                if (
+                    _local(el.tag) == "Envelope"
+                    and parent is not None
+                    and parent.getparent() is not None
+                    and parent.getparent().getparent() is None
+                ):
                     reader.crs.model_name = reader.crs.model_name or el.get("srsName")
                     reader.model_dim = reader.model_dim or el.get("srsDimension")
                 continue
-            if _local(el.tag) != "Envelope":
-                if _local(el.tag) != "appearanceMember":
-                    reader.member(el)
-                    for obj in el:
-                        last_id = obj.get(_GML_ID) or last_id
+            if _local(el.tag) not in ("Envelope", "appearanceMember"):
+                reader.member(el)
+                for obj in el:
+                    last_id = obj.get(_GML_ID) or last_id
             el.clear()
             while el.getprevious() is not None:
                 del parent[0]
@@ -348,7 +413,8 @@ def read_citygml(path, crs=None, strict: bool = False) -> RawModel:
     return reader.model()
 
 
-def load_citygml(path, crs=None, frame: Frame | None = None,
-                 strict: bool = False) -> LoadResult:
+def load_citygml(
+    path, crs=None, frame: Frame | None = None, strict: bool = False
+) -> LoadResult:
     """Read a CityGML file into buildings in a local frame (see :func:`read_citygml`)."""
     return build_result([read_citygml(Path(path), crs, strict)], frame, strict)

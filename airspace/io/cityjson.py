@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
+from airspace.building import LoadResult
 from airspace.errors import CRSMissingError, MalformedInputError
 from airspace.frame import Frame, parse_crs
-from airspace.building import LoadResult
 from airspace.io.common import ObjectError, Problems, RawModel, RawObject, build_result
 
 __all__ = ["BUILDING_TYPES", "load_cityjson", "read_cityjson"]
@@ -53,8 +53,13 @@ __all__ = ["BUILDING_TYPES", "load_cityjson", "read_cityjson"]
 BUILDING_TYPES = ("Building", "BuildingPart")
 """CityObject types that become :class:`~airspace.building.Building` records."""
 
-_SURFACE_DEPTH = {"MultiSurface": 0, "CompositeSurface": 0, "Solid": 1,
-                  "MultiSolid": 2, "CompositeSolid": 2}
+_SURFACE_DEPTH = {
+    "MultiSurface": 0,
+    "CompositeSurface": 0,
+    "Solid": 1,
+    "MultiSolid": 2,
+    "CompositeSolid": 2,
+}
 
 
 def _lod_key(geom: dict) -> float:
@@ -87,18 +92,23 @@ def _decode_vertices(raw, transform, path, where) -> np.ndarray:
     try:
         v = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise MalformedInputError(path, where, f"vertices are not numbers: {exc}") from exc
+        raise MalformedInputError(
+            path, where, f"vertices are not numbers: {exc}"
+        ) from exc
     if v.size == 0:
         return np.zeros((0, 3))
     if v.ndim != 2 or v.shape[1] != 3:
-        raise MalformedInputError(path, where, f"vertices must be [x, y, z] triples, got "
-                                  f"shape {v.shape}")
+        raise MalformedInputError(
+            path, where, f"vertices must be [x, y, z] triples, got shape {v.shape}"
+        )
     if transform:
         try:
             scale = np.asarray(transform["scale"], dtype=np.float64)
             translate = np.asarray(transform["translate"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as exc:
-            raise MalformedInputError(path, where, f"bad transform {transform!r}") from exc
+            raise MalformedInputError(
+                path, where, f"bad transform {transform!r}"
+            ) from exc
         v = v * scale + translate
     return v
 
@@ -131,7 +141,9 @@ def _surfaces(geom: dict, nverts: int, offset: int, oid: str) -> list:
     out = []
     for surf in items:
         if not isinstance(surf, list) or not surf:
-            raise ObjectError(oid, f"malformed {geom['type']} boundaries (empty surface)")
+            raise ObjectError(
+                oid, f"malformed {geom['type']} boundaries (empty surface)"
+            )
         out.append([_ring(r, nverts, offset, oid) for r in surf])
     return out
 
@@ -152,12 +164,16 @@ class _Reader:
     # -- header ---------------------------------------------------------------------
     def header(self, doc: dict, where=None):
         if not isinstance(doc, dict) or doc.get("type") != "CityJSON":
-            raise MalformedInputError(self.path, where, "not a CityJSON document "
-                                      "(\"type\": \"CityJSON\" missing)")
+            raise MalformedInputError(
+                self.path, where, 'not a CityJSON document ("type": "CityJSON" missing)'
+            )
         version = str(doc.get("version", ""))
         if not version.startswith(("1.", "2.")):
-            raise MalformedInputError(self.path, where, f"unsupported CityJSON version "
-                                      f"{version!r} (1.0, 1.1 and 2.0 are read)")
+            raise MalformedInputError(
+                self.path,
+                where,
+                f"unsupported CityJSON version {version!r} (1.0, 1.1 and 2.0 are read)",
+            )
         self.transform = doc.get("transform")
         meta = doc.get("metadata") or {}
         ref = meta.get("referenceSystem") if isinstance(meta, dict) else None
@@ -166,13 +182,18 @@ class _Reader:
         elif ref:
             self.crs = parse_crs(ref, self.path)
         else:
-            raise CRSMissingError(self.path, None, "CityJSON metadata.referenceSystem is "
-                                  "missing; pass crs= (e.g. 'EPSG:7415')")
+            raise CRSMissingError(
+                self.path,
+                None,
+                "CityJSON metadata.referenceSystem is "
+                "missing; pass crs= (e.g. 'EPSG:7415')",
+            )
         tpl = doc.get("geometry-templates")
         if isinstance(tpl, dict):
             self.templates = tpl.get("templates", [])
-            self.template_vertices = np.asarray(tpl.get("vertices-templates", []),
-                                                dtype=np.float64).reshape(-1, 3)
+            self.template_vertices = np.asarray(
+                tpl.get("vertices-templates", []), dtype=np.float64
+            ).reshape(-1, 3)
 
     # -- objects ----------------------------------------------------------------------
     def block(self, city_objects, vertices, where=None):
@@ -206,9 +227,12 @@ class _Reader:
             seen.add(cur)
 
     def _building(self, oid, obj, objs, nverts, offset):
-        geoms = [g for g in obj.get("geometry") or []
-                 if isinstance(g, dict) and (g.get("type") in _SURFACE_DEPTH
-                                             or g.get("type") == "GeometryInstance")]
+        geoms = [
+            g
+            for g in obj.get("geometry") or []
+            if isinstance(g, dict)
+            and (g.get("type") in _SURFACE_DEPTH or g.get("type") == "GeometryInstance")
+        ]
         kind = obj["type"]
         parents = obj.get("parents") or []
         parent = parents[0] if parents else None
@@ -221,14 +245,17 @@ class _Reader:
             surfaces = self._instance(oid, geom, nverts, offset)
         else:
             surfaces = _surfaces(geom, nverts, offset, oid)
-        self.objects.append(RawObject(oid, kind, parent, surfaces,
-                                      family=self._family(oid, objs)))
+        self.objects.append(
+            RawObject(oid, kind, parent, surfaces, family=self._family(oid, objs))
+        )
 
     def _instance(self, oid, geom, nverts, offset):
         try:
             tpl = self.templates[int(geom["template"])]
             ref = int(geom["boundaries"][0])
-            mat = np.asarray(geom["transformationMatrix"], dtype=np.float64).reshape(4, 4)
+            mat = np.asarray(geom["transformationMatrix"], dtype=np.float64).reshape(
+                4, 4
+            )
         except (TypeError, KeyError, IndexError, ValueError) as exc:
             raise ObjectError(oid, f"malformed GeometryInstance: {exc}") from exc
         if not 0 <= ref < nverts:
@@ -242,18 +269,29 @@ class _Reader:
 
     def model(self) -> RawModel:
         xyz = self.verts.array()
-        tidx = (np.unique(np.concatenate(self.terrain)) if self.terrain else None)
-        return RawModel(self.path, "cityjson", self.crs, xyz, self.objects,
-                        skipped=self.problems.skipped, counts=self.counts,
-                        has_terrain=True, terrain_idx=tidx)
+        tidx = np.unique(np.concatenate(self.terrain)) if self.terrain else None
+        return RawModel(
+            self.path,
+            "cityjson",
+            self.crs,
+            xyz,
+            self.objects,
+            skipped=self.problems.skipped,
+            counts=self.counts,
+            has_terrain=True,
+            terrain_idx=tidx,
+        )
 
 
 def _json_error(path, exc, where=None) -> MalformedInputError:
-    return MalformedInputError(path, where, f"invalid JSON (line {exc.lineno}, column "
-                               f"{exc.colno}): {exc.msg}")
+    return MalformedInputError(
+        path, where, f"invalid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+    )
 
 
-def read_cityjson(path, crs=None, strict: bool = False, seq: bool | None = None) -> RawModel:
+def read_cityjson(
+    path, crs=None, strict: bool = False, seq: bool | None = None
+) -> RawModel:
     """Parse a CityJSON or CityJSONSeq file into a :class:`~airspace.io.common.RawModel`.
 
     Parameters
@@ -292,20 +330,28 @@ def read_cityjson(path, crs=None, strict: bool = False, seq: bool | None = None)
                 raise _json_error(path, exc, where) from exc
             if first:
                 reader.header(doc, where)
-                reader.block(doc.get("CityObjects") or {}, doc.get("vertices") or [], where)
+                reader.block(
+                    doc.get("CityObjects") or {}, doc.get("vertices") or [], where
+                )
                 first = False
                 continue
             if not isinstance(doc, dict) or doc.get("type") != "CityJSONFeature":
-                raise MalformedInputError(path, where, "expected a CityJSONFeature line")
-            reader.block(doc.get("CityObjects", {}), doc.get("vertices", []),
-                         f"{where} ({doc.get('id', '?')})")
+                raise MalformedInputError(
+                    path, where, "expected a CityJSONFeature line"
+                )
+            reader.block(
+                doc.get("CityObjects", {}),
+                doc.get("vertices", []),
+                f"{where} ({doc.get('id', '?')})",
+            )
     if first:
         raise MalformedInputError(path, None, "empty CityJSONSeq file")
     return reader.model()
 
 
-def load_cityjson(path, crs=None, frame: Frame | None = None,
-                  strict: bool = False) -> LoadResult:
+def load_cityjson(
+    path, crs=None, frame: Frame | None = None, strict: bool = False
+) -> LoadResult:
     """Read a CityJSON/CityJSONSeq file into buildings in a local frame.
 
     Same as :func:`airspace.io.load_city` for one CityJSON file.

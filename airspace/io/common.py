@@ -220,7 +220,7 @@ def _ring_table(rings: list[np.ndarray]):
 def _degenerate_ring(obj: RawObject, xyz: np.ndarray) -> str | None:
     """Reason if a ring of ``obj`` has fewer than 3 distinct positions, else None."""
     rings = [r for surf in obj.surfaces for r in surf]
-    cat, starts, lens = _ring_table(rings)
+    cat, _starts, lens = _ring_table(rings)
     ring_id = np.repeat(np.arange(len(rings)), lens)
     pts = xyz[cat, :2] if obj.flat else xyz[cat]
     keys = [pts[:, k] for k in range(pts.shape[1] - 1, -1, -1)] + [ring_id]
@@ -232,14 +232,21 @@ def _degenerate_ring(obj: RawObject, xyz: np.ndarray) -> str | None:
     if np.all(distinct >= 3):
         return None
     k = int(np.argmax(distinct < 3))
-    si, ri = next((si, ri) for si, surf in enumerate(obj.surfaces)
-                  for ri, _ in enumerate(surf)
-                  if sum(len(s) for s in obj.surfaces[:si]) + ri == k)
-    return (f"degenerate ring (surface {si}, ring {ri}): {int(distinct[k])} distinct "
-            "vertices, fewer than 3")
+    si, ri = next(
+        (si, ri)
+        for si, surf in enumerate(obj.surfaces)
+        for ri, _ in enumerate(surf)
+        if sum(len(s) for s in obj.surfaces[:si]) + ri == k
+    )
+    return (
+        f"degenerate ring (surface {si}, ring {ri}): {int(distinct[k])} distinct "
+        "vertices, fewer than 3"
+    )
 
 
-def _check_objects(model: RawModel, problems: Problems) -> list[tuple[RawObject, np.ndarray]]:
+def _check_objects(
+    model: RawModel, problems: Problems
+) -> list[tuple[RawObject, np.ndarray]]:
     """Object-level checks in source coordinates; returns survivors and their vertices."""
     xyz = model.xyz
     kept = []
@@ -280,17 +287,26 @@ def _check_place(model: RawModel, kept, lon, lat) -> None:
             x, y = xyz[idx, 0], xyz[idx, 1]
             if np.any(np.abs(y) > 90.0) or np.any(np.abs(x) > 360.0):
                 raise AbsurdCoordinatesError(
-                    path, obj.id, f"latitude/longitude out of range (lat "
+                    path,
+                    obj.id,
+                    f"latitude/longitude out of range (lat "
                     f"{y.min():g}..{y.max():g}, lon {x.min():g}..{x.max():g}) in "
-                    f"{model.crs.to_string()}: wrong CRS or axis order?")
+                    f"{model.crs.to_string()}: wrong CRS or axis order?",
+                )
         if not (np.all(np.isfinite(lon[idx])) and np.all(np.isfinite(lat[idx]))):
             raise AbsurdCoordinatesError(
-                path, obj.id, f"coordinates cannot be transformed from "
-                f"{model.crs.to_string()} to WGS84: wrong CRS?")
+                path,
+                obj.id,
+                f"coordinates cannot be transformed from "
+                f"{model.crs.to_string()} to WGS84: wrong CRS?",
+            )
         if np.any(np.abs(lat[idx]) > 85.0):
             raise AbsurdCoordinatesError(
-                path, obj.id, f"latitude {float(np.abs(lat[idx]).max()):g} beyond 85 "
-                "degrees: wrong CRS or axis order?")
+                path,
+                obj.id,
+                f"latitude {float(np.abs(lat[idx]).max()):g} beyond 85 "
+                "degrees: wrong CRS or axis order?",
+            )
         z = xyz[idx, 2]
         z = z[np.isfinite(z)]
         for v in (obj.base_m, obj.top_m, obj.ground_m):
@@ -298,8 +314,11 @@ def _check_place(model: RawModel, kept, lon, lat) -> None:
                 z = np.append(z, v)
         if z.size and np.abs(z).max() > MAX_ABS_Z_M:
             raise AbsurdCoordinatesError(
-                path, obj.id, f"height {float(z[np.abs(z).argmax()]):g} m beyond "
-                f"{MAX_ABS_Z_M:g} m: wrong units?")
+                path,
+                obj.id,
+                f"height {float(z[np.abs(z).argmax()]):g} m beyond "
+                f"{MAX_ABS_Z_M:g} m: wrong units?",
+            )
 
 
 def _check_extent(paths: str, kept_all, lon, lat) -> None:
@@ -309,16 +328,23 @@ def _check_extent(paths: str, kept_all, lon, lat) -> None:
     centres = np.array([(np.median(lon[i]), np.median(lat[i])) for _, i in kept_all])
     lon0, lat0 = np.median(centres[:, 0]), np.median(centres[:, 1])
     geod = pyproj.Geod(ellps="WGS84")
-    _, _, dist = geod.inv(np.full(len(centres), lon0), np.full(len(centres), lat0),
-                          centres[:, 0], centres[:, 1])
+    _, _, dist = geod.inv(
+        np.full(len(centres), lon0),
+        np.full(len(centres), lat0),
+        centres[:, 0],
+        centres[:, 1],
+    )
     dist = np.asarray(dist)
     if dist.max() > 0.5 * MAX_EXTENT_M:
         far = int(dist.argmax())
         obj = kept_all[far][0]
         raise AbsurdCoordinatesError(
-            paths, obj.id, f"object lies {dist[far] / 1000:.0f} km from the centre of "
+            paths,
+            obj.id,
+            f"object lies {dist[far] / 1000:.0f} km from the centre of "
             f"the model (lon {centres[far, 0]:.6f}, lat {centres[far, 1]:.6f}); a model "
-            f"may span at most {MAX_EXTENT_M / 1000:.0f} km")
+            f"may span at most {MAX_EXTENT_M / 1000:.0f} km",
+        )
 
 
 def _face_polygons(obj: RawObject, x, y, z):
@@ -342,8 +368,7 @@ def _face_polygons(obj: RawObject, x, y, z):
     rings = [r for surf in surfaces for r in surf]
     cat, _starts, lens = _ring_table(rings)
     ring_id = np.repeat(np.arange(len(rings)), lens)
-    face_of_ring = np.repeat(np.arange(len(surfaces)),
-                             [len(surf) for surf in surfaces])
+    face_of_ring = np.repeat(np.arange(len(surfaces)), [len(surf) for surf in surfaces])
     lr = shapely.linearrings(np.column_stack((x[cat], y[cat])), indices=ring_id)
     polys = shapely.polygons(lr, indices=face_of_ring)
     bad = ~shapely.is_valid(polys)
@@ -358,8 +383,11 @@ def _polygonal(geom) -> Polygon | MultiPolygon | None:
     if geom.geom_type in ("Polygon", "MultiPolygon"):
         parts = list(getattr(geom, "geoms", [geom]))
     else:
-        parts = [g for g in shapely.get_parts(geom)
-                 if g.geom_type in ("Polygon", "MultiPolygon")]
+        parts = [
+            g
+            for g in shapely.get_parts(geom)
+            if g.geom_type in ("Polygon", "MultiPolygon")
+        ]
         parts = [p for g in parts for p in getattr(g, "geoms", [g])]
     out = []
     for p in parts:
@@ -384,7 +412,9 @@ def footprint_of(obj: RawObject, x, y, z):
     return _polygonal(merged)
 
 
-def build_result(models: list[RawModel], frame: Frame | None, strict: bool) -> LoadResult:
+def build_result(
+    models: list[RawModel], frame: Frame | None, strict: bool
+) -> LoadResult:
     """Project, check and assemble one or more parsed files into one LoadResult.
 
     Parameters
@@ -420,14 +450,28 @@ def build_result(models: list[RawModel], frame: Frame | None, strict: bool) -> L
         prepared.append((m, kept, lon, lat))
     kept_all = [(o, i) for m, kept, lon, lat in prepared for o, i in kept]
     if not kept_all:
-        raise EmptyModelError(paths, None, "no usable building in the model "
-                              f"(objects seen: {counts or 'none'}; skipped: "
-                              f"{len(skipped)}; first reason: "
-                              f"{skipped[0].reason if skipped else '-'})")
-    all_lon = np.concatenate([lon[np.concatenate([i for _, i in kept])]
-                              for m, kept, lon, lat in prepared if kept])
-    all_lat = np.concatenate([lat[np.concatenate([i for _, i in kept])]
-                              for m, kept, lon, lat in prepared if kept])
+        raise EmptyModelError(
+            paths,
+            None,
+            "no usable building in the model "
+            f"(objects seen: {counts or 'none'}; skipped: "
+            f"{len(skipped)}; first reason: "
+            f"{skipped[0].reason if skipped else '-'})",
+        )
+    all_lon = np.concatenate(
+        [
+            lon[np.concatenate([i for _, i in kept])]
+            for m, kept, lon, lat in prepared
+            if kept
+        ]
+    )
+    all_lat = np.concatenate(
+        [
+            lat[np.concatenate([i for _, i in kept])]
+            for m, kept, lon, lat in prepared
+            if kept
+        ]
+    )
     if len(models) == 1:
         m, kept, lon, lat = prepared[0]
         _check_extent(paths, kept, lon, lat)
@@ -441,8 +485,9 @@ def build_result(models: list[RawModel], frame: Frame | None, strict: bool) -> L
             offs += len(lon)
         _check_extent(paths, objs, np.concatenate(glon), np.concatenate(glat))
     if frame is None:
-        frame = Frame(0.5 * (all_lon.min() + all_lon.max()),
-                      0.5 * (all_lat.min() + all_lat.max()))
+        frame = Frame(
+            0.5 * (all_lon.min() + all_lon.max()), 0.5 * (all_lat.min() + all_lat.max())
+        )
 
     buildings: list[Building] = []
     terrain = []
@@ -463,38 +508,56 @@ def build_result(models: list[RawModel], frame: Frame | None, strict: bool) -> L
         for obj, idx in kept:
             zz = z[idx]
             has_z = bool(np.all(np.isfinite(zz)))
-            base = obj.base_m if obj.base_m is not None else (
-                float(zz.min()) if has_z else None)
-            top = obj.top_m if obj.top_m is not None else (
-                float(zz.max()) if has_z else None)
-            ground = obj.ground_m if obj.ground_m is not None else family_ground.get(
-                obj.family or obj.id, base)
+            base = (
+                obj.base_m
+                if obj.base_m is not None
+                else (float(zz.min()) if has_z else None)
+            )
+            top = (
+                obj.top_m
+                if obj.top_m is not None
+                else (float(zz.max()) if has_z else None)
+            )
+            ground = (
+                obj.ground_m
+                if obj.ground_m is not None
+                else family_ground.get(obj.family or obj.id, base)
+            )
             if obj.height_m is not None:
                 base = float(np.nanmin(zz)) if np.any(np.isfinite(zz)) else 0.0
                 ground = base if obj.ground_m is None else obj.ground_m
                 top = base + obj.height_m
             if base is None or top is None or ground is None:
-                problems.report(obj.id, "no height: 2D geometry without a height "
-                                "attribute")
+                problems.report(
+                    obj.id, "no height: 2D geometry without a height attribute"
+                )
                 continue
             if not top > base:
                 problems.report(obj.id, f"top {top:g} m is not above base {base:g} m")
                 continue
             fp = footprint_of(obj, x, y, z)
             if fp is None:
-                problems.report(obj.id, "footprint has no area (all faces vertical or "
-                                "collapsed after projection)")
+                problems.report(
+                    obj.id,
+                    "footprint has no area (all faces vertical or "
+                    "collapsed after projection)",
+                )
                 continue
-            buildings.append(Building(obj.id, fp, base, top, ground, obj.kind,
-                                      obj.parent_id))
+            buildings.append(
+                Building(obj.id, fp, base, top, ground, obj.kind, obj.parent_id)
+            )
         skipped.extend(problems.skipped)
         if m.terrain_idx is not None and m.terrain_idx.size:
             t = m.terrain_idx
             terrain.append(np.column_stack((x[t], y[t], z[t])))
     if not buildings:
-        raise EmptyModelError(paths, None, "no usable building in the model "
-                              f"(objects seen: {counts}; skipped: {len(skipped)}; first "
-                              f"reason: {skipped[0].reason if skipped else '-'})")
+        raise EmptyModelError(
+            paths,
+            None,
+            "no usable building in the model "
+            f"(objects seen: {counts}; skipped: {len(skipped)}; first "
+            f"reason: {skipped[0].reason if skipped else '-'})",
+        )
     crs_names = list(dict.fromkeys(m.crs.to_string() for m in models))
     fmts = list(dict.fromkeys(m.fmt for m in models))
     return LoadResult(

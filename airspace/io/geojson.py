@@ -53,8 +53,14 @@ from airspace.errors import MalformedInputError
 from airspace.frame import Frame, parse_crs
 from airspace.io.common import ObjectError, Problems, RawModel, RawObject, build_result
 
-__all__ = ["DEFAULT_HEIGHT_M", "LEVEL_HEIGHT_M", "assign_parents", "load_geojson",
-           "parse_length_m", "read_geojson"]
+__all__ = [
+    "DEFAULT_HEIGHT_M",
+    "LEVEL_HEIGHT_M",
+    "assign_parents",
+    "load_geojson",
+    "parse_length_m",
+    "read_geojson",
+]
 
 LEVEL_HEIGHT_M = 3.0
 """Height of one storey [m], for ``building:levels`` / ``building:min_level`` (the
@@ -64,8 +70,18 @@ DEFAULT_HEIGHT_M = 10.0
 """Roof height above ground [m] of a building that gives neither height nor levels:
 about three storeys; such features are counted in ``counts["default_height"]``."""
 
-_UNITS_M = {"": 1.0, "m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0,
-            "metres": 1.0, "ft": 0.3048, "feet": 0.3048, "foot": 0.3048, "'": 0.3048}
+_UNITS_M = {
+    "": 1.0,
+    "m": 1.0,
+    "meter": 1.0,
+    "meters": 1.0,
+    "metre": 1.0,
+    "metres": 1.0,
+    "ft": 0.3048,
+    "feet": 0.3048,
+    "foot": 0.3048,
+    "'": 0.3048,
+}
 _NUM_UNIT = re.compile(r"^\s*([-+]?\d+(?:[.,]\d+)?|[-+]?[.,]\d+)\s*([a-zA-Z']*)\s*$")
 _FEET_INCHES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*'\s*(\d+(?:\.\d+)?)\s*\"\s*$")
 
@@ -97,8 +113,14 @@ def parse_length_m(value) -> float | None:
     return round(float(m.group(1).replace(",", ".")) * _UNITS_M[unit], 6)
 
 
-_HEIGHT_TAGS = ("height", "min_height", "building:levels", "building:min_level",
-                "roof:height", "roof:levels")
+_HEIGHT_TAGS = (
+    "height",
+    "min_height",
+    "building:levels",
+    "building:min_level",
+    "roof:height",
+    "roof:levels",
+)
 
 
 def _legacy_crs(doc, path) -> str:
@@ -126,11 +148,17 @@ def _rings(polygon, oid, verts: list) -> list[np.ndarray]:
         if pts.ndim != 2 or pts.shape[1] < 2:
             raise ObjectError(oid, f"ring {ri} is not a list of [x, y] positions")
         if len(pts) < 4:
-            raise ObjectError(oid, f"degenerate ring {ri}: {len(pts)} positions (a "
-                              "closed ring needs at least 4)")
+            raise ObjectError(
+                oid,
+                f"degenerate ring {ri}: {len(pts)} positions (a "
+                "closed ring needs at least 4)",
+            )
         if not np.array_equal(pts[0, :2], pts[-1, :2]):
-            raise ObjectError(oid, f"unclosed ring {ri}: last position {pts[-1, :2]} "
-                              f"differs from first {pts[0, :2]}")
+            raise ObjectError(
+                oid,
+                f"unclosed ring {ri}: last position {pts[-1, :2]} "
+                f"differs from first {pts[0, :2]}",
+            )
         off = verts.add(pts[:-1, :2])
         out.append(np.arange(off, off + len(pts) - 1, dtype=np.int64))
     return out
@@ -196,8 +224,11 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
         with open(path, "rb") as fh:
             doc = json.load(fh)
     except json.JSONDecodeError as exc:
-        raise MalformedInputError(path, None, f"invalid JSON (line {exc.lineno}, column "
-                                  f"{exc.colno}): {exc.msg}") from exc
+        raise MalformedInputError(
+            path,
+            None,
+            f"invalid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
+        ) from exc
     if isinstance(doc, dict) and doc.get("type") == "Feature":
         doc = {"type": "FeatureCollection", "features": [doc], "crs": doc.get("crs")}
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
@@ -212,14 +243,22 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
         raise MalformedInputError(path, "features", "features is not a list")
     for i, feat in enumerate(features):
         if not isinstance(feat, dict):
-            raise MalformedInputError(path, f"features[{i}]", "feature is not an object")
+            raise MalformedInputError(
+                path, f"features[{i}]", "feature is not an object"
+            )
         props = feat.get("properties") or {}
-        oid = str(feat.get("id") if feat.get("id") is not None
-                  else props.get("id", f"features[{i}]"))
+        oid = str(
+            feat.get("id")
+            if feat.get("id") is not None
+            else props.get("id", f"features[{i}]")
+        )
         is_building = "building" in props
         is_part = "building:part" in props and not is_building
-        if is_building and str(props["building"]).lower() == "no" and \
-                "building:part" not in props:
+        if (
+            is_building
+            and str(props["building"]).lower() == "no"
+            and "building:part" not in props
+        ):
             counts["NotBuilding"] = counts.get("NotBuilding", 0) + 1
             problems.skipped.append(Skipped(oid, "tagged building=no"))
             continue
@@ -228,8 +267,11 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
         geom = feat.get("geometry") or {}
         gtype = geom.get("type") if isinstance(geom, dict) else None
         if gtype not in ("Polygon", "MultiPolygon"):
-            problems.skipped.append(Skipped(oid, f"geometry {gtype} is not a "
-                                            "Polygon/MultiPolygon footprint"))
+            problems.skipped.append(
+                Skipped(
+                    oid, f"geometry {gtype} is not a Polygon/MultiPolygon footprint"
+                )
+            )
             continue
         try:
             coords = geom.get("coordinates")
@@ -247,19 +289,38 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
             base, top, defaulted = _heights(props, oid)
             if not top > base:
                 verts.truncate(n_before)
-                raise ObjectError(oid, f"height {top:g} m is not above min_height "
-                                  f"{base:g} m")
+                raise ObjectError(
+                    oid, f"height {top:g} m is not above min_height {base:g} m"
+                )
         except ObjectError as exc:
             problems.report(exc.object_id, exc.reason)
             continue
         if defaulted:
             counts["default_height"] = counts.get("default_height", 0) + 1
-        objects.append(RawObject(oid, kind, None, surfaces, flat=True, base_m=base,
-                                 top_m=top, ground_m=0.0))
+        objects.append(
+            RawObject(
+                oid,
+                kind,
+                None,
+                surfaces,
+                flat=True,
+                base_m=base,
+                top_m=top,
+                ground_m=0.0,
+            )
+        )
     xy = np.concatenate(verts.blocks) if verts.blocks else np.zeros((0, 2))
     xyz = np.column_stack((xy, np.full(len(xy), np.nan)))
-    return RawModel(path, "geojson", src, xyz, objects, skipped=problems.skipped,
-                    counts=counts, has_terrain=False)
+    return RawModel(
+        path,
+        "geojson",
+        src,
+        xyz,
+        objects,
+        skipped=problems.skipped,
+        counts=counts,
+        has_terrain=False,
+    )
 
 
 def assign_parents(result: LoadResult) -> LoadResult:
@@ -275,16 +336,18 @@ def assign_parents(result: LoadResult) -> LoadResult:
             hits = [outlines[int(k)] for k in tree.query(p, predicate="within")]
             if hits:
                 parent = min(hits, key=lambda h: h.footprint.area)
-                b = Building(b.id, b.footprint, b.base_m, b.top_m, b.ground_m, b.kind,
-                             parent.id)
+                b = Building(
+                    b.id, b.footprint, b.base_m, b.top_m, b.ground_m, b.kind, parent.id
+                )
         out.append(b)
     result.buildings = out
     return result
 
 
-def load_geojson(path, crs=None, frame: Frame | None = None,
-                 strict: bool = False) -> LoadResult:
+def load_geojson(
+    path, crs=None, frame: Frame | None = None, strict: bool = False
+) -> LoadResult:
     """Read a GeoJSON footprint file into buildings in a local frame."""
-    return assign_parents(build_result([read_geojson(Path(path), crs, strict)], frame,
-                                       strict))
-
+    return assign_parents(
+        build_result([read_geojson(Path(path), crs, strict)], frame, strict)
+    )
