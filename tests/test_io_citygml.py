@@ -290,3 +290,34 @@ def test_non_building_members_are_counted(tmp_path):
     p.write_text(_model(srs, body))
     res = load_city(p)
     assert res.counts == {"Building": 1, "Road": 1} and len(res.buildings) == 1
+
+
+def test_streaming_keeps_only_the_current_member(tmp_path, monkeypatch):
+    """Members are cleared and removed once read: when a member is processed, no
+    earlier member is still held by the CityModel (lxml may already have parsed a few
+    later ones from its read buffer)."""
+    from airspace.io import citygml
+
+    body = "".join(
+        _building_lod1(
+            f"b{i}",
+            _box_rings(
+                141.44 + 1e-4 * i, 42.94, 141.44005 + 1e-4 * i, 42.94005, 98, 104
+            ),
+            True,
+        )
+        for i in range(300)
+    )
+    p = tmp_path / "many.gml"
+    p.write_text(_model("EPSG:6697", body))
+    held = []
+    original = citygml._Reader.member
+
+    def spy(self, el):
+        held.append(sum(1 for _ in el.itersiblings(preceding=True)))
+        return original(self, el)
+
+    monkeypatch.setattr(citygml._Reader, "member", spy)
+    res = load_city(p)
+    assert len(res.buildings) == 300 and len(held) == 300
+    assert max(held) <= 1  # at most the CityModel's own boundedBy

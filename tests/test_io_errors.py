@@ -396,3 +396,31 @@ def test_unknown_format(tmp_path):
     _expect(MalformedInputError, p, lambda: load_city(p), words=("unknown city-model",))
     with pytest.raises(ValueError, match="fmt must be one of"):
         load_city(p, fmt="shapefile")
+
+
+def test_format_detection_by_content(tmp_path):
+    from airspace.io import detect_format
+
+    g = _write(tmp_path, "footprints.json", _geojson())
+    c = _write(tmp_path, "model.json", _cityjson())
+    assert detect_format(g) == "geojson" and detect_format(c) == "cityjson"
+    assert len(load_city(g).buildings) == 3 and len(load_city(c).buildings) == 3
+
+
+def test_merging_needs_one_height_reference(tmp_path):
+    c = _write(tmp_path, "model.city.json", _cityjson())  # absolute heights (NAP)
+    g = _write(tmp_path, "osm.geojson", _geojson())  # heights above ground
+    _expect(MalformedInputError, c, lambda: load_city([c, g]), words=("has_terrain",))
+
+
+def test_merging_two_cities_is_absurd(city_data):
+    tiles = [
+        city_data / "plateau" / n
+        for n in ("52397519_bldg_6697_op.gml", "64413325_bldg_6697_op.gml")
+    ]
+    _expect(
+        AbsurdCoordinatesError,
+        tiles[1],
+        lambda: load_city(tiles),
+        words=("km from the centre",),
+    )

@@ -49,12 +49,25 @@ def detect_format(path) -> str:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"<"):
         return "citygml"
-    if b'"FeatureCollection"' in head or b'"Feature"' in head:
-        return "geojson"
-    if b'"CityJSON"' in head or name.endswith(".json"):
-        first = head.split(b"\n", 1)
-        if len(first) == 2 and b'"CityJSONFeature"' in head:
+    # the document type named first wins (a GeoJSON property may mention CityJSON)
+    marks = {
+        fmt: head.find(key)
+        for fmt, key in (
+            ("geojson", b'"FeatureCollection"'),
+            ("geojson-feature", b'"Feature"'),
+            ("cityjson", b'"CityJSON"'),
+        )
+        if key in head
+    }
+    if marks:
+        first = min(marks, key=marks.get)
+        if first.startswith("geojson"):
+            return "geojson"
+        lines = head.split(b"\n", 1)
+        if len(lines) == 2 and b'"CityJSONFeature"' in lines[1]:
             return "cityjsonseq"
+        return "cityjson"
+    if name.endswith(".json"):
         return "cityjson"
     raise MalformedInputError(
         str(path),

@@ -36,7 +36,8 @@ Object-level problems (a ring with fewer than 3 distinct vertices, a non-finite
 coordinate or height, no area after projection, ``top <= base``) skip that object with a
 :class:`~airspace.building.Skipped` reason, or raise
 :class:`~airspace.errors.MalformedInputError` naming the file and the object when
-``strict``. File-level problems always raise.
+``strict``. File-level problems always raise. Several files merge into one result only
+when they agree on heights: all with terrain (absolute heights) or all without.
 """
 
 from __future__ import annotations
@@ -448,6 +449,14 @@ def build_result(
         if kept:
             _check_place(m, kept, lon, lat)
         prepared.append((m, kept, lon, lat))
+    if len({m.has_terrain for m in models}) > 1:
+        raise MalformedInputError(
+            paths,
+            None,
+            "cannot merge models with terrain (absolute heights) and without "
+            "(heights above ground): "
+            + ", ".join(f"{m.path} has_terrain={m.has_terrain}" for m in models),
+        )
     kept_all = [(o, i) for m, kept, lon, lat in prepared for o, i in kept]
     if not kept_all:
         raise EmptyModelError(
