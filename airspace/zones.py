@@ -855,42 +855,93 @@ def _pt_seg_dist2(px, py, ax, ay, bx, by):
 
 
 @njit(**JIT)
-def _pt_in_poly(px, py, poly):
-    """Even-odd point-in-polygon test; poly : (n, 2) float64, not closed."""
-    n = poly.shape[0]
-    inside = False
-    j = n - 1
-    for i in range(n):
-        xi, yi = poly[i, 0], poly[i, 1]
-        xj, yj = poly[j, 0], poly[j, 1]
-        if (yi > py) != (yj > py):
-            xc = xi + (py - yi) * (xj - xi) / (yj - yi)
-            if px < xc:
-                inside = not inside
-        j = i
-    return inside
+def _seg_rect_dist2(ax, ay, bx, by, x0, y0, x1, y1):
+    """Squared distance between segment AB and the closed rectangle (0 on overlap)."""
+    if x0 <= ax <= x1 and y0 <= ay <= y1:
+        return 0.0
+    if x0 <= bx <= x1 and y0 <= by <= y1:
+        return 0.0
+    best = _seg_seg_dist2(ax, ay, bx, by, x0, y0, x1, y0)
+    best = min(best, _seg_seg_dist2(ax, ay, bx, by, x1, y0, x1, y1))
+    best = min(best, _seg_seg_dist2(ax, ay, bx, by, x1, y1, x0, y1))
+    best = min(best, _seg_seg_dist2(ax, ay, bx, by, x0, y1, x0, y0))
+    return best
 
 
 @njit(**JIT)
-def _rect_poly_dist2(x0, y0, x1, y1, poly):
-    """Squared distance between the closed rectangle and the polygon (0 on overlap)."""
-    if _pt_in_poly(0.5 * (x0 + x1), 0.5 * (y0 + y1), poly):
-        return 0.0
+def _poly_touched(poly, margin, gx0, gy0, dx, i0, i1, j0, j1):
+    """Columns whose closed cell rectangle lies within ``margin`` of a polygon.
+
+    poly : (n, 2) float64 local ring, not closed. Returns touched : (i1-i0, j1-j0) bool.
+
+    Two passes, each exact: (1) for every edge and every column strip its x-range
+    (grown by ``margin``) meets, the candidate cells are those whose y-range meets the
+    edge piece's y-range grown by ``margin`` (plus one cell of slack); each is tested
+    with the exact segment-rectangle distance. (2) A scanline through each strip's
+    centre marks cells whose centre is inside (even-odd). A cell that meets the polygon
+    either meets its boundary (pass 1) or lies wholly inside it (pass 2).
+    """
+    ni = i1 - i0
+    nj = j1 - j0
+    touched = np.zeros((ni, nj), np.bool_)
     n = poly.shape[0]
-    best = np.inf
+    m2 = margin * margin + 1e-9
     for e in range(n):
         ax, ay = poly[e, 0], poly[e, 1]
         f = e + 1 if e + 1 < n else 0
         bx, by = poly[f, 0], poly[f, 1]
-        if x0 <= ax <= x1 and y0 <= ay <= y1:
-            return 0.0
-        best = min(best, _seg_seg_dist2(ax, ay, bx, by, x0, y0, x1, y0))
-        best = min(best, _seg_seg_dist2(ax, ay, bx, by, x1, y0, x1, y1))
-        best = min(best, _seg_seg_dist2(ax, ay, bx, by, x1, y1, x0, y1))
-        best = min(best, _seg_seg_dist2(ax, ay, bx, by, x0, y1, x0, y0))
-        if best == 0.0:
-            return 0.0
-    return best
+        xmin = min(ax, bx) - margin
+        xmax = max(ax, bx) + margin
+        ia = max(i0, int(np.floor((xmin - gx0) / dx)) - 1)
+        ib = min(i1 - 1, int(np.floor((xmax - gx0) / dx)) + 1)
+        for i in range(ia, ib + 1):
+            sx0 = gx0 + i * dx
+            sx1 = sx0 + dx
+            if ax == bx:
+                ylo = min(ay, by)
+                yhi = max(ay, by)
+            else:
+                ta = (sx0 - margin - ax) / (bx - ax)
+                tb = (sx1 + margin - ax) / (bx - ax)
+                if ta > tb:
+                    ta, tb = tb, ta
+                ta = max(ta, 0.0)
+                tb = min(tb, 1.0)
+                if ta > tb:
+                    continue
+                ya = ay + ta * (by - ay)
+                yb = ay + tb * (by - ay)
+                ylo = min(ya, yb)
+                yhi = max(ya, yb)
+            ja = max(j0, int(np.floor((ylo - margin - gy0) / dx)) - 1)
+            jb = min(j1 - 1, int(np.floor((yhi + margin - gy0) / dx)) + 1)
+            for j in range(ja, jb + 1):
+                if touched[i - i0, j - j0]:
+                    continue
+                sy0 = gy0 + j * dx
+                if _seg_rect_dist2(ax, ay, bx, by, sx0, sy0, sx1, sy0 + dx) <= m2:
+                    touched[i - i0, j - j0] = True
+    ys = np.empty(n, np.float64)
+    for i in range(i0, i1):
+        xc = gx0 + (i + 0.5) * dx
+        c = 0
+        for e in range(n):
+            ax, ay = poly[e, 0], poly[e, 1]
+            f = e + 1 if e + 1 < n else 0
+            bx, by = poly[f, 0], poly[f, 1]
+            if (ax > xc) != (bx > xc):
+                ys[c] = ay + (xc - ax) * (by - ay) / (bx - ax)
+                c += 1
+        if c < 2:
+            continue
+        yy = np.sort(ys[:c])
+        for p in range(0, c - 1, 2):
+            # cells with centre y in [yy[p], yy[p+1])
+            ja = max(j0, int(np.ceil((yy[p] - gy0) / dx - 0.5)))
+            jb = min(j1 - 1, int(np.ceil((yy[p + 1] - gy0) / dx - 0.5)) - 1)
+            for j in range(ja, jb + 1):
+                touched[i - i0, j - j0] = True
+    return touched
 
 
 @njit(**JIT)
@@ -927,8 +978,11 @@ def _zone_columns(
     nj = j1 - j0
     k_lo = np.zeros((ni, nj), np.int16)
     k_hi = np.full((ni, nj), -1, np.int16)
-    reach = (r + margin) if is_circle else margin
+    reach = r + margin
     reach2 = reach * reach + 1e-9
+    touched = np.zeros((0, 0), np.bool_)
+    if not is_circle:
+        touched = _poly_touched(poly, margin, gx0, gy0, dx, i0, i1, j0, j1)
     for a in range(ni):
         x0 = gx0 + (i0 + a) * dx
         x1 = x0 + dx
@@ -938,10 +992,9 @@ def _zone_columns(
             if is_circle:
                 qx = min(max(cx, x0), x1) - cx
                 qy = min(max(cy, y0), y1) - cy
-                d2 = qx * qx + qy * qy
-            else:
-                d2 = _rect_poly_dist2(x0, y0, x1, y1, poly)
-            if d2 > reach2:
+                if qx * qx + qy * qy > reach2:
+                    continue
+            elif not touched[a, b]:
                 continue
             g = ground[a, b]
             lo = lo_v + g if lo_agl else lo_v

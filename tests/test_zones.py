@@ -89,7 +89,7 @@ def random_zone(rng, zid, extent_m=400.0):
             window,
         )
     pts = star_polygon_local(
-        rng, cx, cy, float(rng.uniform(5, 100)), int(rng.integers(3, 12))
+        rng, cx, cy, float(rng.uniform(5, 100)), int(rng.integers(3, 40))
     )
     return poly_zone(zid, pts, (lo_v, lo_ref), (hi_v, hi_ref), window)
 
@@ -450,6 +450,26 @@ def test_zone_voxels_vs_shapely_oracle():
         assert extra.shape[0] <= max(2, 0.002 * want.sum())
         n_touched += int(want.sum())
     assert n_touched > 1000
+
+
+def test_zone_voxels_special_shapes_vs_oracle():
+    grid = GridSpec(x0_m=-50, y0_m=-50, z0_m=0, dx_m=2, dz_m=2, nx=50, ny=50, nz=20)
+    ground = np.random.default_rng(2).uniform(0, 5, (50, 50)).astype(np.float32)
+    shapes = [
+        [(-10, -10), (10, -10), (10, 10), (-10, 10)],  # on grid lines
+        [(-80, -79), (80, 77), (81, 80), (-79, -76)],  # long thin diagonal, off-grid
+        [(30, 30), (90, 30), (90, 90), (30, 90)],  # partly outside the grid
+        [(-40, -40), (40, -40), (40, 40), (0, -20), (-40, 40)],  # concave notch
+        star_polygon_local(np.random.default_rng(9), 3.3, -4.1, 45.0, 60),
+    ]
+    for n, pts in enumerate(shapes):
+        lz = LocalZone(poly_zone(f"S{n}", pts, (1.0, "AGL"), (21.0, "AMSL")), FRAME)
+        for margin in (0.0, 2.0, 3.3):
+            got = _dense(grid, zone_voxels(lz, grid, ground, margin_m=margin))
+            want = naive.zone_voxels_naive(lz, grid, ground, margin)
+            assert not np.any(want & ~got), (n, margin)
+            for i, j, _k in np.argwhere(got & ~want):
+                assert naive.cell_distance(lz, grid, i, j) <= margin + 1e-4
 
 
 def test_zone_voxels_touch_not_centre():

@@ -5,8 +5,6 @@ Every function here works cell by cell (or zone by zone) with shapely and plain 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import shapely
 from shapely.geometry import Point, box
@@ -17,32 +15,30 @@ def zone_voxels_naive(lz, grid, ground_m, margin_m=0.0):
 
     A column is touched when ``shapely.distance(cell box, shape) <= margin`` (for a
     circle: distance to the centre <= radius + margin); in it, layer ``k`` is touched
-    when ``[z0 + k dz, z0 + (k+1) dz)`` holds a height of ``[lo - margin, hi +
-    margin]``.
+    when ``[z0 + k dz, z0 + (k+1) dz)`` holds a height of ``[lo - margin, hi + margin]``.
+    (shapely's vectorised ``box``/``distance`` evaluate every cell, one by one, in C.)
     """
+    ii, jj = np.meshgrid(np.arange(grid.nx), np.arange(grid.ny), indexing="ij")
+    cells = shapely.box(
+        grid.x0_m + ii * grid.dx_m,
+        grid.y0_m + jj * grid.dx_m,
+        grid.x0_m + (ii + 1) * grid.dx_m,
+        grid.y0_m + (jj + 1) * grid.dx_m,
+    )
+    if lz.centre_m is not None:
+        d = shapely.distance(cells, Point(lz.centre_m)) - lz.radius_m
+    else:
+        d = shapely.distance(cells, lz.shape)
     mask = np.zeros((grid.nx, grid.ny, grid.nz), dtype=bool)
-    for i in range(grid.nx):
-        for j in range(grid.ny):
-            cell = box(
-                grid.x0_m + i * grid.dx_m,
-                grid.y0_m + j * grid.dx_m,
-                grid.x0_m + (i + 1) * grid.dx_m,
-                grid.y0_m + (j + 1) * grid.dx_m,
-            )
-            if lz.centre_m is not None:
-                d = shapely.distance(cell, Point(lz.centre_m)) - lz.radius_m
-            else:
-                d = shapely.distance(cell, lz.shape)
-            if d > margin_m:
-                continue
-            lo, hi = lz.band_amsl(float(ground_m[i, j]))
-            lo -= margin_m
-            hi += margin_m
-            for k in range(grid.nz):
-                a = grid.z0_m + k * grid.dz_m
-                b = a + grid.dz_m
-                if lo < b and hi >= a:  # some height of [lo, hi] in [a, b)
-                    mask[i, j, k] = True
+    for i, j in zip(*np.nonzero(d <= margin_m), strict=True):
+        lo, hi = lz.band_amsl(float(ground_m[i, j]))
+        lo -= margin_m
+        hi += margin_m
+        for k in range(grid.nz):
+            a = grid.z0_m + k * grid.dz_m
+            b = a + grid.dz_m
+            if lo < b and hi >= a:  # some height of [lo, hi] in [a, b)
+                mask[i, j, k] = True
     return mask
 
 
@@ -72,13 +68,18 @@ def volume_gap(lz, x, y, z, ground_m):
 
 def segment_gap_sampled(lz, p0, p1, ground_m, n=4001):
     """Minimum :func:`volume_gap` over ``n`` evenly spaced points of the segment."""
-    best = math.inf
-    for t in np.linspace(0.0, 1.0, n):
-        x = p0[0] + t * (p1[0] - p0[0])
-        y = p0[1] + t * (p1[1] - p0[1])
-        z = p0[2] + t * (p1[2] - p0[2])
-        best = min(best, volume_gap(lz, x, y, z, ground_m))
-    return best
+    t = np.linspace(0.0, 1.0, n)
+    x = p0[0] + t * (p1[0] - p0[0])
+    y = p0[1] + t * (p1[1] - p0[1])
+    z = p0[2] + t * (p1[2] - p0[2])
+    pts = shapely.points(x, y)
+    if lz.centre_m is not None:
+        h = np.maximum(shapely.distance(pts, Point(lz.centre_m)) - lz.radius_m, 0.0)
+    else:
+        h = shapely.distance(pts, lz.shape)
+    lo, hi = lz.band_amsl(ground_m)
+    v = np.maximum(np.maximum(lo - z, z - hi), 0.0)
+    return float(np.min(np.maximum(h, v)))
 
 
 def in_box_naive(
