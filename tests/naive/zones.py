@@ -15,7 +15,8 @@ def zone_voxels_naive(lz, grid, ground_m, margin_m=0.0):
 
     A column is touched when ``shapely.distance(cell box, shape) <= margin`` (for a
     circle: distance to the centre <= radius + margin); in it, layer ``k`` is touched
-    when ``[z0 + k dz, z0 + (k+1) dz)`` holds a height of ``[lo - margin, hi + margin]``.
+    when ``[z0 + k dz, z0 + (k+1) dz)`` holds a height of ``[lo - margin,
+    hi + margin]``.
     (shapely's vectorised ``box``/``distance`` evaluate every cell, one by one, in C.)
     """
     ii, jj = np.meshgrid(np.arange(grid.nx), np.arange(grid.ny), indexing="ij")
