@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from shapely.geometry import Point
 
 from airspace.errors import AirspaceError, OutsideTwinError
 from airspace.zones import ground_range_from_grid, segment_intersects, zone_voxels
@@ -192,32 +193,26 @@ class Planner:
         t0, t1 = req.depart_s, req.depart_s + est_s
         active = self._active_zones(t0, t1)
 
-        level, win = self._choose_window(s_col, e_col, straight)
-        wgrid, blocked, _, _ = self._window_grid(win, level, req, active)
-        si = self._start_cell(wgrid, s_xy, gs, blocked, "start", StartBlocked, req)
-        gi = self._start_cell(wgrid, e_xy, ge, blocked, "goal", GoalBlocked, req)
-        # take-off and landing columns must not meet an active zone
-        for xy, cell, col, name, exc in ((s_xy, si, s_col, "start", StartBlocked),
-                                         (e_xy, gi, e_col, "goal", GoalBlocked)):
-            zc = wgrid.z0_m + (cell[2] + 0.5) * wgrid.dz_m
-            gz = gs if name == "start" else ge
-            for z in active:
-                if z.contains_2d(*xy) and segment_intersects(
-                        z, (xy[0], xy[1], gz), (xy[0], xy[1], zc), self._ground_range):
-                    what = z.zone.reason or "no-fly volume"
-                    raise exc(f"{name} lies inside no-fly volume {z.id} ({what}) active "
-                              "during the flight; choose a point outside it or another time",
-                              blocking=("zone", z.id), code=f"{name}_in_zone")
-
-        if self._workspace is None or not self._workspace_fits(blocked.shape):
-            self._workspace = search.SearchWorkspace(blocked.shape)
-        t_s = time.perf_counter()
-        try:
-            vp = search.find_path(blocked, si, gi, rule="strict", workspace=self._workspace,
-                                  cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m))
-        except search.NoRouteError as exc:
-            raise self._explain_no_route(s_col, e_col, req, active, level, exc) from exc
-        search_ms = 1e3 * (time.perf_counter() - t_s)
+        level0, _ = self._choose_window(s_col, e_col, straight)
+        level = level0
+        while True:
+            level, win = self._choose_window(s_col, e_col, straight, level)
+            try:
+                wgrid, vp, search_ms = self._search_level(
+                    win, level, req, active, (s_xy, s_col, gs), (e_xy, e_col, ge))
+                break
+            except (StartBlocked, GoalBlocked, search.NoRouteError) as exc:
+                # a coarse cell may be blocked where the fine grid is free: retry finer
+                # (up to 8x the voxel budget), unless the reason is a zone or a building
+                retry = (level > 1 and getattr(exc, "code", "").endswith("_blocked")
+                         or isinstance(exc, search.NoRouteError) and level > 1)
+                if retry and self._window_voxels(win, level // 2) <= 8 * self.max_search_voxels:
+                    level //= 2
+                    continue
+                if isinstance(exc, search.NoRouteError):
+                    raise self._explain_no_route(s_col, e_col, req, active, level,
+                                                 exc) from exc
+                raise
 
         cells = np.asarray(vp.indices)
         centres = np.column_stack([
@@ -308,17 +303,47 @@ class Planner:
             return []
         return list(self.zones.local_zones(t0, t1))
 
-    def _choose_window(self, s_col, e_col, straight_m):
+    def _search_level(self, win, level, req, active, start, goal):
+        """Build the search grid of one level and search it (steps 3-5)."""
+        s_xy, s_col, gs = start
+        e_xy, e_col, ge = goal
+        wgrid, blocked, _, _ = self._window_grid(win, level, req, active)
+        si = self._start_cell(wgrid, s_xy, gs, blocked, "start", StartBlocked, req, active)
+        gi = self._start_cell(wgrid, e_xy, ge, blocked, "goal", GoalBlocked, req, active)
+        # take-off and landing columns must not meet an active zone
+        for xy, cell, name, exc in ((s_xy, si, "start", StartBlocked),
+                                    (e_xy, gi, "goal", GoalBlocked)):
+            zc = wgrid.z0_m + (cell[2] + 0.5) * wgrid.dz_m
+            gz = gs if name == "start" else ge
+            for z in active:
+                if z.contains_2d(*xy) and segment_intersects(
+                        z, (xy[0], xy[1], gz), (xy[0], xy[1], zc), self._ground_range):
+                    what = z.zone.reason or "no-fly volume"
+                    raise exc(f"{name} lies inside no-fly volume {z.id} ({what}) active "
+                              "during the flight; choose a point outside it or another time",
+                              blocking=("zone", z.id), code=f"{name}_in_zone")
+        if self._workspace is None or not self._workspace_fits(blocked.shape):
+            self._workspace = search.SearchWorkspace(blocked.shape)
+        t_s = time.perf_counter()
+        vp = search.find_path(blocked, si, gi, rule="strict", workspace=self._workspace,
+                              cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m))
+        return wgrid, vp, 1e3 * (time.perf_counter() - t_s)
+
+    def _window_voxels(self, win, level) -> float:
+        i0, i1, j0, j1 = win
+        return ((i1 - i0) / level) * ((j1 - j0) / level) * (self.twin.grid.nz / level)
+
+    def _choose_window(self, s_col, e_col, straight_m, level=None):
         g = self.twin.grid
         margin_cells = int(math.ceil(max(150.0, 0.3 * straight_m) / g.dx_m))
         i0 = max(0, min(s_col[0], e_col[0]) - margin_cells)
         i1 = min(g.nx, max(s_col[0], e_col[0]) + margin_cells + 1)
         j0 = max(0, min(s_col[1], e_col[1]) - margin_cells)
         j1 = min(g.ny, max(s_col[1], e_col[1]) + margin_cells + 1)
-        level = 1
-        while ((i1 - i0) / level) * ((j1 - j0) / level) * (g.nz / level) \
-                > self.max_search_voxels:
-            level *= 2
+        if level is None:
+            level = 1
+            while self._window_voxels((i0, i1, j0, j1), level) > self.max_search_voxels:
+                level *= 2
         # align the window to the level so coarse cells tile fine columns exactly
         i0 -= i0 % level
         j0 -= j0 % level
@@ -380,15 +405,31 @@ class Planner:
             self._limits_cache[key] = hit
         return hit
 
-    def _start_cell(self, wgrid, xy, pad_m, blocked, name, exc, req):
+    def _start_cell(self, wgrid, xy, pad_m, blocked, name, exc, req, active=()):
         i = int((xy[0] - wgrid.x0_m) // wgrid.dx_m)
         j = int((xy[1] - wgrid.y0_m) // wgrid.dx_m)
         bottoms = wgrid.z0_m + np.arange(wgrid.nz) * wgrid.dz_m
         free = np.flatnonzero((blocked[i, j, :] == 0) & (bottoms >= pad_m))
         if free.size == 0:
+            c = self.twin.clearance_m
+            near = self.checker.tree.query(Point(*xy), predicate="dwithin", distance=c)
+            if near.size:
+                top = near[np.argmax(self.checker.tops_m[near])]
+                bid = str(self.checker.ids[top])
+                raise exc(f"no airspace to climb into above the {name}: it is within the "
+                          f"{c:g} m clearance of building {bid}, whose roof + clearance "
+                          f"reaches the {req.ceiling_agl_m:.0f} m AGL ceiling; move the "
+                          "point away from the building", blocking=("building", bid),
+                          code=f"{name}_blocked")
+            for z in active:
+                if z.distance_2d(*xy) <= wgrid.dx_m * 1.5:
+                    what = z.zone.reason or "no-fly volume"
+                    raise exc(f"{name} lies inside (or at the edge of) no-fly volume {z.id} "
+                              f"({what}), active during the flight, from the ground to the "
+                              "ceiling; choose a point outside it or another time",
+                              blocking=("zone", z.id), code=f"{name}_in_zone")
             raise exc(f"no airspace to climb into above the {name}: the column is blocked "
-                      f"from the ground up to the {req.ceiling_agl_m:.0f} m AGL ceiling "
-                      "(a building's protected volume or a no-fly volume)",
+                      f"from the ground up to the {req.ceiling_agl_m:.0f} m AGL ceiling",
                       code=f"{name}_blocked")
         return (i, j, int(free[0]))
 

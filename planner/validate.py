@@ -60,8 +60,14 @@ class RouteValidator:
         self.idx = rtree.index.Index(stream(), properties=props) if self.geoms else \
             rtree.index.Index(properties=props)
 
-    def check(self, xyz_m, t_s=None, speeds=None, zones=()) -> ValidationReport:
-        """Validate a route polyline ``(n, 3)`` (and optionally its times and zones)."""
+    def check(self, xyz_m, t_s=None, speeds=None, zones=(),
+              ground_range=None) -> ValidationReport:
+        """Validate a route polyline ``(n, 3)`` (and optionally its times and zones).
+
+        ``zones`` are :class:`airspace.zones.LocalZone` objects; ``ground_range(x0, y0,
+        x1, y1) -> (min_m, max_m)`` bounds the ground under a segment for AGL limits
+        (default: ground at 0 m AMSL).
+        """
         rep = ValidationReport()
         xyz = np.asarray(xyz_m, dtype=np.float64)
         if len(xyz) < 4:
@@ -109,8 +115,9 @@ class RouteValidator:
                     rep.problems.append("horizontal speed limit exceeded")
                 if np.any(vz > speeds.climb_mps * tol) or np.any(-vz > speeds.descent_mps * tol):
                     rep.problems.append("vertical speed limit exceeded")
+            gr = ground_range or (lambda *a: (0.0, 0.0))
             for z in zones:
-                hit = _zone_hit(z, xyz, t)
+                hit = _zone_hit(z, xyz, t, gr)
                 if hit is not None:
                     rep.problems.append(f"segment {hit} enters no-fly volume {z.id} while it "
                                         "is active")
@@ -128,11 +135,37 @@ def _clip_below(p0, p1, lim):
     return [tuple(p0[:2]), m] if z0 < lim else [m, tuple(p1[:2])]
 
 
-def _zone_hit(zone, xyz, t):
-    """Index of the first segment that meets ``zone`` during its active window."""
+def _zone_hit(lz, xyz, t, ground_range):
+    """Index of the first segment that meets local zone ``lz`` while it is active."""
+    z = lz.zone
     for s in range(len(xyz) - 1):
-        if not zone.is_active(t[s], t[s + 1]):
+        if not z.active_during(float(t[s]), float(t[s + 1])):
             continue
-        if zone.touches_segment_independent(xyz[s], xyz[s + 1]):
-            return s
+        p0, p1 = xyz[s], xyz[s + 1]
+        g_lo, g_hi = ground_range(p0[0], p0[1], p1[0], p1[1])
+        lo = z.lower.value_m + (g_lo if z.lower.reference == "AGL" else 0.0)
+        hi = z.upper.value_m + (g_hi if z.upper.reference == "AGL" else 0.0)
+        dz = p1[2] - p0[2]
+        if dz == 0.0:
+            if not (lo <= p0[2] <= hi):
+                continue
+            ta, tb = 0.0, 1.0
+        else:
+            ta, tb = sorted(((lo - p0[2]) / dz, (hi - p0[2]) / dz))
+            ta, tb = max(ta, 0.0), min(tb, 1.0)
+            if ta > tb:
+                continue
+        a = p0[:2] + ta * (p1[:2] - p0[:2])
+        b = p0[:2] + tb * (p1[:2] - p0[:2])
+        if lz.centre_m is not None:
+            c = np.asarray(lz.centre_m, dtype=np.float64)
+            ab = b - a
+            L2 = float(ab @ ab)
+            u = 0.0 if L2 == 0.0 else float(np.clip((c - a) @ ab / L2, 0.0, 1.0))
+            if float(np.hypot(*(a + u * ab - c))) <= lz.radius_m:
+                return s
+        else:
+            piece = Point(a) if np.array_equal(a, b) else LineString([a, b])
+            if lz.shape.intersects(piece):
+                return s
     return None
