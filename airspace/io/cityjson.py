@@ -115,11 +115,14 @@ def _decode_vertices(raw, transform, path, where) -> np.ndarray:
 
 def _ring(ring, nverts: int, offset: int, oid: str) -> np.ndarray:
     try:
-        r = np.asarray(ring, dtype=np.int64)
+        r = np.asarray(ring)
     except (TypeError, ValueError) as exc:
         raise ObjectError(oid, f"ring is not a list of vertex indices: {exc}") from exc
-    if r.ndim != 1:
-        raise ObjectError(oid, "ring is not a flat list of vertex indices")
+    if r.ndim != 1 or (r.size and r.dtype.kind not in "iu"):
+        raise ObjectError(
+            oid, f"ring is not a flat list of integer vertex indices: {ring!r}"
+        )
+    r = r.astype(np.int64)
     if r.size and (r.min() < 0 or r.max() >= nverts):
         bad = int(r[(r < 0) | (r >= nverts)][0])
         raise ObjectError(oid, f"vertex index {bad} out of range (0..{nverts - 1})")
@@ -138,14 +141,39 @@ def _surfaces(geom: dict, nverts: int, offset: int, oid: str) -> list:
                 raise ObjectError(oid, f"malformed {geom['type']} boundaries")
             nxt.extend(it)
         items = nxt
-    out = []
+    rings, per_surface = [], []
     for surf in items:
         if not isinstance(surf, list) or not surf:
             raise ObjectError(
                 oid, f"malformed {geom['type']} boundaries (empty surface)"
             )
-        out.append([_ring(r, nverts, offset, oid) for r in surf])
+        per_surface.append(len(surf))
+        rings.extend(surf)
+    # one numpy conversion for the whole geometry; per-ring checks stay exact
+    lens = [len(r) if isinstance(r, list) else -1 for r in rings]
+    if min(lens, default=0) < 0:
+        raise ObjectError(oid, "ring is not a list of vertex indices")
+    flat = [i for r in rings for i in r]
+    arr = np.array(flat)
+    if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
+        return _surfaces_slow(items, nverts, offset, oid)
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and (arr.min() < 0 or arr.max() >= nverts):
+        bad = int(arr[(arr < 0) | (arr >= nverts)][0])
+        raise ObjectError(oid, f"vertex index {bad} out of range (0..{nverts - 1})")
+    arr = arr + offset
+    parts = np.split(arr, np.cumsum(lens)[:-1]) if lens else []
+    parts = [r[:-1] if r.size > 1 and r[0] == r[-1] else r for r in parts]
+    out, k = [], 0
+    for n in per_surface:
+        out.append(parts[k : k + n])
+        k += n
     return out
+
+
+def _surfaces_slow(items, nverts, offset, oid):
+    """Ring by ring, for boundaries that are not plain integer lists (error paths)."""
+    return [[_ring(r, nverts, offset, oid) for r in surf] for surf in items]
 
 
 class _Reader:
