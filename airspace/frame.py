@@ -97,7 +97,7 @@ class Frame:
         self.lat0_deg = float(lat0_deg)
         self.crs = pyproj.CRS.from_proj4(
             f"+proj=tmerc +lat_0={self.lat0_deg:.12f} +lon_0={self.lon0_deg:.12f} "
-            "+k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs")
+            "+k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs")
         self._fwd = pyproj.Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
         self._inv = pyproj.Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
         self._cache: dict[str, pyproj.Transformer] = {}
