@@ -206,7 +206,7 @@ def test_layers_on_boundaries_are_half_open():
     assert GridCode.from_point(4.3, 52.0, -0.0001).layer == -1
     assert GridCode.from_point(4.3, 52.0, 0.3, layer_m=0.1).layer == 2  # 0.3 < 3 * 0.1
     assert layers_overlapping(2.0, 4.0, 2.0) == range(1, 2)
-    assert layers_overlapping(1.999, 4.001, 2.0) == range(0, 3)
+    assert layers_overlapping(1.999, 4.001, 2.0) == range(3)
     with pytest.raises(GridCodeError, match="altitude band is empty"):
         layers_overlapping(5.0, 5.0, 2.0)
     with pytest.raises(GridCodeError, match="lat_deg must be a number in \\[-90, 90\\]"):
