@@ -303,6 +303,7 @@ class BeidouCell:
 
     @property
     def is_3d(self) -> bool:
+        """Whether the code is a 3D code (has a height range)."""
         return self.h_min_m is not None
 
     def contains(self, lon_deg: float, lat_deg: float, alt_m: float | None = None) -> bool:
