@@ -81,6 +81,7 @@ a :class:`SearchGrid` is read-only and can be shared.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,6 +180,27 @@ def _need_masks(strict: bool) -> NDArray[np.int64]:
 
 _NEED = {"strict": _need_masks(True), "free": _need_masks(False)}
 _AXES = (np.abs(_DELTAS) * np.array([1, 2, 4])).sum(axis=1).astype(np.int64)  # (26,)
+
+
+@functools.lru_cache(maxsize=64)
+def _cost_tables(cell_size: tuple, vertical_factor: float):
+    """(axis_cost (8,), step_cost (26,)) for one cell size, cached (read-only)."""
+    axis_cost = _axis_costs(cell_size, vertical_factor)
+    step_cost = axis_cost[_AXES]
+    axis_cost.flags.writeable = False
+    step_cost.flags.writeable = False
+    return axis_cost, step_cost
+
+
+@functools.lru_cache(maxsize=64)
+def _offset_tables(ny: int, nz: int):
+    """(26 move offsets, 27 neighbourhood offsets) of a padded grid, cached."""
+    offsets = (_DELTAS[:, 0] * ny * nz + _DELTAS[:, 1] * nz + _DELTAS[:, 2]).astype(np.int64)
+    nbr = np.array([(a * ny + b) * nz + c for a in (-1, 0, 1) for b in (-1, 0, 1)
+                    for c in (-1, 0, 1)], dtype=np.int64)
+    offsets.flags.writeable = False
+    nbr.flags.writeable = False
+    return offsets, nbr
 
 
 def _axis_costs(cell_size, vertical_factor: float) -> NDArray[np.float64]:
@@ -643,11 +665,8 @@ def find_path(
             f"{pshape} needs {grid.flat.shape[0]}"
         )
     ny, nz = pshape[1], pshape[2]
-    offsets = (_DELTAS[:, 0] * ny * nz + _DELTAS[:, 1] * nz + _DELTAS[:, 2]).astype(np.int64)
-    nbr = np.array([(a * ny + b) * nz + c for a in (-1, 0, 1) for b in (-1, 0, 1)
-                    for c in (-1, 0, 1)], dtype=np.int64)
-    axis_cost = _axis_costs(cell, vertical_factor)
-    step_cost = axis_cost[_AXES]
+    offsets, nbr = _offset_tables(ny, nz)
+    axis_cost, step_cost = _cost_tables(cell, vertical_factor)
     s_flat = ((ls[0] + 1) * ny + ls[1] + 1) * nz + ls[2] + 1
     g_flat = ((lg[0] + 1) * ny + lg[1] + 1) * nz + lg[2] + 1
     budget = -1 if max_expansions is None else int(max_expansions)

@@ -254,3 +254,29 @@ def test_moving_ai_optimal_lengths(voxel3d_data, name, limit):
             assert np.linalg.norm(d, axis=1).sum() == pytest.approx(p.cost, rel=1e-12)
             checked_paths += 1
     assert checked_paths >= 10
+
+
+def test_threads_with_their_own_workspaces_agree_with_serial():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(21)
+    blocked = (rng.random((20, 20, 20)) < 0.25).astype(np.uint8)
+    free = np.argwhere(blocked == 0)
+    pairs = [(tuple(free[i]), tuple(free[j]))
+             for i, j in rng.choice(len(free), size=(40, 2))]
+    grid = SearchGrid(blocked)
+
+    def run(chunk):
+        ws = SearchWorkspace(blocked.shape)
+        out = []
+        for s, g in chunk:
+            try:
+                out.append(find_path(grid, s, g, workspace=ws).cost)
+            except NoRouteError:
+                out.append(math.inf)
+        return out
+
+    serial = run(pairs)
+    with ThreadPoolExecutor(2) as ex:
+        halves = list(ex.map(run, [pairs[::2], pairs[1::2]]))
+    assert halves[0] == serial[::2] and halves[1] == serial[1::2]
