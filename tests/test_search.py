@@ -280,3 +280,24 @@ def test_threads_with_their_own_workspaces_agree_with_serial():
     with ThreadPoolExecutor(2) as ex:
         halves = list(ex.map(run, [pairs[::2], pairs[1::2]]))
     assert halves[0] == serial[::2] and halves[1] == serial[1::2]
+
+
+def test_window_on_a_plain_array_matches_window_on_a_search_grid():
+    rng = np.random.default_rng(17)
+    blocked, s, g = _random_case(rng, density=0.15, shape=(12, 12, 12))
+    vc = rng.uniform(0, 1, size=blocked.shape)
+    win = ((0, 0, 0), (12, 12, 12))
+    lo = tuple(min(s[i], g[i]) for i in range(3))
+    hi = tuple(max(s[i], g[i]) + 1 for i in range(3))
+    for w in (win, (lo, hi)):
+        try:
+            a = find_path(blocked, s, g, voxel_cost=vc, window=w)
+        except NoRouteError:
+            with pytest.raises(NoRouteError):
+                find_path(SearchGrid(blocked, vc), s, g, window=w)
+            continue
+        b = find_path(SearchGrid(blocked, vc), s, g, window=w)
+        assert a.cost == b.cost
+        np.testing.assert_array_equal(a.indices, b.indices)
+    with pytest.raises(ValueError, match="voxel_cost shape"):
+        find_path(blocked, s, g, voxel_cost=vc[:-1], window=win)
