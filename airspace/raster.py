@@ -48,7 +48,9 @@ distance from ``p`` to ``b``'s footprint is ``<= clearance_m`` and
 ball; the exact checker in ``planner/`` uses the same rule). Any such point lies in a
 column whose square is within ``clearance_m`` of the footprint, so that column's
 ``clear_top_m >= b.top_m + clearance_m >= p.z``, and the voxel holding ``p`` is below
-``floor_k`` (see :func:`floor_layers`): the field is conservative.
+``floor_k`` (see :func:`floor_layers`): the field is conservative. Heights are stored as
+float32 (enough for centimetres up to 100 km) and rounded *up* when converted, so the
+conversion never lowers an obstacle.
 
 Everything runs single-threaded (``nogil``, so the caller may run builds in threads); the
 kernels are called in chunks of buildings so a progress callback can report.
@@ -254,6 +256,15 @@ def _last_cell(v, origin, d, n):
 
 
 @njit(**JIT)
+def _f32_up(v):
+    """The smallest float32 not below float64 ``v`` (round up, never down)."""
+    f = np.float32(v)
+    if np.float64(f) < v:
+        f = np.nextafter(f, np.float32(np.inf))
+    return f
+
+
+@njit(**JIT)
 def _raise(field, i, j, value):
     field[i, j] = max(field[i, j], value)
 
@@ -290,8 +301,8 @@ def _rasterize_kernel(xy, ring_off, bld_ring_off, b_lo, b_hi, bld_top, bld_groun
     far = clearance + EPS_M + 0.7072 * d   # clearance + half cell diagonal (rounded up)
     far2 = far * far
     for b in range(b_lo, b_hi):
-        t = np.float32(bld_top[b])
-        tc = np.float32(bld_top[b] + clearance)
+        t = _f32_up(bld_top[b])  # float32 fields round heights up: conservative
+        tc = _f32_up(bld_top[b] + clearance)
         g = np.float32(bld_ground[b])
         r0 = bld_ring_off[b]
         r1 = bld_ring_off[b + 1]
