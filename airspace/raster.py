@@ -345,10 +345,8 @@ def _rasterize_kernel(xy, ring_off, bld_ring_off, b_lo, b_hi, bld_top, bld_groun
                         # the cell centre decides most cells: the cell is at most as far
                         # as its centre, and at least that minus the half diagonal
                         dc2 = _seg_point_d2(ax, ay, bx, by, sx0 + 0.5 * d, sy0 + 0.5 * d)
-                        if dc2 <= c2:
-                            clear_top[i, j] = tc
-                        elif dc2 <= far2 and _seg_box_d2_disjoint(
-                                ax, ay, bx, by, sx0, sy0, sx1, sy0 + d) <= c2:
+                        if dc2 <= c2 or (dc2 <= far2 and _seg_box_d2_disjoint(
+                                ax, ay, bx, by, sx0, sy0, sx1, sy0 + d) <= c2):
                             clear_top[i, j] = tc
         # -- pass 2: interior by even-odd scanline through cell centres --------------
         bminy = np.inf

@@ -245,3 +245,36 @@ def test_wrong_input_types_raise_type_error():
         build_twin([box(0, 0, 1, 1)], frame=FRAME)
     with pytest.raises(TypeError, match="frame must be an airspace.frame.Frame"):
         build_twin([bld("a", box(0, 0, 1, 1), 5.0)], frame=(4.3, 52.0))
+
+
+# -- real city models (rules, not figures: every sampled protected point is blocked) -----
+@pytest.mark.parametrize("rel", ["denhaag/DenHaag_01.city.json",
+                                 "helsinki_osm/helsinki_buildings_osm.geojson",
+                                 "plateau/52397519_bldg_6697_op.gml",
+                                 "plateau/64413325_bldg_6697_op.gml"])
+def test_real_city_protected_points_are_blocked(city_data, rel):
+    from airspace.io import load_city
+
+    res = load_city(city_data / rel)
+    c = 5.0
+    twin = build_twin(res, clearance_m=c)
+    assert twin.summary()["buildings"] == len(res.buildings)
+    assert twin.summary()["skipped"] == len(res.skipped)
+    assert twin.meta["source"] == [str(res.path)] and twin.meta["fmt"] == res.fmt
+    g = twin.grid
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(res.buildings), size=min(200, len(res.buildings)),
+                       replace=False)
+    n = 0
+    for b in (res.buildings[k] for k in picks):
+        minx, miny, maxx, maxy = b.footprint.bounds
+        xy = rng.uniform((minx - c, miny - c), (maxx + c, maxy + c), (60, 2))
+        xy = xy[shapely.distance(shapely.points(xy), b.footprint) <= c]
+        z = rng.uniform(g.z0_m, b.top_m + c, len(xy))
+        z[::5] = b.top_m + c
+        i = np.floor((xy[:, 0] - g.x0_m) / g.dx_m).astype(int)
+        j = np.floor((xy[:, 1] - g.y0_m) / g.dx_m).astype(int)
+        k = np.floor((z - g.z0_m) / g.dz_m).astype(int)
+        assert np.all(k < twin.floor_k[i, j]), b.id
+        n += len(xy)
+    assert n > 500
