@@ -81,9 +81,11 @@ class ExactChecker:
         c = self.clearance_m
         p0 = np.asarray(p0, dtype=np.float64)
         p1 = np.asarray(p1, dtype=np.float64)
-        lo = np.minimum(p0[:2], p1[:2]) - c
-        hi = np.maximum(p0[:2], p1[:2]) + c
-        cand = self.tree.query(shapely.box(lo[0], lo[1], hi[0], hi[1]))
+        flat = p0[0] == p1[0] and p0[1] == p1[1]
+        seg2d = Point(p0[:2]) if flat else LineString([p0[:2], p1[:2]])
+        # candidates: footprints within c of the whole horizontal segment (GEOS dwithin
+        # on the tree's bounding boxes, then on the geometries)
+        cand = self.tree.query(seg2d, predicate="dwithin", distance=c)
         if cand.size == 0:
             return None
         zmin = min(p0[2], p1[2])
@@ -95,7 +97,8 @@ class ExactChecker:
             if piece is None:
                 continue
             a, e = piece
-            geom = Point(a) if np.allclose(a, e, rtol=0, atol=1e-12) else LineString([a, e])
+            same = a[0] == e[0] and a[1] == e[1]
+            geom = Point(a) if same else LineString([a, e])
             d = float(shapely.distance(geom, self.footprints[b]))
             if d < c:
                 return Violation("building", str(self.ids[b]), segment, d)

@@ -168,7 +168,6 @@ class Planner:
         self.checker = checker or ExactChecker.for_twin(twin)
         self._ground_range = ground_range_from_grid(twin.grid, twin.ground_m)
         self._workspace = None
-        self._ground64 = twin.ground_m.astype(np.float64)
         self._limits_cache: dict = {}
 
     # ------------------------------------------------------------------ public API
@@ -352,57 +351,66 @@ class Planner:
     def _window_grid(self, win, f, req, active):
         """Search grid of a window at coarsening ``f`` (see module docstring, step 2-3)."""
         from airspace.grid import GridSpec
-        tw = self.twin
-        g = tw.grid
+        g = self.twin.grid
         i0, i1, j0, j1 = win
+        ci0, cj0 = i0 // f, j0 // f          # windows are aligned to f
         ni = -(-(i1 - i0) // f)
         nj = -(-(j1 - j0) // f)
         nk = g.nz // f
-        pad_i = ni * f - (i1 - i0)
-        pad_j = nj * f - (j1 - j0)
-
-        def pooled(a, fill, how):
-            w = np.pad(a[i0:i1, j0:j1], ((0, pad_i), (0, pad_j)), constant_values=fill)
-            w = w.reshape(ni, f, nj, f)
-            return w.max(axis=(1, 3)) if how == "max" else w.min(axis=(1, 3))
-
-        ground = self._ground64
-        floor_fine, ceil_fine = self._limit_layers(req.min_agl_m, req.ceiling_agl_m)
-        big = np.iinfo(np.int64).max // 4
-        floor_c = pooled(floor_fine, big, "max")
-        ceil_c = pooled(ceil_fine, -big, "min")
-        k = np.arange(nk)
+        floor_p, ceil_p, gmin_p, gmax_p = self._pyramid(req.min_agl_m, req.ceiling_agl_m, f)
+        floor_c = floor_p[ci0:ci0 + ni, cj0:cj0 + nj]
+        ceil_c = ceil_p[ci0:ci0 + ni, cj0:cj0 + nj]
+        ni, nj = floor_c.shape
+        k = np.arange(nk, dtype=np.int32)
         lo = k * f                     # lowest fine layer in coarse layer K
         hi = (k + 1) * f - 1           # highest
         blocked = ((lo[None, None, :] < floor_c[:, :, None])
-                   | (hi[None, None, :] > ceil_c[:, :, None])).astype(np.uint8)
+                   | (hi[None, None, :] > ceil_c[:, :, None])).view(np.uint8)
         wgrid = GridSpec(x0_m=g.x0_m + i0 * g.dx_m, y0_m=g.y0_m + j0 * g.dx_m, z0_m=g.z0_m,
                          dx_m=g.dx_m * f, dz_m=g.dz_m * f, nx=ni, ny=nj, nz=nk)
         if active:
-            gmin = pooled(ground, np.inf, "min")
-            gmax = pooled(ground, -np.inf, "max")
-            gmin[~np.isfinite(gmin)] = 0.0
-            gmax[~np.isfinite(gmax)] = 0.0
-            for z in active:
-                for gr in (gmin, gmax):
-                    _mark_zone(blocked, z, wgrid, gr.astype(np.float32))
+            for gr in (gmin_p, gmax_p):
+                gw = np.ascontiguousarray(gr[ci0:ci0 + ni, cj0:cj0 + nj])
+                for z in active:
+                    _mark_zone(blocked, z, wgrid, gw)
         return wgrid, blocked, floor_c, ceil_c
 
-    def _limit_layers(self, min_agl_m, ceiling_agl_m):
-        """Per fine column: first allowed layer (buildings + cruise floor) and last
-        allowed layer (ceiling), cached per pair of limits."""
-        key = (float(min_agl_m), float(ceiling_agl_m))
+    def _pyramid(self, min_agl_m, ceiling_agl_m, f):
+        """Max/min-pooled limit layers and ground over the whole twin at level ``f``.
+
+        Returns ``(floor, ceil, ground_min, ground_max)`` of shape
+        ``(ceil(nx/f), ceil(ny/f))``: the highest first-allowed fine layer, the lowest
+        last-allowed fine layer, and the ground range of each coarse column. Columns
+        beyond the twin's edge count as blocked. Cached per (limits, level).
+        """
+        key = (float(min_agl_m), float(ceiling_agl_m), int(f))
         hit = self._limits_cache.get(key)
-        if hit is None:
-            g = self.twin.grid
-            ground = self._ground64
-            floor_agl = np.ceil((ground + min_agl_m - g.z0_m) / g.dz_m).astype(np.int64)
-            floor_fine = np.maximum(self.twin.floor_k.astype(np.int64), floor_agl)
-            ceil_fine = np.floor((ground + ceiling_agl_m - g.z0_m) / g.dz_m).astype(np.int64) - 1
-            hit = (floor_fine, ceil_fine)
-            if len(self._limits_cache) > 8:
-                self._limits_cache.clear()
-            self._limits_cache[key] = hit
+        if hit is not None:
+            return hit
+        tw = self.twin
+        g = tw.grid
+        ground = tw.ground_m.astype(np.float32)
+        floor_agl = np.ceil((ground.astype(np.float64) + min_agl_m - g.z0_m) / g.dz_m)
+        floor_fine = np.maximum(tw.floor_k.astype(np.int32),
+                                np.clip(floor_agl, -1, 32000).astype(np.int32))
+        ceil_fine = (np.floor((ground.astype(np.float64) + ceiling_agl_m - g.z0_m) / g.dz_m)
+                     - 1).clip(-1, 32000).astype(np.int32)
+        ni, nj = -(-g.nx // f), -(-g.ny // f)
+        pad = ((0, ni * f - g.nx), (0, nj * f - g.ny))
+
+        def pool(a, fill, how):
+            if f == 1:
+                return a
+            w = np.pad(a, pad, constant_values=fill).reshape(ni, f, nj, f)
+            return w.max(axis=(1, 3)) if how == "max" else w.min(axis=(1, 3))
+
+        hit = (pool(floor_fine, 32000, "max"), pool(ceil_fine, -1, "min"),
+               pool(ground, np.float32(np.inf), "min"), pool(ground, np.float32(-np.inf), "max"))
+        for a in hit[2:]:
+            a[~np.isfinite(a)] = 0.0
+        if len(self._limits_cache) > 16:
+            self._limits_cache.clear()
+        self._limits_cache[key] = hit
         return hit
 
     def _start_cell(self, wgrid, xy, pad_m, blocked, name, exc, req, active=()):
