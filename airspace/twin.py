@@ -32,7 +32,8 @@ allocated.
 
 Files: :meth:`Twin.save` writes one ``.npz`` (arrays, footprints as WKB bytes with
 offsets, metadata as UTF-8 JSON; no pickle) that :meth:`Twin.load` reads back
-identically.
+identically; ``compress=True`` deflates it (the 10 km synthetic twin: 347 MB raw, 21 MB
+compressed).
 """
 
 from __future__ import annotations
@@ -218,8 +219,16 @@ class Twin:
         }
 
     # -- persistence ------------------------------------------------------------------
-    def save(self, path) -> Path:
-        """Write the twin to one ``.npz`` file (no pickle); returns the path."""
+    def save(self, path, *, compress: bool = False) -> Path:
+        """Write the twin to one ``.npz`` file (no pickle); returns the path.
+
+        Parameters
+        ----------
+        path : str or Path
+            Written as given (no suffix is added).
+        compress : bool
+            Deflate the arrays (smaller file, several seconds for a 10 km twin).
+        """
         path = Path(path)
         wkb = shapely.to_wkb(self.footprints) if self.buildings else []
         lens = np.array([len(w) for w in wkb], dtype=np.int64)
@@ -241,10 +250,11 @@ class Twin:
         }
         head_bytes = np.frombuffer(json.dumps(head).encode("utf-8"), dtype=np.uint8)
         with open(path, "wb") as fh:
-            np.savez(fh, head=head_bytes, ground_m=self.ground_m, top_m=self.top_m,
-                     clear_top_m=self.clear_top_m, floor_k=self.floor_k,
-                     bld_top_m=self.bld_top_m, bld_base_m=self.bld_base_m,
-                     bld_ground_m=self.bld_ground_m, wkb=blob, wkb_off=off)
+            writer = np.savez_compressed if compress else np.savez
+            writer(fh, head=head_bytes, ground_m=self.ground_m, top_m=self.top_m,
+                   clear_top_m=self.clear_top_m, floor_k=self.floor_k,
+                   bld_top_m=self.bld_top_m, bld_base_m=self.bld_base_m,
+                   bld_ground_m=self.bld_ground_m, wkb=blob, wkb_off=off)
         return path
 
     @classmethod

@@ -142,7 +142,8 @@ def test_blocked_dense_rejects_windows_outside(small_twin):
 
 
 # -- save / load ----------------------------------------------------------------------
-def test_save_load_round_trip_is_identical(tmp_path):
+@pytest.mark.parametrize("compress", [False, True])
+def test_save_load_round_trip_is_identical(tmp_path, compress):
     city = generate_city(size_m=400, n_buildings=120, seed=9)
     courtyard = box(500, 0, 540, 40).difference(box(510, 10, 530, 30))
     city.append(Building("yard", shapely.orient_polygons(courtyard), base_m=1.0,
@@ -150,7 +151,7 @@ def test_save_load_round_trip_is_identical(tmp_path):
     twin = build_twin(LoadResult(city, [Skipped("x1", "no geometry")], synthetic_frame(),
                                  "EPSG:4326", True, "/tmp/city.json", "cityjson",
                                  {"Building": 121}), clearance_m=3.0)
-    path = twin.save(tmp_path / "city.twin")
+    path = twin.save(tmp_path / "city.twin", compress=compress)
     assert path.exists() and path.name == "city.twin"
     back = Twin.load(path)
     assert back.frame == twin.frame and back.grid == twin.grid
