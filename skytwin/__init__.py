@@ -1,0 +1,1 @@
+"""Generated gRPC API of SkyTwin (see proto/generate.py); do not edit."""
