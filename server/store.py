@@ -2,64 +2,71 @@
 
 Design
 ------
-One SQLite file, plain dataclasses in and out (no gRPC, no protobuf here). The service
-acknowledges a booking to the operator only after :meth:`Store.add_flight` returned, and
-a returned call means the transaction is committed *and on disk*: a server killed with
-SIGKILL (or a machine losing power) at any later moment restarts with that flight intact.
+One SQLite file, plain dataclasses in and out (no gRPC, no protobuf here). The
+service acknowledges a booking to the operator only after :meth:`Store.add_flight`
+returned, and a returned call means the transaction is committed *and on disk*: a
+server killed with SIGKILL (or a machine losing power) at any later moment restarts
+with that flight intact.
 
 Why WAL + ``synchronous=FULL``
     In WAL mode a commit appends the changed pages to the ``-wal`` file; readers keep
-    reading the last committed snapshot while one writer appends, so the Watch stream and
-    list calls never wait for a booking. With ``synchronous=FULL`` SQLite fsyncs the WAL
-    at every commit, so "commit returned" = "on stable storage": the acknowledgement is
-    durable against power loss, not only against a killed process (``NORMAL`` would
-    survive SIGKILL but may lose the last commits on power loss). A transaction that was
-    cut off half-way has no commit frame in the WAL and is ignored at the next open, so
-    nothing unacknowledged is ever half-written. The price is one fsync per commit:
-    batch bookings (:meth:`Store.add_flights`) share one transaction and one fsync.
+    reading the last committed snapshot while one writer appends, so the Watch stream
+    and list calls never wait for a booking. With ``synchronous=FULL`` SQLite fsyncs
+    the WAL at every commit, so "commit returned" = "on stable storage": the
+    acknowledgement is durable against power loss, not only against a killed process
+    (``NORMAL`` would survive SIGKILL but may lose the last commits on power loss). A
+    transaction cut off half-way has no commit frame in the WAL and is ignored at the
+    next open, so nothing unacknowledged is ever half-written. The price is one fsync
+    per commit: batch bookings (:meth:`Store.add_flights`) share one transaction and
+    one fsync.
 
-Schema (version :data:`SCHEMA_VERSION`, kept in ``PRAGMA user_version``; the file is
-marked with ``PRAGMA application_id`` = :data:`APPLICATION_ID`)::
+Schema (version :data:`SCHEMA_VERSION` in ``PRAGMA user_version``; the file is marked
+with ``PRAGMA application_id`` = :data:`APPLICATION_ID`)::
 
-    flights(seq INTEGER PRIMARY KEY,            -- insertion order: list order and paging
-            flight_id TEXT UNIQUE, operator_id, request_id, UNIQUE(operator_id, request_id),
+    flights(seq INTEGER PRIMARY KEY,       -- acceptance order: list order, paging
+            flight_id TEXT UNIQUE, operator_id, request_id,
+            UNIQUE (operator_id, request_id),
             status ('accepted'|'cancelled'), priority, created_s, cancelled_s,
-            t_start_s, t_end_s,                 -- trajectory span, indexed for time filters
-            n_points,                           -- waypoint count n >= 2
-            xyz_m, t_s, lonlat_deg, alt_amsl_m, alt_agl_m   -- little-endian float64 BLOBs
-                                                -- of 24n, 8n, 16n, 8n, 8n bytes (CHECKed)
-            crc32,                              -- zlib.crc32 of the five BLOBs
-            meta, traj_id, traj_priority, traj_max_delay_s, traj_meta)   -- JSON / scalars
-    zones(zone_id TEXT PRIMARY KEY, body TEXT,  -- JSON of every Zone field (repr floats)
+            t_start_s, t_end_s,            -- trajectory span, indexed (time filters)
+            n_points,                      -- waypoint count n >= 2
+            xyz_m, t_s, lonlat_deg,        -- little-endian float64 BLOBs of
+            alt_amsl_m, alt_agl_m,         -- 24n, 8n, 16n, 8n, 8n bytes (CHECKed)
+            crc32,                         -- zlib.crc32 of the five BLOBs
+            meta, traj_id, traj_priority,  -- JSON / the Trajectory's own fields
+            traj_max_delay_s, traj_meta)
+    zones(zone_id TEXT PRIMARY KEY,
+          body TEXT,                       -- JSON of every Zone field
           actor, updated_s)
-    twin_ref(one INTEGER PRIMARY KEY CHECK (one = 1), body TEXT)   -- a single JSON row
-    events(seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so a Watch cursor
-           kind, id, time_s, actor)                -- is stable across restarts
+    twin_ref(one INTEGER PRIMARY KEY CHECK (one = 1), body TEXT)   -- one JSON row
+    events(seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a Watch cursor
+           kind, id, time_s, actor)                -- survives restarts
 
 Every write that changes flights or zones appends its event row in the same
-transaction, so the change log and the state can never disagree. Arrays are stored as
+transaction, so the change log and the state never disagree. Arrays are stored as
 their float64 bytes, so a loaded record equals the stored one bit for bit
-(``np.array_equal``, ``-0.0`` and all); floats in JSON are written with ``repr`` and read
-back exactly. Each row is decoded with its lengths and CRC checked, so a damaged row
-raises :class:`StoreCorruptError` instead of yielding a wrong trajectory.
+(``np.array_equal``, ``-0.0`` and all); JSON floats are written with ``repr`` and
+read back exactly. Each row is decoded with its lengths and CRC checked, so a damaged
+row raises :class:`StoreCorruptError` instead of yielding a wrong trajectory.
 
 Thread model
-    One ``sqlite3`` connection per thread (``threading.local``), opened lazily the first
-    time a thread touches the store. gRPC's thread pool therefore reads concurrently (WAL
-    readers do not block each other or the writer); writes start with ``BEGIN
-    IMMEDIATE`` so that two writers queue on SQLite's write lock (``busy_timeout``)
-    instead of failing with a lock upgrade deadlock. A record is immutable, so sharing
-    returned records between threads is safe. :meth:`Store.close` closes every
-    connection it opened; calls after ``close`` raise :class:`StoreClosedError`.
+    One ``sqlite3`` connection per thread (``threading.local``), opened lazily the
+    first time a thread touches the store. gRPC's thread pool therefore reads
+    concurrently (WAL readers block neither each other nor the writer); writes start
+    with ``BEGIN IMMEDIATE`` so that two writers queue on SQLite's write lock
+    (``busy_timeout``) instead of failing with a lock-upgrade deadlock. Records are
+    immutable, so sharing returned records between threads is safe.
+    :meth:`Store.close` closes every connection the store opened; calls after it
+    raise :class:`StoreClosedError`.
 
 Restart
-    At start-up the service calls :meth:`Store.accepted_flights` with ``t_from_s=now``:
-    every accepted flight whose trajectory has not yet ended, in acceptance order. It
-    feeds their trajectories to the planner's reservation index (the same incremental
-    deconfliction structure that new bookings are placed against) before it starts
-    serving, and :meth:`Store.list_zones` to the zone layer; so after a kill the
-    reservations are exactly the acknowledged bookings minus the finished and cancelled
-    ones. :meth:`Store.last_event_seq` gives the Watch stream its starting cursor.
+    At start-up the service calls :meth:`Store.accepted_flights` with
+    ``t_from_s=now``: every accepted flight whose trajectory has not yet ended, in
+    acceptance order. It feeds their trajectories to the planner's reservation index
+    (the structure new bookings are deconflicted against, with these flights fixed)
+    before it starts serving, and :meth:`Store.list_zones` to the zone layer. After a
+    kill the reservations are therefore exactly the acknowledged bookings minus the
+    finished and cancelled ones. :meth:`Store.last_event_seq` gives the Watch stream
+    its starting cursor.
 """
 
 from __future__ import annotations
@@ -157,7 +164,9 @@ def _f64(a, name, fid) -> np.ndarray:
     try:
         arr = np.ascontiguousarray(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InvalidRecordError(f"flight {fid}: {name} must be numeric: {exc}") from exc
+        raise InvalidRecordError(
+            f"flight {fid}: {name} must be numeric: {exc}"
+        ) from exc
     return arr
 
 
@@ -229,15 +238,20 @@ class FlightRecord:
         lonlat = _f64(self.lonlat_deg, "lonlat_deg", fid)
         amsl = _f64(self.alt_amsl_m, "alt_amsl_m", fid)
         agl = _f64(self.alt_agl_m, "alt_agl_m", fid)
-        for name, arr, shape in (("lonlat_deg", lonlat, (n, 2)),
-                                 ("alt_amsl_m", amsl, (n,)), ("alt_agl_m", agl, (n,))):
+        for name, arr, shape in (
+            ("lonlat_deg", lonlat, (n, 2)),
+            ("alt_amsl_m", amsl, (n,)),
+            ("alt_agl_m", agl, (n,)),
+        ):
             if arr.shape != shape:
                 raise InvalidRecordError(
                     f"flight {fid}: {name} must have shape {shape} (one per waypoint), "
                     f"got {arr.shape}"
                 )
             if not np.all(np.isfinite(arr)):
-                raise InvalidRecordError(f"flight {fid}: {name} holds a non-finite value")
+                raise InvalidRecordError(
+                    f"flight {fid}: {name} holds a non-finite value"
+                )
         object.__setattr__(self, "lonlat_deg", lonlat)
         object.__setattr__(self, "alt_amsl_m", amsl)
         object.__setattr__(self, "alt_agl_m", agl)
@@ -249,18 +263,23 @@ class FlightRecord:
                 fv = float(v)
             except (TypeError, ValueError):
                 raise InvalidRecordError(
-                    f"flight {fid}: {name} must be a number, got {v!r}") from None
+                    f"flight {fid}: {name} must be a number, got {v!r}"
+                ) from None
             if not math.isfinite(fv):
-                raise InvalidRecordError(f"flight {fid}: {name} must be finite, got {v!r}")
+                raise InvalidRecordError(
+                    f"flight {fid}: {name} must be finite, got {v!r}"
+                )
             object.__setattr__(self, name, fv)
         if (self.status == "cancelled") != (self.cancelled_s is not None):
             raise InvalidRecordError(
                 f"flight {fid}: cancelled_s must be set exactly when status is "
-                f"'cancelled' (status {self.status!r}, cancelled_s {self.cancelled_s!r})"
+                f"'cancelled' (status {self.status!r}, "
+                f"cancelled_s {self.cancelled_s!r})"
             )
         if not isinstance(self.meta, dict):
             raise InvalidRecordError(
-                f"flight {fid}: meta must be a dict, got {type(self.meta).__name__}")
+                f"flight {fid}: meta must be a dict, got {type(self.meta).__name__}"
+            )
 
     def __eq__(self, other):
         if not isinstance(other, FlightRecord):
@@ -301,8 +320,13 @@ def _json_default(o):
 
 def _dumps(obj, what) -> str:
     try:
-        return json.dumps(obj, default=_json_default, allow_nan=False,
-                          separators=(",", ":"), sort_keys=True)
+        return json.dumps(
+            obj,
+            default=_json_default,
+            allow_nan=False,
+            separators=(",", ":"),
+            sort_keys=True,
+        )
     except (TypeError, ValueError) as exc:
         raise InvalidRecordError(f"{what} must be JSON-serialisable: {exc}") from exc
 
@@ -313,7 +337,8 @@ def zone_to_json(zone: Zone) -> str:
     Examples
     --------
     >>> z = Zone(id="Z-1", circle=Circle(24.94, 60.17, 200.0),
-    ...          lower=Altitude(0, "AGL"), upper=Altitude(120, "AGL"), window=(1.5, None))
+    ...          lower=Altitude(0, "AGL"), upper=Altitude(120, "AGL"),
+    ...          window=(1.5, None))
     >>> zone_from_json(zone_to_json(z)) == z
     True
     """
@@ -324,8 +349,9 @@ def zone_to_json(zone: Zone) -> str:
         "lower": [zone.lower.value_m, zone.lower.reference],
         "upper": [zone.upper.value_m, zone.upper.reference],
         "polygon": None if zone.polygon is None else [list(p) for p in zone.polygon],
-        "circle": None if zone.circle is None else
-        [zone.circle.lon_deg, zone.circle.lat_deg, zone.circle.radius_m],
+        "circle": None
+        if zone.circle is None
+        else [zone.circle.lon_deg, zone.circle.lat_deg, zone.circle.radius_m],
         "window": None if zone.window is None else list(zone.window),
         "reason": zone.reason,
         "authority": [zone.authority.name, zone.authority.contact],
@@ -410,8 +436,10 @@ _FLIGHT_COLS = (
 
 def _blobs(rec: FlightRecord) -> tuple[bytes, ...]:
     tr = rec.trajectory
-    return tuple(np.ascontiguousarray(a, dtype=_F8).tobytes() for a in (
-        tr.xyz_m, tr.t_s, rec.lonlat_deg, rec.alt_amsl_m, rec.alt_agl_m))
+    return tuple(
+        np.ascontiguousarray(a, dtype=_F8).tobytes()
+        for a in (tr.xyz_m, tr.t_s, rec.lonlat_deg, rec.alt_amsl_m, rec.alt_agl_m)
+    )
 
 
 def _crc(blobs) -> int:
@@ -435,13 +463,27 @@ def _normalised(rec: FlightRecord) -> tuple[FlightRecord, tuple]:
             ok = False
         if not ok:
             raise InvalidRecordError(
-                f"flight {fid}: trajectory.{name} must be a finite number, got {v!r}")
+                f"flight {fid}: trajectory.{name} must be a finite number, got {v!r}"
+            )
     blobs = _blobs(rec)
     row = (
-        fid, rec.operator_id, rec.request_id, rec.status, rec.priority, rec.created_s,
-        rec.cancelled_s, tr.t_start_s, tr.t_end_s, int(tr.t_s.shape[0]), *blobs,
-        _crc(blobs), meta_s, str(tr.flight_id), float(tr.priority),
-        float(tr.max_delay_s), tmeta_s,
+        fid,
+        rec.operator_id,
+        rec.request_id,
+        rec.status,
+        rec.priority,
+        rec.created_s,
+        rec.cancelled_s,
+        tr.t_start_s,
+        tr.t_end_s,
+        int(tr.t_s.shape[0]),
+        *blobs,
+        _crc(blobs),
+        meta_s,
+        str(tr.flight_id),
+        float(tr.priority),
+        float(tr.max_delay_s),
+        tmeta_s,
     )
     return _decode(row), row
 
@@ -451,27 +493,66 @@ def _arr(b: bytes, shape) -> np.ndarray:
 
 
 def _decode(row) -> FlightRecord:
-    (fid, op, req, status, prio, created, cancelled, _t0, _t1, n, xyz, t, lonlat, amsl,
-     agl, crc, meta, traj_id, traj_prio, traj_maxd, traj_meta) = row
+    (
+        fid,
+        op,
+        req,
+        status,
+        prio,
+        created,
+        cancelled,
+        _t0,
+        _t1,
+        n,
+        xyz,
+        t,
+        lonlat,
+        amsl,
+        agl,
+        crc,
+        meta,
+        traj_id,
+        traj_prio,
+        traj_maxd,
+        traj_meta,
+    ) = row
     try:
         n = int(n)
         blobs = (xyz, t, lonlat, amsl, agl)
         sizes = (24 * n, 8 * n, 16 * n, 8 * n, 8 * n)
-        if any(not isinstance(b, bytes) or len(b) != s
-               for b, s in zip(blobs, sizes, strict=True)):
+        if any(
+            not isinstance(b, bytes) or len(b) != s
+            for b, s in zip(blobs, sizes, strict=True)
+        ):
             raise ValueError("array lengths do not match n_points")
         if _crc(blobs) != crc:
             raise ValueError("CRC mismatch")
-        traj = Trajectory(traj_id, _arr(xyz, (n, 3)), _arr(t, (n,)), traj_prio,
-                          traj_maxd, json.loads(traj_meta))
+        traj = Trajectory(
+            traj_id,
+            _arr(xyz, (n, 3)),
+            _arr(t, (n,)),
+            traj_prio,
+            traj_maxd,
+            json.loads(traj_meta),
+        )
         return FlightRecord(
-            flight_id=fid, operator_id=op, request_id=req, status=status,
-            trajectory=traj, lonlat_deg=_arr(lonlat, (n, 2)),
-            alt_amsl_m=_arr(amsl, (n,)), alt_agl_m=_arr(agl, (n,)), priority=prio,
-            created_s=created, cancelled_s=cancelled, meta=json.loads(meta),
+            flight_id=fid,
+            operator_id=op,
+            request_id=req,
+            status=status,
+            trajectory=traj,
+            lonlat_deg=_arr(lonlat, (n, 2)),
+            alt_amsl_m=_arr(amsl, (n,)),
+            alt_agl_m=_arr(agl, (n,)),
+            priority=prio,
+            created_s=created,
+            cancelled_s=cancelled,
+            meta=json.loads(meta),
         )
     except (ValueError, TypeError, InvalidRecordError) as exc:
-        raise StoreCorruptError(f"flight {fid}: stored row does not decode: {exc}") from exc
+        raise StoreCorruptError(
+            f"flight {fid}: stored row does not decode: {exc}"
+        ) from exc
 
 
 # ------------------------------------------------------------------------------- store
@@ -523,17 +604,24 @@ class Store:
             if self._closed:
                 raise StoreClosedError(f"store {self.path} is closed")
             try:
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":
-                    raise StoreError(f"store {self.path}: cannot enable WAL (got {mode})")
+                    raise StoreError(
+                        f"store {self.path}: cannot enable WAL (got {mode})"
+                    )
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA foreign_keys = ON")
             except sqlite3.DatabaseError as exc:
                 raise StoreVersionError(
-                    f"store {self.path}: cannot open as SQLite: {exc}") from exc
+                    f"store {self.path}: cannot open as SQLite: {exc}"
+                ) from exc
             self._conns.append(conn)
             self._local.conn = conn
             return conn
@@ -542,12 +630,15 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as exc:
-            raise StoreVersionError(f"store {self.path}: not a database: {exc}") from exc
+            raise StoreVersionError(
+                f"store {self.path}: not a database: {exc}"
+            ) from exc
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             app = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
             if version == 0 and app == 0 and tables == 0:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
@@ -557,15 +648,18 @@ class Store:
             elif app != APPLICATION_ID:
                 raise StoreVersionError(
                     f"store {self.path}: not a SkyTwin store (application_id {app:#x}, "
-                    f"{tables} tables); use a new file")
+                    f"{tables} tables); use a new file"
+                )
             elif version > SCHEMA_VERSION:
                 raise StoreVersionError(
                     f"store {self.path}: schema version {version} is newer than this "
-                    f"SkyTwin supports ({SCHEMA_VERSION}); upgrade SkyTwin")
+                    f"SkyTwin supports ({SCHEMA_VERSION}); upgrade SkyTwin"
+                )
             elif version < SCHEMA_VERSION:  # pragma: no cover - no older version yet
                 raise StoreVersionError(
                     f"store {self.path}: schema version {version} is older than "
-                    f"{SCHEMA_VERSION} and no migration exists")
+                    f"{SCHEMA_VERSION} and no migration exists"
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -586,7 +680,8 @@ class Store:
         self.close()
 
     def _write(self, fn):
-        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction; commit or roll back."""
+        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction; commit or roll
+        back."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -602,36 +697,48 @@ class Store:
 
     @staticmethod
     def _event(conn, kind, id_, time_s, actor):
-        conn.execute("INSERT INTO events (kind, id, time_s, actor) VALUES (?, ?, ?, ?)",
-                     (kind, id_, float(time_s), str(actor)))
+        conn.execute(
+            "INSERT INTO events (kind, id, time_s, actor) VALUES (?, ?, ?, ?)",
+            (kind, id_, float(time_s), str(actor)),
+        )
 
     # -- flights -----------------------------------------------------------------------
     def _insert(self, conn, norm: FlightRecord, row: tuple) -> FlightRecord:
         got = conn.execute(
-            f"SELECT {_FLIGHT_COLS} FROM flights WHERE operator_id = ? AND request_id = ?",
-            (norm.operator_id, norm.request_id)).fetchone()
+            f"SELECT {_FLIGHT_COLS} FROM flights "
+            "WHERE operator_id = ? AND request_id = ?",
+            (norm.operator_id, norm.request_id),
+        ).fetchone()
         if got is not None:
             return _decode(got)
         try:
-            conn.execute(f"INSERT INTO flights ({_FLIGHT_COLS}) VALUES "
-                         f"({', '.join('?' * len(row))})", row)
+            conn.execute(
+                f"INSERT INTO flights ({_FLIGHT_COLS}) VALUES "
+                f"({', '.join('?' * len(row))})",
+                row,
+            )
         except sqlite3.IntegrityError as exc:
             raise StoreConflictError(
                 f"flight {norm.flight_id} (operator {norm.operator_id}, request "
                 f"{norm.request_id}) cannot be stored: {exc}; nothing was written"
             ) from exc
-        self._event(conn, "flight_accepted", norm.flight_id, norm.created_s,
-                    norm.operator_id)
+        self._event(
+            conn, "flight_accepted", norm.flight_id, norm.created_s, norm.operator_id
+        )
         return norm
 
     @staticmethod
     def _prepare(rec):
         if not isinstance(rec, FlightRecord):
-            raise InvalidRecordError(f"expected a FlightRecord, got {type(rec).__name__}")
+            raise InvalidRecordError(
+                f"expected a FlightRecord, got {type(rec).__name__}"
+            )
         if rec.status != "accepted":
             raise InvalidRecordError(
-                f"flight {rec.flight_id}: add_flight stores accepted flights, got status "
-                f"{rec.status!r} (use cancel_flight to cancel)")
+                f"flight {rec.flight_id}: add_flight stores accepted flights, "
+                "got status "
+                f"{rec.status!r} (use cancel_flight to cancel)"
+            )
         return _normalised(rec)
 
     def add_flight(self, rec: FlightRecord) -> FlightRecord:
@@ -673,21 +780,29 @@ class Store:
 
     def get_flight(self, flight_id: str) -> FlightRecord | None:
         """The flight with this id, or ``None``."""
-        rows = self._read(f"SELECT {_FLIGHT_COLS} FROM flights WHERE flight_id = ?",
-                          (flight_id,))
+        rows = self._read(
+            f"SELECT {_FLIGHT_COLS} FROM flights WHERE flight_id = ?", (flight_id,)
+        )
         return _decode(rows[0]) if rows else None
 
     def find_request(self, operator_id: str, request_id: str) -> FlightRecord | None:
         """The flight booked by ``operator_id`` under ``request_id``, or ``None``."""
         rows = self._read(
-            f"SELECT {_FLIGHT_COLS} FROM flights WHERE operator_id = ? AND request_id = ?",
-            (operator_id, request_id))
+            f"SELECT {_FLIGHT_COLS} FROM flights "
+            "WHERE operator_id = ? AND request_id = ?",
+            (operator_id, request_id),
+        )
         return _decode(rows[0]) if rows else None
 
-    def list_flights(self, operator_id: str | None = None, status: str | None = None,
-                     t0_s: float | None = None, t1_s: float | None = None,
-                     limit: int = 1000,
-                     after_flight_id: str | None = None) -> list[FlightRecord]:
+    def list_flights(
+        self,
+        operator_id: str | None = None,
+        status: str | None = None,
+        t0_s: float | None = None,
+        t1_s: float | None = None,
+        limit: int = 1000,
+        after_flight_id: str | None = None,
+    ) -> list[FlightRecord]:
         """Flights in acceptance order, filtered, one page at a time.
 
         Parameters
@@ -700,9 +815,9 @@ class Store:
         limit : int
             Page size (>= 1).
         after_flight_id : str, optional
-            Paging cursor: the last flight id of the previous page. The order (acceptance
-            order) is stable, and flights are never deleted, so pages neither repeat nor
-            skip a flight.
+            Paging cursor: the last flight id of the previous page. The order
+            (acceptance order) is stable, and flights are never deleted, so pages
+            neither repeat nor skip a flight.
 
         Raises
         ------
@@ -715,14 +830,17 @@ class Store:
             raise InvalidRecordError(f"limit must be an integer >= 1, got {limit!r}")
         if status is not None and status not in FLIGHT_STATUSES:
             raise InvalidRecordError(
-                f"status must be one of {FLIGHT_STATUSES}, got {status!r}")
+                f"status must be one of {FLIGHT_STATUSES}, got {status!r}"
+            )
         where, args = [], []
         if after_flight_id is not None:
-            got = self._read("SELECT seq FROM flights WHERE flight_id = ?",
-                             (after_flight_id,))
+            got = self._read(
+                "SELECT seq FROM flights WHERE flight_id = ?", (after_flight_id,)
+            )
             if not got:
                 raise StoreNotFoundError(
-                    f"paging cursor after_flight_id={after_flight_id!r}: no such flight")
+                    f"paging cursor after_flight_id={after_flight_id!r}: no such flight"
+                )
             where.append("seq > ?")
             args.append(got[0][0])
         if operator_id is not None:
@@ -743,8 +861,9 @@ class Store:
         sql += " ORDER BY seq LIMIT ?"
         return [_decode(r) for r in self._read(sql, (*args, limit))]
 
-    def cancel_flight(self, flight_id: str, now_s: float,
-                      actor: str | None = None) -> FlightRecord:
+    def cancel_flight(
+        self, flight_id: str, now_s: float, actor: str | None = None
+    ) -> FlightRecord:
         """Mark a flight cancelled at ``now_s`` (with its ``flight_cancelled`` event).
 
         Cancelling an already cancelled flight is a no-op that returns the stored record
@@ -762,17 +881,26 @@ class Store:
             raise InvalidRecordError(f"now_s must be finite, got {now_s!r}")
 
         def tx(conn):
-            row = conn.execute(f"SELECT {_FLIGHT_COLS} FROM flights WHERE flight_id = ?",
-                               (flight_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_FLIGHT_COLS} FROM flights WHERE flight_id = ?", (flight_id,)
+            ).fetchone()
             if row is None:
                 raise StoreNotFoundError(f"flight {flight_id!r} not found")
             rec = _decode(row)
             if rec.status == "cancelled":
                 return rec
-            conn.execute("UPDATE flights SET status = 'cancelled', cancelled_s = ? "
-                         "WHERE flight_id = ?", (now_s, flight_id))
-            self._event(conn, "flight_cancelled", flight_id, now_s,
-                        rec.operator_id if actor is None else actor)
+            conn.execute(
+                "UPDATE flights SET status = 'cancelled', cancelled_s = ? "
+                "WHERE flight_id = ?",
+                (now_s, flight_id),
+            )
+            self._event(
+                conn,
+                "flight_cancelled",
+                flight_id,
+                now_s,
+                rec.operator_id if actor is None else actor,
+            )
             return replace(rec, status="cancelled", cancelled_s=now_s)
 
         return self._write(tx)
@@ -794,7 +922,9 @@ class Store:
         """Number of stored flights (of one status if given)."""
         if status is None:
             return self._read("SELECT count(*) FROM flights")[0][0]
-        return self._read("SELECT count(*) FROM flights WHERE status = ?", (status,))[0][0]
+        return self._read("SELECT count(*) FROM flights WHERE status = ?", (status,))[
+            0
+        ][0]
 
     # -- zones -------------------------------------------------------------------------
     def put_zone(self, zone: Zone, actor: str, now_s: float) -> None:
@@ -802,8 +932,11 @@ class Store:
         body = zone_to_json(zone)
 
         def tx(conn):
-            conn.execute("INSERT OR REPLACE INTO zones (zone_id, body, actor, updated_s) "
-                         "VALUES (?, ?, ?, ?)", (zone.id, body, str(actor), float(now_s)))
+            conn.execute(
+                "INSERT OR REPLACE INTO zones (zone_id, body, actor, updated_s) "
+                "VALUES (?, ?, ?, ?)",
+                (zone.id, body, str(actor), float(now_s)),
+            )
             self._event(conn, "zone_put", zone.id, now_s, actor)
 
         self._write(tx)
@@ -816,6 +949,7 @@ class Store:
         StoreNotFoundError
             No such zone.
         """
+
         def tx(conn):
             cur = conn.execute("DELETE FROM zones WHERE zone_id = ?", (zone_id,))
             if cur.rowcount == 0:
@@ -831,18 +965,26 @@ class Store:
 
     def list_zones(self) -> list[Zone]:
         """Every stored zone, ordered by id."""
-        return [zone_from_json(b) for (b,) in
-                self._read("SELECT body FROM zones ORDER BY zone_id")]
+        return [
+            zone_from_json(b)
+            for (b,) in self._read("SELECT body FROM zones ORDER BY zone_id")
+        ]
 
     # -- twin reference ----------------------------------------------------------------
     def set_twin_ref(self, ref: dict) -> None:
         """Record which twin the service runs on (a JSON-serialisable dict, e.g.
-        ``{"path", "sha256", "resolution_m", "clearance_m"}``); replaces the previous."""
+        ``{"path", "sha256", "resolution_m", "clearance_m"}``); replaces the
+        previous one."""
         if not isinstance(ref, dict):
-            raise InvalidRecordError(f"twin ref must be a dict, got {type(ref).__name__}")
+            raise InvalidRecordError(
+                f"twin ref must be a dict, got {type(ref).__name__}"
+            )
         body = _dumps(ref, "twin ref")
-        self._write(lambda conn: conn.execute(
-            "INSERT OR REPLACE INTO twin_ref (one, body) VALUES (1, ?)", (body,)))
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO twin_ref (one, body) VALUES (1, ?)", (body,)
+            )
+        )
 
     def get_twin_ref(self) -> dict | None:
         """The recorded twin reference, or ``None``."""
@@ -857,10 +999,15 @@ class Store:
         :data:`EVENT_KINDS`. Sequence numbers increase strictly and are never reused,
         so the last ``seq`` seen is a cursor that survives restarts.
         """
-        rows = self._read("SELECT seq, kind, id, time_s, actor FROM events "
-                          "WHERE seq > ? ORDER BY seq LIMIT ?", (int(seq), int(limit)))
-        return [dict(zip(("seq", "kind", "id", "time_s", "actor"), r, strict=True))
-                for r in rows]
+        rows = self._read(
+            "SELECT seq, kind, id, time_s, actor FROM events "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (int(seq), int(limit)),
+        )
+        return [
+            dict(zip(("seq", "kind", "id", "time_s", "actor"), r, strict=True))
+            for r in rows
+        ]
 
     def last_event_seq(self) -> int:
         """The newest event's sequence number (0 when there is none)."""

@@ -1,0 +1,138 @@
+"""Subprocess for the crash test of the store (tests/test_store.py, SIGKILL).
+
+    python tests/store_crash_worker.py DB RUN [N_MAX]
+
+Opens the store at ``DB`` and books flights ``make_record(RUN, i)`` for
+``i = 0, 1, ...`` until ``N_MAX`` (default: forever), mixing single adds, small
+batches, cancellations and zone writes. Each line is printed (and flushed) only AFTER
+the call that it acknowledges returned, exactly as the service acknowledges a booking
+only after the store returned:
+
+    A <i> <flight_id>         flight i is stored (single add or one of a batch)
+    C <flight_id> <now_s>     that flight is cancelled
+    Z <zone_id>               that zone is stored
+
+The parent SIGKILLs this process at a random moment and checks that every acknowledged
+write is present and intact. Records are a pure function of ``(RUN, i)`` so that the
+parent can rebuild what each stored row must equal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from airspace.zones import Altitude, Circle, Zone
+from planner.trajectory import Trajectory
+from server.store import FlightRecord, Store
+
+__all__ = ["flight_id", "main", "make_record", "make_zone"]
+
+T0_S = 1_790_000_000.0  # a fixed Unix time (2026-09-21)
+
+
+def flight_id(run: int, i: int) -> str:
+    """The flight id of record ``i`` of run ``run``."""
+    return f"F-{run:03d}{i:09d}"
+
+
+def make_record(run: int, i: int) -> FlightRecord:
+    """A deterministic, awkward flight record: random length 2..64, full-precision
+    floats, negative zeros, a subnormal, metadata of several JSON types."""
+    rng = np.random.default_rng([run, i])
+    n = int(rng.integers(2, 65))
+    xyz = rng.normal(0.0, 3000.0, (n, 3))
+    xyz[0, 2] = -0.0
+    if n > 2:
+        xyz[1, 0] = 5e-324  # smallest subnormal survives the round trip
+    t = T0_S + i + np.concatenate(([0.0], np.cumsum(rng.uniform(0.0, 30.0, n - 1))))
+    lonlat = np.column_stack((rng.uniform(-180, 180, n), rng.uniform(-90, 90, n)))
+    amsl = rng.uniform(-10.0, 400.0, n)
+    agl = amsl - rng.uniform(0.0, 50.0, n)
+    fid = flight_id(run, i)
+    traj = Trajectory(
+        fid,
+        xyz,
+        t,
+        priority=float(rng.uniform(0.5, 3.0)),
+        max_delay_s=float(rng.integers(0, 900)),
+        meta={"layer": int(rng.integers(0, 4))},
+    )
+    return FlightRecord(
+        flight_id=fid,
+        operator_id=f"op-{i % 5}",
+        request_id=f"req-{run}-{i}",
+        status="accepted",
+        trajectory=traj,
+        lonlat_deg=lonlat,
+        alt_amsl_m=amsl,
+        alt_agl_m=agl,
+        priority=traj.priority,
+        created_s=T0_S + i / 7.0,
+        meta={
+            "run": run,
+            "i": i,
+            "delay_s": float(rng.uniform(0, 60)),
+            "start": [float(lonlat[0, 0]), float(lonlat[0, 1])],
+            "note": "é✓",
+        },
+    )
+
+
+def make_zone(run: int, k: int) -> Zone:
+    """A deterministic circular zone."""
+    rng = np.random.default_rng([run, k, 7])
+    return Zone(
+        id=f"Z-{run}-{k}",
+        circle=Circle(
+            float(rng.uniform(-10, 10)),
+            float(rng.uniform(40, 60)),
+            float(rng.uniform(10, 500)),
+        ),
+        lower=Altitude(0.0, "AGL"),
+        upper=Altitude(float(rng.uniform(60, 120)), "AGL"),
+        window=(T0_S, T0_S + float(rng.uniform(60, 7200))),
+        reason="event",
+    )
+
+
+def main(argv: list[str]) -> int:
+    db, run = argv[0], int(argv[1])
+    n_max = int(argv[2]) if len(argv) > 2 else None
+    out = sys.stdout
+    rng = np.random.default_rng([run, 99])
+    store = Store(db)
+    i = 0
+    while n_max is None or i < n_max:
+        u = rng.random()
+        if u < 0.15:  # a batch of 2-5
+            k = int(rng.integers(2, 6))
+            got = store.add_flights([make_record(run, i + j) for j in range(k)])
+            for j, rec in enumerate(got):
+                out.write(f"A {i + j} {rec.flight_id}\n")
+            i += k
+        else:
+            rec = store.add_flight(make_record(run, i))
+            out.write(f"A {i} {rec.flight_id}\n")
+            i += 1
+        if u > 0.9 and i > 1:  # cancel an earlier flight of this run
+            fid = flight_id(run, int(rng.integers(0, i)))
+            now_s = T0_S + 10_000.0 + i
+            store.cancel_flight(fid, now_s)
+            out.write(f"C {fid} {now_s!r}\n")
+        if u < 0.02:
+            z = make_zone(run, i)
+            store.put_zone(z, "regulator", T0_S + i)
+            out.write(f"Z {z.id}\n")
+        out.flush()
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
