@@ -218,9 +218,12 @@ class Planner:
             wgrid.x0_m + (cells[:, 0] + 0.5) * wgrid.dx_m,
             wgrid.y0_m + (cells[:, 1] + 0.5) * wgrid.dx_m,
             wgrid.z0_m + (cells[:, 2] + 0.5) * wgrid.dz_m])
-        # airborne part: from above the exact start to above the exact goal
-        air = np.vstack([[s_xy[0], s_xy[1], centres[0, 2]], centres[1:-1],
-                         [e_xy[0], e_xy[1], centres[-1, 2]]])
+        # take-off and landing points on the 1 cm lattice, then the airborne part: from
+        # above the start pad to above the goal pad
+        ground_s = self._pad_point(s_xy, gs, "start", StartBlocked)
+        ground_e = self._pad_point(e_xy, ge, "goal", GoalBlocked)
+        air = np.vstack([[ground_s[0], ground_s[1], centres[0, 2]], centres[1:-1],
+                         [ground_e[0], ground_e[1], centres[-1, 2]]])
         voxel_poly = np.vstack([[s_xy[0], s_xy[1], gs], air, [e_xy[0], e_xy[1], ge]])
         voxel_len = float(np.linalg.norm(np.diff(voxel_poly, axis=0), axis=1).sum())
 
@@ -232,8 +235,6 @@ class Planner:
             raise PlanError("internal check failed: the voxel path does not pass the exact "
                             "clearance check (the twin may be stale); route refused",
                             code="check_failed")
-        ground_s = quantize([[s_xy[0], s_xy[1], gs]])[0]
-        ground_e = quantize([[e_xy[0], e_xy[1], ge]])[0]
         xyz = np.vstack([ground_s, smooth_air, ground_e])
         xyz = _drop_repeats(xyz)
         traj = to_trajectory(req.flight_id, xyz, req.depart_s, req.speeds)
@@ -283,6 +284,29 @@ class Planner:
             raise exc(f"{name} altitude {alt} m AMSL is not a plausible pad height here "
                       f"(ground is {ground:.1f} m AMSL)", code="invalid")
         return float(alt)
+
+    def _pad_point(self, xy, z, name, exc):
+        """The take-off/landing point on the 1 cm lattice, outside every footprint.
+
+        Rounding may move a point that lies within 7 mm of a wall into the building; then
+        the nearest lattice point around it that is outside is used (it stays in the same
+        column: the shift is below 2 cm).
+        """
+        q = quantize([[xy[0], xy[1], z]])[0]
+        if self.checker.building_at(q[0], q[1], q[2]) is None:
+            return q
+        best = None
+        for dx in (-0.01, 0.0, 0.01):
+            for dy in (-0.01, 0.0, 0.01):
+                c = quantize([[q[0] + dx, q[1] + dy, q[2]]])[0]
+                if self.checker.building_at(c[0], c[1], c[2]) is None:
+                    d = math.hypot(c[0] - xy[0], c[1] - xy[1])
+                    if best is None or d < best[0]:
+                        best = (d, c)
+        if best is None:
+            raise exc(f"{name} lies on the wall of a building (within 1 cm); move it away",
+                      code=f"{name}_in_building")
+        return best[1]
 
     def _check_endpoint(self, xy, z, name, exc):
         bid = self.checker.building_at(xy[0], xy[1], z)

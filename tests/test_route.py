@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -96,7 +97,8 @@ def _run_many(twin, n, seed):
         if not rep.ok:
             stats["problems"].append((s, g, str(rep)))
         # smoothing never lengthens the voxel path and never beats the straight line
-        assert r.length_m <= r.voxel_length_m + 1e-6
+        # (rounding each waypoint to 1 cm may add up to ~1.5 cm per waypoint)
+        assert r.length_m <= r.voxel_length_m + 0.015 * len(r.xyz_m)
         assert r.length_m >= r.straight_m - 1e-6
         assert r.alt_agl_m[1:-1].max() <= req.ceiling_agl_m + 1e-6
         stats["ratios"].append(r.length_m / max(r.straight_m, 1e-9))
@@ -106,7 +108,7 @@ def _run_many(twin, n, seed):
 
 def test_random_routes_pass_independent_validator(city):
     name, twin, n = city
-    stats = _run_many(twin, n, seed=hash(name) % 1000)
+    stats = _run_many(twin, n, seed=zlib.crc32(name.encode()))
     assert stats["problems"] == []
     assert stats["ok"] >= n // 4, stats  # most random pairs are plannable
     assert stats["no_route"] <= n // 20, stats
