@@ -1,0 +1,699 @@
+"""The service core: booking, zones and the change log, with no transport in sight.
+
+Design
+------
+:class:`ServiceCore` is plain Python (no ``grpc`` import): the gRPC servicers in
+:mod:`server.services` translate messages with :mod:`server.convert` and call it from a
+thread pool; tests and a future REST front end can call it directly. It holds
+
+* the twin (read-only, shared), a :class:`~airspace.zones.ZoneLayer` (thread-safe) and
+  one :class:`~planner.exact.ExactChecker` shared by a pool of planners: one
+  :class:`~planner.route.Planner` per worker thread (``threading.local``), because a
+  planner owns its reusable search workspace and is not thread-safe;
+* the :class:`~server.store.Store` (SQLite, WAL) and an
+  :class:`~planner.deconflict.AcceptedIndex` of every accepted trajectory, rebuilt from
+  ``store.accepted_flights()`` at start-up, so that a restart after SIGKILL deconflicts
+  against everything acknowledged before it;
+* one booking lock. Planning (the slow part) runs outside it, in parallel; the short
+  critical section "place against the accepted set -> re-check -> persist -> index"
+  runs under it, so two concurrent submits can never take the same slot, and a retried
+  ``request_id`` is looked up again inside it (never booked twice);
+* the change log: a bounded in-memory ring of :class:`Change` records (zone added,
+  updated, removed; flight accepted, cancelled) with sequence numbers, and a list of
+  subscriber callbacks (the Watch stream registers one). The ring does not survive a
+  restart (sequence numbers restart at 1); durable state is the store's business.
+
+Safety net. Every flight is re-checked before it is persisted, by code paths independent
+of the planner: :class:`planner.validate.RouteValidator` (buildings with clearance,
+vertical take-off and landing, speeds, every zone active while it flies), the AGL ceiling
+of the rules, and :func:`planner.verify.verify` against the accepted flights near it
+(residual conflicts involving the new flight). Nothing that fails is accepted. When the
+placement chose a cruise-layer shift that fails these checks, the flight is placed again
+with departure delays only (its planned, checked geometry), then re-checked.
+
+Batches. The batch is planned, then resolved among itself with CP-SAT
+(:func:`planner.deconflict.deconflict`, departure delays only: ``Trajectory.shifted``
+raises the cruise without re-timing the climb, so a layer shift usually breaks the
+climb-speed limit and the validator would refuse it; single submits still try layer
+shifts and fall back to delays, see above); accepted flights stay fixed: each resolved
+trajectory is then placed with :func:`planner.deconflict.place` against the accepted
+index (which by then holds the batch members already placed), in order of resolved
+departure, with the remaining delay budget. Without interference from accepted flights
+this keeps the CP-SAT plan exactly (delay 0 is the earliest option); otherwise it only
+adds delay. All flights are checked, then persisted in one transaction
+(``store.add_flights``): all or nothing.
+
+Zones. Creating or updating a zone does not cancel accepted flights that now cross it:
+the response and the change event list them (``affected_flight_ids``) and the regulator
+or the operators decide (cancelling a booked flight is a business decision the service
+should not take silently). New plans and submissions avoid the zone at once.
+
+Ownership. Operators see and change only their own flights: another operator's flight
+gives :class:`NotOwnerError` (PERMISSION_DENIED, the STYLE mapping; flight ids are random
+so this reveals nothing useful). Regulators see every flight and alone change zones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airspace.errors import AirspaceError
+from airspace.zones import ZoneLayer, ZoneNotFoundError, ground_range_from_grid
+
+__all__ = [
+    "BookingRejectedError",
+    "Caller",
+    "Change",
+    "DeadlineError",
+    "NotFoundError",
+    "NotOwnerError",
+    "RequestTooLargeError",
+    "ServiceCore",
+    "ServiceLimits",
+    "UnauthenticatedError",
+    "WrongRoleError",
+]
+
+log = logging.getLogger(__name__)
+
+OPERATOR = "operator"
+REGULATOR = "regulator"
+ACCEPTED = "accepted"
+CANCELLED = "cancelled"
+
+
+# ------------------------------------------------------------------------------ errors
+class NotFoundError(AirspaceError, KeyError):
+    """No such flight (or other object)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class NotOwnerError(AirspaceError, PermissionError):
+    """The flight belongs to another operator."""
+
+
+class WrongRoleError(AirspaceError, PermissionError):
+    """The caller's role may not do this (e.g. an operator changing zones)."""
+
+
+class UnauthenticatedError(AirspaceError):
+    """No credentials, or credentials not recognised."""
+
+
+class RequestTooLargeError(AirspaceError, ValueError):
+    """A request over a limit (batch size, polygon vertices, query size)."""
+
+
+class DeadlineError(AirspaceError, TimeoutError):
+    """The caller's deadline passed before the booking could be made; nothing booked."""
+
+
+class BookingRejectedError(AirspaceError):
+    """A flight could not be placed conflict-free (or failed the final checks)."""
+
+    def __init__(self, reason: str, flight_ids=()):
+        self.reason = reason
+        self.flight_ids = tuple(flight_ids)
+        super().__init__(reason)
+
+
+# ------------------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: ``role`` is ``"operator"`` (with ``operator_id``) or ``"regulator"``."""
+
+    name: str
+    role: str
+    operator_id: str | None = None
+
+    @property
+    def is_regulator(self) -> bool:
+        return self.role == REGULATOR
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """Request limits (exceeding one raises :class:`RequestTooLargeError`)."""
+
+    max_batch: int = 1000
+    max_polygon_vertices: int = 1000
+    max_page_size: int = 1000
+    max_blocked_codes: int = 200_000
+    max_solve_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change in the airspace (see :class:`ServiceCore` change log).
+
+    ``kind`` is ``zone_added``, ``zone_updated``, ``zone_removed``, ``flight_accepted`` or
+    ``flight_cancelled``; ``zone`` or ``flight`` (a store ``FlightRecord``) is the subject;
+    ``bbox_deg`` its WGS84 bounding box ``(min_lon, min_lat, max_lon, max_lat)``.
+    """
+
+    sequence: int
+    kind: str
+    time_s: float
+    actor: str
+    bbox_deg: tuple
+    zone: object = None
+    flight: object = None
+    affected_flight_ids: tuple = ()
+
+    def in_box(self, box) -> bool:
+        """Whether the subject's bounding box meets ``box`` (None = everywhere)."""
+        if box is None:
+            return True
+        a = self.bbox_deg
+        return not (a[2] < box[0] or a[0] > box[2] or a[3] < box[1] or a[1] > box[3])
+
+    def visible_to(self, caller: Caller) -> bool:
+        """Operators see zone changes and their own flights; regulators see all."""
+        if self.flight is None or caller.is_regulator:
+            return True
+        return self.flight.operator_id == caller.operator_id
+
+
+# ------------------------------------------------------------------------------- core
+class ServiceCore:
+    """Twin, zones, planners, store, reservation index and change log (module docstring).
+
+    Parameters
+    ----------
+    twin : airspace.twin.Twin
+    store : server.store.Store
+    limits : ServiceLimits, optional
+    twin_ref : dict, optional
+        What the twin was built from (recorded in the store; a mismatch is logged).
+    clock : callable, optional
+        ``() -> float`` Unix seconds (tests pass a fixed clock).
+    """
+
+    def __init__(self, twin, store, *, limits: ServiceLimits | None = None,
+                 twin_ref: dict | None = None, clock=time.time, change_log_size=10_000):
+        from airspace.rules import load_rules
+        from planner.conflicts import Separation
+        from planner.deconflict import AcceptedIndex, DeconflictOptions
+        from planner.exact import ExactChecker
+        from planner.validate import RouteValidator
+
+        self.twin = twin
+        self.store = store
+        self.limits = limits or ServiceLimits()
+        self.clock = clock
+        rules = load_rules()
+        self.ceiling_agl_m = float(rules.ceiling.value_m)
+        self.zones = ZoneLayer(twin.frame, store.list_zones())
+        self.checker = ExactChecker.for_twin(twin)
+        self.validator = RouteValidator(twin.buildings, twin.clearance_m)
+        self.zone_validator = RouteValidator([], twin.clearance_m)
+        self.ground_range = ground_range_from_grid(twin.grid, twin.ground_m)
+        self.sep = Separation()
+        g_lo = float(twin.ground_m.min())
+        g_hi = float(twin.ground_m.max())
+        self.deconflict_options = DeconflictOptions(
+            min_cruise_m=g_lo, max_cruise_m=g_hi + self.ceiling_agl_m)
+        self._delay_only = DeconflictOptions(
+            layer_shifts=(0,), min_cruise_m=g_lo, max_cruise_m=g_hi + self.ceiling_agl_m)
+        self.index = AcceptedIndex(self.sep, self.deconflict_options)
+        self._book = threading.Lock()
+        self._local = threading.local()
+        self._seq = 0
+        self._changes: deque = deque(maxlen=change_log_size)
+        self._subs: list = []
+        self._subs_lock = threading.Lock()
+        for rec in store.accepted_flights(t_from_s=self.clock()):
+            self.index.accept(rec.trajectory)
+        if twin_ref is not None:
+            old = store.get_twin_ref()
+            if old and old != twin_ref:
+                log.warning("store was written for twin %s, now serving %s", old, twin_ref)
+            store.set_twin_ref(twin_ref)
+        log.info("service core: %d zones, %d accepted flights", len(self.zones),
+                 len(self.index))
+
+    # ---------------------------------------------------------------- planners
+    def planner(self):
+        """This thread's :class:`~planner.route.Planner` (created on first use)."""
+        p = getattr(self._local, "planner", None)
+        if p is None:
+            from planner.route import Planner
+            p = self._local.planner = Planner(self.twin, self.zones, checker=self.checker)
+        return p
+
+    def warm_up(self) -> None:
+        """Plan one short route so that numba compiles (or loads) its kernels now."""
+        from planner.route import PlanError, RouteRequest
+        g = self.twin.grid
+        cx, cy = 0.5 * (g.x0_m + g.x1_m), 0.5 * (g.y0_m + g.y1_m)
+        for dx in (0.0, 40.0, -40.0, 80.0):
+            a = self.twin.frame.to_wgs84(cx + dx, cy + dx)
+            b = self.twin.frame.to_wgs84(cx + dx + 60.0, cy + dx)
+            try:
+                self.planner().plan(RouteRequest((float(a[0]), float(a[1])),
+                                                 (float(b[0]), float(b[1])),
+                                                 depart_s=self.clock()))
+                return
+            except PlanError:
+                continue
+
+    # ---------------------------------------------------------------- airspace
+    def info(self) -> dict:
+        s = self.twin.summary()
+        d = dict(s)
+        d.update(resolution_m=self.twin.resolution_m, layer_m=self.twin.layer_m,
+                 ceiling_agl_m=self.ceiling_agl_m, z0_m=self.twin.grid.z0_m,
+                 source=", ".join(map(str, self.twin.meta.get("source", []) or [])),
+                 zone_count=len(self.zones), accepted_flight_count=len(self.index))
+        return d
+
+    def encode_grid_code(self, lon_deg, lat_deg, alt_m, reference, res=None, layer_m=None):
+        from airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES, GridCode
+        return GridCode.from_point(lon_deg, lat_deg, alt_m, res or DEFAULT_RES,
+                                   layer_m or DEFAULT_LAYER_M, reference)
+
+    def decode_grid_code(self, text: str):
+        from airspace.gridcode import GridCode
+        return GridCode.parse(text)
+
+    def blocked_codes(self, box, z_lo_m, z_hi_m, t_s=None, res=None, layer_m=None,
+                      clearance_m=0.0):
+        """``{GridCode: (Blocker, ...)}`` in a WGS84 box and AMSL band."""
+        from airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES
+        from airspace.query import blocked_codes
+        return blocked_codes(self.twin, tuple(box), z_lo_m, z_hi_m, zones=self.zones,
+                             t_s=t_s, res=res or DEFAULT_RES,
+                             layer_m=layer_m or DEFAULT_LAYER_M, clearance_m=clearance_m,
+                             max_codes=self.limits.max_blocked_codes)
+
+    # ---------------------------------------------------------------- zones
+    def _require_regulator(self, caller: Caller, what: str):
+        if not caller.is_regulator:
+            raise WrongRoleError(f"only regulators may {what}; caller {caller.name!r} "
+                                 f"has role {caller.role!r}")
+
+    def check_zone_size(self, zone) -> None:
+        n = len(zone.polygon) if zone.polygon is not None else 0
+        if n > self.limits.max_polygon_vertices:
+            raise RequestTooLargeError(
+                f"zone {zone.id}: polygon has {n} vertices, more than the limit of "
+                f"{self.limits.max_polygon_vertices}; simplify it")
+
+    def _zone_bbox(self, zone_id) -> tuple:
+        x0, y0, x1, y1 = self.zones.local(zone_id).bounds_m
+        lon, lat = self.twin.frame.to_wgs84([x0, x1, x1, x0], [y0, y0, y1, y1])
+        return (float(min(lon)), float(min(lat)), float(max(lon)), float(max(lat)))
+
+    def affected_flights(self, zone) -> list[str]:
+        """Accepted flights that enter ``zone`` while it is active (sorted ids)."""
+        lz = self.zones.local(zone.id) if zone.id in self.zones else None
+        if lz is None:
+            from airspace.zones import LocalZone
+            lz = LocalZone(zone, self.twin.frame)
+        out = []
+        for tr in self.index.trajectories:
+            if not zone.active_during(tr.t_start_s, tr.t_end_s):
+                continue
+            rep = self.zone_validator.check(tr.xyz_m, tr.t_s, zones=[lz],
+                                            ground_range=self.ground_range)
+            if any("no-fly volume" in p for p in rep.problems):
+                out.append(tr.flight_id)
+        return sorted(out)
+
+    def create_zone(self, caller: Caller, zone, *, replace: bool = False):
+        """Add (or with ``replace``, overwrite) a zone; returns ``(zone, affected ids)``."""
+        self._require_regulator(caller, "create zones")
+        self.check_zone_size(zone)
+        with self._book:
+            exists = zone.id in self.zones
+            if exists and not replace:
+                from airspace.errors import ZoneError
+                raise ZoneError(f"zone {zone.id}: id already exists (use UpdateZone)")
+            from airspace.zones import LocalZone
+            LocalZone(zone, self.twin.frame)  # validate projection before persisting
+            self.store.put_zone(zone, caller.name, self.clock())
+            self.zones.replace(zone)
+            affected = self.affected_flights(zone)
+            self._publish("zone_updated" if exists else "zone_added", caller.name,
+                          self._zone_bbox(zone.id), zone=zone, affected=affected)
+        return zone, affected
+
+    def update_zone(self, caller: Caller, zone):
+        self._require_regulator(caller, "update zones")
+        if zone.id not in self.zones:
+            raise ZoneNotFoundError(f"no zone with id {zone.id!r}")
+        return self.create_zone(caller, zone, replace=True)
+
+    def delete_zone(self, caller: Caller, zone_id: str):
+        self._require_regulator(caller, "delete zones")
+        with self._book:
+            zone = self.zones.get(zone_id)
+            bbox = self._zone_bbox(zone_id)
+            self.store.delete_zone(zone_id, caller.name, self.clock())
+            self.zones.remove(zone_id)
+            self._publish("zone_removed", caller.name, bbox, zone=zone)
+        return zone
+
+    def get_zone(self, zone_id: str):
+        return self.zones.get(zone_id)
+
+    def list_zones(self):
+        return self.zones.list()
+
+    def query_zones(self, box, z_lo_m=None, z_hi_m=None, t0_s=None, t1_s=None):
+        b = box if box is not None else self.twin.bounds_wgs84()
+        ground = float(self.twin.ground_m.min())
+        return self.zones.in_box(*b, z_lo_m=z_lo_m, z_hi_m=z_hi_m, t0_s=t0_s, t1_s=t1_s,
+                                 ground_m=ground)
+
+    def import_ed269(self, caller: Caller, text: str, replace: bool = False):
+        """Import an ED-269 JSON document; returns ``(zones, affected ids)``."""
+        import json
+
+        from airspace.ed269 import parse_ed269
+        from airspace.errors import ZoneError
+        self._require_regulator(caller, "import zones")
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ZoneError(f"ED-269 document is not valid JSON: {exc}") from exc
+        zones = parse_ed269(doc)
+        for z in zones:
+            self.check_zone_size(z)
+            if not replace and z.id in self.zones:
+                raise ZoneError(f"zone {z.id}: id already exists (set replace_existing)")
+        affected: set[str] = set()
+        for z in zones:
+            affected.update(self.create_zone(caller, z, replace=True)[1])
+        return zones, sorted(affected)
+
+    def export_ed269(self, country: str = "XXX") -> str:
+        import json
+
+        from airspace.ed269 import dump_ed269
+        return json.dumps(dump_ed269(self.zones.list(), country=country or "XXX"))
+
+    # ---------------------------------------------------------------- flights
+    def plan(self, req):
+        """Plan a route (preview, reserves nothing); :class:`planner.route.Route`."""
+        if req.ceiling_agl_m > self.ceiling_agl_m:
+            raise ValueError(f"ceiling_agl_m {req.ceiling_agl_m:g} is above the "
+                             f"{self.ceiling_agl_m:g} m AGL limit of the rules")
+        return self.planner().plan(req)
+
+    def _require_operator(self, caller: Caller):
+        if caller.role != OPERATOR or not caller.operator_id:
+            raise WrongRoleError(f"only operators book flights; caller {caller.name!r} has "
+                                 f"role {caller.role!r}")
+
+    @staticmethod
+    def _check_deadline(deadline_s, what):
+        if deadline_s is not None and time.monotonic() >= deadline_s:
+            raise DeadlineError(f"deadline exceeded before {what}; nothing was booked")
+
+    def _trajectory(self, route, req_meta):
+        from planner.trajectory import Trajectory
+        tr = route.trajectory
+        return Trajectory(tr.flight_id, tr.xyz_m, tr.t_s, priority=req_meta["priority"],
+                          max_delay_s=req_meta["max_delay_s"],
+                          meta={"speeds": req_meta["speeds"]})
+
+    def _checks(self, traj, speeds, others=()):
+        """Problems of a placed trajectory (empty list = acceptable)."""
+        from planner.verify import verify
+        t0, t1 = traj.t_start_s, traj.t_end_s
+        rep = self.validator.check(traj.xyz_m, traj.t_s, speeds,
+                                   zones=self.zones.local_zones(t0, t1),
+                                   ground_range=self.ground_range)
+        problems = list(rep.problems)
+        # AGL ceiling on the cruise waypoints (ground under each waypoint, conservative:
+        # the highest ground under each segment's box)
+        xyz = traj.xyz_m
+        for s in range(1, len(xyz) - 2):
+            p0, p1 = xyz[s], xyz[s + 1]
+            g_lo, _ = self.ground_range(min(p0[0], p1[0]), min(p0[1], p1[1]),
+                                        max(p0[0], p1[0]), max(p0[1], p1[1]))
+            if max(p0[2], p1[2]) - g_lo > self.ceiling_agl_m + 1e-6:
+                problems.append(f"segment {s} above the {self.ceiling_agl_m:g} m AGL ceiling")
+                break
+        near = [o for o in self.index.near([traj]) if o.flight_id != traj.flight_id]
+        near += [o for o in others if o.flight_id != traj.flight_id]
+        if near:
+            vr = verify([traj, *near], self.sep)
+            for c in vr.residual_conflicts:
+                if traj.flight_id in (c.flight_a, c.flight_b):
+                    problems.append(f"conflict between {c.flight_a} and {c.flight_b} near "
+                                    f"t={c.near_t_s:.0f} s")
+        return problems
+
+    def _place_checked(self, traj, speeds, others=()):
+        """Place ``traj`` against the index (call with the booking lock held)."""
+        from planner.deconflict import place
+        p = place(traj, self.index)
+        if p.trajectory is not None:
+            problems = self._checks(p.trajectory, speeds, others)
+            if not problems:
+                return p
+            if p.choice.layer_shift == 0:
+                raise BookingRejectedError(f"flight {traj.flight_id} failed the final "
+                                           f"checks: {'; '.join(problems[:3])}",
+                                           [traj.flight_id])
+        saved = self.index.options
+        self.index.options = self._delay_only
+        try:
+            p = place(traj, self.index)
+        finally:
+            self.index.options = saved
+        if p.trajectory is None:
+            raise BookingRejectedError(f"flight {traj.flight_id}: {p.reason}",
+                                       [traj.flight_id])
+        problems = self._checks(p.trajectory, speeds, others)
+        if problems:
+            raise BookingRejectedError(f"flight {traj.flight_id} failed the final checks: "
+                                       f"{'; '.join(problems[:3])}", [traj.flight_id])
+        return p
+
+    def _record(self, caller, request_id, placement, route_req, meta):
+        from server.store import FlightRecord
+        tr = placement.trajectory
+        lon, lat = self.twin.frame.to_wgs84(tr.xyz_m[:, 0], tr.xyz_m[:, 1])
+        import numpy as np
+        ground = np.array([self.twin.ground_m[self.twin.grid.column_of(x, y)]
+                           for x, y in tr.xyz_m[:, :2]], dtype=np.float64)
+        agl = np.round(tr.xyz_m[:, 2] - ground, 2)
+        m = dict(meta)
+        m.update(delay_s=placement.choice.delay_s, layer_shift=placement.choice.layer_shift,
+                 speeds=meta["speeds"])
+        return FlightRecord(flight_id=tr.flight_id, operator_id=caller.operator_id,
+                            request_id=request_id, status=ACCEPTED, trajectory=tr,
+                            lonlat_deg=np.column_stack([lon, lat]),
+                            alt_amsl_m=tr.xyz_m[:, 2].copy(), alt_agl_m=agl,
+                            priority=tr.priority, created_s=self.clock(), meta=m)
+
+    def _new_id(self):
+        from server.store import new_flight_id
+        return new_flight_id()
+
+    def submit_flight(self, caller: Caller, request_id: str, req, meta: dict,
+                      deadline_s: float | None = None):
+        """Plan, place, check and persist one flight; ``(FlightRecord, replayed)``.
+
+        ``req`` is a :class:`planner.route.RouteRequest` (its ``flight_id`` is replaced);
+        ``meta`` holds ``priority``, ``max_delay_s`` and ``speeds`` (a dict).
+        """
+        self._require_operator(caller)
+        if not request_id:
+            raise ValueError("request_id is required (an idempotency key: reuse it when "
+                             "retrying the same submit)")
+        old = self.store.find_request(caller.operator_id, request_id)
+        if old is not None:
+            return old, True
+        from dataclasses import replace
+        req = replace(req, flight_id=self._new_id())
+        route = self.plan(req)
+        traj = self._trajectory(route, meta)
+        self._check_deadline(deadline_s, "booking")
+        with self._book:
+            old = self.store.find_request(caller.operator_id, request_id)
+            if old is not None:
+                return old, True
+            p = self._place_checked(traj, req.speeds)
+            self._check_deadline(deadline_s, "booking")
+            rec = self.store.add_flight(self._record(caller, request_id, p, req, meta))
+            if rec.flight_id != traj.flight_id:      # a concurrent process booked it
+                return rec, True
+            self.index.accept(p.trajectory)
+            self._publish("flight_accepted", caller.name, _flight_bbox(rec), flight=rec)
+        return rec, False
+
+    def submit_batch(self, caller: Caller, request_id: str, reqs: list, metas: list,
+                     max_solve_s: float | None = None, deadline_s: float | None = None):
+        """Plan and book a fleet together (all or nothing); ``(records, replayed, status)``."""
+        from dataclasses import replace
+
+        from planner.deconflict import SolveParams, deconflict
+        from planner.trajectory import Trajectory
+        self._require_operator(caller)
+        if not request_id:
+            raise ValueError("request_id is required for a batch")
+        if not reqs:
+            raise ValueError("a batch needs at least one route")
+        if len(reqs) > self.limits.max_batch:
+            raise RequestTooLargeError(f"batch of {len(reqs)} routes is over the limit of "
+                                       f"{self.limits.max_batch}; split it")
+        rids = [f"{request_id}#{n}" for n in range(len(reqs))]
+        old = self._find_batch(caller, rids)
+        if old is not None:
+            return old, True, "REPLAYED"
+        reqs = [replace(r, flight_id=self._new_id()) for r in reqs]
+        trajs = []
+        for r, m in zip(reqs, metas, strict=True):
+            trajs.append(self._trajectory(self.plan(r), m))
+        budget = min(max_solve_s or self.limits.max_solve_s, self.limits.max_solve_s)
+        if deadline_s is not None:
+            budget = max(0.5, min(budget, 0.5 * (deadline_s - time.monotonic())))
+        self._check_deadline(deadline_s, "deconfliction")
+        res = deconflict(trajs, sep=self.sep, options=self._delay_only,
+                         params=SolveParams(max_time_in_seconds=budget, num_workers=1))
+        if res.unplaced:
+            fid, why = next(iter(res.unplaced.items()))
+            raise BookingRejectedError(f"batch rejected: {len(res.unplaced)} flight(s) "
+                                       f"cannot be placed, e.g. {fid}: {why}",
+                                       list(res.unplaced))
+        by_id = {t.flight_id: t for t in res.trajectories}
+        order = sorted(range(len(trajs)), key=lambda n: (by_id[trajs[n].flight_id].t_start_s, n))
+        with self._book:
+            old = self._find_batch(caller, rids)
+            if old is not None:
+                return old, True, "REPLAYED"
+            placed: dict[int, object] = {}
+            try:
+                for n in order:
+                    t0 = trajs[n]
+                    ch = res.choices[t0.flight_id]
+                    tr = by_id[t0.flight_id]
+                    tr = Trajectory(tr.flight_id, tr.xyz_m, tr.t_s, t0.priority,
+                                    max(0.0, t0.max_delay_s - ch.delay_s), dict(t0.meta))
+                    p = self._place_checked(tr, reqs[n].speeds)
+                    from planner.deconflict import Choice, Placement
+                    p = Placement(Choice(tr.flight_id, ch.delay_s + p.choice.delay_s,
+                                         ch.layer_shift + p.choice.layer_shift, 0),
+                                  p.trajectory)
+                    self.index.accept(p.trajectory)   # later members see it
+                    placed[n] = p
+                self._check_deadline(deadline_s, "booking")
+                recs = [self._record(caller, rids[n], placed[n], reqs[n], metas[n])
+                        for n in range(len(reqs))]
+                recs = self.store.add_flights(recs)
+            except BaseException:
+                for p in placed.values():
+                    self.index.cancel(p.trajectory.flight_id)
+                raise
+            for r in recs:
+                self._publish("flight_accepted", caller.name, _flight_bbox(r), flight=r)
+        return list(recs), False, res.status
+
+    def _find_batch(self, caller, rids):
+        first = self.store.find_request(caller.operator_id, rids[0])
+        if first is None:
+            return None
+        return [self.store.find_request(caller.operator_id, r) for r in rids]
+
+    def get_flight(self, caller: Caller, flight_id: str):
+        try:
+            rec = self.store.get_flight(flight_id)
+        except KeyError:
+            rec = None
+        if rec is None:
+            raise NotFoundError(f"no flight with id {flight_id!r}")
+        if not caller.is_regulator and rec.operator_id != caller.operator_id:
+            raise NotOwnerError(f"flight {flight_id} belongs to another operator")
+        return rec
+
+    def list_flights(self, caller: Caller, operator_id=None, status=None, t0_s=None,
+                     t1_s=None, page_size=100, page_token=None):
+        """One page of flights; ``(records, next_page_token or "")``."""
+        if not caller.is_regulator:
+            if operator_id and operator_id != caller.operator_id:
+                raise NotOwnerError(f"operator {caller.operator_id!r} may not list the "
+                                    f"flights of operator {operator_id!r}")
+            operator_id = caller.operator_id
+        page_size = page_size or 100
+        if page_size > self.limits.max_page_size:
+            raise RequestTooLargeError(f"page_size {page_size} is over the limit of "
+                                       f"{self.limits.max_page_size}")
+        recs = self.store.list_flights(operator_id=operator_id or None, status=status,
+                                       t0_s=t0_s, t1_s=t1_s, limit=page_size + 1,
+                                       after_flight_id=page_token or None)
+        recs = list(recs)
+        if len(recs) > page_size:
+            recs = recs[:page_size]
+            return recs, recs[-1].flight_id
+        return recs, ""
+
+    def cancel_flight(self, caller: Caller, flight_id: str):
+        with self._book:
+            rec = self.get_flight(caller, flight_id)
+            if rec.status == CANCELLED:
+                return rec
+            rec = self.store.cancel_flight(flight_id, self.clock(), actor=caller.name)
+            if flight_id in self.index:
+                self.index.cancel(flight_id)
+            self._publish("flight_cancelled", caller.name, _flight_bbox(rec), flight=rec)
+        return rec
+
+    # ---------------------------------------------------------------- change log
+    def _publish(self, kind, actor, bbox, zone=None, flight=None, affected=()):
+        self._seq += 1
+        ch = Change(self._seq, kind, self.clock(), actor, tuple(bbox), zone, flight,
+                    tuple(affected))
+        self._changes.append(ch)
+        with self._subs_lock:
+            subs = list(self._subs)
+        for cb in subs:
+            try:
+                cb(ch)
+            except Exception:   # a broken watcher must not break booking
+                log.exception("change subscriber failed")
+
+    @property
+    def sequence(self) -> int:
+        """Sequence number of the latest change (0 before any)."""
+        return self._seq
+
+    def subscribe(self, callback, since_sequence: int = 0) -> tuple[int, list]:
+        """Register ``callback(change)``; ``(current sequence, retained changes after
+        since_sequence)``, atomically with respect to new changes."""
+        with self._book:
+            with self._subs_lock:
+                self._subs.append(callback)
+            if since_sequence <= 0:
+                return self._seq, []
+            return self._seq, [c for c in self._changes if c.sequence > since_sequence]
+
+    def unsubscribe(self, callback) -> None:
+        with self._subs_lock:
+            if callback in self._subs:
+                self._subs.remove(callback)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _flight_bbox(rec) -> tuple:
+    ll = rec.lonlat_deg
+    return (float(ll[:, 0].min()), float(ll[:, 1].min()), float(ll[:, 0].max()),
+            float(ll[:, 1].max()))
+
+
+def default_city() -> Path:
+    """The bundled small city (Helsinki centre)."""
+    return Path(__file__).resolve().parents[1] / "fixtures" / "city" / "helsinki_centre.geojson"
+

@@ -1,0 +1,61 @@
+"""ChangeService.Watch: a server stream of airspace changes in a region.
+
+The first message is a marker (kind ``CHANGE_KIND_UNSPECIFIED``) carrying the sequence
+number the subscription starts after: every later change is delivered, so a client
+knows when it is live and where to resume (``since_sequence``) after a reconnect, as
+long as the server keeps the change in its in-memory log. Operators receive zone changes
+and their own flights' changes; regulators receive everything. A watcher that falls more
+than ``QUEUE_SIZE`` changes behind is disconnected with RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from server import convert
+from server.auth import current_caller
+from server.service import RequestTooLargeError
+from server.services._base import Base
+from skytwin.v1 import changes_pb2 as pb
+from skytwin.v1 import changes_pb2_grpc as rpc
+
+__all__ = ["ChangeServicer", "QUEUE_SIZE"]
+
+QUEUE_SIZE = 10_000
+
+
+class ChangeServicer(Base, rpc.ChangeServiceServicer):
+    async def Watch(self, request, context):
+        caller = current_caller()
+        box = convert.box_from_proto(request.region, "region", required=False)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
+        overflow = []
+
+        def deliver(ch):
+            if queue.full():
+                overflow.append(ch.sequence)
+            else:
+                queue.put_nowait(ch)
+
+        def callback(ch):  # called from booking threads
+            loop.call_soon_threadsafe(deliver, ch)
+
+        seq, backlog = await self.run(self.core.subscribe, callback, request.since_sequence)
+        try:
+            yield pb.Change(sequence=seq, kind=pb.CHANGE_KIND_UNSPECIFIED)
+            for ch in backlog:
+                if ch.in_box(box) and ch.visible_to(caller):
+                    yield convert.change_to_proto(ch)
+            last = backlog[-1].sequence if backlog else seq
+            while True:
+                ch = await queue.get()
+                if overflow:
+                    raise RequestTooLargeError(f"watcher fell more than {QUEUE_SIZE} changes "
+                                               "behind; reconnect with since_sequence")
+                if ch.sequence <= last:
+                    continue
+                if ch.in_box(box) and ch.visible_to(caller):
+                    yield convert.change_to_proto(ch)
+        finally:
+            self.core.unsubscribe(callback)

@@ -1,0 +1,63 @@
+"""ZoneService: no-fly volumes (regulators write; every authenticated caller reads)."""
+
+from __future__ import annotations
+
+from server import convert
+from server.auth import current_caller
+from server.services._base import Base
+from skytwin.v1 import zones_pb2 as pb
+from skytwin.v1 import zones_pb2_grpc as rpc
+
+__all__ = ["ZoneServicer"]
+
+
+class ZoneServicer(Base, rpc.ZoneServiceServicer):
+    async def CreateZone(self, request, context):
+        caller = current_caller()
+        zone = convert.zone_from_proto(request.zone)
+        zone, affected = await self.run(self.core.create_zone, caller, zone)
+        return pb.CreateZoneResponse(zone=convert.zone_to_proto(zone),
+                                     affected_flight_ids=affected)
+
+    async def UpdateZone(self, request, context):
+        caller = current_caller()
+        zone = convert.zone_from_proto(request.zone)
+        zone, affected = await self.run(self.core.update_zone, caller, zone)
+        return pb.UpdateZoneResponse(zone=convert.zone_to_proto(zone),
+                                     affected_flight_ids=affected)
+
+    async def DeleteZone(self, request, context):
+        caller = current_caller()
+        zone = await self.run(self.core.delete_zone, caller, request.zone_id)
+        return pb.DeleteZoneResponse(zone=convert.zone_to_proto(zone))
+
+    async def GetZone(self, request, context):
+        current_caller()
+        return pb.GetZoneResponse(zone=convert.zone_to_proto(self.core.get_zone(request.zone_id)))
+
+    async def ListZones(self, request, context):
+        current_caller()
+        return pb.ListZonesResponse(zones=[convert.zone_to_proto(z)
+                                           for z in self.core.list_zones()])
+
+    async def QueryZones(self, request, context):
+        current_caller()
+        box = convert.box_from_proto(request.box, required=False)
+        lo, hi = ((request.z_lo_amsl_m, request.z_hi_amsl_m) if request.has_band
+                  else (None, None))
+        zones = await self.run(self.core.query_zones, box, lo, hi,
+                               convert.opt_time(request, "start_time"),
+                               convert.opt_time(request, "end_time"))
+        return pb.QueryZonesResponse(zones=[convert.zone_to_proto(z) for z in zones])
+
+    async def ImportEd269(self, request, context):
+        caller = current_caller()
+        zones, affected = await self.run(self.core.import_ed269, caller, request.ed269_json,
+                                         request.replace_existing)
+        return pb.ImportEd269Response(zones=[convert.zone_to_proto(z) for z in zones],
+                                      affected_flight_ids=affected)
+
+    async def ExportEd269(self, request, context):
+        current_caller()
+        text = await self.run(self.core.export_ed269, request.country)
+        return pb.ExportEd269Response(ed269_json=text)
