@@ -1,0 +1,288 @@
+"""Independent verifier of deconfliction results (numpy + scipy only, no detector code).
+
+Design
+------
+It shares no code with :mod:`planner.conflicts` and uses a different method, so that a
+bug in one is unlikely to hide in the other:
+
+1. Screen by dense sampling. Every flight's position is sampled on a common clock every
+   ``dt_s`` (numpy interpolation) and all samples go into one k-d tree (scipy) with
+   coordinates ``(x, y, z * Hs / Vs, k * big)``; a Chebyshev-radius ``Hs`` pair query returns
+   the samples at the same tick within ``Hs`` horizontally and ``Vs`` vertically, where
+   ``Hs = H + v_h * (dt + b)`` and ``Vs = V + v_v * (dt + b)`` with the fleet's largest
+   horizontal and vertical speeds. This screen is provably conservative: if A at time T
+   and B at time T - tau (|tau| <= b) are closer than H and V, the tick nearest T is
+   within dt/2 of T, A moved at most ``v dt/2`` and B at most ``v (dt/2 + b)`` since.
+2. Exact check of every screened flight pair: for each pair of their segments, the set of
+   relative timing errors at which they lose separation is the projection of a convex
+   region of (time on A, time on B); it is found by enumerating all intersections of the
+   region's boundary lines and conic plus the conic's tangent points (vectorised over all
+   segment pairs), keeping the feasible ones. A pair is a residual conflict when that set
+   meets ``[-b, b]``.
+
+Limits are checked too: each delay within ``0..max_delay_s`` and every cruise waypoint
+(all but the first and last) inside the allowed altitude band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = ["Report", "ResidualConflict", "verify"]
+
+
+@dataclass(frozen=True)
+class ResidualConflict:
+    """A pair still in conflict: shifts (B later than A) in ``(shift_lo_s, shift_hi_s)``
+    lose separation; ``near_t_s`` is a sampled moment where they were close."""
+
+    flight_a: str
+    flight_b: str
+    near_t_s: float
+    shift_lo_s: float
+    shift_hi_s: float
+
+
+@dataclass
+class Report:
+    """Verifier result. ``ok`` when there is no residual conflict and no violation."""
+
+    residual_conflicts: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+    screened_pairs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.residual_conflicts and not self.violations
+
+
+def _segment_pairs_exact(sa, sb, h_m, v_m, buf_s):
+    """Vectorised exact test. sa, sb: dicts of arrays p0 (k,3), p1, t0, t1.
+
+    Returns (hit (k,) bool, lo (k,), hi (k,)).
+    """
+    k = sa["t0"].shape[0]
+    va = (sa["p1"] - sa["p0"]) / (sa["t1"] - sa["t0"])[:, None]
+    vb = (sb["p1"] - sb["p0"]) / (sb["t1"] - sb["t0"])[:, None]
+    c = sa["p0"] - va * sa["t0"][:, None] - (sb["p0"] - vb * sb["t0"][:, None])
+    # rel(u, w) = c + u va - w vb ; lines n . (u, w) = q
+    one, zero = np.ones(k), np.zeros(k)
+    lines = [(one, zero, sa["t0"]), (one, zero, sa["t1"]),
+             (zero, one, sb["t0"]), (zero, one, sb["t1"])]
+    zconst = (va[:, 2] == 0) & (vb[:, 2] == 0)
+    gu, gw = va[:, 2], -vb[:, 2]
+    lines += [(gu, gw, v_m - c[:, 2]), (gu, gw, -v_m - c[:, 2])]
+    line_ok = [np.ones(k, bool)] * 4 + [~zconst, ~zconst]
+    m11, m12, m21, m22 = va[:, 0], -vb[:, 0], va[:, 1], -vb[:, 1]
+    chx, chy = c[:, 0], c[:, 1]
+    det = m11 * m22 - m12 * m21
+    scale = np.maximum(1.0, np.maximum.reduce([abs(m11), abs(m12), abs(m21), abs(m22)]) ** 2)
+    rank2 = np.abs(det) > 1e-12 * scale
+    rank0 = (m11 == 0) & (m12 == 0) & (m21 == 0) & (m22 == 0)
+    # strict degenerate cases (touching is not a conflict)
+    alive = ~(zconst & ~(np.abs(c[:, 2]) < v_m))
+    alive &= ~(rank0 & ~(chx * chx + chy * chy < h_m * h_m))
+    rank1 = ~rank2 & ~rank0
+    na = np.hypot(m11, m21)
+    nb = np.hypot(m12, m22)
+    ex = np.where(na >= nb, m11, m12)
+    ey = np.where(na >= nb, m21, m22)
+    nn = np.hypot(ex, ey)
+    nn = np.where(nn > 0, nn, 1.0)
+    cperp = (chx * ey - chy * ex) / nn
+    alive &= ~(rank1 & (cperp * cperp >= h_m * h_m))
+
+    us, ws, oks = [], [], []
+    for i, j in combinations(range(6), 2):
+        (au, aw, qa), (bu, bw, qb) = lines[i], lines[j]
+        d = au * bw - aw * bu
+        good = line_ok[i] & line_ok[j] & (np.abs(d) > 1e-12)
+        dd = np.where(good, d, 1.0)
+        us.append((qa * bw - aw * qb) / dd)
+        ws.append((au * qb - qa * bu) / dd)
+        oks.append(good)
+    for (nu, nw, q), lok in zip(lines, line_ok):
+        nrm2 = nu * nu + nw * nw
+        nrm2 = np.where(nrm2 > 0, nrm2, 1.0)
+        pu, pw = nu * q / nrm2, nw * q / nrm2
+        du, dw = -nw, nu
+        ux = chx + m11 * pu + m12 * pw
+        uy = chy + m21 * pu + m22 * pw
+        wx = m11 * du + m12 * dw
+        wy = m21 * du + m22 * dw
+        a2 = wx * wx + wy * wy
+        b2 = 2 * (ux * wx + uy * wy)
+        c2 = ux * ux + uy * uy - h_m * h_m
+        disc = b2 * b2 - 4 * a2 * c2
+        good = lok & (a2 > 1e-15) & (disc >= 0)
+        sq = np.sqrt(np.where(good, disc, 0.0))
+        a2s = np.where(good, a2, 1.0)
+        for sgn in (-1.0, 1.0):
+            lam = (-b2 + sgn * sq) / (2 * a2s)
+            us.append(pu + lam * du)
+            ws.append(pw + lam * dw)
+            oks.append(good)
+    # tangent points of the conic for sigma = u - w: M x = H y/|y| - ch, M^T y = (1, -1)
+    dets = np.where(rank2, det, 1.0)
+    yx = (m22 * 1.0 - m21 * -1.0) / dets
+    yy = (-m12 * 1.0 + m11 * -1.0) / dets
+    ny = np.hypot(yx, yy)
+    ny = np.where(ny > 0, ny, 1.0)
+    for sgn in (-1.0, 1.0):
+        rx = sgn * h_m * yx / ny - chx
+        ry = sgn * h_m * yy / ny - chy
+        us.append((m22 * rx - m12 * ry) / dets)
+        ws.append((-m21 * rx + m11 * ry) / dets)
+        oks.append(rank2)
+    U = np.stack(us)
+    W = np.stack(ws)
+    OK = np.stack(oks)
+    tol = 1e-7
+    feas = OK & (U >= sa["t0"] - tol) & (U <= sa["t1"] + tol)
+    feas &= (W >= sb["t0"] - tol) & (W <= sb["t1"] + tol)
+    rx = c[:, 0] + U * va[:, 0] - W * vb[:, 0]
+    ry = c[:, 1] + U * va[:, 1] - W * vb[:, 1]
+    rz = c[:, 2] + U * va[:, 2] - W * vb[:, 2]
+    feas &= np.abs(rz) <= v_m + tol
+    feas &= rx * rx + ry * ry <= h_m * h_m * (1 + 1e-9) + tol
+    sig = U - W
+    lo = np.where(feas, sig, np.inf).min(axis=0)
+    hi = np.where(feas, sig, -np.inf).max(axis=0)
+    hit = alive & (hi - lo > 1e-9) & (lo < buf_s) & (hi > -buf_s)
+    return hit, lo, hi
+
+
+def _segments(tr):
+    keep = tr.t_s[1:] > tr.t_s[:-1]
+    return tr.xyz_m[:-1][keep], tr.xyz_m[1:][keep], tr.t_s[:-1][keep], tr.t_s[1:][keep]
+
+
+def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
+           cruise_band_m=None, dt_s: float = 1.0) -> Report:
+    """Re-check a deconfliction result independently.
+
+    Parameters
+    ----------
+    trajectories : sequence of Trajectory
+        The flights as they will fly (delays and layers applied).
+    sep : planner.conflicts.Separation-like, optional
+        Anything with ``horizontal_m``, ``vertical_m``, ``time_buffer_s`` (default 30, 10, 5).
+    delays_s, max_delay_s : dict flight_id -> float, optional
+        Chosen delays and their limits (a violation when outside ``0..max``).
+    cruise_band_m : (float, float), optional
+        Allowed cruise altitudes; cruise waypoints outside are violations.
+    dt_s : float
+        Sampling step of the screen.
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> from planner.trajectory import Trajectory
+    >>> a = Trajectory("a", [[0, 0, 50], [1200, 0, 50]], [0, 100])
+    >>> b = Trajectory("b", [[1200, 0, 50], [0, 0, 50]], [0, 100])
+    >>> r = verify([a, b])
+    >>> r.ok, [(c.flight_a, c.flight_b) for c in r.residual_conflicts]
+    (False, [('a', 'b')])
+    >>> verify([a, b], delays_s={"a": 700}, max_delay_s={"a": 600}).violations[0]
+    'a: delay 700 s outside 0..600 s'
+    """
+    h_m = getattr(sep, "horizontal_m", 30.0)
+    v_m = getattr(sep, "vertical_m", 10.0)
+    b = getattr(sep, "time_buffer_s", 5.0)
+    trs = list(trajectories)
+    rep = Report()
+    for fid, d in (delays_s or {}).items():
+        mx = (max_delay_s or {}).get(fid)
+        if d < 0 or (mx is not None and d > mx + 1e-9):
+            rep.violations.append(f"{fid}: delay {d:g} s outside 0..{mx:g} s")
+    if cruise_band_m is not None:
+        lo_m, hi_m = cruise_band_m
+        for tr in trs:
+            z = tr.xyz_m[1:-1, 2]
+            if z.size and (z.min() < lo_m - 1e-9 or z.max() > hi_m + 1e-9):
+                rep.violations.append(f"{tr.flight_id}: cruise altitude {z.min():g}.."
+                                      f"{z.max():g} m outside {lo_m:g}..{hi_m:g} m")
+    if len(trs) < 2:
+        return rep
+    # --- screen
+    vh = vv = 0.0
+    for tr in trs:
+        d = np.diff(tr.xyz_m, axis=0)
+        dt = np.diff(tr.t_s)
+        mv = dt > 0
+        if mv.any():
+            vh = max(vh, float((np.hypot(d[mv, 0], d[mv, 1]) / dt[mv]).max()))
+            vv = max(vv, float((np.abs(d[mv, 2]) / dt[mv]).max()))
+    hs = h_m + vh * (dt_s + b)
+    vs = v_m + vv * (dt_s + b)
+    t_ref = min(tr.t_start_s for tr in trs)
+    pts, owner, ticks = [], [], []
+    for i, tr in enumerate(trs):
+        # a partner may be up to b seconds off: sample b + dt beyond each end (clamped)
+        k0 = int(np.floor((tr.t_start_s - b - t_ref) / dt_s)) - 1
+        k1 = int(np.ceil((tr.t_end_s + b - t_ref) / dt_s)) + 1
+        k = np.arange(k0, k1 + 1)
+        t = t_ref + k * dt_s
+        pts.append(np.stack([np.interp(t, tr.t_s, tr.xyz_m[:, c]) for c in range(3)], 1))
+        owner.append(np.full(k.size, i))
+        ticks.append(k)
+    p = np.concatenate(pts)
+    own = np.concatenate(owner)
+    tk = np.concatenate(ticks)
+    span = max(np.ptp(p[:, 0]), np.ptp(p[:, 1]), np.ptp(p[:, 2]) * hs / vs, 1.0)
+    coords = np.column_stack([p[:, 0], p[:, 1], p[:, 2] * (hs / vs),
+                              (tk - tk.min()) * (10.0 * (span + hs))])
+    pairs = cKDTree(coords).query_pairs(hs, p=np.inf, output_type="ndarray")
+    if pairs.size == 0:
+        return rep
+    fa, fb = own[pairs[:, 0]], own[pairs[:, 1]]
+    keep = fa != fb
+    fa, fb, tks = fa[keep], fb[keep], tk[pairs[keep, 0]]
+    lo_f, hi_f = np.minimum(fa, fb), np.maximum(fa, fb)
+    code, first = np.unique(lo_f * len(trs) + hi_f, return_index=True)
+    ia, ib = code // len(trs), code % len(trs)
+    near_t = t_ref + tks[first] * dt_s
+    rep.screened_pairs = int(code.size)
+    # --- exact check of screened pairs, all their segment pairs at once
+    segs = [_segments(tr) for tr in trs]
+    rows_a, rows_b, pair_of = [], [], []
+    for k, (x, y) in enumerate(zip(ia.tolist(), ib.tolist())):
+        sa, sb = segs[x], segs[y]
+        na, nb = sa[2].size, sb[2].size
+        ii, jj = np.repeat(np.arange(na), nb), np.tile(np.arange(nb), na)
+        ov = (sa[2][ii] <= sb[3][jj] + b) & (sb[2][jj] <= sa[3][ii] + b)
+        rows_a.append((x, ii[ov]))
+        rows_b.append((y, jj[ov]))
+        pair_of.append(np.full(int(ov.sum()), k))
+    if not pair_of:
+        return rep
+    pk = np.concatenate(pair_of)
+
+    def gather(rows):
+        parts = [[segs[f][q][idx] for f, idx in rows] for q in range(4)]
+        return {"p0": np.concatenate(parts[0]), "p1": np.concatenate(parts[1]),
+                "t0": np.concatenate(parts[2]), "t1": np.concatenate(parts[3])}
+
+    sa, sb = gather(rows_a), gather(rows_b)
+    hit = np.zeros(pk.size, bool)
+    lo = np.zeros(pk.size)
+    hi = np.zeros(pk.size)
+    chunk = 200_000
+    for s in range(0, pk.size, chunk):
+        sl = slice(s, s + chunk)
+        h_, l_, u_ = _segment_pairs_exact({k: v[sl] for k, v in sa.items()},
+                                          {k: v[sl] for k, v in sb.items()}, h_m, v_m, b)
+        hit[sl], lo[sl], hi[sl] = h_, l_, u_
+    for k in np.unique(pk[hit]).tolist():
+        m = hit & (pk == k)
+        rep.residual_conflicts.append(ResidualConflict(
+            trs[ia[k]].flight_id, trs[ib[k]].flight_id, float(near_t[k]),
+            float(lo[m].min()), float(hi[m].max())))
+    return rep

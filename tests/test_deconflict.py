@@ -1,0 +1,149 @@
+"""Deconfliction: CP-SAT and FCFS both verified conflict-free, optimality on tiny cases,
+unplaced flights, alternates, and the incremental mode."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from fixtures.traffic import generate
+from planner.conflicts import ConflictInputError, Separation, detect
+from planner.deconflict import (
+    AcceptedIndex,
+    DeconflictOptions,
+    SolveParams,
+    build_problem,
+    deconflict,
+    fcfs,
+    place,
+)
+from planner.trajectory import Trajectory
+from tests.naive.conflicts import detect_pairs
+
+SEP = Separation(30.0, 10.0, 5.0)
+FAST = SolveParams(max_time_in_seconds=20.0, num_workers=1, random_seed=1)
+
+
+def crowded(n=60, seed=3, alternates=0):
+    return generate(n, seed, area_m=2500.0, duration_s=600.0, n_hubs=2, pads_per_hub=3,
+                    delivery_radius_m=1000.0, max_delay_s=300.0, n_alternates=alternates)
+
+
+def pad_flight(fid, t0=0.0, z=60.0, prio=1.0, max_delay_s=300.0, dx=600.0):
+    xyz = [[0, 0, 0], [0, 0, z], [dx, 0, z], [dx, 0, 0]]
+    return Trajectory(fid, xyz, [t0, t0 + z / 3, t0 + z / 3 + dx / 12,
+                                 t0 + z / 3 + dx / 12 + z / 2], prio, max_delay_s)
+
+
+def test_crowded_fleet_resolved_by_both_and_checked_three_ways():
+    flights, alts = crowded()
+    assert len(detect(flights, SEP)) > 8
+    problem = build_problem(flights, alts, SEP)
+    base = fcfs(flights, problem=problem)
+    best = deconflict(flights, problem=problem, params=FAST)
+    for res in (base, best):
+        assert res.report.ok, res.report
+        assert not res.unplaced
+        assert detect(res.trajectories, SEP) == []
+    assert detect_pairs(best.trajectories, 30.0, 10.0, 5.0) == set()
+    assert best.status in ("OPTIMAL", "FEASIBLE")
+    assert best.objective <= base.objective
+    for c in best.choices.values():
+        assert 0 <= c.delay_s <= 300.0 and c.delay_s % 10 == 0
+
+
+def _brute_force_optimum(flights, opts, sep):
+    steps = range(0, int(flights[0].max_delay_s // opts.delay_step_s) + 1)
+    best = np.inf
+    per = [[(d * opts.delay_step_s, s) for d in steps for s in opts.layer_shifts]
+           for _ in flights]
+    for combo in itertools.product(*per):
+        trs = [f.shifted(d, s * opts.layer_spacing_m) for f, (d, s) in zip(flights, combo)]
+        if detect(trs, sep):
+            continue
+        cost = sum(f.priority * (d + opts.layer_penalty_s * (s != 0))
+                   for f, (d, s) in zip(flights, combo))
+        best = min(best, cost)
+    return best
+
+
+def test_cpsat_matches_brute_force_optimum_on_tiny_case():
+    opts = DeconflictOptions(layer_shifts=(0, 1))
+    flights = [pad_flight("a", 0.0, prio=1.0, max_delay_s=30.0),
+               pad_flight("b", 4.0, prio=3.0, max_delay_s=30.0),
+               Trajectory("c", [[300, -300, 0], [300, -300, 60], [300, 300, 60],
+                                [300, 300, 0]], [0, 20, 70, 100], 2.0, 30.0)]
+    res = deconflict(flights, sep=SEP, options=opts, params=FAST)
+    assert res.status == "OPTIMAL" and res.report.ok
+    assert res.objective == pytest.approx(_brute_force_optimum(flights, opts, SEP))
+    # FCFS serves a first; the priority-3 flight b pays for it
+    base = fcfs(flights, sep=SEP, options=opts)
+    assert base.objective >= res.objective
+
+
+def test_unplaced_flight_has_a_reason():
+    opts = DeconflictOptions(layer_shifts=(0,))
+    a = pad_flight("a", 0.0)
+    b = pad_flight("b", 0.0, max_delay_s=0.0)
+    assert list(fcfs([a, b], sep=SEP, options=opts).unplaced) == ["b"]
+    # CP-SAT delays a instead and places both
+    res = deconflict([a, b], sep=SEP, options=opts, params=FAST)
+    assert not res.unplaced and res.choices["a"].delay_s > 0 and res.report.ok
+    a0 = pad_flight("a", 0.0, max_delay_s=0.0)
+    for res in (fcfs([a0, b], sep=SEP, options=opts),
+                deconflict([a0, b], sep=SEP, options=opts, params=FAST)):
+        assert list(res.unplaced) in (["b"], ["a"])
+        (fid, why), = res.unplaced.items()
+        assert "no conflict-free option" in why
+        assert ("'a'" if fid == "b" else "'b'") in why
+        assert res.report.ok
+
+
+def test_alternate_route_is_a_choice():
+    opts = DeconflictOptions(layer_shifts=(0,))
+    a = Trajectory("a", [[0, 0, 60], [1200, 0, 60]], [0, 100], max_delay_s=0.0)
+    b = Trajectory("b", [[600, -600, 60], [600, 600, 60]], [0, 100], max_delay_s=0.0)
+    dogleg = Trajectory("b", [[600, -600, 60], [900, 0, 60], [600, 600, 60]],
+                        [0, 50, 100], max_delay_s=0.0)
+    res = deconflict([a, b], {"b": [dogleg]}, sep=SEP, options=opts, params=FAST)
+    assert res.choices["b"].route == 1 and res.choices["a"].route == 0
+    assert res.report.ok and not res.unplaced
+
+
+def test_incremental_place_equals_fcfs_and_cancel_frees_space():
+    flights, _ = crowded(40, seed=5)
+    base = fcfs(flights, sep=SEP)
+    idx = AcceptedIndex(SEP)
+    for f in flights:
+        p = place(f, idx)
+        assert p.choice == base.choices[f.flight_id]
+        idx.accept(p.trajectory)
+    assert len(idx) == len(flights)
+    assert detect(idx.trajectories, SEP) == []
+    # a copy of a delayed flight's nominal plan conflicts; cancel its blocker and retry
+    delayed = [f for f in flights if base.choices[f.flight_id].delay_s > 0]
+    f = delayed[0]
+    twin = Trajectory("twin", f.xyz_m, f.t_s, f.priority, 0.0)
+    blocked = place(twin, idx)
+    assert blocked.choice is None and "blocked by" in blocked.reason
+    for fid in blocked.reason.split("[")[1].rstrip("]").replace("'", "").split(", "):
+        idx.cancel(fid)
+    assert place(twin, idx).choice is not None
+
+
+def test_bad_input():
+    a = pad_flight("a")
+    with pytest.raises(ConflictInputError, match="unique"):
+        build_problem([a, a])
+    with pytest.raises(ConflictInputError, match="must contain 0"):
+        DeconflictOptions(layer_shifts=(1, 2))
+    with pytest.raises(ConflictInputError, match="max_delay_s must be"):
+        build_problem([pad_flight("x", max_delay_s=-1.0)])
+    idx = AcceptedIndex()
+    idx.accept(a)
+    with pytest.raises(ConflictInputError, match="already accepted"):
+        place(a, idx)
+    with pytest.raises(KeyError, match="not accepted"):
+        idx.cancel("zzz")
