@@ -48,15 +48,22 @@ their float64 bytes, so a loaded record equals the stored one bit for bit
 read back exactly. Each row is decoded with its lengths and CRC checked, so a damaged
 row raises :class:`StoreCorruptError` instead of yielding a wrong trajectory.
 
-Thread model
-    One ``sqlite3`` connection per thread (``threading.local``), opened lazily the
-    first time a thread touches the store. gRPC's thread pool therefore reads
-    concurrently (WAL readers block neither each other nor the writer); writes start
-    with ``BEGIN IMMEDIATE`` so that two writers queue on SQLite's write lock
-    (``busy_timeout``) instead of failing with a lock-upgrade deadlock. Records are
-    immutable, so sharing returned records between threads is safe.
-    :meth:`Store.close` closes every connection the store opened; calls after it
-    raise :class:`StoreClosedError`.
+Thread model and group commit
+    Reads use one ``sqlite3`` connection per thread (``threading.local``), opened
+    lazily the first time a thread reads: gRPC's thread pool reads concurrently (WAL
+    readers block neither each other nor the writer). Every write goes through one
+    writer thread with its own connection (a lock around one connection would
+    serialise readers behind every fsync). The writer takes all writes queued so far
+    (at most :data:`MAX_GROUP`), runs each in its own ``SAVEPOINT`` inside one ``BEGIN
+    IMMEDIATE`` transaction, commits once, and only then releases each caller with its
+    result or its own exception (a failing write rolls back alone; if the
+    transaction itself fails, every write of the group fails and none is
+    acknowledged). Durability per acknowledgement is unchanged, but N threads
+    booking at once share one fsync instead of queueing for N: the classic group
+    commit. A lone caller pays one thread hand-off (tens of microseconds) on top of
+    the fsync. Records are immutable, so sharing returned records between threads is
+    safe. :meth:`Store.close` finishes the queued writes, stops the writer and closes
+    every connection; calls after it raise :class:`StoreClosedError`.
 
 Restart
     At start-up the service calls :meth:`Store.accepted_flights` with
@@ -73,10 +80,12 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import sqlite3
 import threading
 import uuid
 import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -90,6 +99,7 @@ __all__ = [
     "APPLICATION_ID",
     "EVENT_KINDS",
     "FLIGHT_STATUSES",
+    "MAX_GROUP",
     "SCHEMA_VERSION",
     "FlightRecord",
     "InvalidRecordError",
@@ -110,6 +120,7 @@ APPLICATION_ID = 0x536B7954  # "SkyT": marks the file as a SkyTwin store
 FLIGHT_STATUSES = ("accepted", "cancelled")
 EVENT_KINDS = ("flight_accepted", "flight_cancelled", "zone_put", "zone_deleted")
 BUSY_TIMEOUT_MS = 10_000
+MAX_GROUP = 512  # most writes committed in one transaction
 _F8 = np.dtype("<f8")
 
 
@@ -586,20 +597,28 @@ class Store:
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
         self._closed = False
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._commits = 0
+        self._writes = 0
         conn = self._conn()
         try:
             self._init_schema(conn)
+            writer_conn = self._open()
         except BaseException:
             self.close()
             raise
+        self._writer = threading.Thread(
+            target=self._write_loop,
+            args=(writer_conn,),
+            daemon=True,
+            name=f"skytwin-store-writer:{self.path.name}",
+        )
+        self._writer.start()
 
     # -- connections -------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            if self._closed:
-                raise StoreClosedError(f"store {self.path} is closed")
-            return conn
+    def _open(self) -> sqlite3.Connection:
+        """A new connection with the store's pragmas, registered for :meth:`close`."""
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self.path} is closed")
@@ -623,8 +642,16 @@ class Store:
                     f"store {self.path}: cannot open as SQLite: {exc}"
                 ) from exc
             self._conns.append(conn)
-            self._local.conn = conn
             return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's reading connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._open()
+        elif self._closed:
+            raise StoreClosedError(f"store {self.path} is closed")
+        return conn
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
         try:
@@ -666,9 +693,15 @@ class Store:
             raise
 
     def close(self) -> None:
-        """Close every connection this store opened (idempotent)."""
+        """Finish the queued writes, stop the writer thread and close every
+        connection this store opened (idempotent)."""
         with self._lock:
-            self._closed = True
+            was_closed, self._closed = self._closed, True
+            if not was_closed and self._writer is not None:
+                self._queue.put(None)  # after every write already queued
+        if self._writer is not None and self._writer is not threading.current_thread():
+            self._writer.join()
+        with self._lock:
             conns, self._conns = self._conns, []
         for c in conns:
             c.close()
@@ -679,18 +712,73 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
+    # -- group commit ------------------------------------------------------------------
     def _write(self, fn):
-        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction; commit or roll
-        back."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        """Run ``fn(conn)`` on the writer thread inside a committed transaction and
+        return its result (or raise its exception) once the commit is on disk."""
+        fut: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.path} is closed")
+            self._queue.put((fn, fut))
+        return fut.result()
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is None:
+                break
+            group = [item]
+            while len(group) < MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+            self._commit_group(conn, group)
+
+    def _commit_group(self, conn: sqlite3.Connection, group: list) -> None:
+        """One transaction for every queued write; each in its own savepoint so that
+        a failing write rolls back alone. Results are released only after COMMIT."""
+        outcomes = []
         try:
-            out = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return out
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, fut in group:
+                conn.execute("SAVEPOINT w")
+                try:
+                    out = fn(conn)
+                except Exception as exc:  # noqa: BLE001 - the caller gets it
+                    conn.execute("ROLLBACK TO w")  # fails if SQLite dropped the tx
+                    conn.execute("RELEASE w")
+                    outcomes.append((fut, False, exc))
+                else:
+                    conn.execute("RELEASE w")
+                    outcomes.append((fut, True, out))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - tx lost: fail every write
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            err = StoreError(f"store {self.path}: write transaction failed: {exc}")
+            err.__cause__ = exc
+            for _fn, fut in group:
+                fut.set_exception(err)
+            return
+        self._commits += 1
+        self._writes += len(group)
+        for fut, ok, value in outcomes:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def write_stats(self) -> dict:
+        """``{"writes", "commits"}`` since open: ``writes / commits`` is the mean
+        group-commit size (1.0 when writes never overlap)."""
+        return {"writes": self._writes, "commits": self._commits}
 
     def _read(self, sql, args=()):
         return self._conn().execute(sql, args).fetchall()

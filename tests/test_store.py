@@ -412,6 +412,99 @@ def test_concurrent_writers_and_readers(store, db):
         assert store.get_flight(flight_id(5, i)) == _rec(i, run=5)
 
 
+def _hold_writer(store):
+    """Block the writer thread on an Event so that the next writes queue up and are
+    committed as one group when the event is set."""
+    started, release = threading.Event(), threading.Event()
+
+    def block(conn):
+        started.set()
+        release.wait(10)
+
+    t = threading.Thread(target=store._write, args=(block,))
+    t.start()
+    assert started.wait(10)
+    return release, t
+
+
+def _submit_all(calls):
+    """Run each zero-argument call in its own thread; return {index: (ok, value)}."""
+    out = {}
+
+    def run(k, call):
+        try:
+            out[k] = (True, call())
+        except Exception as exc:  # noqa: BLE001 - inspected by the test
+            out[k] = (False, exc)
+
+    threads = [threading.Thread(target=run, args=kv) for kv in enumerate(calls)]
+    for t in threads:
+        t.start()
+    return threads, out
+
+
+def test_group_commit_isolates_each_write(store, db):
+    store.add_flight(_rec(0))
+    before = store.write_stats()
+    release, blocker = _hold_writer(store)
+    calls = [
+        lambda: store.add_flight(_rec(1)),
+        lambda: store.add_flight(replace(_rec(2), flight_id=flight_id(0, 0))),  # clash
+        lambda: store.add_flights(
+            [_rec(3), replace(_rec(4), flight_id=flight_id(0, 0))]
+        ),
+        lambda: store.cancel_flight("F-none", T0_S),
+        lambda: store.put_zone(_zones()[1], "reg", T0_S),
+        lambda: store.add_flight(_rec(5)),
+    ]
+    threads, out = _submit_all(calls)
+    deadline = time.monotonic() + 10
+    while store._queue.qsize() < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert out == {}  # nobody is acknowledged before the commit
+    release.set()
+    for t in [blocker, *threads]:
+        t.join()
+    assert out[0] == (True, _rec(1)) and out[5] == (True, _rec(5))
+    assert not out[1][0] and isinstance(out[1][1], StoreConflictError)
+    # the batch's 2nd record clashes: the whole batch rolls back, not the group
+    assert not out[2][0] and isinstance(out[2][1], StoreConflictError)
+    assert not out[3][0] and isinstance(out[3][1], StoreNotFoundError)
+    assert out[4] == (True, None)
+    stats = store.write_stats()
+    assert stats["writes"] - before["writes"] == 1 + len(calls)
+    assert stats["commits"] - before["commits"] == 2  # the blocker, then one group
+    with Store(db) as s2:  # what the group committed is what a reader sees
+        assert {r.flight_id for r in s2.list_flights()} == {
+            flight_id(0, i) for i in (0, 1, 5)
+        }
+        kinds = [e["kind"] for e in s2.events_since(0)]
+        assert sorted(kinds) == ["flight_accepted"] * 3 + ["zone_put"]
+        assert s2.get_zone("Z-circ") == _zones()[1]
+
+
+def test_close_finishes_queued_writes(db):
+    s = Store(db)
+    release, blocker = _hold_writer(s)
+    threads, out = _submit_all([lambda i=i: s.add_flight(_rec(i)) for i in range(5)])
+    deadline = time.monotonic() + 10
+    while s._queue.qsize() < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    closer = threading.Thread(target=s.close)
+    closer.start()
+    release.set()
+    for t in [blocker, *threads, closer]:
+        t.join()
+    assert all(ok for ok, _ in out.values())
+    assert sorted(v.flight_id for _, v in out.values()) == [
+        flight_id(0, i) for i in range(5)
+    ]
+    with Store(db) as s2:
+        assert s2.count_flights() == 5
+    with pytest.raises(StoreClosedError, match="is closed"):
+        s.add_flight(_rec(9))
+
+
 def test_close_and_pragmas(db):
     s = Store(db)
     conn = s._conn()
