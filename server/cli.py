@@ -12,11 +12,17 @@ code 2; nothing is printed as a traceback for bad input.
                   [--depart TIME] [--zones ED269.json] [--json | --geojson FILE]
                   [--czml FILE] [--png FILE]
     skytwin demo [--out DIR]
+    skytwin serve [--city PATH | --twin FILE] [--port N] [--db PATH] [--auth FILE]
+                  [--host H] [--tls-cert F --tls-key F] [--workers N]
+    skytwin client [--target HOST:PORT] [--token T] {info, encode, decode, blocked, plan,
+                   submit, batch, get, list, cancel, watch, zones {add, update, list,
+                   get, delete, query, import, export}} ...
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -69,15 +75,15 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     g = summary["grid"]
     b = summary["bounds_wgs84"]
     print(f"buildings        {summary['buildings']}")
-    skipped = summary.get("skipped", [])
-    n_skipped = skipped if isinstance(skipped, int) else len(skipped)
-    print(f"skipped          {n_skipped}")
-    if not isinstance(skipped, int):
-        reasons: dict[str, int] = {}
-        for s in skipped:
-            reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
-        for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]:
-            print(f"  {n:6d} x {r}")
+    if summary.get("counts"):
+        seen = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
+        print(f"objects seen     {seen}")
+    print(f"skipped          {summary.get('skipped', 0)}")
+    reasons = summary.get("skipped_reasons", {})
+    for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"  {n:6d} x {r}")
+    for obj in summary.get("skipped_objects", [])[:5]:
+        print(f"         e.g. {obj['object_id']}: {obj['reason']}")
     print(f"bounds (WGS84)   lon {b[0]:.6f} .. {b[2]:.6f}, lat {b[1]:.6f} .. {b[3]:.6f}")
     print(f"grid             {g['nx']} x {g['ny']} x {g['nz']} voxels, "
           f"{g['dx_m']} m horizontal, {g['dz_m']} m layers")
@@ -102,7 +108,7 @@ def _cmd_twin_build(args) -> int:
         return _fail(args, exc)
     if args.out:
         twin.save(args.out)
-    summary = twin.summary()
+    summary = _full_summary(twin)
     if args.out:
         summary["saved_to"] = str(args.out)
     _print_summary(summary, args.json)
@@ -117,8 +123,17 @@ def _cmd_twin_info(args) -> int:
         twin = Twin.load(args.file)
     except (AirspaceError, OSError, ValueError) as exc:
         return _fail(args, exc)
-    _print_summary(twin.summary(), args.json)
+    _print_summary(_full_summary(twin), args.json)
     return 0
+
+
+def _full_summary(twin) -> dict:
+    """Twin summary plus the objects seen and the skipped objects (first 1,000)."""
+    s = twin.summary()
+    s["counts"] = dict(twin.meta.get("counts", {}))
+    s["skipped_objects"] = list(twin.meta.get("skipped", []))[:1000]
+    s["source"] = twin.meta.get("source")
+    return s
 
 
 def _lonlat_alt(text: str, name: str):
@@ -251,6 +266,347 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- serve
+def _cmd_serve(args) -> int:
+    """Run the gRPC service until Ctrl-C / SIGTERM."""
+    import asyncio
+    import logging
+
+    from airspace.errors import AirspaceError
+    from server.app import ServerConfig, serve
+    from server.auth import DEV_TOKENS
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    cfg = ServerConfig(city=args.city, twin=args.twin, db=args.db, auth=args.auth,
+                       host=args.host, port=args.port, tls_cert=args.tls_cert,
+                       tls_key=args.tls_key, workers=args.workers)
+
+    def ready(port):
+        scheme = "TLS" if args.tls_cert else "plaintext"
+        print(f"skytwin serving on {args.host}:{port} ({scheme}); db {args.db}", flush=True)
+        if Path(args.auth).resolve() == DEV_TOKENS.resolve():
+            print(f"auth: DEVELOPMENT tokens from {DEV_TOKENS} (never use in production)",
+                  flush=True)
+        else:
+            print(f"auth: tokens from {args.auth}", flush=True)
+
+    try:
+        asyncio.run(serve(cfg, on_ready=ready))
+    except (AirspaceError, OSError, ValueError) as exc:
+        return _fail(args, exc)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# ---------------------------------------------------------------------------- client
+def _client_box(text):
+    vals = [float(v) for v in text.split(",")]
+    if len(vals) != 4:
+        raise ValueError(f"--box must be MIN_LON,MIN_LAT,MAX_LON,MAX_LAT, got {text!r}")
+    from skytwin.v1 import airspace_pb2 as apb
+    return apb.LonLatBox(min_lon_deg=vals[0], min_lat_deg=vals[1], max_lon_deg=vals[2],
+                         max_lat_deg=vals[3])
+
+
+def _client_alt(text, default_ref="AGL"):
+    """'60' / '60:AGL' / '60:AMSL' -> Altitude message."""
+    from skytwin.v1 import airspace_pb2 as apb
+    v, _, ref = text.partition(":")
+    ref = (ref or default_ref).upper()
+    if ref not in ("AGL", "AMSL"):
+        raise ValueError(f"altitude reference must be AGL or AMSL, got {ref!r}")
+    return apb.Altitude(value_m=float(v), reference=getattr(apb, f"ALTITUDE_REFERENCE_{ref}"))
+
+
+def _client_route(args, frm=None, to=None):
+    from google.protobuf.duration_pb2 import Duration
+
+    from server.convert import timestamp
+    from skytwin.v1 import airspace_pb2 as apb
+    from skytwin.v1 import flights_pb2 as fpb
+    (slon, slat), salt = _lonlat_alt(frm or args.from_, "from")
+    (glon, glat), galt = _lonlat_alt(to or args.to, "to")
+    r = fpb.RouteRequest(start=apb.LonLat(lon_deg=slon, lat_deg=slat),
+                         goal=apb.LonLat(lon_deg=glon, lat_deg=glat))
+    if getattr(args, "depart", None):
+        r.departure_time.CopyFrom(timestamp(_parse_time(args.depart)))
+    if salt is not None:
+        r.start_alt_amsl_m = salt
+    if galt is not None:
+        r.goal_alt_amsl_m = galt
+    if getattr(args, "max_delay", None) is not None:
+        r.max_delay.CopyFrom(Duration(seconds=int(args.max_delay)))
+    if getattr(args, "priority", None):
+        r.priority = args.priority
+    return r
+
+
+def _client_zone(args):
+    from server.convert import timestamp
+    from skytwin.v1 import airspace_pb2 as apb
+    from skytwin.v1 import zones_pb2 as zpb
+    z = zpb.Zone(id=args.id, name=args.name or "", reason=args.reason or "",
+                 authority_name=args.authority or "",
+                 lower=_client_alt(args.lower), upper=_client_alt(args.upper))
+    if args.circle:
+        lon, lat, r = (float(v) for v in args.circle.split(","))
+        z.circle.centre.CopyFrom(apb.LonLat(lon_deg=lon, lat_deg=lat))
+        z.circle.radius_m = r
+    elif args.polygon:
+        for pt in args.polygon.split(";"):
+            lon, lat = (float(v) for v in pt.split(","))
+            z.polygon.vertices.append(apb.LonLat(lon_deg=lon, lat_deg=lat))
+    else:
+        raise ValueError("give --circle LON,LAT,RADIUS_M or --polygon 'LON,LAT;LON,LAT;...'")
+    if args.active_from:
+        z.active_from.CopyFrom(timestamp(_parse_time(args.active_from)))
+    if args.active_until:
+        z.active_until.CopyFrom(timestamp(_parse_time(args.active_until)))
+    return z
+
+
+def _client_call(args, stubs):
+    """Build the request of ``args.rpc`` and call it; returns a message or an iterator."""
+    from server.convert import timestamp
+    from skytwin.v1 import airspace_pb2 as apb
+    from skytwin.v1 import changes_pb2 as cpb
+    from skytwin.v1 import flights_pb2 as fpb
+    from skytwin.v1 import zones_pb2 as zpb
+    a, z, f, c = stubs
+    cmd = args.rpc
+    if cmd == "info":
+        return a.GetTwinInfo(apb.GetTwinInfoRequest())
+    if cmd == "encode":
+        (lon, lat), _ = _lonlat_alt(args.at, "at")
+        return a.EncodeGridCode(apb.EncodeGridCodeRequest(
+            position=apb.LonLat(lon_deg=lon, lat_deg=lat),
+            altitude=_client_alt(args.alt, "AMSL"), resolution=args.res or 0,
+            layer_m=args.layer or 0.0))
+    if cmd == "decode":
+        return a.DecodeGridCode(apb.DecodeGridCodeRequest(code=args.code))
+    if cmd == "blocked":
+        lo, hi = (float(v) for v in args.band.split(","))
+        req = apb.QueryBlockedCodesRequest(box=_client_box(args.box), z_lo_amsl_m=lo,
+                                           z_hi_amsl_m=hi, clearance_m=args.clearance)
+        if args.time:
+            req.time.CopyFrom(timestamp(_parse_time(args.time)))
+        return a.QueryBlockedCodes(req)
+    if cmd == "plan":
+        return f.PlanRoute(fpb.PlanRouteRequest(route=_client_route(args)))
+    if cmd == "submit":
+        return f.SubmitFlight(fpb.SubmitFlightRequest(request_id=args.request_id,
+                                                      route=_client_route(args)))
+    if cmd == "batch":
+        routes = [_client_route(args, *p.split("/")) for p in args.pair]
+        return f.SubmitBatch(fpb.SubmitBatchRequest(request_id=args.request_id,
+                                                    routes=routes))
+    if cmd == "get":
+        return f.GetFlight(fpb.GetFlightRequest(flight_id=args.flight_id))
+    if cmd == "list":
+        st = {"accepted": fpb.FLIGHT_STATUS_ACCEPTED, "cancelled": fpb.FLIGHT_STATUS_CANCELLED,
+              None: fpb.FLIGHT_STATUS_UNSPECIFIED}[args.status]
+        return f.ListFlights(fpb.ListFlightsRequest(
+            operator_id=args.operator or "", status=st, page_size=args.page_size,
+            page_token=args.page_token or ""))
+    if cmd == "cancel":
+        return f.CancelFlight(fpb.CancelFlightRequest(flight_id=args.flight_id))
+    if cmd == "watch":
+        req = cpb.WatchRequest(since_sequence=args.since)
+        if args.box:
+            req.region.CopyFrom(_client_box(args.box))
+        return c.Watch(req, timeout=args.timeout)
+    zc = args.zone_command
+    if zc == "add":
+        return z.CreateZone(zpb.CreateZoneRequest(zone=_client_zone(args)))
+    if zc == "update":
+        return z.UpdateZone(zpb.UpdateZoneRequest(zone=_client_zone(args)))
+    if zc == "list":
+        return z.ListZones(zpb.ListZonesRequest())
+    if zc == "get":
+        return z.GetZone(zpb.GetZoneRequest(zone_id=args.zone_id))
+    if zc == "delete":
+        return z.DeleteZone(zpb.DeleteZoneRequest(zone_id=args.zone_id))
+    if zc == "query":
+        req = zpb.QueryZonesRequest(box=_client_box(args.box))
+        if args.band:
+            req.z_lo_amsl_m, req.z_hi_amsl_m = (float(v) for v in args.band.split(","))
+            req.has_band = True
+        if args.start:
+            req.start_time.CopyFrom(timestamp(_parse_time(args.start)))
+        if args.end:
+            req.end_time.CopyFrom(timestamp(_parse_time(args.end)))
+        return z.QueryZones(req)
+    if zc == "import":
+        return z.ImportEd269(zpb.ImportEd269Request(ed269_json=Path(args.file).read_text(),
+                                                    replace_existing=args.replace))
+    if zc == "export":
+        return z.ExportEd269(zpb.ExportEd269Request(country=args.country or ""))
+    raise ValueError(f"unknown client command {cmd!r}")
+
+
+def _cmd_client(args) -> int:
+    """Call one RPC and print the response as JSON (streams: one JSON object a line)."""
+    import os
+
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from skytwin.v1 import (
+        airspace_pb2_grpc,
+        changes_pb2_grpc,
+        flights_pb2_grpc,
+        zones_pb2_grpc,
+    )
+    token = args.token or os.environ.get("SKYTWIN_TOKEN")
+    if args.ca:
+        creds = grpc.ssl_channel_credentials(Path(args.ca).read_bytes())
+        channel = grpc.secure_channel(args.target, creds)
+    else:
+        channel = grpc.insecure_channel(args.target)
+    md = (("authorization", f"Bearer {token}"),) if token else ()
+
+    class _WithMd:
+        def __init__(self, stub):
+            self.stub = stub
+
+        def __getattr__(self, name):
+            fn = getattr(self.stub, name)
+            return lambda req, **kw: fn(req, metadata=md, **kw)
+
+    stubs = [_WithMd(m(channel)) for m in (
+        airspace_pb2_grpc.AirspaceServiceStub, zones_pb2_grpc.ZoneServiceStub,
+        flights_pb2_grpc.FlightServiceStub, changes_pb2_grpc.ChangeServiceStub)]
+    dump = functools.partial(MessageToDict, preserving_proto_field_name=True,
+                             always_print_fields_with_no_presence=True)
+    try:
+        out = _client_call(args, stubs)
+        if args.rpc == "watch":
+            n = 0
+            try:
+                for ch in out:
+                    print(json.dumps(dump(ch)), flush=True)
+                    n += 1
+                    if args.count and n >= args.count:
+                        out.cancel()
+                        break
+            except grpc.RpcError as exc:
+                if exc.code() not in (grpc.StatusCode.CANCELLED,
+                                      grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise
+            return 0
+        if args.rpc == "zones" and args.zone_command == "export" and args.out:
+            Path(args.out).write_text(out.ed269_json)
+            print(json.dumps({"written": str(args.out)}))
+            return 0
+        print(json.dumps(dump(out), indent=1))
+        return 0
+    except grpc.RpcError as exc:
+        print(json.dumps({"error": exc.details(), "code": exc.code().name}))
+        return 2
+    except (OSError, ValueError) as exc:
+        print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
+        return 2
+    finally:
+        channel.close()
+
+
+def _add_server_parsers(sub) -> None:
+    """``serve`` and ``client ...`` (the gRPC service and its shell client)."""
+    from server.auth import DEV_TOKENS
+    s = sub.add_parser("serve", help="run the gRPC service (bundled city by default)")
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--city", type=Path, default=DEFAULT_CITY, help="city model")
+    src.add_argument("--twin", type=Path, default=None, help="a saved twin (.npz)")
+    s.add_argument("--port", type=int, default=50051, help="port (0: any free port)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind")
+    s.add_argument("--db", type=Path, default=Path("skytwin.db"), help="SQLite store")
+    s.add_argument("--auth", type=Path, default=DEV_TOKENS, help="TOML token file "
+                   "(default: the development tokens; never in production)")
+    s.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain")
+    s.add_argument("--tls-key", type=Path, default=None, help="PEM private key")
+    s.add_argument("--workers", type=int, default=4, help="planning threads")
+    s.set_defaults(func=_cmd_serve)
+
+    c = sub.add_parser("client", help="call the gRPC service (JSON output)")
+    c.add_argument("--target", default="127.0.0.1:50051", help="HOST:PORT")
+    c.add_argument("--token", default=None, help="bearer token (or $SKYTWIN_TOKEN)")
+    c.add_argument("--ca", default=None, help="CA certificate (PEM) for TLS")
+    cs = c.add_subparsers(dest="rpc", required=True)
+    cs.add_parser("info", help="GetTwinInfo")
+    e = cs.add_parser("encode", help="EncodeGridCode")
+    e.add_argument("--at", required=True, metavar="LON,LAT")
+    e.add_argument("--alt", required=True, metavar="M[:AMSL|AGL]")
+    e.add_argument("--res", type=int, default=0)
+    e.add_argument("--layer", type=float, default=0.0)
+    d = cs.add_parser("decode", help="DecodeGridCode")
+    d.add_argument("code")
+    b = cs.add_parser("blocked", help="QueryBlockedCodes")
+    b.add_argument("--box", required=True, metavar="MINLON,MINLAT,MAXLON,MAXLAT")
+    b.add_argument("--band", required=True, metavar="LO,HI", help="[m AMSL]")
+    b.add_argument("--time", default=None)
+    b.add_argument("--clearance", type=float, default=0.0)
+    for name, hlp in (("plan", "PlanRoute (preview)"), ("submit", "SubmitFlight"),
+                      ("batch", "SubmitBatch")):
+        p = cs.add_parser(name, help=hlp)
+        if name == "batch":
+            p.add_argument("--pair", action="append", required=True,
+                           metavar="LON,LAT/LON,LAT", help="one route (repeat)")
+        else:
+            p.add_argument("--from", dest="from_", required=True, metavar="LON,LAT[,ALT]")
+            p.add_argument("--to", required=True, metavar="LON,LAT[,ALT]")
+        p.add_argument("--depart", default=None, help="Unix seconds or ISO 8601")
+        if name != "plan":
+            p.add_argument("--request-id", required=True, help="idempotency key")
+            p.add_argument("--max-delay", type=float, default=None, help="[s]")
+            p.add_argument("--priority", type=float, default=None)
+    g = cs.add_parser("get", help="GetFlight")
+    g.add_argument("flight_id")
+    li = cs.add_parser("list", help="ListFlights")
+    li.add_argument("--operator", default=None, help="regulators only")
+    li.add_argument("--status", choices=("accepted", "cancelled"), default=None)
+    li.add_argument("--page-size", type=int, default=100)
+    li.add_argument("--page-token", default=None)
+    ca = cs.add_parser("cancel", help="CancelFlight")
+    ca.add_argument("flight_id")
+    w = cs.add_parser("watch", help="ChangeService.Watch (one JSON object a line)")
+    w.add_argument("--box", default=None, metavar="MINLON,MINLAT,MAXLON,MAXLAT")
+    w.add_argument("--since", type=int, default=0, help="replay after this sequence")
+    w.add_argument("--count", type=int, default=0, help="stop after N messages")
+    w.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
+    zo = cs.add_parser("zones", help="ZoneService")
+    zs = zo.add_subparsers(dest="zone_command", required=True)
+    for name in ("add", "update"):
+        za = zs.add_parser(name, help="CreateZone" if name == "add" else "UpdateZone")
+        za.add_argument("--id", required=True)
+        za.add_argument("--circle", default=None, metavar="LON,LAT,RADIUS_M")
+        za.add_argument("--polygon", default=None, metavar="'LON,LAT;LON,LAT;...'")
+        za.add_argument("--lower", default="0:AGL", metavar="M[:AGL|AMSL]")
+        za.add_argument("--upper", default="120:AGL", metavar="M[:AGL|AMSL]")
+        za.add_argument("--active-from", default=None)
+        za.add_argument("--active-until", default=None)
+        za.add_argument("--name", default=None)
+        za.add_argument("--reason", default=None)
+        za.add_argument("--authority", default=None)
+    zs.add_parser("list", help="ListZones")
+    for name in ("get", "delete"):
+        zg = zs.add_parser(name, help=f"{name.capitalize()}Zone")
+        zg.add_argument("zone_id")
+    zq = zs.add_parser("query", help="QueryZones")
+    zq.add_argument("--box", required=True, metavar="MINLON,MINLAT,MAXLON,MAXLAT")
+    zq.add_argument("--band", default=None, metavar="LO,HI", help="[m AMSL]")
+    zq.add_argument("--start", default=None)
+    zq.add_argument("--end", default=None)
+    zi = zs.add_parser("import", help="ImportEd269")
+    zi.add_argument("file")
+    zi.add_argument("--replace", action="store_true")
+    zx = zs.add_parser("export", help="ExportEd269")
+    zx.add_argument("--country", default=None)
+    zx.add_argument("--out", default=None, help="write the JSON here")
+    c.set_defaults(func=_cmd_client)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="skytwin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -296,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="build the bundled city's twin and plan a route")
     d.add_argument("--out", default="skytwin-demo", help="output folder")
     d.set_defaults(func=_cmd_demo)
+    _add_server_parsers(sub)
     return p
 
 
