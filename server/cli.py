@@ -89,7 +89,9 @@ def _print_summary(summary: dict, as_json: bool) -> None:
           f"{g['dx_m']} m horizontal, {g['dz_m']} m layers")
     print(f"clearance        {summary.get('clearance_m')} m")
     print(f"blocked fraction {summary['blocked_fraction']:.4f}")
-    print(f"build time       {summary['build_s']:.2f} s")
+    if "read_s" in summary:
+        print(f"read time        {summary['read_s']:.2f} s")
+    print(f"build time       {summary['build_s']:.2f} s (rasterization, ground, indexes)")
     print(f"peak memory      {summary['peak_mem_mb']:.0f} MB")
 
 
@@ -100,7 +102,9 @@ def _cmd_twin_build(args) -> int:
 
     try:
         paths = [str(p) for p in args.path] if len(args.path) > 1 else str(args.path[0])
+        t_read = time.perf_counter()
         result = load_city(paths, crs=args.crs)
+        read_s = time.perf_counter() - t_read
         twin = build_twin(result, resolution_m=args.resolution, layer_m=args.layer,
                           clearance_m=args.clearance,
                           progress=_Progress("rasterizing", not args.quiet))
@@ -109,6 +113,7 @@ def _cmd_twin_build(args) -> int:
     if args.out:
         twin.save(args.out)
     summary = _full_summary(twin)
+    summary["read_s"] = read_s
     if args.out:
         summary["saved_to"] = str(args.out)
     _print_summary(summary, args.json)

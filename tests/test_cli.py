@@ -1,0 +1,90 @@
+"""The ``skytwin`` command line, run as a person would (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from airspace.twin import Twin
+
+from tests.conftest import FIXTURES
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_twin_build_json_save_and_info(tmp_path):
+    out = tmp_path / "hel.npz"
+    r = _run(
+        "twin",
+        "build",
+        str(FIXTURES / "city" / "helsinki_centre.geojson"),
+        "--json",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert {
+        "buildings",
+        "skipped",
+        "bounds_wgs84",
+        "grid",
+        "blocked_fraction",
+        "build_s",
+        "peak_mem_mb",
+    } <= set(s)
+    assert s["buildings"] == 571 and s["skipped"] == len(s["skipped_objects"]) == 1
+    assert s["skipped_objects"][0]["reason"]  # every skipped object says why
+    assert 0.0 < s["blocked_fraction"] < 1.0
+    lon0, lat0, lon1, lat1 = s["bounds_wgs84"]
+    assert 24.93 < lon0 < lon1 < 24.96 and 60.16 < lat0 < lat1 < 60.18
+    # progress went to stderr, not into the JSON
+    assert "rasterizing" in r.stderr
+    info = _run("twin", "info", str(out), "--json")
+    assert info.returncode == 0, info.stderr
+    si = json.loads(info.stdout)
+    for key in ("buildings", "bounds_wgs84", "grid", "blocked_fraction"):
+        assert si[key] == s[key]
+    twin = Twin.load(out)
+    again = Twin.load(out)
+    assert np.array_equal(twin.clear_top_m, again.clear_top_m)
+
+
+def test_twin_build_human_summary_lists_skip_reasons():
+    r = _run("twin", "build", "--quiet")
+    assert r.returncode == 0, r.stderr
+    for word in (
+        "buildings",
+        "skipped",
+        "bounds (WGS84)",
+        "grid",
+        "blocked fraction",
+        "build time",
+        "peak memory",
+        "min_height",
+    ):
+        assert word in r.stdout
+
+
+def test_bad_inputs_exit_2_with_a_clear_message(tmp_path):
+    bad = tmp_path / "broken.city.json"
+    bad.write_text('{"type": "CityJSON", "version": "2.0", "CityObj')
+    r = _run("twin", "build", str(bad), "--json")
+    assert r.returncode == 2
+    err = json.loads(r.stdout)
+    assert "broken.city.json" in err["error"]
+    r = _run("twin", "info", str(tmp_path / "missing.npz"))
+    assert r.returncode == 2 and "missing.npz" in r.stderr
+    r = _run("route", "--from", "24.94", "--to", "24.95,60.17", "--json")
+    assert r.returncode == 2 and "LON,LAT" in json.loads(r.stdout)["error"]
