@@ -6,7 +6,8 @@ Two flights are in *loss of separation* at a moment when, at that same moment, t
 closer than BOTH the horizontal minimum ``H`` (distance in the x-y plane) and the vertical
 minimum ``V`` (difference of z), strictly. A *conflict* is a loss of separation lasting a
 positive time (touching the minima exactly, e.g. parallel tracks exactly ``H`` apart, is
-not a conflict).
+not a conflict; the minima are applied with a relative tolerance ``SEPARATION_RTOL`` of
+1e-7 so that such touching cases stay out despite rounding).
 
 Timing uncertainty (``time_buffer_s = b``): a drone may run early or late. Flights A and B
 conflict under buffer ``b`` when there is a relative timing error ``tau`` in ``[-b, +b]``
@@ -60,6 +61,7 @@ from airspace.errors import AirspaceError
 from planner.trajectory import Trajectory
 
 __all__ = [
+    "SEPARATION_RTOL",
     "Conflict",
     "ConflictInputError",
     "Separation",
@@ -69,6 +71,12 @@ __all__ = [
     "pack_segments",
     "shift_intervals",
 ]
+
+
+SEPARATION_RTOL = 1e-7
+"""The minima are tested as ``H (1 - 1e-7)`` and ``V (1 - 1e-7)`` (micrometres): flights
+exactly at a minimum (adjacent layers, a descent starting exactly V below a cruise) touch
+the boundary of the conflict region, and the shrink keeps rounding from reporting them."""
 
 
 class ConflictInputError(AirspaceError, ValueError):
@@ -648,8 +656,9 @@ def shift_intervals(segs: SegmentTable, pi: np.ndarray, pj: np.ndarray,
     hi = np.empty(k)
     ok = np.empty(k, np.bool_)
     if k:
-        _intervals(segs.p0, segs.p1, segs.t0, segs.t1, pi, pj, float(sep.horizontal_m),
-                   float(sep.vertical_m), lo, hi, ok)
+        _intervals(segs.p0, segs.p1, segs.t0, segs.t1, pi, pj,
+                   float(sep.horizontal_m) * (1.0 - SEPARATION_RTOL),
+                   float(sep.vertical_m) * (1.0 - SEPARATION_RTOL), lo, hi, ok)
     return lo, hi, ok
 
 

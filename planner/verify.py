@@ -34,6 +34,8 @@ from scipy.spatial import cKDTree
 
 __all__ = ["Report", "ResidualConflict", "verify"]
 
+RTOL = 1e-7  # minima shrunk by this relative amount: touching them is no conflict
+
 
 @dataclass(frozen=True)
 class ResidualConflict:
@@ -278,7 +280,8 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
     for s in range(0, pk.size, chunk):
         sl = slice(s, s + chunk)
         h_, l_, u_ = _segment_pairs_exact({k: v[sl] for k, v in sa.items()},
-                                          {k: v[sl] for k, v in sb.items()}, h_m, v_m, b)
+                                          {k: v[sl] for k, v in sb.items()},
+                                          h_m * (1 - RTOL), v_m * (1 - RTOL), b)
         hit[sl], lo[sl], hi[sl] = h_, l_, u_
     for k in np.unique(pk[hit]).tolist():
         m = hit & (pk == k)

@@ -96,8 +96,12 @@ def shift_interval(a, b, h_m, v_m):
     return (lo, hi) if hi - lo > 1e-9 else None
 
 
+RTOL = 1e-7  # the detector's SEPARATION_RTOL, restated
+
+
 def detect_pairs(trajectories, h_m, v_m, buffer_s):
     """Set of (id_a, id_b) (input order) that conflict, by brute force."""
+    h_m, v_m = h_m * (1 - RTOL), v_m * (1 - RTOL)
     out = set()
     trs = list(trajectories)
     for ia, ib in itertools.combinations(range(len(trs)), 2):
