@@ -1,10 +1,11 @@
 """Subprocess for the crash test of the store (tests/test_store.py, SIGKILL).
 
-    python tests/store_crash_worker.py DB RUN [N_MAX]
+    python tests/store_crash_worker.py DB RUN [N_MAX [THREADS]]
 
 Opens the store at ``DB`` and books flights ``make_record(RUN, i)`` for
-``i = 0, 1, ...`` until ``N_MAX`` (default: forever), mixing single adds, small
-batches, cancellations and zone writes. Each line is printed (and flushed) only AFTER
+``i = 0, 1, ...`` until ``N_MAX`` (default or 0: forever), from ``THREADS`` threads
+(default 1; thread ``k`` books ``i = k, k + THREADS, ...``, so concurrent writes are
+group-committed), mixing single adds, small batches, cancellations and zone writes. Each line is printed (and flushed) only AFTER
 the call that it acknowledges returned, exactly as the service acknowledges a booking
 only after the store returned:
 
@@ -20,6 +21,7 @@ parent can rebuild what each stored row must equal.
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -101,35 +103,59 @@ def make_zone(run: int, k: int) -> Zone:
     )
 
 
-def main(argv: list[str]) -> int:
-    db, run = argv[0], int(argv[1])
-    n_max = int(argv[2]) if len(argv) > 2 else None
-    out = sys.stdout
-    rng = np.random.default_rng([run, 99])
-    store = Store(db)
-    i = 0
+def _book(store, run, k, n_threads, n_max, out, lock):
+    """Thread ``k`` of ``n_threads``: books indices ``k, k + n_threads, ...``."""
+    rng = np.random.default_rng([run, 99, k])
+    mine: list[int] = []  # indices this thread has booked
+
+    def ack(line):
+        with lock:
+            out.write(line)
+            out.flush()
+
+    i = k
     while n_max is None or i < n_max:
         u = rng.random()
         if u < 0.15:  # a batch of 2-5
-            k = int(rng.integers(2, 6))
-            got = store.add_flights([make_record(run, i + j) for j in range(k)])
-            for j, rec in enumerate(got):
-                out.write(f"A {i + j} {rec.flight_id}\n")
-            i += k
+            idx = [i + j * n_threads for j in range(int(rng.integers(2, 6)))]
+            got = store.add_flights([make_record(run, x) for x in idx])
+            ack(
+                "".join(f"A {x} {r.flight_id}\n" for x, r in zip(idx, got, strict=True))
+            )
         else:
+            idx = [i]
             rec = store.add_flight(make_record(run, i))
-            out.write(f"A {i} {rec.flight_id}\n")
-            i += 1
-        if u > 0.9 and i > 1:  # cancel an earlier flight of this run
-            fid = flight_id(run, int(rng.integers(0, i)))
+            ack(f"A {i} {rec.flight_id}\n")
+        mine += idx
+        i = idx[-1] + n_threads
+        if u > 0.9:  # cancel an earlier flight of this thread
+            fid = flight_id(run, mine[int(rng.integers(0, len(mine)))])
             now_s = T0_S + 10_000.0 + i
             store.cancel_flight(fid, now_s)
-            out.write(f"C {fid} {now_s!r}\n")
+            ack(f"C {fid} {now_s!r}\n")
         if u < 0.02:
             z = make_zone(run, i)
             store.put_zone(z, "regulator", T0_S + i)
-            out.write(f"Z {z.id}\n")
-        out.flush()
+            ack(f"Z {z.id}\n")
+
+
+def main(argv: list[str]) -> int:
+    """``DB RUN [N_MAX [THREADS]]``; ``N_MAX`` 0 = forever; ``THREADS`` default 1."""
+    db, run = argv[0], int(argv[1])
+    n_max = int(argv[2]) if len(argv) > 2 and int(argv[2]) > 0 else None
+    n_threads = int(argv[3]) if len(argv) > 3 else 1
+    store = Store(db)
+    lock = threading.Lock()
+    threads = [
+        threading.Thread(
+            target=_book, args=(store, run, k, n_threads, n_max, sys.stdout, lock)
+        )
+        for k in range(n_threads)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     store.close()
     return 0
 

@@ -585,10 +585,10 @@ def test_damaged_row_is_detected_not_returned(store, db):
 
 
 # -------------------------------------------------------------------------- SIGKILL
-def _spawn(db, run):
+def _spawn(db, run, n_threads):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, str(WORKER), str(db), str(run)],
+        [sys.executable, str(WORKER), str(db), str(run), "0", str(n_threads)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -611,10 +611,9 @@ def _ack(line, run, acked, cancels, zones):
 def test_sigkill_loses_no_acknowledged_write(db):
     rng = np.random.default_rng(20261122)
     acked, cancels, zones = {}, {}, set()
-    runs = (1, 2, 3)
-    for run in runs:
+    for run, n_threads in ((1, 1), (2, 4), (3, 1), (4, 8)):
         kill_after = int(rng.integers(200, 450))
-        proc = _spawn(db, run)
+        proc = _spawn(db, run, n_threads)
         try:
             n_acks = 0
             while n_acks < kill_after:
@@ -669,4 +668,4 @@ def test_sigkill_loses_no_acknowledged_write(db):
                 f for f, r in stored.items() if r.status == "cancelled"
             }
             assert {e["id"] for e in ev if e["kind"] == "zone_put"} == set(stored_zones)
-    assert len(acked) >= 600
+    assert len(acked) >= 800
