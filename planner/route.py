@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 from shapely.geometry import Point
 
 from airspace.errors import AirspaceError, OutsideTwinError
@@ -89,6 +90,13 @@ class RouteRequest:
     start_alt_amsl_m, goal_alt_amsl_m : float or None
         Height of the take-off / landing pad [m AMSL] (e.g. a rooftop pad); default
         the ground under the point.
+    climb_factor : float
+        Search cost multiplier on the vertical part of a move (>= 1: climbing and
+        descending cost more than flying level, e.g. for energy).
+    proximity_cost_m : float
+        Extra search cost [m] for entering a cell next to a blocked one (keeps routes
+        away from buildings and zones when a detour is cheap). Both only shape the voxel
+        search; smoothing then shortens the path under the same hard clearance.
     """
 
     start_lonlat: tuple[float, float]
@@ -100,6 +108,16 @@ class RouteRequest:
     flight_id: str = "route"
     start_alt_amsl_m: float | None = None
     goal_alt_amsl_m: float | None = None
+    climb_factor: float = 1.0
+    proximity_cost_m: float = 0.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.climb_factor) and self.climb_factor >= 1.0):
+            raise PlanError(f"climb_factor must be >= 1 (1 = no climb penalty), got "
+                            f"{self.climb_factor}", code="invalid")
+        if not (math.isfinite(self.proximity_cost_m) and self.proximity_cost_m >= 0.0):
+            raise PlanError(f"proximity_cost_m must be >= 0, got {self.proximity_cost_m}",
+                            code="invalid")
 
 
 @dataclass
@@ -348,8 +366,14 @@ class Planner:
         if self._workspace is None or not self._workspace_fits(blocked.shape):
             self._workspace = search.SearchWorkspace(blocked.shape)
         t_s = time.perf_counter()
+        extra = None
+        if req.proximity_cost_m > 0:
+            # cells next to a blocked cell (buildings' protected volume, limits, zones)
+            near = ndimage.binary_dilation(blocked > 0, structure=np.ones((3, 3, 3), bool))
+            extra = np.where(near & (blocked == 0), req.proximity_cost_m, 0.0)
         vp = search.find_path(blocked, si, gi, rule="strict", workspace=self._workspace,
-                              cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m))
+                              cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m),
+                              vertical_factor=req.climb_factor, voxel_cost=extra)
         return wgrid, vp, 1e3 * (time.perf_counter() - t_s)
 
     def _window_voxels(self, win, level) -> float:

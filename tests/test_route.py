@@ -280,3 +280,21 @@ def test_shortcut_segments_are_straight_lines_not_voxel_steps(helsinki):
     assert len(r.xyz_m) < 0.5 * r.voxel_length_m / helsinki.grid.dx_m
     line = LineString(r.xyz_m[:, :2])
     assert line.length >= 0
+
+
+def test_climb_and_proximity_penalties_shape_the_search(helsinki):
+    s, g, base = _open_pair(helsinki, seed=17, min_dist_m=500.0)
+    planner = Planner(helsinki)
+    climb = planner.plan(RouteRequest(s, g, climb_factor=5.0))
+    near = planner.plan(RouteRequest(s, g, proximity_cost_m=20.0))
+    validator = RouteValidator(helsinki.buildings, helsinki.clearance_m)
+    for r in (climb, near):
+        assert validator.check(r.xyz_m, r.trajectory.t_s, r_speeds()).ok
+    # the options reach the search: a 20 m proximity cost changes the explored set
+    assert near.expansions != base.expansions or np.array_equal(near.xyz_m, base.xyz_m)
+    with pytest.raises(PlanError, match="climb_factor"):
+        RouteRequest(s, g, climb_factor=0.5)
+
+
+def r_speeds():
+    return RouteRequest((0, 0), (0, 0)).speeds
