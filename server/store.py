@@ -580,6 +580,8 @@ class Store:
     ------
     StoreVersionError
         The file was written by a newer schema version, or is not a SkyTwin store.
+    StoreError
+        The directory does not exist or the file cannot be opened.
 
     Examples
     --------
@@ -593,6 +595,10 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise StoreError(
+                f"store {self.path}: directory {self.path.parent} does not exist"
+            )
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
@@ -637,7 +643,9 @@ class Store:
                     )
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA foreign_keys = ON")
-            except sqlite3.DatabaseError as exc:
+            except sqlite3.OperationalError as exc:  # permissions, locks, I/O
+                raise StoreError(f"store {self.path}: cannot open: {exc}") from exc
+            except sqlite3.DatabaseError as exc:  # "file is not a database"
                 raise StoreVersionError(
                     f"store {self.path}: cannot open as SQLite: {exc}"
                 ) from exc

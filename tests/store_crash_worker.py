@@ -5,9 +5,9 @@
 Opens the store at ``DB`` and books flights ``make_record(RUN, i)`` for
 ``i = 0, 1, ...`` until ``N_MAX`` (default or 0: forever), from ``THREADS`` threads
 (default 1; thread ``k`` books ``i = k, k + THREADS, ...``, so concurrent writes are
-group-committed), mixing single adds, small batches, cancellations and zone writes. Each line is printed (and flushed) only AFTER
-the call that it acknowledges returned, exactly as the service acknowledges a booking
-only after the store returned:
+group-committed), mixing single adds, small batches, cancellations and zone writes.
+Each line is printed (and flushed) only AFTER the call that it acknowledges returned,
+exactly as the service acknowledges a booking only after the store returned:
 
     A <i> <flight_id>         flight i is stored (single add or one of a batch)
     C <flight_id> <now_s>     that flight is cancelled

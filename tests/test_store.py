@@ -27,6 +27,7 @@ from server.store import (
     StoreClosedError,
     StoreConflictError,
     StoreCorruptError,
+    StoreError,
     StoreNotFoundError,
     StoreVersionError,
     new_flight_id,
@@ -513,6 +514,11 @@ def test_close_and_pragmas(db):
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    s.add_flight(_rec(0))  # the writer thread's connection has the same pragmas
+    assert len(s._conns) == 2
+    for c in s._conns:
+        assert c.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
     s.close()  # idempotent
     with pytest.raises(StoreClosedError, match="is closed"):
@@ -558,6 +564,11 @@ def test_foreign_files_are_refused(tmp_path):
     with sqlite3.connect(tmp_path / "ok.db") as c:
         assert c.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     c.close()
+
+
+def test_missing_directory_is_named(tmp_path):
+    with pytest.raises(StoreError, match=r"directory .*nowhere does not exist"):
+        Store(tmp_path / "nowhere" / "sky.db")
 
 
 def test_damaged_row_is_detected_not_returned(store, db):
