@@ -1,0 +1,122 @@
+"""The service core without a transport: booking lock, safety net, restart, auth file."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from airspace.errors import MalformedInputError
+from airspace.zones import Altitude, Circle, Zone
+from planner.route import RouteRequest
+from server.auth import Authenticator, load_tokens
+from server.service import (
+    BookingRejectedError,
+    Caller,
+    ServiceCore,
+    UnauthenticatedError,
+    WrongRoleError,
+)
+from server.store import Store
+from tests.grpc_fixtures import helsinki_twin
+
+FROM = (24.94030, 60.17150)
+TO = (24.95240, 60.16760)
+MID = (24.94638, 60.16891)
+T0 = float(int(time.time()) + 7200)
+OP = Caller("a", "operator", "op-a")
+REGULATOR = Caller("r", "regulator")
+META = {"priority": 1.0, "max_delay_s": 600.0, "speeds": {}}
+
+
+@pytest.fixture
+def core(tmp_path):
+    twin, ref = helsinki_twin()
+    c = ServiceCore(twin, Store(tmp_path / "s.db"), twin_ref=ref)
+    yield c
+    c.close()
+
+
+def test_concurrent_submits_never_share_a_slot(core):
+    from planner.verify import verify
+    req = RouteRequest(FROM, TO, depart_s=T0)
+    with ThreadPoolExecutor(4) as ex:
+        futs = [ex.submit(core.submit_flight, OP, f"c-{n}", req, META) for n in range(6)]
+        recs = [f.result()[0] for f in futs]
+    starts = sorted(r.trajectory.t_start_s for r in recs)
+    assert len(set(starts)) == 6 and starts[0] == T0
+    assert verify([r.trajectory for r in recs]).ok
+    assert len(core.index) == core.store.count_flights() == 6
+
+
+def test_nothing_failing_the_final_checks_is_accepted(core, monkeypatch):
+    """A route planned without a zone that now exists is refused by the validator."""
+    route = core.plan(RouteRequest(FROM, TO, depart_s=T0))
+    zone = Zone(id="Z-MID", circle=Circle(*MID, 40.0), lower=Altitude(0, "AGL"),
+                upper=Altitude(200, "AGL"))
+    _, affected = core.create_zone(REGULATOR, zone)
+    assert affected == []
+    monkeypatch.setattr(core, "plan", lambda req: route)   # a stale / buggy planner
+    with pytest.raises(BookingRejectedError, match="no-fly volume Z-MID"):
+        core.submit_flight(OP, "stale", RouteRequest(FROM, TO, depart_s=T0), META)
+    assert core.store.count_flights() == 0 and len(core.index) == 0
+    assert [c.kind for c in core._changes] == ["zone_added"]
+
+
+def test_zone_reports_affected_flights_without_cancelling(core):
+    rec, _ = core.submit_flight(OP, "z-1", RouteRequest(FROM, TO, depart_s=T0), META)
+    zone = Zone(id="Z-MID", circle=Circle(*MID, 40.0), lower=Altitude(0, "AGL"),
+                upper=Altitude(200, "AGL"))
+    _, affected = core.create_zone(REGULATOR, zone)
+    assert affected == [rec.flight_id]
+    assert core.get_flight(OP, rec.flight_id).status == "accepted"
+    later = Zone(id="Z-LATER", circle=Circle(*MID, 40.0), lower=Altitude(0, "AGL"),
+                 upper=Altitude(200, "AGL"), window=(T0 + 86_400, None))
+    assert core.create_zone(REGULATOR, later)[1] == []        # not active then
+    with pytest.raises(WrongRoleError, match="only regulators may delete zones"):
+        core.delete_zone(OP, "Z-MID")
+
+
+def test_restart_rebuilds_index_and_zones(tmp_path):
+    twin, ref = helsinki_twin()
+    c = ServiceCore(twin, Store(tmp_path / "s.db"), twin_ref=ref)
+    rec, _ = c.submit_flight(OP, "r-1", RouteRequest(FROM, TO, depart_s=T0), META)
+    c.create_zone(REGULATOR, Zone(id="Z", circle=Circle(24.937, 60.176, 20.0),
+                                  lower=Altitude(0, "AGL"), upper=Altitude(90, "AGL")))
+    c.close()
+    c2 = ServiceCore(twin, Store(tmp_path / "s.db"), twin_ref=ref)
+    try:
+        assert rec.flight_id in c2.index and "Z" in c2.zones
+        rec2, replayed = c2.submit_flight(Caller("b", "operator", "op-b"), "r-1",
+                                          RouteRequest(FROM, TO, depart_s=T0), META)
+        assert not replayed and rec2.trajectory.t_start_s > T0   # delayed, not on top
+    finally:
+        c2.close()
+
+
+def test_token_file_errors_and_bearer_parsing(tmp_path):
+    p = tmp_path / "t.toml"
+    p.write_text('[[token]]\ntoken = "abcdefgh12"\nrole = "pilot"\n')
+    with pytest.raises(MalformedInputError, match=r"token\[0\].*role must be"):
+        load_tokens(p)
+    p.write_text('[[token]]\ntoken = "abcdefgh12"\nrole = "operator"\n')
+    with pytest.raises(MalformedInputError, match="needs operator_id"):
+        load_tokens(p)
+    p.write_text('[[token]]\ntoken = "abcdefgh12"\nrole = "operator"\noperator_id = "x"\n')
+    auth = Authenticator(load_tokens(p))
+    assert auth.caller([("authorization", "Bearer abcdefgh12")]).operator_id == "x"
+    with pytest.raises(UnauthenticatedError, match="unknown"):
+        auth.caller([("authorization", "Bearer abcdefgh13")])
+    with pytest.raises(UnauthenticatedError, match="missing"):
+        auth.caller([])
+    with pytest.raises(MalformedInputError, match="not found"):
+        load_tokens(tmp_path / "none.toml")
+
+
+def test_dev_tokens_file_says_not_for_production():
+    from server.auth import DEV_TOKENS
+    text = DEV_TOKENS.read_text()
+    assert "NEVER use" in text and "production" in text
+    roles = {c.role for c in load_tokens(DEV_TOKENS).values()}
+    assert roles == {"operator", "regulator"}
