@@ -40,9 +40,22 @@ from grpc_reflection.v1alpha import reflection
 from server.auth import DEV_TOKENS, Authenticator, AuthInterceptor, server_credentials
 from server.errors import ErrorInterceptor
 from server.service import ServiceCore, ServiceLimits, default_city
-from server.services import AirspaceServicer, ChangeServicer, FlightServicer, ZoneServicer
-from skytwin.v1 import airspace_pb2, changes_pb2, flights_pb2, zones_pb2
-from skytwin.v1 import airspace_pb2_grpc, changes_pb2_grpc, flights_pb2_grpc, zones_pb2_grpc
+from server.services import (
+    AirspaceServicer,
+    ChangeServicer,
+    FlightServicer,
+    ZoneServicer,
+)
+from skytwin.v1 import (
+    airspace_pb2,
+    airspace_pb2_grpc,
+    changes_pb2,
+    changes_pb2_grpc,
+    flights_pb2,
+    flights_pb2_grpc,
+    zones_pb2,
+    zones_pb2_grpc,
+)
 
 __all__ = ["SERVICE_NAMES", "ServerConfig", "build_server", "load_twin", "serve"]
 

@@ -105,8 +105,8 @@ def wrap_handler(handler, method: str, around):
     """
     if handler is None:
         return None
-    kw = dict(request_deserializer=handler.request_deserializer,
-              response_serializer=handler.response_serializer)
+    kw = {"request_deserializer": handler.request_deserializer,
+          "response_serializer": handler.response_serializer}
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(around(handler.unary_unary, method), **kw)
     if handler.unary_stream:

@@ -17,7 +17,6 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.grpc_fixtures import OP_A, OP_B, REG, helsinki_twin, md, start_server
 from server.convert import seconds, timestamp
 from skytwin.v1 import airspace_pb2 as apb
 from skytwin.v1 import airspace_pb2_grpc as arpc
@@ -27,6 +26,7 @@ from skytwin.v1 import flights_pb2 as fpb
 from skytwin.v1 import flights_pb2_grpc as frpc
 from skytwin.v1 import zones_pb2 as zpb
 from skytwin.v1 import zones_pb2_grpc as zrpc
+from tests.grpc_fixtures import OP_A, OP_B, REG, helsinki_twin, md, start_server
 
 FROM = (24.94030, 60.17150)   # Railway Square
 TO = (24.95240, 60.16760)     # Market Square
@@ -317,7 +317,7 @@ def test_zone_mid_stream_reaches_watchers_and_blocks_routes(stubs):
     from airspace.zones import LocalZone
     from planner.validate import RouteValidator
     from server.convert import zone_from_proto
-    a, z, f, c = stubs
+    _, z, f, c = stubs
     twin, _ = helsinki_twin()
     depart = T0 + 400_000
     booked = f.SubmitFlight(fpb.SubmitFlightRequest(request_id="pre-zone", route=route_req(
@@ -498,8 +498,9 @@ def test_reflection_lists_services(srv):
 
 
 def test_busy_port_fails_loudly(srv, tmp_path):
-    from server.app import ServerConfig, build_server
     import asyncio
+
+    from server.app import ServerConfig, build_server
     twin, ref = helsinki_twin()
 
     async def go():

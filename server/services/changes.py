@@ -19,7 +19,7 @@ from server.services._base import Base
 from skytwin.v1 import changes_pb2 as pb
 from skytwin.v1 import changes_pb2_grpc as rpc
 
-__all__ = ["ChangeServicer", "QUEUE_SIZE"]
+__all__ = ["QUEUE_SIZE", "ChangeServicer"]
 
 QUEUE_SIZE = 10_000
 
