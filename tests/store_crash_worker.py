@@ -1,6 +1,7 @@
 """Subprocess for the crash test of the store (tests/test_store.py, SIGKILL).
 
     python tests/store_crash_worker.py DB RUN [N_MAX [THREADS]]
+    python tests/store_crash_worker.py --bench DIR [N]     (throughput, see bench())
 
 Opens the store at ``DB`` and books flights ``make_record(RUN, i)`` for
 ``i = 0, 1, ...`` until ``N_MAX`` (default or 0: forever), from ``THREADS`` threads
@@ -33,7 +34,7 @@ from airspace.zones import Altitude, Circle, Zone
 from planner.trajectory import Trajectory
 from server.store import FlightRecord, Store
 
-__all__ = ["flight_id", "main", "make_record", "make_zone"]
+__all__ = ["bench", "flight_id", "main", "make_record", "make_zone"]
 
 T0_S = 1_790_000_000.0  # a fixed Unix time (2026-09-21)
 
@@ -160,5 +161,66 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def bench(directory: str, n: int = 2000) -> list[str]:
+    """Insert throughput (flights/s) of the store; the figures in the store's report.
+
+    ``python tests/store_crash_worker.py --bench DIR [N]`` (DIR on the disk to measure).
+    Rows: ``synchronous`` FULL (the store's setting) against NORMAL (no fsync per
+    commit) as the peer; single ``add_flight`` calls from 1, 8 and 32 threads (group
+    commit) and ``add_flights`` batches of 10 and 100 from one thread.
+    """
+    import time
+    from dataclasses import replace
+
+    lines = [f"n={n} flights, 2-64 waypoints each (mean 33), db in {directory}"]
+    for mode, batch, n_threads in (
+        ("FULL", 1, 1), ("NORMAL", 1, 1), ("FULL", 1, 8), ("FULL", 1, 32),
+        ("FULL", 10, 1), ("FULL", 100, 1), ("NORMAL", 100, 1),
+    ):  # fmt: skip
+        path = Path(directory) / f"bench-{mode}-{batch}-{n_threads}.db"
+        for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            f.unlink(missing_ok=True)
+        store = Store(path)
+        store._write(lambda conn: None)  # the writer connection exists now
+        for conn in store._conns:
+            conn.execute(f"PRAGMA synchronous = {mode}")
+        recs = [replace(make_record(7, i), request_id=f"r-{i}") for i in range(n)]
+
+        def work(part, store=store, batch=batch):
+            if batch == 1:
+                for r in part:
+                    store.add_flight(r)
+            else:
+                for k in range(0, len(part), batch):
+                    store.add_flights(part[k : k + batch])
+
+        threads = [
+            threading.Thread(target=work, args=(recs[k::n_threads],))
+            for k in range(n_threads)
+        ]
+        t = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        dt = time.perf_counter() - t
+        t = time.perf_counter()
+        assert len(store.accepted_flights()) == n
+        dl = time.perf_counter() - t
+        st = store.write_stats()
+        group = st["writes"] / st["commits"]
+        store.close()
+        lines.append(
+            f"synchronous={mode:6s} batch={batch:3d} threads={n_threads:2d}: "
+            f"{n / dt:7.0f} flights/s (writes/commit {group:5.1f})"
+            f"; accepted_flights() reads {n / dl:6.0f} flights/s"
+        )
+    return lines
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bench":
+        for line in bench(sys.argv[2], *(int(x) for x in sys.argv[3:4])):
+            print(line, flush=True)
+        sys.exit(0)
     sys.exit(main(sys.argv[1:]))
