@@ -728,6 +728,8 @@ class Store:
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self.path} is closed")
+            if self._writer is None or not self._writer.is_alive():  # pragma: no cover
+                raise StoreError(f"store {self.path}: the writer thread has stopped")
             self._queue.put((fn, fut))
         return fut.result()
 
@@ -768,8 +770,14 @@ class Store:
                     outcomes.append((fut, True, out))
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - tx lost: fail every write
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            # Nothing of the group is acknowledged. (If COMMIT itself failed, the rows
+            # may or may not be on disk: like a crash before the acknowledgement, and
+            # a retry with the same request id finds them.)
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:  # pragma: no cover - nothing more to undo
+                pass
             err = StoreError(f"store {self.path}: write transaction failed: {exc}")
             err.__cause__ = exc
             for _fn, fut in group:
