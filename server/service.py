@@ -368,10 +368,20 @@ class ServiceCore:
         return self.zones.list()
 
     def query_zones(self, box, z_lo_m=None, z_hi_m=None, t0_s=None, t1_s=None):
+        """Zones meeting a WGS84 box, an AMSL band and a time span (sorted by id).
+
+        Conservative for AGL limits: the ground anywhere in the twin lies in
+        ``[g_lo, g_hi]``, so AGL limits are converted at ``g_lo`` and the band's bottom
+        is lowered by ``g_hi - g_lo``; a zone is never missed, and an AMSL zone up to
+        that much below the band may be included.
+        """
         b = box if box is not None else self.twin.bounds_wgs84()
-        ground = float(self.twin.ground_m.min())
+        g_lo = float(self.twin.ground_m.min())
+        g_hi = float(self.twin.ground_m.max())
+        if z_lo_m is not None:
+            z_lo_m = z_lo_m - (g_hi - g_lo)
         return self.zones.in_box(*b, z_lo_m=z_lo_m, z_hi_m=z_hi_m, t0_s=t0_s, t1_s=t1_s,
-                                 ground_m=ground)
+                                 ground_m=g_lo)
 
     def import_ed269(self, caller: Caller, text: str, replace: bool = False):
         """Import an ED-269 JSON document; returns ``(zones, affected ids)``."""
@@ -516,7 +526,9 @@ class ServiceCore:
         if old is not None:
             return old, True
         from dataclasses import replace
+        self._check_deadline(deadline_s, "planning")
         req = replace(req, flight_id=self._new_id())
+        meta = dict(meta, **_request_meta(req))
         route = self.plan(req)
         traj = self._trajectory(route, meta)
         self._check_deadline(deadline_s, "booking")
@@ -552,7 +564,9 @@ class ServiceCore:
         old = self._find_batch(caller, rids)
         if old is not None:
             return old, True, "REPLAYED"
+        self._check_deadline(deadline_s, "planning")
         reqs = [replace(r, flight_id=self._new_id()) for r in reqs]
+        metas = [dict(m, **_request_meta(r)) for r, m in zip(reqs, metas, strict=True)]
         trajs = []
         for r, m in zip(reqs, metas, strict=True):
             trajs.append(self._trajectory(self.plan(r), m))
@@ -629,10 +643,15 @@ class ServiceCore:
         if page_size > self.limits.max_page_size:
             raise RequestTooLargeError(f"page_size {page_size} is over the limit of "
                                        f"{self.limits.max_page_size}")
-        recs = self.store.list_flights(operator_id=operator_id or None, status=status,
-                                       t0_s=t0_s, t1_s=t1_s, limit=page_size + 1,
-                                       after_flight_id=page_token or None)
-        recs = list(recs)
+        from server.store import StoreNotFoundError
+        try:
+            recs = list(self.store.list_flights(operator_id=operator_id or None,
+                                                status=status, t0_s=t0_s, t1_s=t1_s,
+                                                limit=page_size + 1,
+                                                after_flight_id=page_token or None))
+        except StoreNotFoundError:
+            raise ValueError(f"page_token {page_token!r} is not a token this server "
+                             "returned") from None
         if len(recs) > page_size:
             recs = recs[:page_size]
             return recs, recs[-1].flight_id
@@ -685,6 +704,12 @@ class ServiceCore:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _request_meta(req) -> dict:
+    """What the operator asked for, kept with the flight (JSON-ready)."""
+    return {"start_lonlat": list(req.start_lonlat), "goal_lonlat": list(req.goal_lonlat),
+            "requested_depart_s": req.depart_s}
 
 
 def _flight_bbox(rec) -> tuple:

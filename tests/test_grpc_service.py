@@ -379,6 +379,24 @@ def test_zone_mid_stream_reaches_watchers_and_blocks_routes(stubs):
         call_far.cancel()
 
 
+def test_watch_replays_since_sequence(stubs, srv):
+    z, c = stubs[1], stubs[3]
+    start = srv.core.sequence
+    z.CreateZone(zpb.CreateZoneRequest(zone=circle_zone("T-R1", (24.9370, 60.1760), 10.0)),
+                 metadata=md(REG))
+    z.DeleteZone(zpb.DeleteZoneRequest(zone_id="T-R1"), metadata=md(REG))
+    call = c.Watch(cpb.WatchRequest(since_sequence=start), metadata=md(OP_A), timeout=10)
+    try:
+        marker = next(call)
+        assert marker.kind == cpb.CHANGE_KIND_UNSPECIFIED and marker.sequence == start + 2
+        got = [next(call), next(call)]
+        assert [(g.kind, g.zone.id, g.sequence) for g in got] == [
+            (cpb.CHANGE_KIND_ZONE_ADDED, "T-R1", start + 1),
+            (cpb.CHANGE_KIND_ZONE_REMOVED, "T-R1", start + 2)]
+    finally:
+        call.cancel()
+
+
 def test_operator_watch_sees_only_own_flights(stubs):
     f, c = stubs[2], stubs[3]
     q_b, call = _watch(c, OP_B)
@@ -421,6 +439,8 @@ def test_error_statuses_carry_the_reason(stubs, srv):
            fpb.PlanRouteRequest(route=route_req(a=inside)), metadata=md(OP_A))
     expect(grpc.StatusCode.NOT_FOUND, "no flight with id 'F-nope'", f.GetFlight,
            fpb.GetFlightRequest(flight_id="F-nope"), metadata=md(OP_A))
+    expect(grpc.StatusCode.INVALID_ARGUMENT, "is not a token this server returned",
+           f.ListFlights, fpb.ListFlightsRequest(page_token="F-nope"), metadata=md(OP_A))
     expect(grpc.StatusCode.NOT_FOUND, "no zone with id 'nope'", z.DeleteZone,
            zpb.DeleteZoneRequest(zone_id="nope"), metadata=md(REG))
     # limits

@@ -120,3 +120,33 @@ def test_dev_tokens_file_says_not_for_production():
     assert "NEVER use" in text and "production" in text
     roles = {c.role for c in load_tokens(DEV_TOKENS).values()}
     assert roles == {"operator", "regulator"}
+
+
+def test_crossing_flights_all_pass_the_independent_checks(core):
+    """Whatever placement chose (delay, or a layer that the checks refused and then a
+    delay), every accepted flight passes the validator and the verifier."""
+    from airspace.zones import ground_range_from_grid
+    from planner.timing import SpeedProfile
+    from planner.validate import RouteValidator
+    from planner.verify import verify
+    pairs = [(FROM, TO), ((24.9420, 60.1665), (24.9500, 60.1722)),
+             ((24.9460, 60.1660), (24.9450, 60.1740)), (TO, FROM)]
+    recs = []
+    for n in range(8):
+        a, b = pairs[n % len(pairs)]
+        recs.append(core.submit_flight(OP, f"x-{n}", RouteRequest(a, b, depart_s=T0),
+                                       META)[0])
+    twin = core.twin
+    v = RouteValidator(twin.buildings, twin.clearance_m)
+    gr = ground_range_from_grid(twin.grid, twin.ground_m)
+    for r in recs:
+        tr = r.trajectory
+        assert v.check(tr.xyz_m, tr.t_s, SpeedProfile(), ground_range=gr).ok
+        assert 0 <= r.meta["delay_s"] <= 600
+        assert r.meta["start_lonlat"] in ([list(p[0]) for p in pairs])
+    assert verify([r.trajectory for r in recs]).ok
+
+
+def test_bad_page_token_is_invalid_argument(core):
+    with pytest.raises(ValueError, match="page_token 'F-nope' is not a token"):
+        core.list_flights(OP, page_token="F-nope")
