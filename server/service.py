@@ -223,6 +223,7 @@ class ServiceCore:
         self._delay_only = DeconflictOptions(
             layer_shifts=(0,), min_cruise_m=g_lo, max_cruise_m=g_hi + self.ceiling_agl_m)
         self.index = AcceptedIndex(self.sep, self.deconflict_options)
+        self._info = None
         self._book = threading.Lock()
         self._local = threading.local()
         self._seq = 0
@@ -266,13 +267,16 @@ class ServiceCore:
 
     # ---------------------------------------------------------------- airspace
     def info(self) -> dict:
-        s = self.twin.summary()
-        d = dict(s)
-        d.update(resolution_m=self.twin.resolution_m, layer_m=self.twin.layer_m,
-                 ceiling_agl_m=self.ceiling_agl_m, z0_m=self.twin.grid.z0_m,
-                 source=", ".join(map(str, self.twin.meta.get("source", []) or [])),
-                 zone_count=len(self.zones), accepted_flight_count=len(self.index))
-        return d
+        """Twin summary (computed once: the twin is immutable) plus live counts."""
+        if self._info is None:
+            d = dict(self.twin.summary())
+            src = self.twin.meta.get("source", []) or []
+            d.update(resolution_m=self.twin.resolution_m, layer_m=self.twin.layer_m,
+                     ceiling_agl_m=self.ceiling_agl_m, z0_m=self.twin.grid.z0_m,
+                     source=", ".join(map(str, src if isinstance(src, list) else [src])))
+            self._info = d
+        return dict(self._info, zone_count=len(self.zones),
+                    accepted_flight_count=len(self.index))
 
     def encode_grid_code(self, lon_deg, lat_deg, alt_m, reference, res=None, layer_m=None):
         from airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES, GridCode
@@ -453,8 +457,12 @@ class ServiceCore:
             if max(p0[2], p1[2]) - g_lo > self.ceiling_agl_m + 1e-6:
                 problems.append(f"segment {s} above the {self.ceiling_agl_m:g} m AGL ceiling")
                 break
-        near = [o for o in self.index.near([traj]) if o.flight_id != traj.flight_id]
-        near += [o for o in others if o.flight_id != traj.flight_id]
+        # accepted flights sharing a cell with it and overlapping it in time (with the
+        # timing buffer): the only ones it can conflict with
+        lo = traj.t_start_s - self.sep.time_buffer_s
+        hi = traj.t_end_s + self.sep.time_buffer_s
+        near = [o for o in (*self.index.near([traj]), *others)
+                if o.flight_id != traj.flight_id and o.t_end_s >= lo and o.t_start_s <= hi]
         if near:
             vr = verify([traj, *near], self.sep)
             for c in vr.residual_conflicts:
