@@ -12,8 +12,9 @@ thread pool; tests and a future REST front end can call it directly. It holds
   planner owns its reusable search workspace and is not thread-safe;
 * the :class:`~server.store.Store` (SQLite, WAL) and an
   :class:`~planner.deconflict.AcceptedIndex` of every accepted trajectory, rebuilt from
-  ``store.accepted_flights()`` at start-up, so that a restart after SIGKILL deconflicts
-  against everything acknowledged before it;
+  ``store.accepted_flights(t_from_s=now)`` at start-up (flights that have landed cannot
+  conflict with new bookings, which depart now or later), so that a restart after
+  SIGKILL deconflicts against everything acknowledged before it;
 * one booking lock. Planning (the slow part) runs outside it, in parallel; the short
   critical section "place against the accepted set -> re-check -> persist -> index"
   runs under it, so two concurrent submits can never take the same slot, and a retried
@@ -147,6 +148,7 @@ class ServiceLimits:
     max_page_size: int = 1000
     max_blocked_codes: int = 200_000
     max_solve_s: float = 20.0
+    past_departure_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -422,6 +424,15 @@ class ServiceCore:
                              f"{self.ceiling_agl_m:g} m AGL limit of the rules")
         return self.planner().plan(req)
 
+    def _check_departure(self, req):
+        """Bookings depart now or later: finished flights leave the reservation index at
+        restart, so a booking in the past could not be deconflicted against them."""
+        now = self.clock()
+        if req.depart_s < now - self.limits.past_departure_s:
+            raise ValueError(f"departure_time is {now - req.depart_s:.0f} s in the past; "
+                             f"bookings may start at most {self.limits.past_departure_s:g} s "
+                             "ago (PlanRoute previews any time)")
+
     def _require_operator(self, caller: Caller):
         if caller.role != OPERATOR or not caller.operator_id:
             raise WrongRoleError(f"only operators book flights; caller {caller.name!r} has "
@@ -535,6 +546,7 @@ class ServiceCore:
             return old, True
         from dataclasses import replace
         self._check_deadline(deadline_s, "planning")
+        self._check_departure(req)
         req = replace(req, flight_id=self._new_id())
         meta = dict(meta, **_request_meta(req))
         route = self.plan(req)
@@ -573,6 +585,8 @@ class ServiceCore:
         if old is not None:
             return old, True, "REPLAYED"
         self._check_deadline(deadline_s, "planning")
+        for r in reqs:
+            self._check_departure(r)
         reqs = [replace(r, flight_id=self._new_id()) for r in reqs]
         metas = [dict(m, **_request_meta(r)) for r, m in zip(reqs, metas, strict=True)]
         trajs = []

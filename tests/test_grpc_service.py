@@ -423,6 +423,9 @@ def test_error_statuses_carry_the_reason(stubs, srv):
            f.PlanRoute, fpb.PlanRouteRequest(), metadata=md(OP_A))
     expect(grpc.StatusCode.INVALID_ARGUMENT, "above the 120 m AGL limit", f.PlanRoute,
            fpb.PlanRouteRequest(route=route_req(ceiling_agl_m=300)), metadata=md(OP_A))
+    expect(grpc.StatusCode.INVALID_ARGUMENT, "s in the past", f.SubmitFlight,
+           fpb.SubmitFlightRequest(request_id="past", route=route_req(
+               depart_s=time.time() - 3600)), metadata=md(OP_A))
     expect(grpc.StatusCode.INVALID_ARGUMENT, "request_id is required", f.SubmitFlight,
            fpb.SubmitFlightRequest(route=route_req()), metadata=md(OP_A))
     bad = circle_zone("T-BAD", MID, 10.0, lo=80.0, hi=60.0)
