@@ -122,9 +122,12 @@ def test_dev_tokens_file_says_not_for_production():
     assert roles == {"operator", "regulator"}
 
 
-def test_crossing_flights_all_pass_the_independent_checks(core):
+@pytest.mark.parametrize("layer_shifts", [(0,), (0, 1, -1, 2)])
+def test_crossing_flights_all_pass_the_independent_checks(tmp_path, layer_shifts):
     """Whatever placement chose (delay, or a layer that the checks refused and then a
     delay), every accepted flight passes the validator and the verifier."""
+    twin, _ = helsinki_twin()
+    core = ServiceCore(twin, Store(tmp_path / "s.db"), layer_shifts=layer_shifts)
     from airspace.zones import ground_range_from_grid
     from planner.timing import SpeedProfile
     from planner.validate import RouteValidator
@@ -145,6 +148,7 @@ def test_crossing_flights_all_pass_the_independent_checks(core):
         assert 0 <= r.meta["delay_s"] <= 600
         assert r.meta["start_lonlat"] in ([list(p[0]) for p in pairs])
     assert verify([r.trajectory for r in recs]).ok
+    core.close()
 
 
 def test_bad_page_token_is_invalid_argument(core):
