@@ -16,9 +16,14 @@ thread pool; tests and a future REST front end can call it directly. It holds
   conflict with new bookings, which depart now or later), so that a restart after
   SIGKILL deconflicts against everything acknowledged before it;
 * one booking lock. Planning (the slow part) runs outside it, in parallel; the short
-  critical section "place against the accepted set -> re-check -> persist -> index"
-  runs under it, so two concurrent submits can never take the same slot, and a retried
-  ``request_id`` is looked up again inside it (never booked twice);
+  critical section "place against the accepted set -> re-check -> reserve in the index"
+  runs under it, so two concurrent submits can never take the same slot. Persisting
+  (the fsync) happens after the lock is released, so concurrent bookings share the
+  store's group commits; the flight is acknowledged only after the store returned, and
+  a reservation whose write failed is released. A retried ``request_id`` is looked up
+  inside the lock, and the store's (operator, request id) uniqueness settles a race
+  between two concurrent retries (the loser releases its reservation and returns the
+  winner's flight): never booked twice;
 * the change log: a bounded in-memory ring of :class:`Change` records (zone added,
   updated, removed; flight accepted, cancelled) with sequence numbers, and a list of
   subscriber callbacks (the Watch stream registers one). The ring does not survive a
@@ -570,18 +575,32 @@ class ServiceCore:
         route = self.plan(req)
         traj = self._trajectory(route, meta)
         self._check_deadline(deadline_s, "booking")
-        with self._book:
+        with self._book:                     # reserve: place, check, hold the slot
             old = self.store.find_request(caller.operator_id, request_id)
             if old is not None:
                 return old, True
             p = self._place_checked(traj, req.speeds)
             self._check_deadline(deadline_s, "booking")
-            rec = self.store.add_flight(self._record(caller, request_id, p, req, meta))
-            if rec.flight_id != traj.flight_id:      # a concurrent process booked it
-                return rec, True
             self.index.accept(p.trajectory)
+        fid = p.trajectory.flight_id
+        try:                                 # persist outside the lock (group commit)
+            rec = self.store.add_flight(self._record(caller, request_id, p, req, meta))
+        except BaseException:
+            self._release([fid])
+            raise
+        if rec.flight_id != fid:             # a concurrent retry booked it first
+            self._release([fid])
+            return rec, True
+        with self._book:
             self._publish("flight_accepted", caller.name, _flight_bbox(rec), flight=rec)
         return rec, False
+
+    def _release(self, flight_ids) -> None:
+        """Free reservations that were never persisted."""
+        with self._book:
+            for fid in flight_ids:
+                if fid in self.index:
+                    self.index.cancel(fid)
 
     def submit_batch(self, caller: Caller, request_id: str, reqs: list, metas: list,
                      max_solve_s: float | None = None, deadline_s: float | None = None):
@@ -643,13 +662,22 @@ class ServiceCore:
                     self.index.accept(p.trajectory)   # later members see it
                     placed[n] = p
                 self._check_deadline(deadline_s, "booking")
-                recs = [self._record(caller, rids[n], placed[n], reqs[n], metas[n])
-                        for n in range(len(reqs))]
-                recs = self.store.add_flights(recs)
             except BaseException:
                 for p in placed.values():
                     self.index.cancel(p.trajectory.flight_id)
                 raise
+        fids = [p.trajectory.flight_id for p in placed.values()]
+        try:                                 # persist outside the lock, all or nothing
+            recs = self.store.add_flights([
+                self._record(caller, rids[n], placed[n], reqs[n], metas[n])
+                for n in range(len(reqs))])
+        except BaseException:
+            self._release(fids)
+            raise
+        if recs and recs[0].flight_id != placed[0].trajectory.flight_id:
+            self._release(fids)              # a concurrent retry booked it first
+            return list(recs), True, "REPLAYED"
+        with self._book:
             for r in recs:
                 self._publish("flight_accepted", caller.name, _flight_bbox(r), flight=r)
         return list(recs), False, res.status

@@ -154,3 +154,32 @@ def test_crossing_flights_all_pass_the_independent_checks(tmp_path, layer_shifts
 def test_bad_page_token_is_invalid_argument(core):
     with pytest.raises(ValueError, match="page_token 'F-nope' is not a token"):
         core.list_flights(OP, page_token="F-nope")
+
+
+def test_failed_write_releases_the_reservation(core, monkeypatch):
+    def broken(rec):
+        raise OSError("disk full")
+    monkeypatch.setattr(core.store, "add_flight", broken)
+    req = RouteRequest(FROM, TO, depart_s=T0)
+    with pytest.raises(OSError, match="disk full"):
+        core.submit_flight(OP, "w-1", req, META)
+    assert len(core.index) == 0 and list(core._changes) == []
+    monkeypatch.undo()
+    rec, _ = core.submit_flight(OP, "w-1", req, META)
+    assert rec.trajectory.t_start_s == T0            # the slot was free again
+
+
+def test_concurrent_retry_books_once(core, monkeypatch):
+    """Two retries of one request both missing the lookup (as when racing the other's
+    commit): the store keeps one, the loser releases its reservation and answers with
+    the winner's flight."""
+    real = core.store.find_request
+    monkeypatch.setattr(core.store, "find_request",
+                        lambda op, rid: None if rid == "race" else real(op, rid))
+    req = RouteRequest(FROM, TO, depart_s=T0)
+    with ThreadPoolExecutor(2) as ex:
+        res = list(ex.map(lambda _: core.submit_flight(OP, "race", req, META), range(2)))
+    assert res[0][0].flight_id == res[1][0].flight_id
+    assert sorted(r[1] for r in res) == [False, True]
+    assert core.store.count_flights() == 1 and len(core.index) == 1
+    assert [c.kind for c in core._changes] == ["flight_accepted"]
