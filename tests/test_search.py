@@ -301,3 +301,13 @@ def test_window_on_a_plain_array_matches_window_on_a_search_grid():
         np.testing.assert_array_equal(a.indices, b.indices)
     with pytest.raises(ValueError, match="voxel_cost shape"):
         find_path(blocked, s, g, voxel_cost=vc[:-1], window=win)
+
+
+def test_huge_voxel_costs_and_free_vertical_moves_stay_optimal():
+    # Extreme cost ranges widen the open list's buckets; the order must stay exact.
+    rng = np.random.default_rng(23)
+    for k in range(30):
+        blocked, s, g = _random_case(rng, density=0.2)
+        vc = rng.uniform(0, 1e7, size=blocked.shape) * (rng.random(blocked.shape) < 0.3)
+        kw = dict(voxel_cost=vc, vertical_factor=[0.0, 1.0, 50.0][k % 3])
+        _check_against_oracle(blocked, s, g, "strict", **kw)
