@@ -21,18 +21,26 @@ option (delay ascending, then option order: layer preference then route) compati
 the rows of the flights already placed; a flight with none left is *unplaced*, with the
 flights that block it. It is the comparison, the solver's hint and the fallback.
 
-CP-SAT. Variables: ``delay_{id}`` (integer steps), ``opt_{id}_{k}`` (booleans, one per
-option) and ``unplaced_{id}``; exactly one of the option booleans or ``unplaced``. A row
-becomes "both options chosen => d_b - d_a <= kmin - 1 or >= kmax + 1" (a boolean picks
-the side; one-sided or a plain clause when a side is out of the delay range). Objective:
-priority-weighted delay + small penalties for layer or route changes + a large penalty for
-unplaced flights. Rows are added lazily: start with the rows violated by the nominal plan
-(no delay, own layer, primary route), solve each connected component of the conflict graph
-separately (hinted with FCFS), re-check all rows, add the pairs that conflict now, and
-repeat until none does (each iteration only re-solves changed components). A time limit
-returns the best solution found (FEASIBLE accepted); if the budget runs out before the
-rows are satisfied, or a component yields no solution, the FCFS plan is used. The
-independent verifier (:mod:`planner.verify`) always re-checks the result.
+CP-SAT. Variables: ``delay_{id}`` (integer steps), ``layer_{id}_{k}`` (one boolean per
+option k) and ``unplaced_{id}``; exactly one of the option booleans or ``unplaced``. A row
+between two free flights becomes "both options chosen => d_b - d_a <= kmin - 1 or >=
+kmax + 1" (a boolean picks the side; one-sided or a plain clause when a side is out of the
+delay range); rows against fixed flights become the allowed delay domain of each option
+(``delay_{id}_{k}``, linked to ``delay_{id}`` when option k is chosen). Objective:
+priority-weighted delay + small priority-weighted penalties for layer or route changes + a
+large penalty for unplaced flights.
+
+Search (a rolling horizon over the FCFS plan): the incumbent starts as the FCFS plan,
+which is conflict-free. Flights are taken in windows of ``window_flights`` in departure
+order; the other flights stay fixed at the incumbent. Inside a window, rows between free
+flights are added lazily: start from each flight's best option given only the fixed
+flights, add the flight pairs whose rows are violated, solve each connected component of
+those pairs separately (hinted with the incumbent, which satisfies every row), re-check,
+repeat until no row is violated. The window's plan replaces the incumbent when it is no
+worse. A time limit returns the best found (FEASIBLE components accepted; a component with
+no solution keeps the incumbent; windows not reached keep FCFS). Every row is re-checked
+at the end, and the independent verifier (:mod:`planner.verify`) always re-checks the
+result; if either refuses, the FCFS plan is returned.
 
 Incremental mode: :class:`AcceptedIndex` keeps accepted trajectories bucketed by cell;
 :func:`place` gives a new flight its earliest conflict-free option against them (they stay
@@ -152,7 +160,9 @@ class Resolution:
     choices : dict flight_id -> Choice (placed flights)
     unplaced : dict flight_id -> str (why)
     trajectories : list of Trajectory, the placed flights as they will fly
-    status : str ("OPTIMAL", "FEASIBLE", "FCFS", "FCFS_FALLBACK")
+    status : str
+        "OPTIMAL" (every component proven optimal), "FEASIBLE" (a time limit cut the
+        search), "FCFS" (the baseline), "FCFS_FALLBACK" (CP-SAT result refused or empty)
     objective : float, priority-weighted delay [s] + penalties
     report : planner.verify.Report or None
     stats : dict
