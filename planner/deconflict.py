@@ -205,10 +205,10 @@ def _options_of(tr: Trajectory, alts, opts: DeconflictOptions):
         dz = shift * opts.layer_spacing_m
         for r, route in enumerate(routes):
             cruise = route.xyz_m[1:-1, 2] + dz
-            if cruise.size and (cruise.min() < opts.min_cruise_m - 1e-9
-                                or cruise.max() > opts.max_cruise_m + 1e-9):
-                if shift != 0:
-                    continue
+            outside = cruise.size and (cruise.min() < opts.min_cruise_m - 1e-9
+                                       or cruise.max() > opts.max_cruise_m + 1e-9)
+            if outside and shift != 0:
+                continue  # the flight's own layer is kept even if filed outside
             out.append((route.shifted(0.0, dz) if dz else route, shift, r))
     return out
 
@@ -706,8 +706,8 @@ def deconflict(flights, alternates=None, sep: Separation | None = None,
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0.01:
                     break
-                model, delay, optv, unpl = build_model(problem, c, crow, forbidden,
-                                                       cur_opt, cur_d)
+                model, delay, optv, _ = build_model(problem, c, crow, forbidden,
+                                                    cur_opt, cur_d)
                 solver = cp_model.CpSolver()
                 left = sum(len(x) for x in windows[wi:])
                 solver.parameters.max_time_in_seconds = max(

@@ -55,7 +55,7 @@ def test_crowded_fleet_resolved_by_both_and_checked_three_ways():
 
 
 def _brute_force_optimum(flights, opts, sep):
-    steps = range(0, int(flights[0].max_delay_s // opts.delay_step_s) + 1)
+    steps = range(int(flights[0].max_delay_s // opts.delay_step_s) + 1)
     best = np.inf
     per = [[(d * opts.delay_step_s, s) for d in steps for s in opts.layer_shifts]
            for _ in flights]
