@@ -17,6 +17,8 @@ code 2; nothing is printed as a traceback for bad input.
     skytwin client [--target HOST:PORT] [--token T] {info, encode, decode, blocked, plan,
                    submit, batch, get, list, cancel, watch, zones {add, update, list,
                    get, delete, query, import, export}} ...
+    skytwin loadtest --target HOST:PORT [--drones N] [--concurrency C] [--duration S]
+                     [--operators K] [--tokens FILE] [--seed N] [--json]
 """
 
 from __future__ import annotations
@@ -517,6 +519,43 @@ def _cmd_client(args) -> int:
         channel.close()
 
 
+# -------------------------------------------------------------------------- loadtest
+def _cmd_loadtest(args) -> int:
+    """Fleet load test of a running server (loopback only); exit 1 when a check fails."""
+    from server.loadtest import LoadConfig, format_report, run_loadtest
+    cfg = LoadConfig(target=args.target, drones=args.drones, concurrency=args.concurrency,
+                     duration_s=args.duration, operators=args.operators, tokens=args.tokens,
+                     seed=args.seed, max_requests=args.max_requests)
+    try:
+        rep = run_loadtest(cfg)
+    except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
+        return _fail(args, exc)
+    if args.json:
+        print(json.dumps(rep, default=str))
+    else:
+        print(format_report(rep))
+    return 0 if rep["ok"] else 1
+
+
+def _add_loadtest_parser(sub) -> None:
+    lt = sub.add_parser("loadtest", help="fleet load test of a running server "
+                        "(loopback only)")
+    lt.add_argument("--target", required=True, help="HOST:PORT (127.0.0.0/8, localhost, "
+                    "::1 only)")
+    lt.add_argument("--drones", type=int, default=100, help="simulated drones")
+    lt.add_argument("--concurrency", type=int, default=8, help="concurrent client calls")
+    lt.add_argument("--duration", type=float, default=10.0, help="load phase [s]")
+    lt.add_argument("--operators", type=int, default=None, help="simulated operators "
+                    "(default: one per operator token)")
+    lt.add_argument("--tokens", type=Path, default=None, help="TOML token file "
+                    "(default: the development tokens)")
+    lt.add_argument("--seed", type=int, default=0)
+    lt.add_argument("--max-requests", type=int, default=200_000,
+                    help="hard cap on load-phase calls")
+    lt.add_argument("--json", action="store_true", help="print one JSON object")
+    lt.set_defaults(func=_cmd_loadtest)
+
+
 def _add_server_parsers(sub) -> None:
     """``serve`` and ``client ...`` (the gRPC service and its shell client)."""
     from server.auth import DEV_TOKENS
@@ -658,6 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="skytwin-demo", help="output folder")
     d.set_defaults(func=_cmd_demo)
     _add_server_parsers(sub)
+    _add_loadtest_parser(sub)
     return p
 
 

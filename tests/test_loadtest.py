@@ -1,0 +1,159 @@
+"""``skytwin loadtest`` against a real server on port 0, and its guards.
+
+A tiny run (20 drones, concurrency 4, 8 s) through the CLI with ``--json``: it completes,
+reports latency for every RPC kind it drives, all post-run checks pass and every watcher
+saw the zone. The request cap stops a run early; non-loopback targets are refused
+before anything is sent; the local checks catch a conflict and a zone violation that
+are planted in synthetic flights (so a passing check means something).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from server.cli import main
+from server.convert import timestamp
+from server.loadtest import (
+    LoadConfig,
+    LoopbackError,
+    _LoadTest,
+    check_loopback,
+    run_loadtest,
+)
+from skytwin.v1 import airspace_pb2 as apb
+from skytwin.v1 import flights_pb2 as fpb
+from skytwin.v1 import zones_pb2 as zpb
+from tests.grpc_fixtures import start_server
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    s = start_server(tmp_path_factory.mktemp("loadtest") / "store.db")
+    yield s
+    s.stop()
+
+
+def test_tiny_run_through_cli(srv, capsys):
+    rc = main(["loadtest", "--target", srv.target, "--drones", "20", "--concurrency", "4",
+               "--duration", "8", "--seed", "3", "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert rc == 0, {k: v for k, v in rep["checks"].items() if not v["ok"]}
+    assert rep["ok"] and not rep["failures"]
+    for rpc in ("PlanRoute", "SubmitFlight", "CancelFlight", "CreateZone"):
+        s = rep["rpcs"][rpc]
+        assert s["ok"] >= 1, (rpc, s)
+        assert 0 < s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"] <= s["max_ms"], (rpc, s)
+    assert rep["rpcs"]["SubmitFlight"]["ok_per_s"] > 0
+    assert set(rep["errors_by_code"]) <= {"FAILED_PRECONDITION"}
+    assert 7.5 < rep["issue_s"] < 10.0            # stopped by itself after --duration
+    ck = rep["checks"]
+    assert all(c["ok"] for c in ck.values()), ck
+    assert ck["conflict_free"]["flights"] >= 5
+    assert ck["bookings_listed"]["booked"] == rep["flights"]["booked"] >= 5
+    assert rep["zone"]["code"] == "OK"
+    assert rep["watch"] and all(w["zone_seen"] for w in rep["watch"])
+    assert rep["watch"][0]["events"]["CHANGE_KIND_FLIGHT_ACCEPTED"] >= rep["flights"]["booked"]
+    # the server now holds the zone; its affected flights are the ones reported
+    assert rep["zone"]["id"] in srv.core.zones
+    assert ck["zones_clear"]["accepted_before_the_zone"] <= rep["zone"]["affected_count"]
+
+
+def test_request_cap_stops_early(srv):
+    t0 = time.perf_counter()
+    rep = run_loadtest(LoadConfig(target=srv.target, drones=5, concurrency=3,
+                                  duration_s=30.0, max_requests=12, seed=4))
+    assert time.perf_counter() - t0 < 25.0
+    assert rep["stopped_by_request_cap"]
+    assert rep["requests"] <= 12
+    assert rep["ok"], rep["checks"]
+
+
+@pytest.mark.parametrize("target", ["10.0.0.1:50051", "192.168.1.5:80", "example.com:443",
+                                    "[2001:db8::1]:50051", "0.0.0.0:50051",
+                                    "[::ffff:10.0.0.1]:1"])
+def test_non_loopback_refused(target, capsys):
+    with pytest.raises(LoopbackError, match="only loopback targets are allowed"):
+        check_loopback(target)
+    assert main(["loadtest", "--target", target, "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to load-test" in err and "forbids load on any other address" in err
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1:5", "127.8.9.10:65535", "localhost:50051",
+                                    "LOCALHOST:1", "[::1]:50051", "[::ffff:127.0.0.1]:7"])
+def test_loopback_accepted(target):
+    assert check_loopback(target) == target
+
+
+@pytest.mark.parametrize("target, fragment", [("127.0.0.1", "must be HOST:PORT"),
+                                              ("127.0.0.1:0", "must be HOST:PORT"),
+                                              ("::1:50051", "[::1]:PORT"),
+                                              ("[::1:50051", "unclosed")])
+def test_malformed_target(target, fragment):
+    with pytest.raises(LoopbackError) as e:
+        check_loopback(target)
+    assert fragment in str(e.value)
+
+
+def test_config_limits():
+    with pytest.raises(ValueError, match="concurrency must be within 1..1024"):
+        LoadConfig(target="127.0.0.1:1", concurrency=0).validate()
+    with pytest.raises(ValueError, match="p_cancel must be within 0..1"):
+        LoadConfig(target="127.0.0.1:1", p_cancel=2.0).validate()
+
+
+# --------------------------------------------------------- the checks catch problems
+def _flight(fid, xy, z_m, t0_s, frame, rid="r"):
+    """An accepted Flight message along local points ``xy`` at height ``z_m``."""
+    wps = []
+    for k, (x, y) in enumerate(xy):
+        lon, lat = frame.to_wgs84(x, y)
+        wps.append(fpb.Waypoint(position=apb.LonLat(lon_deg=float(lon), lat_deg=float(lat)),
+                                alt_amsl_m=z_m, alt_agl_m=z_m, time=timestamp(t0_s + 10 * k)))
+    return fpb.Flight(flight_id=fid, operator_id="op-a", request_id=rid,
+                      status=fpb.FLIGHT_STATUS_ACCEPTED, route=fpb.Route(waypoints=wps))
+
+
+def test_local_checks_catch_conflict_and_zone_violation():
+    lt = _LoadTest(LoadConfig(target="127.0.0.1:1"))
+    lt.frame = _frame = __import__("airspace.frame", fromlist=["Frame"]).Frame(24.94, 60.17)
+    t0 = 2.0e9
+    line = [(-300.0 + 60 * k, 0.0) for k in range(11)]
+    head_on = [(x, y) for x, y in reversed(line)]
+    far = [(x, 500.0) for x, _ in line]
+    a = _flight("A", line, 50.0, t0, _frame)
+    b = _flight("B", head_on, 50.0, t0, _frame)         # meets A at x=0 at the same time
+    c = _flight("C", far, 50.0, t0, _frame)
+    lon, lat = _frame.to_wgs84(0.0, 500.0)
+    zone = zpb.Zone(id="Z", circle=zpb.Circle(centre=apb.LonLat(lon_deg=float(lon),
+                                                                lat_deg=float(lat)),
+                                              radius_m=40.0),
+                    lower=apb.Altitude(value_m=0.0, reference=apb.ALTITUDE_REFERENCE_AGL),
+                    upper=apb.Altitude(value_m=500.0, reference=apb.ALTITUDE_REFERENCE_AGL))
+    lt.state.bookings = {"A": ("op-a", "r"), "B": ("op-a", "r2"), "C": ("op-a", "r3")}
+    lt.state.zone = {"id": "Z", "code": "OK", "affected": []}
+    ck = lt._local_checks([a, b, c], [], [zone])
+    assert not ck["conflict_free"]["ok"]
+    assert ck["conflict_free"]["conflicts"][0].startswith("A x B")
+    assert not ck["zones_clear"]["ok"]
+    assert ck["zones_clear"]["violations"] == ["C crosses zone Z"]
+    # listed as affected by CreateZone: accepted before the zone, not a failure
+    lt.state.zone["affected"] = ["C"]
+    ck = lt._local_checks([a, c], [], [zone])
+    assert ck["conflict_free"]["ok"] and ck["zones_clear"]["ok"]
+    assert ck["zones_clear"]["accepted_before_the_zone"] == 1
+    # a zone whose window ends before the flight starts is not crossed
+    zone.active_until.CopyFrom(timestamp(t0 - 100))
+    lt.state.zone["affected"] = []
+    assert lt._local_checks([c], [], [zone])["zones_clear"]["ok"]
+    # lost and doubled bookings are caught
+    lt.state.bookings["D"] = ("op-a", "r4")
+    lt.state.by_request = {("op-a", "r"): {"A", "X"}}
+    ck = lt._local_checks([a, c], [], [])
+    assert ck["bookings_listed"]["missing_accepted"] == ["B", "D"]
+    assert "2 different flights" in ck["idempotent"]["problems"][0]
+    assert np.isfinite(ck["conflict_free"]["check_s"])
