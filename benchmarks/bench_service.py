@@ -1,0 +1,237 @@
+"""The gRPC service under fleet load, next to a trivial RPC on the same server.
+
+    python benchmarks/bench_service.py [--drones 1000] [--concurrency 16 64]
+                                       [--duration 30] [--trivial-s 8] [--operators 8]
+                                       [--seed 0] [--json]
+
+For each concurrency level, in one run: a fresh server (``python -m server serve`` in a
+subprocess on a free loopback port, bundled Helsinki city, a temporary SQLite store and a
+temporary token file with ``--operators`` operator tokens and one regulator; 4 planning
+threads, the default), then
+
+1. the rate of two trivial RPCs driven by the load test's own client machinery
+   (:func:`server.loadtest.run_trivial`: same channels, workers, instrumentation and
+   concurrency): ``GetTwinInfo`` (authenticated, answered on the event loop) and the
+   gRPC health ``Check`` (no interceptors' work beyond the pass-through);
+2. the load test (:func:`server.loadtest.run_loadtest`) with ``--drones`` simulated
+   drones for ``--duration`` seconds, with its post-run checks.
+
+Reported: sustained PlanRoute and SubmitFlight rates (calls/s, and OK/s) with p50/p99,
+their ratio to the trivial RPC's rate, and the CPU the server process and the client
+used during each phase (``/proc/PID/stat`` and ``time.process_time``): client and server
+share this machine's 2 cores (and, here, other jobs: the load average is printed).
+The server is fresh for each level, so every level starts from an empty airspace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from server.loadtest import LoadConfig, run_loadtest, run_trivial
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_s(pid: int) -> float:
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / _TICK   # utime + stime (fields 14, 15)
+
+
+def _tokens(path: Path, operators: int) -> tuple[str, str]:
+    lines = []
+    for k in range(operators):
+        lines += ["[[token]]", f'token = "bench-operator-{k}-NOT-SECRET"',
+                  'role = "operator"', f'operator_id = "bench-op-{k}"', ""]
+    lines += ["[[token]]", 'token = "bench-regulator-NOT-SECRET"', 'role = "regulator"', ""]
+    path.write_text("\n".join(lines))
+    return "bench-operator-0-NOT-SECRET", "bench-regulator-NOT-SECRET"
+
+
+class Server:
+    """``python -m server serve`` on a free loopback port (killed on exit)."""
+
+    def __init__(self, tmp: Path, tokens: Path):
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", str(self.port),
+             "--db", str(tmp / "bench.db"), "--auth", str(tokens)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        t0 = time.perf_counter()
+        for line in self.proc.stdout:
+            if line.startswith("skytwin serving on"):
+                break
+        else:
+            raise RuntimeError(f"server exited with {self.proc.wait()}")
+        self.start_s = time.perf_counter() - t0
+        self.target = f"127.0.0.1:{self.port}"
+
+    def cpu_s(self) -> float:
+        return _cpu_s(self.proc.pid)
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _phase(server, fn):
+    c0, s0, w0 = time.process_time(), server.cpu_s(), time.perf_counter()
+    out = fn()
+    wall = time.perf_counter() - w0
+    out["cpu"] = {"wall_s": round(wall, 2),
+                  "server_cores": round((server.cpu_s() - s0) / wall, 2),
+                  "client_cores": round((time.process_time() - c0) / wall, 2)}
+    return out
+
+
+def _idle_probe(target, reg_tok) -> dict:
+    """After the load: one CreateZone (and DeleteZone) on the idle server holding the
+    fleet, and one GetTwinInfo, timed (the zone's affected-flight scan runs under the
+    booking lock)."""
+    import grpc
+
+    from skytwin.v1 import airspace_pb2 as apb
+    from skytwin.v1 import airspace_pb2_grpc as arpc
+    from skytwin.v1 import zones_pb2 as zpb
+    from skytwin.v1 import zones_pb2_grpc as zrpc
+    md = (("authorization", f"Bearer {reg_tok}"),)
+    out = {}
+    with grpc.insecure_channel(target) as ch:
+        air, zones = arpc.AirspaceServiceStub(ch), zrpc.ZoneServiceStub(ch)
+        info = air.GetTwinInfo(apb.GetTwinInfoRequest(), metadata=md)
+        b = info.bounds
+        lon, lat = 0.5 * (b.min_lon_deg + b.max_lon_deg), 0.5 * (b.min_lat_deg + b.max_lat_deg)
+        agl = apb.ALTITUDE_REFERENCE_AGL
+        z = zpb.Zone(id="bench-idle-zone", circle=zpb.Circle(
+            centre=apb.LonLat(lon_deg=lon, lat_deg=lat), radius_m=100.0),
+            lower=apb.Altitude(value_m=0, reference=agl),
+            upper=apb.Altitude(value_m=500, reference=agl))
+        t0 = time.perf_counter()
+        r = zones.CreateZone(zpb.CreateZoneRequest(zone=z), metadata=md)
+        out["create_zone_ms"] = round((time.perf_counter() - t0) * 1e3, 2)
+        out["create_zone_affected"] = len(r.affected_flight_ids)
+        t0 = time.perf_counter()
+        zones.DeleteZone(zpb.DeleteZoneRequest(zone_id=z.id), metadata=md)
+        out["delete_zone_ms"] = round((time.perf_counter() - t0) * 1e3, 2)
+        t0 = time.perf_counter()
+        air.GetTwinInfo(apb.GetTwinInfoRequest(), metadata=md)
+        out["get_twin_info_ms"] = round((time.perf_counter() - t0) * 1e3, 2)
+        out["accepted_flights"] = info.accepted_flight_count
+    return out
+
+
+def bench_level(concurrency, args, tmp: Path) -> dict:
+    tokens = tmp / "tokens.toml"
+    op_tok, reg_tok = _tokens(tokens, args.operators)
+    server = Server(tmp, tokens)
+    try:
+        info = _phase(server, lambda: run_trivial(server.target, concurrency,
+                                                  args.trivial_s, op_tok, "GetTwinInfo"))
+        health = _phase(server, lambda: run_trivial(server.target, concurrency,
+                                                    args.trivial_s, op_tok, "Check"))
+        cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
+                         duration_s=args.duration, operators=args.operators, tokens=tokens,
+                         seed=args.seed)
+        load = _phase(server, lambda: run_loadtest(cfg))
+        idle = _idle_probe(server.target, reg_tok)
+    finally:
+        server.close()
+    r = load["rpcs"]
+    plan, sub = r.get("PlanRoute", {}), r.get("SubmitFlight", {})
+    ceiling = info["ok_per_s"]
+    return {
+        "concurrency": concurrency, "server_start_s": round(server.start_s, 2),
+        "trivial": {"GetTwinInfo": info, "Check": health},
+        "plan": plan, "submit": sub,
+        "plan_ratio": round(plan.get("calls_per_s", 0) / ceiling, 5),
+        "submit_ratio": round(sub.get("calls_per_s", 0) / ceiling, 5),
+        "all_calls_per_s": round(load["requests"] / load["elapsed_s"], 2),
+        "flights": load["flights"], "zone": load["zone"], "errors": load["errors_by_code"],
+        "checks": {k: v["ok"] for k, v in load["checks"].items()},
+        "check_detail": {k: {kk: vv for kk, vv in v.items() if kk.endswith("_s") or
+                             kk in ("flights", "accepted_before_the_zone")}
+                         for k, v in load["checks"].items()},
+        "rpcs": {k: {kk: vv for kk, vv in v.items() if kk != "error_samples"}
+                 for k, v in r.items()},
+        "check_rpcs": load["check_rpcs"], "idle": idle,
+        "ok": load["ok"], "load_cpu": load["cpu"], "elapsed_s": load["elapsed_s"],
+        "requests": load["requests"],
+    }
+
+
+def _row(d):
+    p, s = d["plan"], d["submit"]
+    i, h = d["trivial"]["GetTwinInfo"], d["trivial"]["Check"]
+    return (f"| {d['concurrency']} | {i['ok_per_s']:.0f} (p50 {i['p50_ms']:.1f}, p99 "
+            f"{i['p99_ms']:.1f}) | {h['ok_per_s']:.0f} | "
+            f"{p['calls_per_s']:.1f} / {p['ok_per_s']:.1f} | {p['p50_ms']:.0f} | "
+            f"{p['p99_ms']:.0f} | {s['calls_per_s']:.1f} / {s['ok_per_s']:.1f} | "
+            f"{s['p50_ms']:.0f} | {s['p99_ms']:.0f} | {d['plan_ratio']:.4f} | "
+            f"{d['submit_ratio']:.4f} | {d['load_cpu']['server_cores']:.2f} / "
+            f"{d['load_cpu']['client_cores']:.2f} | {'PASS' if d['ok'] else 'FAIL'} |")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--drones", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--trivial-s", type=float, default=8.0)
+    ap.add_argument("--operators", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    load0 = os.getloadavg()
+    out = []
+    for c in args.concurrency:
+        with tempfile.TemporaryDirectory() as tmp:
+            out.append(bench_level(c, args, Path(tmp)))
+        if not args.json:
+            print(f"concurrency {c} done: {json.dumps(out[-1]['checks'])}", file=sys.stderr)
+    res = {"drones": args.drones, "duration_s": args.duration, "operators": args.operators,
+           "cores": os.cpu_count(), "loadavg_before": load0, "loadavg_after":
+           os.getloadavg(), "levels": out}
+    if args.json:
+        print(json.dumps(res, default=str))
+    else:
+        print("| concurrency | GetTwinInfo/s | Check/s | PlanRoute calls/s / OK/s | p50 ms | "
+              "p99 ms | SubmitFlight calls/s / OK/s | p50 ms | p99 ms | plan/trivial | "
+              "submit/trivial | server/client cores | checks |")
+        print("|" + "---|" * 13)
+        for d in out:
+            print(_row(d))
+        print(f"\nload average before {load0}, after {os.getloadavg()}; "
+              f"{os.cpu_count()} cores shared by client and server")
+        for d in out:
+            print(f"c={d['concurrency']}: flights {d['flights']['booked']} booked, "
+                  f"{d['flights']['cancelled']} cancelled; errors {d['errors']}; zone "
+                  f"affected {d['zone'].get('affected_count')}; checks {d['check_detail']}")
+            for name, t in d["trivial"].items():
+                print(f"c={d['concurrency']}: trivial {name}: {t['ok_per_s']:.0f}/s, p50 "
+                      f"{t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, cores server/client "
+                      f"{t['cpu']['server_cores']:.2f}/{t['cpu']['client_cores']:.2f}")
+    return 0 if all(d["ok"] for d in out) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
