@@ -130,14 +130,16 @@ class SolveParams:
 
     ``max_time_in_seconds`` is the total budget (problem building included) over all
     windows; ``window_flights`` flights (in departure order) are re-optimised at a time
-    while the others stay fixed.
+    while the others stay fixed; up to ``max_passes`` passes (shifted, then larger
+    windows) run while time remains and the previous pass improved.
     """
 
     max_time_in_seconds: float = 45.0
     num_workers: int = 2
     random_seed: int = 0
     log_search_progress: bool = False
-    window_flights: int = 400
+    window_flights: int = 200
+    max_passes: int = 8
 
 
 @dataclass(frozen=True)
@@ -661,90 +663,105 @@ def deconflict(flights, alternates=None, sep: Separation | None = None,
     # windows of flights in departure order; the rest stays fixed at the incumbent
     dep = np.array([f.t_start_s for f in problem.flights])
     order = np.argsort(dep, kind="stable")
-    w = max(params.window_flights, 1)
-    windows = [order[s:s + w] for s in range(0, n, w)]
+    w0 = max(params.window_flights, 1)
     status_all = "OPTIMAL"
     n_models = 0
     improved = False
     windows_done = 0
-    for wi, win in enumerate(windows):
-        if time.perf_counter() > deadline:
-            status_all = "FEASIBLE"
-            break
-        win = [int(f) for f in win]
-        pair_rows, forbidden = _window_rows(problem, adj, win, cur_opt, cur_d)
-        # start the window from the nominal plan, where the fixed flights allow it
-        sol_opt, sol_d = cur_opt.copy(), cur_d.copy()
-        for f in win:
-            sol_opt[f], sol_d[f] = _best_alone(problem, f, forbidden)
-        active: set = set()
-        ok = False
-        t_win = time.perf_counter()
-        lazy_rounds = 0
-        while time.perf_counter() < deadline:
-            lazy_rounds += 1
-            r = pair_rows
-            diff = sol_d[r[:, 2]] - sol_d[r[:, 0]]
-            viol = ((sol_opt[r[:, 0]] == r[:, 1]) & (sol_opt[r[:, 2]] == r[:, 3])
-                    & (diff >= r[:, 4]) & (diff <= r[:, 5]))
-            if not viol.any():
-                ok = True
+    passes = 0
+    windows: list = []
+    # passes: windows of w0, then shifted by half a window, then twice as large, ... while
+    # time remains and the previous pass still improved the incumbent
+    while time.perf_counter() < deadline and passes < params.max_passes:
+        size = w0 * 2 ** (passes // 2)
+        offset = (size // 2) * (passes % 2)
+        cuts = [0, *range(offset or size, n, size), n]
+        windows = [order[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        if passes > 0 and (n <= w0 or (size >= 2 * n and offset == 0)):
+            break  # one window held every flight, or windows stopped growing usefully
+        before = _objective_of(problem, range(n), cur_opt, cur_d)
+        passes += 1
+        for wi, win in enumerate(windows):
+            if time.perf_counter() > deadline:
+                status_all = "FEASIBLE"
                 break
-            new_pairs = set(zip(r[viol, 0].tolist(), r[viol, 2].tolist()))
-            active |= new_pairs
-            comps = _components(n, active)
-            touched = {f for p_ in new_pairs for f in p_}
-            code = r[:, 0] * n + r[:, 2]
-            act = np.array(sorted(active), np.int64)
-            in_act = np.isin(code, act[:, 0] * n + act[:, 1])
-            for c in comps:
-                if not touched.intersection(c):
-                    continue
-                cset = np.zeros(n, bool)
-                cset[c] = True
-                crow = r[in_act & cset[r[:, 0]]].tolist()
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0.01:
+            win = [int(f) for f in win]
+            pair_rows, forbidden = _window_rows(problem, adj, win, cur_opt, cur_d)
+            # start the window from the nominal plan, where the fixed flights allow it
+            sol_opt, sol_d = cur_opt.copy(), cur_d.copy()
+            for f in win:
+                sol_opt[f], sol_d[f] = _best_alone(problem, f, forbidden)
+            active: set = set()
+            ok = False
+            t_win = time.perf_counter()
+            lazy_rounds = 0
+            while time.perf_counter() < deadline:
+                lazy_rounds += 1
+                r = pair_rows
+                diff = sol_d[r[:, 2]] - sol_d[r[:, 0]]
+                viol = ((sol_opt[r[:, 0]] == r[:, 1]) & (sol_opt[r[:, 2]] == r[:, 3])
+                        & (diff >= r[:, 4]) & (diff <= r[:, 5]))
+                if not viol.any():
+                    ok = True
                     break
-                model, delay, optv, _ = build_model(problem, c, crow, forbidden,
-                                                    cur_opt, cur_d)
-                solver = cp_model.CpSolver()
-                left = sum(len(x) for x in windows[wi:])
-                solver.parameters.max_time_in_seconds = max(
-                    0.05, min(remaining, 1.5 * remaining * len(c) / max(1, left)))
-                solver.parameters.num_workers = params.num_workers
-                solver.parameters.random_seed = params.random_seed
-                solver.parameters.log_search_progress = params.log_search_progress
-                st = solver.solve(model)
-                n_models += 1
-                log.debug("window %d component of %d flights, %d rows: %s in %.2f s", wi,
-                          len(c), len(crow), solver.status_name(st), solver.wall_time)
-                if st == cp_model.FEASIBLE:
-                    status_all = "FEASIBLE"
-                if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                    status_all = "FEASIBLE"
-                    for f in c:  # keep the incumbent (hint) for this component
-                        sol_opt[f], sol_d[f] = cur_opt[f], cur_d[f]
-                    continue
-                for f in c:
-                    sol_d[f] = solver.value(delay[f])
-                    sol_opt[f] = -1
-                    for g, x in optv[f].items():
-                        if solver.boolean_value(x):
-                            sol_opt[f] = g
-        log.debug("window %d: %d flights, %d rounds, %.2f s, settled=%s", wi, len(win),
-                  lazy_rounds, time.perf_counter() - t_win, ok)
-        windows_done = wi + 1
-        if ok and _objective_of(problem, win, sol_opt, sol_d) <= \
-                _objective_of(problem, win, cur_opt, cur_d):
-            cur_opt[win], cur_d[win] = sol_opt[win], sol_d[win]
-            improved = True
-        elif not ok:
-            status_all = "FEASIBLE"
+                new_pairs = set(zip(r[viol, 0].tolist(), r[viol, 2].tolist()))
+                active |= new_pairs
+                comps = _components(n, active)
+                touched = {f for p_ in new_pairs for f in p_}
+                code = r[:, 0] * n + r[:, 2]
+                act = np.array(sorted(active), np.int64)
+                in_act = np.isin(code, act[:, 0] * n + act[:, 1])
+                for c in comps:
+                    if not touched.intersection(c):
+                        continue
+                    cset = np.zeros(n, bool)
+                    cset[c] = True
+                    crow = r[in_act & cset[r[:, 0]]].tolist()
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0.01:
+                        break
+                    model, delay, optv, _ = build_model(problem, c, crow, forbidden,
+                                                        cur_opt, cur_d)
+                    solver = cp_model.CpSolver()
+                    left = sum(len(x) for x in windows[wi:])
+                    solver.parameters.max_time_in_seconds = max(
+                        0.05, min(remaining, 1.5 * remaining * len(c) / max(1, left)))
+                    solver.parameters.num_workers = params.num_workers
+                    solver.parameters.random_seed = params.random_seed
+                    solver.parameters.log_search_progress = params.log_search_progress
+                    st = solver.solve(model)
+                    n_models += 1
+                    log.debug("window %d component of %d flights, %d rows: %s in %.2f s", wi,
+                              len(c), len(crow), solver.status_name(st), solver.wall_time)
+                    if st == cp_model.FEASIBLE:
+                        status_all = "FEASIBLE"
+                    if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                        status_all = "FEASIBLE"
+                        for f in c:  # keep the incumbent (hint) for this component
+                            sol_opt[f], sol_d[f] = cur_opt[f], cur_d[f]
+                        continue
+                    for f in c:
+                        sol_d[f] = solver.value(delay[f])
+                        sol_opt[f] = -1
+                        for g, x in optv[f].items():
+                            if solver.boolean_value(x):
+                                sol_opt[f] = g
+            log.debug("window %d: %d flights, %d rounds, %.2f s, settled=%s", wi, len(win),
+                      lazy_rounds, time.perf_counter() - t_win, ok)
+            windows_done += 1
+            if ok and _objective_of(problem, win, sol_opt, sol_d) <= \
+                    _objective_of(problem, win, cur_opt, cur_d):
+                cur_opt[win], cur_d[win] = sol_opt[win], sol_d[win]
+                improved = True
+            elif not ok:
+                status_all = "FEASIBLE"
+        if _objective_of(problem, range(n), cur_opt, cur_d) >= before - 1e-9:
+            break
     t_end = time.perf_counter()
     stats = {"build_s": t_built - t_start, "fcfs_s": t_fcfs - t_built,
              "cpsat_s": t_end - t_fcfs, "solve_s": t_end - t_start,
-             "windows": len(windows), "windows_done": windows_done, "models": n_models, "rows": int(problem.rows.shape[0])}
+             "passes": passes, "windows_solved": windows_done, "models": n_models,
+             "rows": int(problem.rows.shape[0])}
     if not improved or _violated(problem, cur_opt, cur_d).any():
         return _resolution(problem, fcfs_opt, fcfs_d, "FCFS_FALLBACK", adj, stats)
     res = _resolution(problem, cur_opt, cur_d, status_all, adj, stats)
