@@ -2,7 +2,7 @@
 
     python benchmarks/bench_service.py [--drones 1000] [--concurrency 16 64]
                                        [--duration 30] [--trivial-s 8] [--operators 8]
-                                       [--seed 0] [--json]
+                                       [--seed 0] [--json] [--out-json FILE]
 
 For each concurrency level, in one run: a fresh server (``python -m server serve`` in a
 subprocess on a free loopback port, bundled Helsinki city, a temporary SQLite store and a
@@ -199,7 +199,8 @@ def main(argv=None) -> int:
     ap.add_argument("--trivial-s", type=float, default=8.0)
     ap.add_argument("--operators", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--out-json", default=None, help="also write the JSON object here")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()
     out = []
@@ -211,6 +212,8 @@ def main(argv=None) -> int:
     res = {"drones": args.drones, "duration_s": args.duration, "operators": args.operators,
            "cores": os.cpu_count(), "loadavg_before": load0, "loadavg_after":
            os.getloadavg(), "levels": out}
+    if args.out_json:
+        Path(args.out_json).write_text(json.dumps(res, default=str, indent=1))
     if args.json:
         print(json.dumps(res, default=str))
     else:
