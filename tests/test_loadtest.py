@@ -1,8 +1,9 @@
 """``skytwin loadtest`` against a real server on port 0, and its guards.
 
-A tiny run (20 drones, concurrency 4, 8 s) through the CLI with ``--json``: it completes,
-reports latency for every RPC kind it drives, all post-run checks pass and every watcher
-saw the zone. The request cap stops a run early; non-loopback targets are refused
+A tiny run (20 drones, concurrency 4, 8 s; cancellations and racing retries made more
+frequent so that a few bookings exercise them): it completes, reports latency for every
+RPC kind it drives, all post-run checks pass and every watcher saw the zone. The request
+cap stops a run early (through the CLI with ``--json``); non-loopback targets are refused
 before anything is sent; the local checks catch a conflict and a zone violation that
 are planted in synthetic flights (so a passing check means something).
 """
@@ -37,12 +38,11 @@ def srv(tmp_path_factory):
     s.stop()
 
 
-def test_tiny_run_through_cli(srv, capsys):
-    rc = main(["loadtest", "--target", srv.target, "--drones", "20", "--concurrency", "4",
-               "--duration", "8", "--seed", "3", "--json"])
-    rep = json.loads(capsys.readouterr().out)
-    assert rc == 0, {k: v for k, v in rep["checks"].items() if not v["ok"]}
-    assert rep["ok"] and not rep["failures"]
+def test_tiny_run(srv):
+    rep = run_loadtest(LoadConfig(target=srv.target, drones=20, concurrency=4,
+                                  duration_s=8.0, seed=3, p_cancel=0.3, p_dup=0.2))
+    assert rep["ok"], {k: v for k, v in rep["checks"].items() if not v["ok"]}
+    assert not rep["failures"]
     for rpc in ("PlanRoute", "SubmitFlight", "CancelFlight", "CreateZone"):
         s = rep["rpcs"][rpc]
         assert s["ok"] >= 1, (rpc, s)
@@ -62,11 +62,13 @@ def test_tiny_run_through_cli(srv, capsys):
     assert ck["zones_clear"]["accepted_before_the_zone"] <= rep["zone"]["affected_count"]
 
 
-def test_request_cap_stops_early(srv):
+def test_request_cap_stops_early_cli_json(srv, capsys):
     t0 = time.perf_counter()
-    rep = run_loadtest(LoadConfig(target=srv.target, drones=5, concurrency=3,
-                                  duration_s=30.0, max_requests=12, seed=4))
+    rc = main(["loadtest", "--target", srv.target, "--drones", "5", "--concurrency", "3",
+               "--duration", "30", "--max-requests", "12", "--seed", "4", "--json"])
+    rep = json.loads(capsys.readouterr().out)
     assert time.perf_counter() - t0 < 25.0
+    assert rc == 0, rep["checks"]
     assert rep["stopped_by_request_cap"]
     assert rep["requests"] <= 12
     assert rep["ok"], rep["checks"]
