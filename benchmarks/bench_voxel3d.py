@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from planner.search import SearchGrid, SearchWorkspace, find_path  # noqa: E402
-from planner.voxel3d import read_map, read_scenarios  # noqa: E402
+from planner.search import SearchGrid, SearchWorkspace, find_path
+from planner.voxel3d import read_map, read_scenarios
 
 REL_TOL = 1e-6
 TCOD_SCALE = 1_000_000
@@ -58,7 +58,7 @@ def _summary(lengths, optimum, times_s, expansions=None):
     times_ms = np.asarray(times_s, float) * 1e3
     bad = np.abs(lengths - optimum) > REL_TOL * optimum
     out = {
-        "scenarios": int(len(lengths)),
+        "scenarios": len(lengths),
         "mismatches": int(bad.sum()),
         "median_ms": float(np.median(times_ms)),
         "p99_ms": float(np.percentile(times_ms, 99)),
@@ -74,7 +74,9 @@ def _summary(lengths, optimum, times_s, expansions=None):
 def run_ours(blocked, scen, rule="strict"):
     grid = SearchGrid(blocked)
     ws = SearchWorkspace(blocked.shape)
-    find_path(grid, scen.start[0], scen.goal[0], workspace=ws, rule=rule)  # compile/load
+    find_path(
+        grid, scen.start[0], scen.goal[0], workspace=ws, rule=rule
+    )  # compile/load
     lengths, times, exps = [], [], []
     for s, g in zip(scen.start, scen.goal, strict=True):
         t0 = time.perf_counter()
@@ -114,7 +116,9 @@ def _strict_conditions(blocked):
     n = blocked.shape
 
     def shifted(dx, dy, dz):
-        return free[1 + dx:1 + dx + n[0], 1 + dy:1 + dy + n[1], 1 + dz:1 + dz + n[2]]
+        return free[
+            1 + dx : 1 + dx + n[0], 1 + dy : 1 + dy + n[1], 1 + dz : 1 + dz + n[2]
+        ]
 
     out = {}
     for d in np.ndindex(3, 3, 3):
@@ -161,10 +165,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--map", required=True, type=Path)
     ap.add_argument("--scen", required=True, type=Path)
     ap.add_argument("--limit", type=int, default=None, help="scenarios for our search")
-    ap.add_argument("--peer-limit", type=int, default=None,
-                    help="scenarios for the peers (default: --limit)")
-    ap.add_argument("--peers", default="skimage_mcp,tcod",
-                    help="comma-separated subset of: " + ",".join(PEERS) + " (or 'none')")
+    ap.add_argument(
+        "--peer-limit",
+        type=int,
+        default=None,
+        help="scenarios for the peers (default: --limit)",
+    )
+    ap.add_argument(
+        "--peers",
+        default="skimage_mcp,tcod",
+        help="comma-separated subset of: " + ",".join(PEERS) + " (or 'none')",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
 
@@ -191,11 +202,15 @@ def main(argv=None) -> dict:
         summary["expansions_per_s"] = None
         if name == "skimage_mcp":
             free_len, _, _ = run_ours(blocked, peer_scen, rule="free")
-            summary["free_rule_mismatches"] = _summary(p_len, free_len, p_t)["mismatches"]
+            summary["free_rule_mismatches"] = _summary(p_len, free_len, p_t)[
+                "mismatches"
+            ]
         summary["median_ratio_vs_ours"] = (
-            summary["median_ms"] / result["ours_on_peer_queries"]["median_ms"])
+            summary["median_ms"] / result["ours_on_peer_queries"]["median_ms"]
+        )
         summary["mean_ratio_vs_ours"] = (
-            summary["mean_ms"] / result["ours_on_peer_queries"]["mean_ms"])
+            summary["mean_ms"] / result["ours_on_peer_queries"]["mean_ms"]
+        )
         result["peers"][name] = summary
     if args.json:
         print(json.dumps(result, indent=1))
@@ -206,25 +221,33 @@ def main(argv=None) -> dict:
 
 def _print_table(r) -> None:
     print(f"map {r['map']} shape {tuple(r['shape'])}")
-    hdr = f"{'search':<28}{'n':>7}{'mismatch':>9}{'median ms':>11}{'p99 ms':>10}" \
-          f"{'mean ms':>10}{'Mexp/s':>8}"
+    hdr = (
+        f"{'search':<28}{'n':>7}{'mismatch':>9}{'median ms':>11}{'p99 ms':>10}"
+        f"{'mean ms':>10}{'Mexp/s':>8}"
+    )
     print(hdr)
 
     def row(name, s):
         eps = s.get("expansions_per_s")
         eps = "n/a" if eps is None else f"{eps / 1e6:.2f}"
-        print(f"{name:<28}{s['scenarios']:>7}{s['mismatches']:>9}{s['median_ms']:>11.3f}"
-              f"{s['p99_ms']:>10.2f}{s['mean_ms']:>10.3f}{eps:>8}")
+        print(
+            f"{name:<28}{s['scenarios']:>7}{s['mismatches']:>9}{s['median_ms']:>11.3f}"
+            f"{s['p99_ms']:>10.2f}{s['mean_ms']:>10.3f}{eps:>8}"
+        )
 
     row("planner.search (strict)", r)
     if "ours_on_peer_queries" in r:
         row("  same, peer queries", r["ours_on_peer_queries"])
     for name, s in r["peers"].items():
         row(name, s)
-        extra = f"    mean time {s['mean_ratio_vs_ours']:.1f}x ours, median " \
-                f"{s['median_ratio_vs_ours']:.1f}x"
+        extra = (
+            f"    mean time {s['mean_ratio_vs_ours']:.1f}x ours, median "
+            f"{s['median_ratio_vs_ours']:.1f}x"
+        )
         if "free_rule_mismatches" in s:
-            extra += f"; vs our rule='free' optimum: {s['free_rule_mismatches']} mismatches"
+            extra += (
+                f"; vs our rule='free' optimum: {s['free_rule_mismatches']} mismatches"
+            )
         print(extra)
 
 

@@ -39,13 +39,15 @@ Design choices (each kept because the benchmark showed it pays)
   Consistency lets each voxel be closed once (no re-opening).
 * **Tie-breaking toward larger g.** Open space has huge plateaus of equal
   ``f = g + h``; among equal ``f`` the kernel pops the deepest node, so in open space it
-  expands about one voxel per path step (a 100-step route across an empty 100**3 grid:
-  99 expansions, against 8,146 when ties are left to the heap order). ``f`` is rounded to a multiple of
-  ``2**-32`` before comparison so that equal lengths reached by different sums of
-  ``1, sqrt 2, sqrt 3`` compare equal (float64 rounding would otherwise break ties
-  at random); ``g`` stays unrounded float64, so the reported cost is exact to ~1e-12.
-  The rounding can make the search pick a path worse by at most ``2**-31`` per step,
-  far below the 1e-6 relative tolerance of the benchmark.
+  expands about one voxel per path step (a 100-step route across an empty 100**3
+  grid: 99 expansions, against 8,146 when ties are left to the heap order). ``f`` is
+  rounded to a multiple of ``2**-32`` before comparison so that equal lengths reached
+  by different sums of ``1, sqrt 2, sqrt 3`` compare equal (float64 rounding would
+  otherwise break ties at random); ``g`` stays unrounded float64, so the reported cost
+  is exact to ~1e-12. The rounding only reorders entries whose f differ by less than
+  ``2**-32`` (for f below ``2**21``; above, less than f's float64 spacing), so the path
+  found is optimal to within about that much per step, far below the benchmark's 1e-6
+  relative tolerance.
 * **Bucketed open list, binary heap only for the lowest bucket.** Entries are filed by
   ``floor(f / width)`` (width = 1/8 of the cheapest move) into a ring of linked lists
   (O(1) push into a pooled free list); only the lowest non-empty bucket is moved into
@@ -165,8 +167,13 @@ class NoRouteError(AirspaceError, ValueError):
 # --------------------------------------------------------------------------- tables
 
 _DELTAS = np.array(
-    [(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)
-     if (dx, dy, dz) != (0, 0, 0)],
+    [
+        (dx, dy, dz)
+        for dx in (-1, 0, 1)
+        for dy in (-1, 0, 1)
+        for dz in (-1, 0, 1)
+        if (dx, dy, dz) != (0, 0, 0)
+    ],
     dtype=np.int64,
 )  # (26, 3)
 
@@ -208,9 +215,18 @@ def _cost_tables(cell_size: tuple, vertical_factor: float):
 @functools.lru_cache(maxsize=64)
 def _offset_tables(ny: int, nz: int):
     """(26 move offsets, 27 neighbourhood offsets) of a padded grid, cached."""
-    offsets = (_DELTAS[:, 0] * ny * nz + _DELTAS[:, 1] * nz + _DELTAS[:, 2]).astype(np.int64)
-    nbr = np.array([(a * ny + b) * nz + c for a in (-1, 0, 1) for b in (-1, 0, 1)
-                    for c in (-1, 0, 1)], dtype=np.int64)
+    offsets = (_DELTAS[:, 0] * ny * nz + _DELTAS[:, 1] * nz + _DELTAS[:, 2]).astype(
+        np.int64
+    )
+    nbr = np.array(
+        [
+            (a * ny + b) * nz + c
+            for a in (-1, 0, 1)
+            for b in (-1, 0, 1)
+            for c in (-1, 0, 1)
+        ],
+        dtype=np.int64,
+    )
     offsets.flags.writeable = False
     nbr.flags.writeable = False
     return offsets, nbr
@@ -225,7 +241,9 @@ def _axis_costs(cell_size, vertical_factor: float) -> NDArray[np.float64]:
     return c
 
 
-def octile_distance(a, b, cell_size=(1.0, 1.0, 1.0), vertical_factor: float = 1.0) -> float:
+def octile_distance(
+    a, b, cell_size=(1.0, 1.0, 1.0), vertical_factor: float = 1.0
+) -> float:
     """Cost of the shortest 26-connected path between two voxels of an empty grid.
 
     This is the heuristic of :func:`find_path` (the 3D octile distance for unit cells).
@@ -238,8 +256,9 @@ def octile_distance(a, b, cell_size=(1.0, 1.0, 1.0), vertical_factor: float = 1.
     0.0
     """
     c = _axis_costs(cell_size, vertical_factor)
-    return float(_heuristic(int(a[0]), int(a[1]), int(a[2]), int(b[0]), int(b[1]),
-                            int(b[2]), c))
+    return float(
+        _heuristic(int(a[0]), int(a[1]), int(a[2]), int(b[0]), int(b[1]), int(b[2]), c)
+    )
 
 
 # --------------------------------------------------------------------------- kernels
@@ -263,7 +282,9 @@ def _heuristic(x, y, z, gx, gy, gz, axis_cost):
         if n2 > n1:
             n1, n2 = n2, n1
             b1, b2 = b2, b1
-    return n3 * axis_cost[7] + (n2 - n3) * axis_cost[b1 | b2] + (n1 - n2) * axis_cost[b1]
+    return (
+        n3 * axis_cost[7] + (n2 - n3) * axis_cost[b1 | b2] + (n1 - n2) * axis_cost[b1]
+    )
 
 
 @njit(**JIT)
@@ -323,8 +344,26 @@ _KEY_SCALE = 4294967296.0  # 2**32: f is compared on a 2**-32 lattice (see docst
 
 
 @njit(**JIT)
-def _astar(grid, ny, nz, offsets, nbr_off, need, step_cost, axis_cost, voxel_cost,
-           start, goal, max_expansions, rec, gen, heap, pool, head, width):
+def _astar(
+    grid,
+    ny,
+    nz,
+    offsets,
+    nbr_off,
+    need,
+    step_cost,
+    axis_cost,
+    voxel_cost,
+    start,
+    goal,
+    max_expansions,
+    rec,
+    gen,
+    heap,
+    pool,
+    head,
+    width,
+):
     """A* on a padded flat grid with a bucketed open list.
 
     Open entries are filed by ``b = floor(f / width)`` into a ring of ``len(head)``
@@ -448,8 +487,9 @@ def _astar(grid, ny, nz, offsets, nbr_off, need, step_cost, axis_cost, voxel_cos
                 continue
             rec[2 * u] = ng
             rec[2 * u + 1] = seen + d
-            f = ng + _heuristic(vx + ddx[d], vy + ddy[d], vz + ddz[d], gx, gy, gz,
-                                axis_cost)
+            f = ng + _heuristic(
+                vx + ddx[d], vy + ddy[d], vz + ddz[d], gx, gy, gz, axis_cost
+            )
             key = np.floor(f * _KEY_SCALE + 0.5)
             b = np.int64(np.floor(f * inv_w))
             if b <= cur:
@@ -511,7 +551,9 @@ class SearchGrid:
     def __init__(self, blocked, voxel_cost=None):
         blocked = np.asarray(blocked)
         if blocked.ndim != 3 or min(blocked.shape) < 1:
-            raise ValueError(f"blocked must be a non-empty 3D array, got shape {blocked.shape}")
+            raise ValueError(
+                f"blocked must be a non-empty 3D array, got shape {blocked.shape}"
+            )
         self.shape = tuple(int(s) for s in blocked.shape)
         self.padded = np.ones(tuple(s + 2 for s in self.shape), dtype=np.uint8)
         self.padded[1:-1, 1:-1, 1:-1] = blocked != 0
@@ -526,7 +568,9 @@ class SearchGrid:
                     f"voxel_cost shape {vc.shape} differs from blocked shape {self.shape}"
                 )
             if not np.isfinite(vc).all() or (vc < 0).any():
-                raise ValueError("voxel_cost must be finite and >= 0 (keeps A* optimal)")
+                raise ValueError(
+                    "voxel_cost must be finite and >= 0 (keeps A* optimal)"
+                )
             pad = np.zeros(self.padded.shape, dtype=np.float64)
             pad[1:-1, 1:-1, 1:-1] = vc
             self.voxel_cost = pad.reshape(-1)
@@ -704,16 +748,22 @@ def find_path(
         raise ValueError(f"cell_size must be three positive numbers, got {cell_size!r}")
     vertical_factor = float(vertical_factor)
     if not (np.isfinite(vertical_factor) and vertical_factor >= 0):
-        raise ValueError(f"vertical_factor must be finite and >= 0, got {vertical_factor}")
+        raise ValueError(
+            f"vertical_factor must be finite and >= 0, got {vertical_factor}"
+        )
     if isinstance(blocked, SearchGrid):
         if voxel_cost is not None:
-            raise ValueError("pass voxel_cost to SearchGrid(...), not with a SearchGrid")
+            raise ValueError(
+                "pass voxel_cost to SearchGrid(...), not with a SearchGrid"
+            )
         grid = blocked
     else:
         grid = None
         blocked = np.asarray(blocked)
         if blocked.ndim != 3 or min(blocked.shape) < 1:
-            raise ValueError(f"blocked must be a non-empty 3D array, got shape {blocked.shape}")
+            raise ValueError(
+                f"blocked must be a non-empty 3D array, got shape {blocked.shape}"
+            )
     shape = grid.shape if grid is not None else tuple(blocked.shape)
     for name, p in (("start", start), ("goal", goal)):
         if not all(0 <= p[i] < shape[i] for i in range(3)):
@@ -736,7 +786,8 @@ def find_path(
             vc = None if voxel_cost is None else np.asarray(voxel_cost)
             if vc is not None and vc.shape != shape:
                 raise ValueError(
-                    f"voxel_cost shape {vc.shape} differs from blocked shape {shape}")
+                    f"voxel_cost shape {vc.shape} differs from blocked shape {shape}"
+                )
             grid = SearchGrid(blocked[sl], None if vc is None else vc[sl])
     elif grid is None:
         grid = SearchGrid(blocked, voxel_cost)
@@ -772,9 +823,24 @@ def find_path(
     while True:
         gen = workspace.next_generation()
         status, cost, expansions, path = _astar(
-            grid.flat, ny, nz, offsets, nbr, _NEED[rule], step_cost, axis_cost,
-            grid.voxel_cost, s_flat, g_flat, budget, workspace.rec, gen, workspace.heap,
-            workspace.pool, head, width,
+            grid.flat,
+            ny,
+            nz,
+            offsets,
+            nbr,
+            _NEED[rule],
+            step_cost,
+            axis_cost,
+            grid.voxel_cost,
+            s_flat,
+            g_flat,
+            budget,
+            workspace.rec,
+            gen,
+            workspace.heap,
+            workspace.pool,
+            head,
+            width,
         )
         if status != HEAP_FULL:
             break
@@ -787,9 +853,15 @@ def find_path(
             "all explored)"
         )
     if status == BUDGET_EXHAUSTED:
-        return VoxelPath(np.empty((0, 3), np.int64), float("inf"), int(expansions),
-                         SearchStatus.BUDGET_EXHAUSTED)
+        return VoxelPath(
+            np.empty((0, 3), np.int64),
+            float("inf"),
+            int(expansions),
+            SearchStatus.BUDGET_EXHAUSTED,
+        )
     px, rem = np.divmod(path, ny * nz)
     py, pz = np.divmod(rem, nz)
     idx = np.stack([px, py, pz], axis=1) - 1 + np.array(lo, dtype=np.int64)
-    return VoxelPath(idx.astype(np.int64), float(cost), int(expansions), SearchStatus.FOUND)
+    return VoxelPath(
+        idx.astype(np.int64), float(cost), int(expansions), SearchStatus.FOUND
+    )

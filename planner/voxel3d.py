@@ -46,7 +46,9 @@ def _read_lines(path: Path) -> list[str]:
     try:
         text = Path(path).read_text(encoding="ascii")
     except UnicodeDecodeError as exc:
-        raise MalformedInputError(path, None, f"not an ASCII text file ({exc})") from exc
+        raise MalformedInputError(
+            path, None, f"not an ASCII text file ({exc})"
+        ) from exc
     except OSError as exc:
         raise MalformedInputError(path, None, f"cannot read file ({exc})") from exc
     return text.splitlines()
@@ -108,7 +110,9 @@ def read_map(path: str | Path) -> NDArray[np.uint8]:
     path = Path(path)
     lines = [ln for ln in _read_lines(path) if ln.strip()]
     if not lines:
-        raise MalformedInputError(path, None, "empty file, expected a 'voxel X Y Z' header")
+        raise MalformedInputError(
+            path, None, "empty file, expected a 'voxel X Y Z' header"
+        )
     head = lines[0].split()
     if len(head) != 4 or head[0] not in ("voxel", "rev_voxel"):
         raise MalformedInputError(
@@ -121,7 +125,9 @@ def read_map(path: str | Path) -> NDArray[np.uint8]:
             path, "line 1", f"dimensions must be integers, got {lines[0]!r}"
         ) from exc
     if min(dims) <= 0:
-        raise MalformedInputError(path, "line 1", f"dimensions must be positive, got {dims}")
+        raise MalformedInputError(
+            path, "line 1", f"dimensions must be positive, got {dims}"
+        )
     xyz = _int_rows(path, lines[1:], 2, 3, "x y z")
     bad = np.flatnonzero(((xyz < 0) | (xyz >= np.array(dims))).any(axis=1))
     if bad.size:
@@ -132,7 +138,9 @@ def read_map(path: str | Path) -> NDArray[np.uint8]:
             f"voxel {tuple(int(v) for v in xyz[k])} outside the map dimensions {dims}",
         )
     listed = head[0] == "voxel"
-    blocked = np.zeros(dims, dtype=np.uint8) if listed else np.ones(dims, dtype=np.uint8)
+    blocked = (
+        np.zeros(dims, dtype=np.uint8) if listed else np.ones(dims, dtype=np.uint8)
+    )
     blocked[xyz[:, 0], xyz[:, 1], xyz[:, 2]] = 1 if listed else 0
     return blocked
 
@@ -171,7 +179,11 @@ class Scenarios:
             raise ValueError(f"limit must be positive, got {limit}")
         idx = np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
         return Scenarios(
-            self.map_name, self.start[idx], self.goal[idx], self.length[idx], self.ratio[idx]
+            self.map_name,
+            self.start[idx],
+            self.goal[idx],
+            self.length[idx],
+            self.ratio[idx],
         )
 
 
@@ -243,5 +255,10 @@ def read_scenarios(path: str | Path) -> Scenarios:
         raise MalformedInputError(
             path, f"line {body[k][0]}", f"negative voxel index in {body[k][1]!r}"
         )
-    return Scenarios(map_name, ints[:, :3].copy(), ints[:, 3:].copy(), reals[:, 0].copy(),
-                     reals[:, 1].copy())
+    return Scenarios(
+        map_name,
+        ints[:, :3].copy(),
+        ints[:, 3:].copy(),
+        reals[:, 0].copy(),
+        reals[:, 1].copy(),
+    )

@@ -43,14 +43,18 @@ def _random_case(rng, density=None, shape=None):
 def _check_against_oracle(blocked, s, g, rule, **kw):
     want = dijkstra_cost(blocked, s, g, rule, **kw)
     if math.isinf(want):
-        with pytest.raises(NoRouteError, match="not in the start's connected free region"):
+        with pytest.raises(
+            NoRouteError, match="not in the start's connected free region"
+        ):
             find_path(blocked, s, g, rule=rule, **kw)
         return None
     p = find_path(blocked, s, g, rule=rule, **kw)
     assert p.status == SearchStatus.FOUND
     assert p.cost == pytest.approx(want, rel=REL_TOL, abs=1e-12)
     assert tuple(p.indices[0]) == s and tuple(p.indices[-1]) == g
-    assert path_cost(blocked, p.indices, rule, **kw) == pytest.approx(p.cost, rel=REL_TOL)
+    assert path_cost(blocked, p.indices, rule, **kw) == pytest.approx(
+        p.cost, rel=REL_TOL
+    )
     return p
 
 
@@ -68,8 +72,11 @@ def test_rules_differ_where_a_diagonal_cuts_a_corner():
     blocked = np.zeros((2, 2, 1), np.uint8)
     blocked[1, 0, 0] = 1
     assert find_path(blocked, (0, 0, 0), (1, 1, 0), rule="free").cost == pytest.approx(
-        math.sqrt(2))
-    assert find_path(blocked, (0, 0, 0), (1, 1, 0), rule="strict").cost == pytest.approx(2.0)
+        math.sqrt(2)
+    )
+    assert find_path(
+        blocked, (0, 0, 0), (1, 1, 0), rule="strict"
+    ).cost == pytest.approx(2.0)
     blocked[0, 1, 0] = 1  # both corners blocked: strict cannot pass, free can
     with pytest.raises(NoRouteError):
         find_path(blocked, (0, 0, 0), (1, 1, 0), rule="strict")
@@ -80,7 +87,10 @@ def test_weighted_costs_match_dijkstra():
     rng = np.random.default_rng(7)
     for k in range(80):
         blocked, s, g = _random_case(rng)
-        kw = dict(cell_size=(2.0, 2.0, 0.5 + k % 3), vertical_factor=[1.0, 3.0, 0.0][k % 3])
+        kw = {
+            "cell_size": (2.0, 2.0, 0.5 + k % 3),
+            "vertical_factor": [1.0, 3.0, 0.0][k % 3],
+        }
         if k % 2:
             kw["voxel_cost"] = rng.uniform(0, 2, size=blocked.shape)
         _check_against_oracle(blocked, s, g, ["strict", "free"][k % 2], **kw)
@@ -95,9 +105,12 @@ def test_heuristic_is_the_exact_empty_grid_cost():
         cell = (1.0, 1.0, 1.0) if k % 2 else (1.5, 2.5, 0.7)
         vf = 1.0 if k % 3 else 4.0
         want = dijkstra_cost(empty, a, b, "strict", cell, vf)
-        assert octile_distance(a, b, cell, vf) == pytest.approx(want, rel=1e-12, abs=1e-12)
+        assert octile_distance(a, b, cell, vf) == pytest.approx(
+            want, rel=1e-12, abs=1e-12
+        )
     assert octile_distance((0, 0, 0), (4, 2, 1)) == pytest.approx(
-        math.sqrt(3) + math.sqrt(2) + 2)
+        math.sqrt(3) + math.sqrt(2) + 2
+    )
 
 
 def test_start_equals_goal():
@@ -141,10 +154,12 @@ def test_window_restricts_the_search_and_keeps_full_grid_indices():
         blocked, s, g = _random_case(rng, shape=(9, 8, 7))
         lo = tuple(min(s[i], g[i]) - int(rng.integers(0, 2)) for i in range(3))
         lo = tuple(max(v, 0) for v in lo)
-        hi = tuple(min(max(s[i], g[i]) + 1 + int(rng.integers(0, 2)), blocked.shape[i])
-                   for i in range(3))
+        hi = tuple(
+            min(max(s[i], g[i]) + 1 + int(rng.integers(0, 2)), blocked.shape[i])
+            for i in range(3)
+        )
         outside = np.ones_like(blocked)
-        outside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 0
+        outside[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = 0
         masked = blocked | outside
         want = dijkstra_cost(masked, s, g, "strict")
         grid = SearchGrid(blocked)
@@ -173,13 +188,18 @@ def test_search_grid_and_array_give_the_same_path():
 
 def test_outside_grid_error():
     blocked = np.zeros((4, 5, 6), np.uint8)
-    with pytest.raises(OutsideGridError, match=r"start \(4, 0, 0\) is outside the grid of "
-                                               r"shape \(4, 5, 6\)") as e:
+    with pytest.raises(
+        OutsideGridError,
+        match=r"start \(4, 0, 0\) is outside the grid of "
+        r"shape \(4, 5, 6\)",
+    ) as e:
         find_path(blocked, (4, 0, 0), (0, 0, 0))
     assert isinstance(e.value, OutsideTwinError) and isinstance(e.value, ValueError)
     with pytest.raises(OutsideGridError, match=r"goal \(0, -1, 0\) is outside"):
         find_path(blocked, (0, 0, 0), (0, -1, 0))
-    with pytest.raises(OutsideGridError, match=r"goal \(3, 4, 5\) is outside the window"):
+    with pytest.raises(
+        OutsideGridError, match=r"goal \(3, 4, 5\) is outside the window"
+    ):
         find_path(blocked, (0, 0, 0), (3, 4, 5), window=((0, 0, 0), (2, 2, 2)))
     with pytest.raises(OutsideGridError, match="window .* empty or outside the grid"):
         find_path(blocked, (0, 0, 0), (1, 1, 1), window=((0, 0, 0), (2, 2, 9)))
@@ -188,10 +208,14 @@ def test_outside_grid_error():
 def test_blocked_endpoint_errors():
     blocked = np.zeros((3, 3, 3), np.uint8)
     blocked[0, 0, 0] = blocked[2, 2, 2] = 1
-    with pytest.raises(StartBlockedError, match=r"start \(0, 0, 0\) is a blocked voxel") as e:
+    with pytest.raises(
+        StartBlockedError, match=r"start \(0, 0, 0\) is a blocked voxel"
+    ) as e:
         find_path(blocked, (0, 0, 0), (1, 1, 1))
     assert isinstance(e.value, AirspaceError) and isinstance(e.value, ValueError)
-    with pytest.raises(GoalBlockedError, match=r"goal \(2, 2, 2\) is a blocked voxel") as e:
+    with pytest.raises(
+        GoalBlockedError, match=r"goal \(2, 2, 2\) is a blocked voxel"
+    ) as e:
         find_path(blocked, (1, 1, 1), (2, 2, 2))
     assert isinstance(e.value, AirspaceError) and isinstance(e.value, ValueError)
 
@@ -203,7 +227,9 @@ def test_no_route_error_says_why():
         find_path(blocked, (0, 0, 0), (4, 4, 4))
     msg = str(e.value)
     assert "no route from (0, 0, 0) to (4, 4, 4) under the 'strict' rule" in msg
-    assert "50 voxels reached, all explored" in msg  # the 2 x 5 x 5 slab behind the wall
+    assert (
+        "50 voxels reached, all explored" in msg
+    )  # the 2 x 5 x 5 slab behind the wall
     assert isinstance(e.value, AirspaceError) and e.value.reason == msg
 
 
@@ -227,9 +253,9 @@ def test_bad_arguments():
 
 # ---------------------------------------------------------- Moving AI 3D benchmark
 
-# Every scenario of Simple; an evenly spread subset of the other maps keeps this file
-# fast (benchmarks/bench_voxel3d.py checks all 10,000 of each map).
-MOVING_AI = [("Simple", None), ("Complex", 1000), ("DA1", 1000)]
+# Every scenario of Simple and Complex; 1,000 evenly spread scenarios of DA1 keep this
+# file fast (all 10,000 of DA1 take minutes; benchmarks/bench_voxel3d.py checks them).
+MOVING_AI = [("Simple", None), ("Complex", None), ("DA1", 1000)]
 
 
 @pytest.mark.parametrize("name,limit", MOVING_AI)
@@ -240,10 +266,12 @@ def test_moving_ai_optimal_lengths(voxel3d_data, name, limit):
     grid = SearchGrid(blocked)
     ws = SearchWorkspace(blocked.shape)
     checked_paths = 0
-    for k, (s, g, length) in enumerate(zip(scen.start, scen.goal, scen.length, strict=True)):
+    for k, (s, g, length) in enumerate(
+        zip(scen.start, scen.goal, scen.length, strict=True)
+    ):
         p = find_path(grid, s, g, workspace=ws)
         assert abs(p.cost - length) <= 1e-6 * length, (name, k, p.cost, length)
-        if k % 100 == 0:  # the path itself is legal and costs what is reported
+        if k % 250 == 0:  # the path itself is legal and costs what is reported
             idx = p.indices
             d = np.diff(idx, axis=0)
             assert (np.abs(d).max(axis=1) == 1).all()
@@ -253,7 +281,7 @@ def test_moving_ai_optimal_lengths(voxel3d_data, name, limit):
                 assert not blocked[c[:, 0], c[:, 1], c[:, 2]].any()
             assert np.linalg.norm(d, axis=1).sum() == pytest.approx(p.cost, rel=1e-12)
             checked_paths += 1
-    assert checked_paths >= 10
+    assert checked_paths >= 4
 
 
 def test_threads_with_their_own_workspaces_agree_with_serial():
@@ -262,8 +290,9 @@ def test_threads_with_their_own_workspaces_agree_with_serial():
     rng = np.random.default_rng(21)
     blocked = (rng.random((20, 20, 20)) < 0.25).astype(np.uint8)
     free = np.argwhere(blocked == 0)
-    pairs = [(tuple(free[i]), tuple(free[j]))
-             for i, j in rng.choice(len(free), size=(40, 2))]
+    pairs = [
+        (tuple(free[i]), tuple(free[j])) for i, j in rng.choice(len(free), size=(40, 2))
+    ]
     grid = SearchGrid(blocked)
 
     def run(chunk):
@@ -309,5 +338,5 @@ def test_huge_voxel_costs_and_free_vertical_moves_stay_optimal():
     for k in range(30):
         blocked, s, g = _random_case(rng, density=0.2)
         vc = rng.uniform(0, 1e7, size=blocked.shape) * (rng.random(blocked.shape) < 0.3)
-        kw = dict(voxel_cost=vc, vertical_factor=[0.0, 1.0, 50.0][k % 3])
+        kw = {"voxel_cost": vc, "vertical_factor": [0.0, 1.0, 50.0][k % 3]}
         _check_against_oracle(blocked, s, g, "strict", **kw)

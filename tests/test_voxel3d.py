@@ -28,14 +28,20 @@ def test_bundled_maps_match_provenance(voxel3d_data, name):
     assert round(float(scen.length.min()), 2) == lmin
     assert round(float(scen.length.max()), 2) == lmax
     assert (scen.start < np.array(dims)).all() and (scen.goal < np.array(dims)).all()
-    assert not blocked[tuple(scen.start.T)].any() and not blocked[tuple(scen.goal.T)].any()
+    assert (
+        not blocked[tuple(scen.start.T)].any() and not blocked[tuple(scen.goal.T)].any()
+    )
 
 
 def test_first_lines_are_read_in_order(voxel3d_data):
     blocked = read_map(voxel3d_data / "Simple.3dmap")
     assert blocked[50, 50, 50] == 1 and blocked[50, 50, 51] == 1
     scen = read_scenarios(voxel3d_data / "Simple.3dmap.3dscen")
-    assert scen.start[0].tolist() == [56, 76, 52] and scen.goal[0].tolist() == [48, 85, 45]
+    assert scen.start[0].tolist() == [56, 76, 52] and scen.goal[0].tolist() == [
+        48,
+        85,
+        45,
+    ]
     assert scen.length[0] == 15.31710829 and scen.ratio[0] == 1.054
 
 
@@ -65,7 +71,11 @@ def test_rev_voxel_lists_free_voxels(tmp_path):
         ("voxel 2 0 2\n", r"\[line 1\]", "dimensions must be positive"),
         ("voxel 2 2 2\n0 0 0\n1 1\n", r"\[line 3\]", "expected 3 fields"),
         ("voxel 2 2 2\n0 a 0\n", r"\[line 2\]", "not an integer"),
-        ("voxel 2 2 2\n0 0 0\n1 2 0\n", r"\[line 3\]", r"voxel \(1, 2, 0\) outside the map"),
+        (
+            "voxel 2 2 2\n0 0 0\n1 2 0\n",
+            r"\[line 3\]",
+            r"voxel \(1, 2, 0\) outside the map",
+        ),
     ],
 )
 def test_bad_map_files(tmp_path, text, where, reason):

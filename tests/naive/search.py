@@ -38,8 +38,15 @@ def step_cost(a, b, cell_size=(1.0, 1.0, 1.0), vertical_factor=1.0) -> float:
     return math.sqrt(sum((w[i] * (b[i] - a[i])) ** 2 for i in range(3)))
 
 
-def dijkstra_cost(blocked, start, goal, rule="strict", cell_size=(1.0, 1.0, 1.0),
-                  vertical_factor=1.0, voxel_cost=None) -> float:
+def dijkstra_cost(
+    blocked,
+    start,
+    goal,
+    rule="strict",
+    cell_size=(1.0, 1.0, 1.0),
+    vertical_factor=1.0,
+    voxel_cost=None,
+) -> float:
     """Least path cost from start to goal (``inf`` if unreachable)."""
     blocked = np.asarray(blocked)
     start, goal = tuple(int(v) for v in start), tuple(int(v) for v in goal)
@@ -66,8 +73,14 @@ def dijkstra_cost(blocked, start, goal, rule="strict", cell_size=(1.0, 1.0, 1.0)
     return math.inf
 
 
-def path_cost(blocked, path, rule="strict", cell_size=(1.0, 1.0, 1.0),
-              vertical_factor=1.0, voxel_cost=None) -> float:
+def path_cost(
+    blocked,
+    path,
+    rule="strict",
+    cell_size=(1.0, 1.0, 1.0),
+    vertical_factor=1.0,
+    voxel_cost=None,
+) -> float:
     """Cost of ``path`` ((n, 3) voxels); raises AssertionError on any illegal move."""
     path = [tuple(int(v) for v in p) for p in np.asarray(path)]
     assert path, "empty path"
