@@ -920,14 +920,16 @@ def format_report(rep: dict) -> str:
               f"{rep['operators']} operators ({rep['operator_tokens']} tokens), "
               f"{len(rep['hubs'])} hubs, concurrency {c['concurrency']}, "
               f"{rep['elapsed_s']:.1f} s, {rep['requests']} requests"), "",
-             (f"{'rpc':<14}{'calls':>8}{'ok':>8}{'ok/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-              f"{'p99 ms':>9}  statuses")]
+             (f"{'rpc':<14}{'calls':>8}{'calls/s':>9}{'ok':>8}{'ok/s':>9}{'p50 ms':>9}"
+              f"{'p95 ms':>9}{'p99 ms':>9}  statuses"),
+             "(latency percentiles of the OK calls)"]
 
     def f(v):
         return "-" if v is None else f"{v:.1f}"
     for name, s in rep["rpcs"].items():
         codes = ", ".join(f"{k} {v}" for k, v in s["codes"].items())
-        lines.append(f"{name:<14}{s['calls']:>8}{s['ok']:>8}{f(s['ok_per_s']):>9}"
+        lines.append(f"{name:<14}{s['calls']:>8}{f(s['calls_per_s']):>9}{s['ok']:>8}"
+                     f"{f(s['ok_per_s']):>9}"
                      f"{f(s['p50_ms']):>9}{f(s['p95_ms']):>9}{f(s['p99_ms']):>9}  {codes}")
     lines.append("")
     lines.append("errors by code: " + (", ".join(f"{k} {v}" for k, v in
