@@ -241,6 +241,7 @@ class ServiceCore:
         self.index = AcceptedIndex(self.sep, self.deconflict_options)
         self._info = None
         self._book = threading.Lock()
+        self._pending: dict = {}  # (operator_id, request_id) -> Event of the running submit
         self._local = threading.local()
         self._seq = 0
         self._changes: deque = deque(maxlen=change_log_size)
@@ -338,9 +339,14 @@ class ServiceCore:
             from airspace.zones import LocalZone
             lz = LocalZone(zone, self.twin.frame)
         out = []
+        bx0, by0, bx1, by1 = lz.bounds_m
         for tr in self.index.trajectories:
             if not zone.active_during(tr.t_start_s, tr.t_end_s):
                 continue
+            xy = tr.xyz_m[:, :2]
+            if (xy[:, 0].max() < bx0 or xy[:, 0].min() > bx1 or xy[:, 1].max() < by0
+                    or xy[:, 1].min() > by1):
+                continue  # the flight's box misses the zone's box
             rep = self.zone_validator.check(tr.xyz_m, tr.t_s, zones=[lz],
                                             ground_range=self.ground_range)
             if any("no-fly volume" in p for p in rep.problems):
@@ -567,6 +573,29 @@ class ServiceCore:
         old = self.store.find_request(caller.operator_id, request_id)
         if old is not None:
             return old, True
+        # a retry racing its original waits for it instead of booking against it
+        key = (caller.operator_id, request_id)
+        while True:
+            with self._book:
+                running = self._pending.get(key)
+                if running is None:
+                    mine = self._pending[key] = threading.Event()
+                    break
+            left = None if deadline_s is None else max(0.0, deadline_s - time.monotonic())
+            if not running.wait(timeout=left):
+                self._check_deadline(deadline_s, "the original request finished")
+            old = self.store.find_request(caller.operator_id, request_id)
+            if old is not None:
+                return old, True
+            # the original failed: try ourselves
+        try:
+            return self._submit_once(caller, request_id, req, meta, deadline_s)
+        finally:
+            with self._book:
+                self._pending.pop(key, None)
+            mine.set()
+
+    def _submit_once(self, caller, request_id, req, meta, deadline_s):
         from dataclasses import replace
         self._check_deadline(deadline_s, "planning")
         self._check_departure(req)

@@ -163,11 +163,7 @@ def test_local_checks_catch_conflict_and_zone_violation():
     assert np.isfinite(ck["conflict_free"]["check_s"])
 
 
-# ---------------------------------------------- service finding (see RESULTS_service.md)
-@pytest.mark.xfail(strict=True, reason="service: a SubmitFlight racing its original (same "
-                   "request id) is placed against the original's unpersisted reservation "
-                   "and refused (FAILED_PRECONDITION) instead of replayed; found by the "
-                   "load test, reproduced here with max_delay 0")
+# ------------------- service finding of the load test (fixed: retries wait for originals)
 def test_racing_retry_is_replayed(srv):
     import asyncio
 
