@@ -119,18 +119,21 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
         core.warm_up()
     executor = ThreadPoolExecutor(max_workers=config.workers,
                                   thread_name_prefix="skytwin-plan")
+    # cheap calls (get, list, cancel, zones, grid codes) get their own small pool so that
+    # they never queue behind route planning (a load-test finding)
+    fast = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skytwin-fast")
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor(), AuthInterceptor(auth)],
         options=[("grpc.so_reuseport", 0),
                  ("grpc.max_receive_message_length", config.max_message_bytes),
                  ("grpc.max_send_message_length", 4 * config.max_message_bytes)])
     airspace_pb2_grpc.add_AirspaceServiceServicer_to_server(
-        AirspaceServicer(core, executor), server)
-    zones_pb2_grpc.add_ZoneServiceServicer_to_server(ZoneServicer(core, executor), server)
+        AirspaceServicer(core, executor, fast), server)
+    zones_pb2_grpc.add_ZoneServiceServicer_to_server(ZoneServicer(core, executor, fast), server)
     flights_pb2_grpc.add_FlightServiceServicer_to_server(
-        FlightServicer(core, executor), server)
+        FlightServicer(core, executor, fast), server)
     changes_pb2_grpc.add_ChangeServiceServicer_to_server(
-        ChangeServicer(core, executor), server)
+        ChangeServicer(core, executor, fast), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -147,6 +150,7 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
     server.skytwin_core = core
     server.skytwin_health = health
     server.skytwin_executor = executor
+    server.skytwin_fast_executor = fast
     return server, port
 
 
@@ -162,6 +166,7 @@ async def stop(server, grace_s: float = 5.0) -> None:
     await server.skytwin_health.enter_graceful_shutdown()
     await server.stop(grace_s)
     server.skytwin_executor.shutdown(wait=True, cancel_futures=True)
+    server.skytwin_fast_executor.shutdown(wait=True, cancel_futures=True)
     server.skytwin_core.close()
 
 

@@ -34,7 +34,7 @@ class AirspaceServicer(Base, rpc.AirspaceServiceServicer):
     async def QueryBlockedCodes(self, request, context):
         current_caller()
         box = convert.box_from_proto(request.box)
-        res = await self.run(self.core.blocked_codes, box, request.z_lo_amsl_m,
+        res = await self.run_fast(self.core.blocked_codes, box, request.z_lo_amsl_m,
                              request.z_hi_amsl_m, convert.opt_time(request, "time"),
                              request.resolution or None, request.layer_m or None,
                              request.clearance_m)

@@ -43,12 +43,12 @@ class FlightServicer(Base, rpc.FlightServiceServicer):
 
     async def GetFlight(self, request, context):
         caller = current_caller()
-        rec = await self.run(self.core.get_flight, caller, request.flight_id)
+        rec = await self.run_fast(self.core.get_flight, caller, request.flight_id)
         return pb.GetFlightResponse(flight=convert.flight_to_proto(rec))
 
     async def ListFlights(self, request, context):
         caller = current_caller()
-        recs, token = await self.run(
+        recs, token = await self.run_fast(
             self.core.list_flights, caller, request.operator_id or None,
             convert.status_from_proto(request.status),
             convert.opt_time(request, "start_time"), convert.opt_time(request, "end_time"),
@@ -58,5 +58,5 @@ class FlightServicer(Base, rpc.FlightServiceServicer):
 
     async def CancelFlight(self, request, context):
         caller = current_caller()
-        rec = await self.run(self.core.cancel_flight, caller, request.flight_id)
+        rec = await self.run_fast(self.core.cancel_flight, caller, request.flight_id)
         return pb.CancelFlightResponse(flight=convert.flight_to_proto(rec))

@@ -15,20 +15,20 @@ class ZoneServicer(Base, rpc.ZoneServiceServicer):
     async def CreateZone(self, request, context):
         caller = current_caller()
         zone = convert.zone_from_proto(request.zone)
-        zone, affected = await self.run(self.core.create_zone, caller, zone)
+        zone, affected = await self.run_fast(self.core.create_zone, caller, zone)
         return pb.CreateZoneResponse(zone=convert.zone_to_proto(zone),
                                      affected_flight_ids=affected)
 
     async def UpdateZone(self, request, context):
         caller = current_caller()
         zone = convert.zone_from_proto(request.zone)
-        zone, affected = await self.run(self.core.update_zone, caller, zone)
+        zone, affected = await self.run_fast(self.core.update_zone, caller, zone)
         return pb.UpdateZoneResponse(zone=convert.zone_to_proto(zone),
                                      affected_flight_ids=affected)
 
     async def DeleteZone(self, request, context):
         caller = current_caller()
-        zone = await self.run(self.core.delete_zone, caller, request.zone_id)
+        zone = await self.run_fast(self.core.delete_zone, caller, request.zone_id)
         return pb.DeleteZoneResponse(zone=convert.zone_to_proto(zone))
 
     async def GetZone(self, request, context):
@@ -45,19 +45,19 @@ class ZoneServicer(Base, rpc.ZoneServiceServicer):
         box = convert.box_from_proto(request.box, required=False)
         lo, hi = ((request.z_lo_amsl_m, request.z_hi_amsl_m) if request.has_band
                   else (None, None))
-        zones = await self.run(self.core.query_zones, box, lo, hi,
+        zones = await self.run_fast(self.core.query_zones, box, lo, hi,
                                convert.opt_time(request, "start_time"),
                                convert.opt_time(request, "end_time"))
         return pb.QueryZonesResponse(zones=[convert.zone_to_proto(z) for z in zones])
 
     async def ImportEd269(self, request, context):
         caller = current_caller()
-        zones, affected = await self.run(self.core.import_ed269, caller, request.ed269_json,
+        zones, affected = await self.run_fast(self.core.import_ed269, caller, request.ed269_json,
                                          request.replace_existing)
         return pb.ImportEd269Response(zones=[convert.zone_to_proto(z) for z in zones],
                                       affected_flight_ids=affected)
 
     async def ExportEd269(self, request, context):
         current_caller()
-        text = await self.run(self.core.export_ed269, request.country)
+        text = await self.run_fast(self.core.export_ed269, request.country)
         return pb.ExportEd269Response(ed269_json=text)
