@@ -75,16 +75,40 @@ class Trajectory:
         return float(np.linalg.norm(np.diff(self.xyz_m, axis=0), axis=1).sum())
 
     def shifted(self, delay_s: float = 0.0, dz_m: float = 0.0) -> Trajectory:
-        """A copy departing ``delay_s`` later, with cruise waypoints raised by ``dz_m``.
+        """A copy departing ``delay_s`` later, with the cruise raised by ``dz_m``.
 
         The first and last waypoints (take-off and landing on the ground) keep their
-        height; every waypoint in between is raised by ``dz_m``.
+        height; every waypoint in between is raised by ``dz_m``. When the take-off and
+        landing legs are vertical (as the planner makes them), the flight is re-timed so
+        that it climbs and descends the extra ``dz_m`` at the same vertical speeds as
+        before: every time after take-off moves by ``dz_m / climb speed`` and the landing
+        by ``dz_m / descent speed`` more, so no speed limit is broken by a layer change.
+
+        Examples
+        --------
+        >>> t = Trajectory("f", [[0, 0, 0], [0, 0, 40], [100, 0, 40], [100, 0, 0]],
+        ...                [0, 10, 20, 30])   # climbs 4 m/s, descends 4 m/s
+        >>> t.shifted(5.0, 20.0).t_s.tolist()
+        [5.0, 20.0, 30.0, 45.0]
         """
         xyz = self.xyz_m.copy()
+        t = self.t_s + delay_s
         if dz_m:
             xyz[1:-1, 2] += dz_m
-        return Trajectory(self.flight_id, xyz, self.t_s + delay_s, self.priority,
-                          self.max_delay_s, dict(self.meta))
+            n = len(xyz)
+            up_dt = self.t_s[1] - self.t_s[0]
+            dn_dt = self.t_s[-1] - self.t_s[-2]
+            up_dz = self.xyz_m[1, 2] - self.xyz_m[0, 2]
+            dn_dz = self.xyz_m[-2, 2] - self.xyz_m[-1, 2]
+            vertical = (n >= 4 and np.array_equal(self.xyz_m[0, :2], self.xyz_m[1, :2])
+                        and np.array_equal(self.xyz_m[-1, :2], self.xyz_m[-2, :2])
+                        and up_dt > 0 and dn_dt > 0 and up_dz > 0 and dn_dz > 0)
+            if vertical:
+                t = t.copy()
+                t[1:] += dz_m * up_dt / up_dz
+                t[-1] += dz_m * dn_dt / dn_dz
+        return Trajectory(self.flight_id, xyz, t, self.priority, self.max_delay_s,
+                          dict(self.meta))
 
     def position_at(self, t_s: float) -> np.ndarray:
         """Position ``(3,)`` at time ``t_s`` (clamped to the first and last waypoint)."""
