@@ -14,7 +14,8 @@ import datetime as _dt
 from shapely.geometry import mapping
 from shapely.ops import transform as _shp_transform
 
-__all__ = ["route_geojson", "route_czml", "twin_geojson", "trajectories_czml"]
+__all__ = ["conflicts_geojson", "route_czml", "route_geojson", "trajectories_czml",
+           "trajectories_geojson", "twin_geojson"]
 
 
 def _iso(t_s: float) -> str:
@@ -85,3 +86,45 @@ def route_czml(route) -> list:
                                route.alt_amsl_m, route.trajectory.t_s)])
 
 
+
+
+def trajectories_geojson(frame, trajectories) -> list:
+    """One LineString feature per trajectory (WGS84, altitude [m AMSL], times)."""
+    feats = []
+    for tr in trajectories:
+        lon, lat = frame.to_wgs84(tr.xyz_m[:, 0], tr.xyz_m[:, 1])
+        coords = [[round(float(a), 9), round(float(b), 9), round(float(z), 2)]
+                  for a, b, z in zip(lon, lat, tr.xyz_m[:, 2], strict=True)]
+        feats.append({"type": "Feature", "id": tr.flight_id,
+                      "geometry": {"type": "LineString", "coordinates": coords},
+                      "properties": {"kind": "flight", "flight_id": tr.flight_id,
+                                     "depart_unix_s": tr.t_start_s,
+                                     "arrive_unix_s": tr.t_end_s,
+                                     "times_unix_s": [round(float(t), 3) for t in tr.t_s]}})
+    return feats
+
+
+def conflicts_geojson(frame, trajectories, conflicts) -> list:
+    """One feature per conflict: the segment between the two drones at mid-conflict.
+
+    Properties carry both flight ids, the conflict's time span [Unix s] and the smallest
+    horizontal and vertical distances found.
+    """
+    by_id = {t.flight_id: t for t in trajectories}
+    feats = []
+    for c in conflicts:
+        a, b = by_id[c.flight_a], by_id[c.flight_b]
+        t = 0.5 * (c.t_start_s + c.t_end_s)
+        pa, pb = a.position_at(t), b.position_at(t)
+        lon, lat = frame.to_wgs84([pa[0], pb[0]], [pa[1], pb[1]])
+        coords = [[round(float(lon[k]), 9), round(float(lat[k]), 9),
+                   round(float((pa, pb)[k][2]), 2)] for k in range(2)]
+        feats.append({"type": "Feature",
+                      "geometry": {"type": "LineString", "coordinates": coords},
+                      "properties": {"kind": "conflict", "flight_a": c.flight_a,
+                                     "flight_b": c.flight_b,
+                                     "t_start_unix_s": round(c.t_start_s, 3),
+                                     "t_end_unix_s": round(c.t_end_s, 3),
+                                     "min_h_m": round(c.min_h_m, 2),
+                                     "min_v_m": round(c.min_v_m, 2)}})
+    return feats

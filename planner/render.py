@@ -88,3 +88,47 @@ def render_route_png(twin, route, path, zones=(), margin_m: float = 150.0) -> No
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def render_twin_png(twin, path) -> None:
+    """Write a PNG of the twin: roof heights above ground and the clearance field."""
+    g = twin.grid
+    ext = (g.x0_m, g.x1_m, g.y0_m, g.y1_m)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6.5))
+    for ax, field, title in ((axes[0], twin.top_m - twin.ground_m,
+                              "building height above ground [m]"),
+                             (axes[1], twin.clear_top_m - twin.ground_m,
+                              f"protected height (roof + {twin.clearance_m:g} m, "
+                              f"inflated by {twin.clearance_m:g} m) [m]")):
+        im = ax.imshow(field.T, origin="lower", extent=ext, cmap="magma", interpolation="none")
+        fig.colorbar(im, ax=ax, shrink=0.75)
+        ax.set_title(title)
+        ax.set_xlabel("x east [m] (local frame)")
+        ax.set_ylabel("y north [m]")
+    fig.suptitle(f"SkyTwin: {len(twin.buildings)} buildings, {g.nx}x{g.ny}x{g.nz} voxels "
+                 f"of {g.dx_m:g} m x {g.dz_m:g} m")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def render_fleet_png(twin, trajectories, conflict_points_xy, path) -> None:
+    """Write a PNG of a fleet over the twin, with the conflicts found before resolution."""
+    g = twin.grid
+    fig, ax = plt.subplots(figsize=(9, 10))
+    ax.imshow((twin.top_m - twin.ground_m).T, origin="lower", cmap="Greys",
+              extent=(g.x0_m, g.x1_m, g.y0_m, g.y1_m), interpolation="none", alpha=0.6)
+    for tr in trajectories:
+        ax.plot(tr.xyz_m[:, 0], tr.xyz_m[:, 1], "-", lw=0.6, alpha=0.7)
+    if len(conflict_points_xy):
+        pts = np.asarray(conflict_points_xy)
+        ax.plot(pts[:, 0], pts[:, 1], "x", color="red", ms=6,
+                label=f"{len(pts)} conflicts before resolution")
+        ax.legend(loc="upper right")
+    ax.set_title(f"{len(trajectories)} resolved flights (none closer than the minima)")
+    ax.set_xlabel("x east [m]")
+    ax.set_ylabel("y north [m]")
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -6,11 +6,13 @@ printed as one line (``error: ...``, or ``{"error": ...}`` with ``--json``) with
 code 2; nothing is printed as a traceback for bad input.
 
     skytwin twin build PATH [--resolution M] [--layer M] [--clearance M] [--crs CRS]
-                            [--out FILE] [--json]
+                            [--out FILE] [--json] [--png FILE] [--geojson FILE]
     skytwin twin info FILE [--json]
     skytwin route (--city PATH | --twin FILE) --from LON,LAT[,ALT] --to LON,LAT[,ALT]
                   [--depart TIME] [--zones ED269.json] [--json | --geojson FILE]
                   [--czml FILE] [--png FILE]
+    skytwin fleet [--city PATH | --twin FILE] [--flights N] [--method cpsat|fcfs]
+                  [--geojson FILE] [--czml FILE] [--json]
     skytwin demo [--out DIR]
     skytwin serve [--city PATH | --twin FILE] [--port N] [--db PATH] [--auth FILE]
                   [--host H] [--tls-cert F --tls-key F] [--workers N]
@@ -114,6 +116,12 @@ def _cmd_twin_build(args) -> int:
         return _fail(args, exc)
     if args.out:
         twin.save(args.out)
+    if args.png:
+        from planner.render import render_twin_png
+        render_twin_png(twin, args.png)
+    if args.geojson:
+        from planner.export import twin_geojson
+        _write_json(args.geojson, twin_geojson(twin))
     summary = _full_summary(twin)
     summary["read_s"] = read_s
     if args.out:
@@ -248,6 +256,76 @@ def _print_route(d: dict) -> None:
     for w in d["waypoints"]:
         print(f"  {w['t_s']:8.2f}  {w['lon']:.9f}  {w['lat']:.9f}  {w['alt_amsl_m']:10.2f}"
               f"  {w['alt_agl_m']:10.2f}")
+
+
+def _cmd_fleet(args) -> int:
+    """Plan a delivery fleet over a city, detect its conflicts, resolve them, export."""
+    from airspace.errors import AirspaceError
+    from fixtures.traffic import city_scenario
+    from planner.conflicts import Separation, detect
+    from planner.deconflict import DeconflictOptions, SolveParams, deconflict, fcfs
+    from planner.export import conflicts_geojson, trajectories_czml, trajectories_geojson
+
+    try:
+        twin = _twin_from_args(args, progress=not args.json)
+        depart0 = _parse_time(args.depart)
+        flights = city_scenario(twin, args.flights, seed=args.seed, duration_s=args.duration,
+                                t0_s=depart0,
+                                progress=_Progress("planning flights", not args.json))
+    except (AirspaceError, OSError, ValueError) as exc:
+        return _fail(args, exc)
+    sep = Separation()
+    before = detect(flights, sep)
+    opts = DeconflictOptions(layer_shifts=(0, 1, 2), min_cruise_m=-1e9,
+                             max_cruise_m=float(twin.ground_m.min()) + 120.0)
+    t0 = time.perf_counter()
+    if args.method == "fcfs":
+        res = fcfs(flights, sep=sep, options=opts)
+    else:
+        res = deconflict(flights, sep=sep, options=opts,
+                         params=SolveParams(max_time_in_seconds=args.budget, num_workers=2,
+                                            random_seed=args.seed))
+    solve_s = time.perf_counter() - t0
+    delays = [c.delay_s for c in res.choices.values()]
+    out = {"flights": len(flights), "conflicts_before": len(before),
+           "residual": len(res.report.residual_conflicts) if res.report else None,
+           "unplaced": res.unplaced, "status": res.status, "method": args.method,
+           "total_delay_s": float(sum(delays)),
+           "relevelled": sum(c.layer_shift != 0 for c in res.choices.values()),
+           "solve_s": round(solve_s, 2)}
+    if args.geojson:
+        feats = trajectories_geojson(twin.frame, res.trajectories)
+        feats += conflicts_geojson(twin.frame, flights, before)
+        _write_json(args.geojson, {"type": "FeatureCollection", "features": feats})
+    if args.png:
+        from planner.render import render_fleet_png
+        pts = []
+        by_id = {t.flight_id: t for t in flights}
+        for c in before:
+            tm = 0.5 * (c.t_start_s + c.t_end_s)
+            pts.append(by_id[c.flight_a].position_at(tm)[:2])
+        render_fleet_png(twin, res.trajectories, pts, args.png)
+    if args.czml:
+        items = []
+        for tr in res.trajectories:
+            lon, lat = twin.frame.to_wgs84(tr.xyz_m[:, 0], tr.xyz_m[:, 1])
+            items.append((tr.flight_id, list(zip(lon, lat, strict=True)), tr.xyz_m[:, 2],
+                          tr.t_s))
+        if items:
+            _write_json(args.czml, trajectories_czml(items, "SkyTwin fleet"))
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"flights          {out['flights']} planned ({args.flights} asked)")
+        print(f"conflicts before {out['conflicts_before']} (separation {sep.horizontal_m:g} m "
+              f"horizontal, {sep.vertical_m:g} m vertical, {sep.time_buffer_s:g} s buffer)")
+        print(f"resolution       {args.method}: {out['status']}, residual "
+              f"{out['residual']} (independent verifier), {len(res.unplaced)} unplaced, "
+              f"total delay {out['total_delay_s']:.0f} s, {out['relevelled']} re-levelled, "
+              f"{solve_s:.1f} s")
+        for fid, why in list(res.unplaced.items())[:5]:
+            print(f"  unplaced {fid}: {why}")
+    return 0 if out["residual"] == 0 else 1
 
 
 DEMO_FROM = "24.94030,60.17150"   # Rautatientori (Railway Square), Helsinki
@@ -668,6 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--crs", default=None, help="override the source CRS (e.g. EPSG:7415)")
     b.add_argument("--out", type=Path, default=None, help="save the twin to this file")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
+    b.add_argument("--png", default=None, help="render the height and clearance fields")
+    b.add_argument("--geojson", default=None, help="write the buildings (WGS84 footprints "
+                   "with heights) as GeoJSON")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=_cmd_twin_build)
     i = tsub.add_parser("info", help="summarise a saved twin")
@@ -692,6 +773,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--czml", default=None, help="write the 4D trajectory as CZML (Cesium)")
     r.add_argument("--png", default=None, help="render map view + altitude profile")
     r.set_defaults(func=_cmd_route)
+
+    fl = sub.add_parser("fleet", help="plan a delivery fleet, detect and resolve conflicts")
+    fsrc = fl.add_mutually_exclusive_group()
+    fsrc.add_argument("--city", type=Path, default=DEFAULT_CITY)
+    fsrc.add_argument("--twin", type=Path)
+    fl.add_argument("--flights", type=int, default=200)
+    fl.add_argument("--duration", type=float, default=1800.0, help="departure span [s]")
+    fl.add_argument("--depart", default=None, help="first departure (default: now)")
+    fl.add_argument("--seed", type=int, default=0)
+    fl.add_argument("--method", choices=("cpsat", "fcfs"), default="cpsat")
+    fl.add_argument("--budget", type=float, default=20.0, help="CP-SAT time budget [s]")
+    fl.add_argument("--geojson", default=None, help="flights and conflicts as GeoJSON")
+    fl.add_argument("--czml", default=None, help="resolved flights as CZML (Cesium)")
+    fl.add_argument("--png", default=None, help="render the fleet and its conflicts")
+    fl.add_argument("--json", action="store_true")
+    fl.set_defaults(func=_cmd_fleet)
 
     d = sub.add_parser("demo", help="build the bundled city's twin and plan a route")
     d.add_argument("--out", default="skytwin-demo", help="output folder")

@@ -88,3 +88,28 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path):
     assert r.returncode == 2 and "missing.npz" in r.stderr
     r = _run("route", "--from", "24.94", "--to", "24.95,60.17", "--json")
     assert r.returncode == 2 and "LON,LAT" in json.loads(r.stdout)["error"]
+
+
+def test_fleet_resolves_and_exports(tmp_path):
+    r = _run("fleet", "--flights", "60", "--duration", "300", "--budget", "3", "--json",
+             "--geojson", str(tmp_path / "f.geojson"), "--czml", str(tmp_path / "f.czml"),
+             "--png", str(tmp_path / "f.png"))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["flights"] >= 50 and out["residual"] == 0
+    gj = json.loads((tmp_path / "f.geojson").read_text())
+    kinds = {f["properties"]["kind"] for f in gj["features"]}
+    assert "flight" in kinds and ("conflict" in kinds) == (out["conflicts_before"] > 0)
+    cz = json.loads((tmp_path / "f.czml").read_text())
+    assert cz[0]["id"] == "document" and len(cz) == 1 + out["flights"] - len(out["unplaced"])
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_twin_exports(tmp_path):
+    r = _run("twin", "build", "--quiet", "--png", str(tmp_path / "t.png"), "--geojson",
+             str(tmp_path / "t.geojson"))
+    assert r.returncode == 0, r.stderr
+    gj = json.loads((tmp_path / "t.geojson").read_text())
+    assert len(gj["features"]) == 571
+    assert all(f["properties"]["height_agl_m"] > 0 for f in gj["features"])
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
