@@ -282,18 +282,30 @@ def test_shortcut_segments_are_straight_lines_not_voxel_steps(helsinki):
     assert line.length >= 0
 
 
-def test_climb_and_proximity_penalties_shape_the_search(helsinki):
+def test_climb_and_proximity_penalties_reach_the_search(helsinki, monkeypatch):
+    from scipy import ndimage
+
+    from planner import search
+    seen = {}
+    real = search.find_path
+
+    def spy(blocked, start, goal, **kw):
+        seen.update(kw, blocked=np.asarray(blocked).copy())
+        return real(blocked, start, goal, **kw)
+
     s, g, base = _open_pair(helsinki, seed=17, min_dist_m=500.0)
-    planner = Planner(helsinki)
-    climb = planner.plan(RouteRequest(s, g, climb_factor=5.0))
-    near = planner.plan(RouteRequest(s, g, proximity_cost_m=20.0))
+    monkeypatch.setattr(search, "find_path", spy)
+    r = Planner(helsinki).plan(RouteRequest(s, g, climb_factor=5.0, proximity_cost_m=20.0))
+    assert seen["vertical_factor"] == 5.0
+    cost, blocked = seen["voxel_cost"], seen["blocked"] > 0
+    near = ndimage.binary_dilation(blocked, structure=np.ones((3, 3, 3), bool)) & ~blocked
+    assert np.all(cost[near] == 20.0) and np.all(cost[~near] == 0.0)
     validator = RouteValidator(helsinki.buildings, helsinki.clearance_m)
-    for r in (climb, near):
-        assert validator.check(r.xyz_m, r.trajectory.t_s, r_speeds()).ok
-    # the options reach the search: a 20 m proximity cost changes the explored set
-    assert near.expansions != base.expansions or np.array_equal(near.xyz_m, base.xyz_m)
+    assert validator.check(r.xyz_m, r.trajectory.t_s, r_speeds()).ok
     with pytest.raises(PlanError, match="climb_factor"):
         RouteRequest(s, g, climb_factor=0.5)
+    with pytest.raises(PlanError, match="proximity_cost_m"):
+        RouteRequest(s, g, proximity_cost_m=-1.0)
 
 
 def r_speeds():
