@@ -243,7 +243,11 @@ class ServiceCore:
         self._book = threading.Lock()
         self._pending: dict = {}  # (operator_id, request_id) -> Event of the running submit
         self._local = threading.local()
-        self._seq = 0
+        # change sequence numbers never go backwards across restarts: every published
+        # change writes at least one store event, so starting from the store's last event
+        # number keeps new numbers above any number handed out before a restart (a watcher
+        # resuming across a restart gets no backlog and re-lists; see subscribe)
+        self._seq = store.last_event_seq()
         self._changes: deque = deque(maxlen=change_log_size)
         self._subs: list = []
         self._subs_lock = threading.Lock()
@@ -786,7 +790,11 @@ class ServiceCore:
 
     def subscribe(self, callback, since_sequence: int = 0) -> tuple[int, list]:
         """Register ``callback(change)``; ``(current sequence, retained changes after
-        since_sequence)``, atomically with respect to new changes."""
+        since_sequence)``, atomically with respect to new changes.
+
+        Changes are retained in memory only (the last ``change_log_size``); after a
+        restart the backlog is empty and a client resuming from an older sequence should
+        re-list flights and zones (the durable record is the store's)."""
         with self._book:
             with self._subs_lock:
                 self._subs.append(callback)

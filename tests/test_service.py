@@ -183,3 +183,20 @@ def test_concurrent_retry_books_once(core, monkeypatch):
     assert sorted(r[1] for r in res) == [False, True]
     assert core.store.count_flights() == 1 and len(core.index) == 1
     assert [c.kind for c in core._changes] == ["flight_accepted"]
+
+
+def test_change_sequence_never_goes_backwards_across_a_restart(tmp_path):
+    twin, ref = helsinki_twin()
+    c = ServiceCore(twin, Store(tmp_path / "seq.db"), twin_ref=ref)
+    for n in range(3):
+        c.submit_flight(OP, f"s-{n}", RouteRequest(FROM, TO, depart_s=T0 + 600 * n), META)
+    before = c.sequence
+    assert before >= 3
+    c.close()
+    c2 = ServiceCore(twin, Store(tmp_path / "seq.db"), twin_ref=ref)
+    try:
+        assert c2.sequence >= before
+        c2.submit_flight(OP, "s-after", RouteRequest(FROM, TO, depart_s=T0 + 3000), META)
+        assert c2.sequence > before
+    finally:
+        c2.close()
