@@ -35,7 +35,9 @@ A route is only returned after the final polyline passed every exact check.
 from __future__ import annotations
 
 import math
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -186,7 +188,7 @@ class Planner:
         self.checker = checker or ExactChecker.for_twin(twin)
         self._ground_range = ground_range_from_grid(twin.grid, twin.ground_m)
         self._workspace = None
-        self._limits_cache: dict = {}
+        self._limits_cache = _shared_cache(twin)
 
     # ------------------------------------------------------------------ public API
     def plan(self, req: RouteRequest) -> Route:
@@ -456,9 +458,10 @@ class Planner:
                pool(ground, np.float32(np.inf), "min"), pool(ground, np.float32(-np.inf), "max"))
         for a in hit[2:]:
             a[~np.isfinite(a)] = 0.0
-        if len(self._limits_cache) > 16:
-            self._limits_cache.clear()
-        self._limits_cache[key] = hit
+        with _CACHE_LOCK:
+            if len(self._limits_cache) > 16:
+                self._limits_cache.clear()
+            self._limits_cache[key] = hit
         return hit
 
     def _start_cell(self, wgrid, xy, pad_m, blocked, name, exc, req, active=()):
@@ -563,6 +566,23 @@ class Planner:
                              cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m))
         except search.NoRouteError as exc:
             raise PlanError(str(exc)) from exc
+
+
+_CACHE_LOCK = threading.Lock()
+_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _shared_cache(twin) -> dict:
+    """The pyramid cache of a twin, shared by every Planner (thread) using it.
+
+    Pyramids are read-only arrays (up to a few hundred MB at level 1 on a 10 km twin), so
+    one copy per twin, not per thread; two threads may build the same entry once each.
+    """
+    with _CACHE_LOCK:
+        c = _CACHES.get(twin)
+        if c is None:
+            c = _CACHES[twin] = {}
+        return c
 
 
 def _mark_zone(blocked, zone, wgrid, ground):
