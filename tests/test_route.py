@@ -16,7 +16,6 @@ import zlib
 
 import numpy as np
 import pytest
-import shapely
 from shapely.geometry import LineString, Point
 
 from airspace.errors import AirspaceError, OutsideTwinError
