@@ -309,3 +309,56 @@ def test_climb_and_proximity_penalties_reach_the_search(helsinki, monkeypatch):
 
 def r_speeds():
     return RouteRequest((0, 0), (0, 0)).speeds
+
+
+def _random_zones(twin, rng, n, t0):
+    g, f = twin.grid, twin.frame
+    zones = []
+    for k in range(n):
+        x, y = rng.uniform(g.x0_m, g.x1_m), rng.uniform(g.y0_m, g.y1_m)
+        lo = float(rng.choice([0.0, 20.0, 40.0]))
+        hi = lo + float(rng.uniform(10, 80))
+        ref = str(rng.choice(["AGL", "AMSL"]))
+        w0 = t0 + rng.uniform(-3600, 7200)
+        win = (w0, w0 + rng.uniform(300, 3600)) if rng.random() < 0.7 else None
+        if rng.random() < 0.5:
+            lon, lat = f.to_wgs84(x, y)
+            zones.append(Zone(id=f"Z{k}", circle=Circle(lon, lat, rng.uniform(15, 80)),
+                              lower=Altitude(lo, ref), upper=Altitude(hi, ref), window=win,
+                              reason="random"))
+        else:  # star-shaped polygon around (x, y): always simple
+            m = int(rng.integers(3, 8))
+            ang = np.sort(rng.uniform(0, 2 * np.pi, m))
+            r = rng.uniform(20, 90, m)
+            pts = tuple(f.to_wgs84(x + r[i] * np.cos(ang[i]), y + r[i] * np.sin(ang[i]))
+                        for i in range(m))
+            try:
+                zones.append(Zone(id=f"Z{k}", polygon=pts, lower=Altitude(lo, ref),
+                                  upper=Altitude(hi, ref), window=win, reason="random"))
+            except AirspaceError:
+                pass  # degenerate draw
+    return zones
+
+
+def test_random_routes_with_random_timed_zones_pass_validator(helsinki):
+    """Random zones (circles and polygons, AGL and AMSL bands, time windows) and random
+    departures: no route enters a zone while it is active (independent validator)."""
+    rng = np.random.default_rng(42)
+    layer = ZoneLayer(helsinki.frame, _random_zones(helsinki, rng, 25, T_1000))
+    planner = Planner(helsinki, layer)
+    validator = RouteValidator(helsinki.buildings, helsinki.clearance_m)
+    gr = ground_range_from_grid(helsinki.grid, helsinki.ground_m)
+    ok = 0
+    for s, g in _random_pairs(helsinki, 250, seed=43):
+        req = RouteRequest(s, g, depart_s=T_1000 + rng.uniform(-1800, 7200))
+        try:
+            r = planner.plan(req)
+        except AirspaceError as exc:
+            assert str(exc)  # every refusal says why
+            continue
+        lz = layer.local_zones(r.trajectory.t_start_s, r.trajectory.t_end_s)
+        rep = validator.check(r.xyz_m, r.trajectory.t_s, req.speeds, zones=lz,
+                              ground_range=gr)
+        assert rep.ok, (s, g, req.depart_s, str(rep))
+        ok += 1
+    assert ok >= 60
