@@ -35,14 +35,13 @@ vertical take-off and landing, speeds, every zone active while it flies) and
 :func:`planner.verify.verify` against the accepted flights near it in space and time
 (residual conflicts involving the new flight). Nothing that fails is accepted.
 
-Delays, not layers, by default. :func:`planner.deconflict.place` can also move a cruise
-to another layer (``Trajectory.shifted``), but on the bundled city the checks above
-refused almost every such placement: a higher cruise reached in the same climb time
-breaks the climb-speed limit, a lower one passes too close to roofs (measured: 7 of 7
-layer choices refused over 8 crossing bookings). So the service places with departure
-delays only (the planner's checked geometry, moved in time); ``layer_shifts`` turns
-layers back on, and then a refused layer choice falls back to delays only (and the
-altitude rules are re-checked for shifted cruises).
+Delays and higher layers. :func:`planner.deconflict.place` takes, in order, the earliest
+departure delay at which the flight fits in its own layer or one or two layers (10 m
+each) higher (``Trajectory.shifted`` re-times take-off and landing so the climb and
+descent speeds are kept). Only upward shifts are offered: a cruise that clears every
+roof + clearance still clears it higher up, whereas a lower one may not. The validator
+still re-checks the shifted flight (zones above, the AGL ceiling), and a refused layer
+choice falls back to delays only. ``layer_shifts=(0,)`` gives delays only.
 
 Batches. The batch is planned, then resolved among itself with CP-SAT
 (:func:`planner.deconflict.deconflict`, departure delays only, as above); accepted flights stay fixed: each resolved
@@ -206,13 +205,13 @@ class ServiceCore:
     clock : callable, optional
         ``() -> float`` Unix seconds (tests pass a fixed clock).
     layer_shifts : tuple of int
-        Cruise-layer shifts single submits may use besides delays (default ``(0,)``:
-        delays only, see the module docstring).
+        Cruise-layer shifts single submits may use besides delays (default ``(0, 1, 2)``:
+        the own layer or up to two layers higher; see the module docstring).
     """
 
     def __init__(self, twin, store, *, limits: ServiceLimits | None = None,
                  twin_ref: dict | None = None, clock=time.time, change_log_size=10_000,
-                 layer_shifts=(0,)):
+                 layer_shifts=(0, 1, 2)):
         from airspace.rules import load_rules
         from planner.conflicts import Separation
         from planner.deconflict import AcceptedIndex, DeconflictOptions
