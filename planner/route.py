@@ -10,10 +10,13 @@ Steps
    2D fields: a coarse cell is blocked when any fine voxel inside it is (max-pooling, so
    free coarse cells are free at the fine level too). The search window is the box
    around start and goal plus a margin; the finest level whose window holds at most
-   ``max_search_voxels`` cells is used, and if it finds no route a finer level is tried
-   over a narrower corridor is **not** attempted: the error says which level failed.
-   This bounds memory and time for 10 km routes (a 10 km x 10 km window at f=4 is
-   1250 x 1250 x 16 cells) while short routes search the full 2 m grid.
+   ``max_search_voxels`` cells (default 2 M) is used. When a coarse start or goal cell
+   is blocked, or the coarse search finds no route, the next finer level is tried (up to
+   ``max_fallback_voxels``, default 48 M cells); the error says which level failed. This bounds memory and time for
+   10 km routes (a 10 km window at f=8 is 625 x 625 x 10 cells) while routes of a few
+   hundred metres search the full 2 m grid. Measured on Helsinki and Den Haag (400
+   random pairs each): a 2 M budget instead of 6 M cuts p99 latency about 3x (81 -> 25
+   ms, 25 -> 12 ms) for routes 0.6 % longer on average.
 3. **Altitude limits and zones** are added to that grid: cells below the cruise floor
    (``min_agl_m`` above ground) or above the ceiling (``ceiling_agl_m`` above ground)
    are blocked, and so is every cell touched by a no-fly volume active at any time
@@ -180,11 +183,13 @@ class Planner:
     queries); the twin and its exact checker are read-only and shared.
     """
 
-    def __init__(self, twin, zones=None, *, max_search_voxels: int = 6_000_000,
+    def __init__(self, twin, zones=None, *, max_search_voxels: int = 2_000_000,
+                 max_fallback_voxels: int = 48_000_000,
                  checker: ExactChecker | None = None):
         self.twin = twin
         self.zones = zones
         self.max_search_voxels = int(max_search_voxels)
+        self.max_fallback_voxels = int(max_fallback_voxels)
         self.checker = checker or ExactChecker.for_twin(twin)
         self._ground_range = ground_range_from_grid(twin.grid, twin.ground_m)
         self._workspace = None
@@ -225,7 +230,7 @@ class Planner:
                 # (up to 8x the voxel budget), unless the reason is a zone or a building
                 retry = (level > 1 and getattr(exc, "code", "").endswith("_blocked")
                          or isinstance(exc, search.NoRouteError) and level > 1)
-                if retry and self._window_voxels(win, level // 2) <= 8 * self.max_search_voxels:
+                if retry and self._window_voxels(win, level // 2) <= self.max_fallback_voxels:
                     level //= 2
                     continue
                 if isinstance(exc, search.NoRouteError):
@@ -487,8 +492,10 @@ class Planner:
                               f"({what}), active during the flight, from the ground to the "
                               "ceiling; choose a point outside it or another time",
                               blocking=("zone", z.id), code=f"{name}_in_zone")
-            raise exc(f"no airspace to climb into above the {name}: the column is blocked "
-                      f"from the ground up to the {req.ceiling_agl_m:.0f} m AGL ceiling",
+            raise exc(f"no airspace to climb into above the {name}: its {wgrid.dx_m:g} m "
+                      f"search cell is blocked from the ground up to the "
+                      f"{req.ceiling_agl_m:.0f} m AGL ceiling (tall buildings or no-fly "
+                      "volumes around it); try a point further from them",
                       code=f"{name}_blocked")
         return (i, j, int(free[0]))
 
@@ -542,6 +549,7 @@ class Planner:
             # would it work without the zones?  then the zones are the reason
             try:
                 Planner(self.twin, None, max_search_voxels=self.max_search_voxels,
+                        max_fallback_voxels=self.max_fallback_voxels,
                         checker=self.checker)._search_only(s_col, e_col, req)
                 return PlanError(f"no route: the goal or start is enclosed by active "
                                  f"no-fly volume(s) {names}", blocking=("zone", active[0].id))
