@@ -69,6 +69,22 @@ class ExactChecker:
         self.clearance_m = float(clearance_m)
         self.tree = shapely.STRtree(self.footprints)
         shapely.prepare(self.footprints)
+        # Height bands: tree k holds only the buildings whose protected top (roof +
+        # clearance) reaches at least _band_z[k]. A segment whose lowest point is z can
+        # only enter buildings with top + c > z, all of which are in the tree of the
+        # highest band at or below z; cruise segments then test far fewer footprints.
+        lim = self.tops_m + self.clearance_m
+        self._band_z = [-np.inf]
+        self._band_idx = [np.arange(len(lim))]
+        self._band_tree = [self.tree]
+        if len(lim) >= 64:
+            for q in (50, 75, 90, 97):
+                z = float(np.percentile(lim, q))
+                idx = np.flatnonzero(lim >= z)
+                if z > self._band_z[-1] and len(idx) < len(self._band_idx[-1]):
+                    self._band_z.append(z)
+                    self._band_idx.append(idx)
+                    self._band_tree.append(shapely.STRtree(self.footprints[idx]))
 
     @classmethod
     def for_twin(cls, twin) -> ExactChecker:
@@ -85,10 +101,12 @@ class ExactChecker:
         seg2d = Point(p0[:2]) if flat else LineString([p0[:2], p1[:2]])
         # candidates: footprints within c of the whole horizontal segment (GEOS dwithin
         # on the tree's bounding boxes, then on the geometries)
-        cand = self.tree.query(seg2d, predicate="dwithin", distance=c)
+        zmin = min(p0[2], p1[2])
+        k = int(np.searchsorted(self._band_z, zmin, side="right")) - 1
+        cand = self._band_idx[k][self._band_tree[k].query(seg2d, predicate="dwithin",
+                                                          distance=c)]
         if cand.size == 0:
             return None
-        zmin = min(p0[2], p1[2])
         for b in cand[np.argsort(cand)]:
             lim = self.tops_m[b] + c
             if zmin >= lim:
