@@ -743,7 +743,11 @@ def _point_segment_distance(px, py, ax, ay, bx, by):
 
 # ------------------------------------------------------------------------ rasterizing
 def zone_voxels(
-    zone: LocalZone, grid: GridSpec, ground_m: np.ndarray, margin_m: float = 0.0
+    zone: LocalZone,
+    grid: GridSpec,
+    ground_m: np.ndarray,
+    margin_m: float = 0.0,
+    ground_hi_m: np.ndarray | None = None,
 ):
     """Voxels of ``grid`` that a zone volume (grown by ``margin_m``) touches.
 
@@ -760,6 +764,10 @@ def zone_voxels(
     ground_m : (nx, ny) float array
         Ground height per column [m AMSL].
     margin_m : float, optional
+    ground_hi_m : (nx, ny) float array, optional
+        Ground for the upper AGL limit when a cell spans varying ground (a coarse search
+        cell: ``ground_m`` its lowest ground, ``ground_hi_m`` its highest), so that the
+        touched band is ``[lower(min ground), upper(max ground)]``. Default ``ground_m``.
 
     Returns
     -------
@@ -774,7 +782,8 @@ def zone_voxels(
     if not (m >= 0.0 and math.isfinite(m)):
         raise ZoneError(f"margin_m must be >= 0, got {margin_m!r}")
     g = np.asarray(ground_m)
-    if g.shape != (grid.nx, grid.ny):
+    g_hi = g if ground_hi_m is None else np.asarray(ground_hi_m)
+    if g.shape != (grid.nx, grid.ny) or g_hi.shape != g.shape:
         raise ZoneError(
             f"ground_m must have shape ({grid.nx}, {grid.ny}), got {g.shape}"
         )
@@ -812,6 +821,7 @@ def zone_voxels(
         j0,
         j1,
         np.ascontiguousarray(g[i0:i1, j0:j1], dtype=np.float64),
+        np.ascontiguousarray(g_hi[i0:i1, j0:j1], dtype=np.float64),
         z.lower.value_m,
         z.lower.reference == "AGL",
         z.upper.value_m,
@@ -963,6 +973,7 @@ def _zone_columns(
     j0,
     j1,
     ground,
+    ground_hi,
     lo_v,
     lo_agl,
     hi_v,
@@ -971,8 +982,10 @@ def _zone_columns(
     """Per-column touched layer range of one zone.
 
     poly : (n, 2) float64 local polygon (unused for circles); cx, cy, r : circle [m];
-    ground : (i1-i0, j1-j0) float64 [m AMSL]. Returns k_lo, k_hi : int16 arrays of the
-    same shape, ``k_lo > k_hi`` for untouched columns.
+    ground, ground_hi : (i1-i0, j1-j0) float64 [m AMSL], the ground used for the lower
+    and for the upper AGL limit (equal for a plain grid; the min and max ground under a
+    coarse cell). Returns k_lo, k_hi : int16 arrays of the same shape, ``k_lo > k_hi``
+    for untouched columns.
     """
     ni = i1 - i0
     nj = j1 - j0
@@ -996,9 +1009,8 @@ def _zone_columns(
                     continue
             elif not touched[a, b]:
                 continue
-            g = ground[a, b]
-            lo = lo_v + g if lo_agl else lo_v
-            hi = hi_v + g if hi_agl else hi_v
+            lo = lo_v + ground[a, b] if lo_agl else lo_v
+            hi = hi_v + ground_hi[a, b] if hi_agl else hi_v
             klo = int(np.floor((lo - margin - gz0) / dz))
             khi = int(np.floor((hi + margin - gz0) / dz))
             if klo < 0:

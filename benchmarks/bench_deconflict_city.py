@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from airspace.io import load_city  # noqa: E402
 from airspace.twin import build_twin  # noqa: E402
-from fixtures.traffic import city_scenario  # noqa: E402
+from fixtures.traffic import city_options, city_scenario  # noqa: E402
 from planner.conflicts import Separation, detect  # noqa: E402
-from planner.deconflict import DeconflictOptions, SolveParams, deconflict, fcfs  # noqa: E402
+from planner.deconflict import SolveParams, deconflict, fcfs  # noqa: E402
 from planner.validate import RouteValidator  # noqa: E402
 
 
@@ -57,8 +57,7 @@ def main(argv=None):
     plan_s = time.perf_counter() - t0
     sep = Separation()
     conflicts = detect(flights, sep)
-    opts = DeconflictOptions(layer_shifts=(0, 1, 2), min_cruise_m=-1e9,
-                             max_cruise_m=float(twin.ground_m.min()) + 120.0)
+    opts = city_options(twin)
     validator = RouteValidator(twin.buildings, twin.clearance_m)
     t0 = time.perf_counter()
     cp = deconflict(flights, sep=sep, options=opts,

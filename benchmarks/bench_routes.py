@@ -66,14 +66,13 @@ def _pairs_long(twin, n, rng, lo_m=5000.0, hi_m=10000.0):
 def _peer_search_ms(planner, req, route):
     """skimage MCP_Geometric on the same grid, start and goal cell as our search."""
     from skimage.graph import MCP_Geometric
-    from planner import search  # noqa: F401
     tw = planner.twin
     s_xy = tw.frame.to_local(*req.start_lonlat)
     e_xy = tw.frame.to_local(*req.goal_lonlat)
     s_col, e_col = tw.grid.column_of(*s_xy), tw.grid.column_of(*e_xy)
     level = route.level
     _, win = planner._choose_window(s_col, e_col, math.dist(s_xy, e_xy), level)
-    wgrid, blocked, _, _ = planner._window_grid(win, level, req, [])
+    wgrid, blocked = planner._window_grid(win, level, req, [])
     gs, ge = float(tw.ground_m[s_col]), float(tw.ground_m[e_col])
     si = planner._start_cell(wgrid, s_xy, gs, blocked, "start", PlanError, req)
     gi = planner._start_cell(wgrid, e_xy, ge, blocked, "goal", PlanError, req)

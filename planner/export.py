@@ -14,7 +14,7 @@ import datetime as _dt
 from shapely.geometry import mapping
 from shapely.ops import transform as _shp_transform
 
-__all__ = ["conflicts_geojson", "route_czml", "route_geojson", "trajectories_czml",
+__all__ = ["conflict_positions", "conflicts_geojson", "route_czml", "route_geojson", "trajectories_czml",
            "trajectories_geojson", "twin_geojson"]
 
 
@@ -104,18 +104,25 @@ def trajectories_geojson(frame, trajectories) -> list:
     return feats
 
 
+def conflict_positions(trajectories, conflicts) -> list:
+    """``(pa, pb)`` local positions ``(3,)`` of the two drones at mid-conflict."""
+    by_id = {t.flight_id: t for t in trajectories}
+    out = []
+    for c in conflicts:
+        t = 0.5 * (c.t_start_s + c.t_end_s)
+        out.append((by_id[c.flight_a].position_at(t), by_id[c.flight_b].position_at(t)))
+    return out
+
+
 def conflicts_geojson(frame, trajectories, conflicts) -> list:
     """One feature per conflict: the segment between the two drones at mid-conflict.
 
     Properties carry both flight ids, the conflict's time span [Unix s] and the smallest
     horizontal and vertical distances found.
     """
-    by_id = {t.flight_id: t for t in trajectories}
     feats = []
-    for c in conflicts:
-        a, b = by_id[c.flight_a], by_id[c.flight_b]
-        t = 0.5 * (c.t_start_s + c.t_end_s)
-        pa, pb = a.position_at(t), b.position_at(t)
+    for c, (pa, pb) in zip(conflicts, conflict_positions(trajectories, conflicts),
+                           strict=True):
         lon, lat = frame.to_wgs84([pa[0], pb[0]], [pa[1], pb[1]])
         coords = [[round(float(lon[k]), 9), round(float(lat[k]), 9),
                    round(float((pa, pb)[k][2]), 2)] for k in range(2)]

@@ -234,7 +234,8 @@ class Planner:
                     level //= 2
                     continue
                 if isinstance(exc, search.NoRouteError):
-                    raise self._explain_no_route(s_col, e_col, req, active, level,
+                    raise self._explain_no_route(win, level, req, active,
+                                                 (s_xy, s_col, gs), (e_xy, e_col, ge),
                                                  exc) from exc
                 raise
 
@@ -355,7 +356,7 @@ class Planner:
         """Build the search grid of one level and search it (steps 3-5)."""
         s_xy, s_col, gs = start
         e_xy, e_col, ge = goal
-        wgrid, blocked, _, _ = self._window_grid(win, level, req, active)
+        wgrid, blocked = self._window_grid(win, level, req, active)
         si = self._start_cell(wgrid, s_xy, gs, blocked, "start", StartBlocked, req, active)
         gi = self._start_cell(wgrid, e_xy, ge, blocked, "goal", GoalBlocked, req, active)
         # take-off and landing columns must not meet an active zone
@@ -424,11 +425,11 @@ class Planner:
         wgrid = GridSpec(x0_m=g.x0_m + i0 * g.dx_m, y0_m=g.y0_m + j0 * g.dx_m, z0_m=g.z0_m,
                          dx_m=g.dx_m * f, dz_m=g.dz_m * f, nx=ni, ny=nj, nz=nk)
         if active:
-            for gr in (gmin_p, gmax_p):
-                gw = np.ascontiguousarray(gr[ci0:ci0 + ni, cj0:cj0 + nj])
-                for z in active:
-                    _mark_zone(blocked, z, wgrid, gw)
-        return wgrid, blocked, floor_c, ceil_c
+            g_lo = np.ascontiguousarray(gmin_p[ci0:ci0 + ni, cj0:cj0 + nj])
+            g_hi = np.ascontiguousarray(gmax_p[ci0:ci0 + ni, cj0:cj0 + nj])
+            for z in active:
+                _mark_zone(blocked, z, wgrid, g_lo, g_hi)
+        return wgrid, blocked
 
     def _pyramid(self, min_agl_m, ceiling_agl_m, f):
         """Max/min-pooled limit layers and ground over the whole twin at level ``f``.
@@ -543,37 +544,21 @@ class Planner:
     def _workspace_fits(self, shape) -> bool:
         return self._workspace.capacity >= int(np.prod([s + 2 for s in shape]))
 
-    def _explain_no_route(self, s_col, e_col, req, active, level, exc):
-        names = ", ".join(z.id for z in active)
+    def _explain_no_route(self, win, level, req, active, start, goal, exc):
+        """The error for a failed search: if the same search without the zones finds a
+        route, the active zones are what encloses the start or goal."""
         if active:
-            # would it work without the zones?  then the zones are the reason
             try:
-                Planner(self.twin, None, max_search_voxels=self.max_search_voxels,
-                        max_fallback_voxels=self.max_fallback_voxels,
-                        checker=self.checker)._search_only(s_col, e_col, req)
+                self._search_level(win, level, req, [], start, goal)
+            except (PlanError, search.NoRouteError):
+                pass
+            else:
+                names = ", ".join(z.id for z in active)
                 return PlanError(f"no route: the goal or start is enclosed by active "
                                  f"no-fly volume(s) {names}", blocking=("zone", active[0].id))
-            except PlanError:
-                pass
         return PlanError(f"no route within the limits ({req.min_agl_m:.0f}-"
                          f"{req.ceiling_agl_m:.0f} m AGL, clearance {self.twin.clearance_m} m, "
                          f"search cells of {self.twin.grid.dx_m * level:g} m): {exc}")
-
-    def _search_only(self, s_col, e_col, req):
-        g = self.twin.grid
-        level, win = self._choose_window(s_col, e_col, math.dist(s_col, e_col) * g.dx_m)
-        wgrid, blocked, _, _ = self._window_grid(win, level, req, [])
-        si = (s_col[0] - win[0]) // level, (s_col[1] - win[2]) // level
-        gi = (e_col[0] - win[0]) // level, (e_col[1] - win[2]) // level
-        fs = np.flatnonzero(blocked[si[0], si[1]] == 0)
-        fg = np.flatnonzero(blocked[gi[0], gi[1]] == 0)
-        if fs.size == 0 or fg.size == 0:
-            raise PlanError("blocked")
-        try:
-            search.find_path(blocked, (*si, int(fs[0])), (*gi, int(fg[0])), rule="strict",
-                             cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m))
-        except search.NoRouteError as exc:
-            raise PlanError(str(exc)) from exc
 
 
 _CACHE_LOCK = threading.Lock()
@@ -593,9 +578,12 @@ def _shared_cache(twin) -> dict:
         return c
 
 
-def _mark_zone(blocked, zone, wgrid, ground):
-    """Block every cell of ``blocked`` touched by ``zone`` (conservative)."""
-    i0, i1, j0, j1, k_lo, k_hi = zone_voxels(zone, wgrid, ground)
+def _mark_zone(blocked, zone, wgrid, ground_lo, ground_hi):
+    """Block every cell of ``blocked`` touched by ``zone`` (conservative: AGL limits
+    span from the lower limit over a cell's lowest ground to the upper limit over its
+    highest ground)."""
+    i0, i1, j0, j1, k_lo, k_hi = zone_voxels(zone, wgrid, ground_lo,
+                                             ground_hi_m=ground_hi)
     if i1 <= i0 or j1 <= j0:
         return
     k = np.arange(blocked.shape[2])

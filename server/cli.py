@@ -261,10 +261,11 @@ def _print_route(d: dict) -> None:
 def _cmd_fleet(args) -> int:
     """Plan a delivery fleet over a city, detect its conflicts, resolve them, export."""
     from airspace.errors import AirspaceError
-    from fixtures.traffic import city_scenario
+    from fixtures.traffic import city_options, city_scenario
     from planner.conflicts import Separation, detect
-    from planner.deconflict import DeconflictOptions, SolveParams, deconflict, fcfs
-    from planner.export import conflicts_geojson, trajectories_czml, trajectories_geojson
+    from planner.deconflict import SolveParams, deconflict, fcfs
+    from planner.export import (conflict_positions, conflicts_geojson, trajectories_czml,
+                                trajectories_geojson)
 
     try:
         twin = _twin_from_args(args, progress=not args.json)
@@ -276,8 +277,7 @@ def _cmd_fleet(args) -> int:
         return _fail(args, exc)
     sep = Separation()
     before = detect(flights, sep)
-    opts = DeconflictOptions(layer_shifts=(0, 1, 2), min_cruise_m=-1e9,
-                             max_cruise_m=float(twin.ground_m.min()) + 120.0)
+    opts = city_options(twin)
     t0 = time.perf_counter()
     if args.method == "fcfs":
         res = fcfs(flights, sep=sep, options=opts)
@@ -299,11 +299,7 @@ def _cmd_fleet(args) -> int:
         _write_json(args.geojson, {"type": "FeatureCollection", "features": feats})
     if args.png:
         from planner.render import render_fleet_png
-        pts = []
-        by_id = {t.flight_id: t for t in flights}
-        for c in before:
-            tm = 0.5 * (c.t_start_s + c.t_end_s)
-            pts.append(by_id[c.flight_a].position_at(tm)[:2])
+        pts = [pa[:2] for pa, _ in conflict_positions(flights, before)]
         render_fleet_png(twin, res.trajectories, pts, args.png)
     if args.czml:
         items = []

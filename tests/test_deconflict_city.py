@@ -8,9 +8,9 @@ import pytest
 
 from airspace.io import load_city
 from airspace.twin import build_twin
-from fixtures.traffic import city_scenario
+from fixtures.traffic import city_options, city_scenario
 from planner.conflicts import Separation, detect
-from planner.deconflict import DeconflictOptions, SolveParams, deconflict, fcfs
+from planner.deconflict import SolveParams, deconflict, fcfs
 from planner.validate import RouteValidator
 
 from tests.conftest import FIXTURES
@@ -21,12 +21,6 @@ def helsinki_traffic():
     twin = build_twin(load_city(str(FIXTURES / "city" / "helsinki_centre.geojson")))
     flights = city_scenario(twin, 160, seed=5, duration_s=900.0)
     return twin, flights
-
-
-def _options(twin):
-    # up-shifts only: raising a cruise that clears every roof + clearance keeps it clear
-    return DeconflictOptions(layer_shifts=(0, 1, 2), min_cruise_m=-1e9,
-                             max_cruise_m=float(twin.ground_m.min()) + 120.0)
 
 
 def test_city_scenario_is_dense_and_real(helsinki_traffic):
@@ -40,7 +34,7 @@ def test_city_scenario_is_dense_and_real(helsinki_traffic):
 @pytest.fixture(scope="module")
 def resolutions(helsinki_traffic):
     twin, flights = helsinki_traffic
-    opts = _options(twin)
+    opts = city_options(twin)
     return {"cpsat": deconflict(flights, sep=Separation(), options=opts,
                                 params=SolveParams(max_time_in_seconds=8.0, num_workers=2,
                                                    random_seed=1)),

@@ -23,6 +23,7 @@ from airspace.io import load_city
 from airspace.twin import build_twin
 from airspace.zones import Altitude, Circle, Zone, ZoneLayer, ground_range_from_grid
 from planner.route import GoalBlocked, PlanError, Planner, RouteRequest, StartBlocked
+from planner.timing import SpeedProfile
 from planner.validate import RouteValidator
 
 from tests.conftest import CITY_DATA, FIXTURES
@@ -164,7 +165,7 @@ def test_zone_blocks_only_while_active(helsinki):
     assert not hit.ok and "Z-TEST" in str(hit)
     # 11:00: the zone is active, the route must go around it
     at_11 = planner.plan(RouteRequest(s, g, depart_s=T_1000 + 3600))
-    rep = validator.check(at_11.xyz_m, at_11.trajectory.t_s, at_11_speeds(), zones=[lz],
+    rep = validator.check(at_11.xyz_m, at_11.trajectory.t_s, SpeedProfile(), zones=[lz],
                           ground_range=gr)
     assert rep.ok, str(rep)
     assert not np.array_equal(at_11.xyz_m, free_route.xyz_m)
@@ -173,10 +174,6 @@ def test_zone_blocks_only_while_active(helsinki):
     at_13 = planner.plan(RouteRequest(s, g, depart_s=T_1000 + 3 * 3600))
     assert "Z-TEST" not in at_13.zones_considered
     assert at_13.length_m == pytest.approx(free_route.length_m, abs=1e-6)
-
-
-def at_11_speeds():
-    return RouteRequest((0, 0), (0, 0)).speeds
 
 
 def test_goal_inside_active_zone_is_refused_with_zone_named(helsinki):
@@ -300,15 +297,11 @@ def test_climb_and_proximity_penalties_reach_the_search(helsinki, monkeypatch):
     near = ndimage.binary_dilation(blocked, structure=np.ones((3, 3, 3), bool)) & ~blocked
     assert np.all(cost[near] == 20.0) and np.all(cost[~near] == 0.0)
     validator = RouteValidator(helsinki.buildings, helsinki.clearance_m)
-    assert validator.check(r.xyz_m, r.trajectory.t_s, r_speeds()).ok
+    assert validator.check(r.xyz_m, r.trajectory.t_s, SpeedProfile()).ok
     with pytest.raises(PlanError, match="climb_factor"):
         RouteRequest(s, g, climb_factor=0.5)
     with pytest.raises(PlanError, match="proximity_cost_m"):
         RouteRequest(s, g, proximity_cost_m=-1.0)
-
-
-def r_speeds():
-    return RouteRequest((0, 0), (0, 0)).speeds
 
 
 def _random_zones(twin, rng, n, t0):

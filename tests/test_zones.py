@@ -494,3 +494,21 @@ def test_zone_voxels_agl_follows_ground_and_outside_grid():
     assert zone_voxels(far, grid, ground)[:4] == (0, 0, 0, 0)
     with pytest.raises(ZoneError, match=r"ground_m must have shape \(10, 10\)"):
         zone_voxels(lz, grid, np.zeros((3, 3)))
+
+
+def test_zone_voxels_band_spans_lowest_to_highest_ground_of_a_cell():
+    """A coarse cell with ground 0..30 m and a 0-10 m AGL zone: every height from 0 to
+    40 m may be inside the zone somewhere in the cell, so all those layers are touched
+    (two separate calls with the min and the max ground would leave 10-30 m out)."""
+    f = Frame(24.94, 60.17)
+    lz = LocalZone(Zone(id="THIN", circle=Circle(24.94, 60.17, 30.0),
+                        lower=Altitude(0.0, "AGL"), upper=Altitude(10.0, "AGL")), f)
+    grid = GridSpec(x0_m=-100.0, y0_m=-100.0, z0_m=0.0, dx_m=8.0, dz_m=2.0, nx=25, ny=25,
+                    nz=40)
+    lo = np.zeros((25, 25))
+    hi = np.full((25, 25), 30.0)
+    i0, i1, j0, j1, k_lo, k_hi = zone_voxels(lz, grid, lo, ground_hi_m=hi)
+    c = (12 - i0, 12 - j0)   # the cell under the centre
+    assert k_lo[c] == 0 and k_hi[c] == 20  # 0 m .. 40 m AMSL
+    _, _, _, _, k_lo1, k_hi1 = zone_voxels(lz, grid, lo)
+    assert k_hi1[c] == 5                   # one ground only: 0 m .. 10 m
