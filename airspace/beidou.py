@@ -104,8 +104,8 @@ from fractions import Fraction
 import numpy as np
 import shapely
 
-from airspace.errors import GridCodeError
-from airspace.gridcode import _voxel_ijk, column_footprints_lonlat
+from skytwin.airspace.errors import GridCodeError
+from skytwin.airspace.gridcode import _voxel_ijk, column_footprints_lonlat
 
 __all__ = [
     "EARTH_RADIUS_M",
@@ -345,7 +345,7 @@ def decode(code: str) -> BeidouCell:
     >>> decode("N50J4")
     Traceback (most recent call last):
     ...
-    airspace.beidou.BeidouError: Beidou code 'N50J4': length 5 is not that of a 2D code (4, 6, 7, 9, 11, 12, 14, 16, 18, 20 characters)
+    skytwin.airspace.beidou.BeidouError: Beidou code 'N50J4': length 5 is not that of a 2D code (4, 6, 7, 9, 11, 12, 14, 16, 18, 20 characters)
     """
     if not isinstance(code, str):
         raise BeidouError(f"Beidou code must be a string, got {type(code).__name__}")
@@ -492,8 +492,8 @@ def codes_for_voxels(frame, grid, ijk, level: int = 8, geoid_height_m: float = 0
 
     Examples
     --------
-    >>> from airspace.frame import Frame
-    >>> from airspace.grid import GridSpec
+    >>> from skytwin.airspace.frame import Frame
+    >>> from skytwin.airspace.grid import GridSpec
     >>> g = GridSpec(x0_m=0.0, y0_m=0.0, z0_m=0.0, dx_m=2.0, dz_m=2.0, nx=4, ny=4, nz=4)
     >>> codes = codes_for_voxels(Frame(116.3126, 39.9931), g, [[1, 1, 0]], level=7)[0]
     >>> len(codes), sorted(codes)[0]  # the 2 m voxel straddles 4 level-7 cells

@@ -64,8 +64,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from airspace.errors import ZoneError
-from airspace.zones import Altitude, Authority, Circle, Zone
+from skytwin.airspace.errors import ZoneError
+from skytwin.airspace.zones import Altitude, Authority, Circle, Zone
 
 __all__ = [
     "FT_TO_M",
@@ -351,7 +351,7 @@ def parse_ed269(
     >>> parse_ed269(doc)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    airspace.errors.ZoneError: features[0]...radius: must be > 0, got 0
+    skytwin.airspace.errors.ZoneError: features[0]...radius: must be > 0, got 0
     """
     if isinstance(doc, dict) and "features" in doc:
         feats = _list(doc["features"], "features", required=True)

@@ -32,7 +32,7 @@ import numpy as np
 import pyproj
 from pyproj.exceptions import CRSError
 
-from airspace.errors import CRSMissingError, OutsideTwinError
+from skytwin.airspace.errors import CRSMissingError, OutsideTwinError
 
 __all__ = ["Frame", "parse_crs"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from airspace.errors import OutsideTwinError
+from skytwin.airspace.errors import OutsideTwinError
 
 __all__ = ["GridSpec"]
 

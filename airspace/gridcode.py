@@ -104,7 +104,7 @@ True
 >>> GridCode.parse("8e196b85db89a47-A-0000-2")
 Traceback (most recent call last):
 ...
-airspace.errors.GridCodeError: grid code '8e196b85db89a47-A-0000-2': not canonical, write '8e196b85db89a47-A+0000-2'
+skytwin.airspace.errors.GridCodeError: grid code '8e196b85db89a47-A-0000-2': not canonical, write '8e196b85db89a47-A+0000-2'
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from airspace.errors import GridCodeError
+from skytwin.airspace.errors import GridCodeError
 
 __all__ = [
     "DEFAULT_LAYER_M",
@@ -378,7 +378,7 @@ class GridCode:
         >>> GridCode.from_int(0)
         Traceback (most recent call last):
         ...
-        airspace.errors.GridCodeError: grid code integer 0: 0x0 is not a valid H3 cell index
+        skytwin.airspace.errors.GridCodeError: grid code integer 0: 0x0 is not a valid H3 cell index
         """
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise GridCodeError(f"grid code integer must be an int, got {value!r}")
@@ -815,8 +815,8 @@ def cells_for_voxels(frame, grid, ijk, res: int = DEFAULT_RES,
 
     Examples
     --------
-    >>> from airspace.frame import Frame
-    >>> from airspace.grid import GridSpec
+    >>> from skytwin.airspace.frame import Frame
+    >>> from skytwin.airspace.grid import GridSpec
     >>> g = GridSpec(x0_m=0.0, y0_m=0.0, z0_m=0.0, dx_m=2.0, dz_m=2.0, nx=4, ny=4, nz=4)
     >>> codes = cells_for_voxels(Frame(4.3, 52.07), g, [[1, 1, 3]])[0]
     >>> {c.z_range_m for c in codes}, 2 <= len(codes) <= 8

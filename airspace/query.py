@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from airspace.errors import GridCodeError
-from airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES, GridCode, cell_polygon, \
+from skytwin.airspace.errors import GridCodeError
+from skytwin.airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES, GridCode, cell_polygon, \
     cells_touching_polygon, layers_overlapping
 
 __all__ = ["Blocker", "blocked_codes", "what_blocks"]

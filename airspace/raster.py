@@ -64,7 +64,7 @@ import numpy as np
 import shapely
 from numba import njit
 
-from airspace._jit import JIT
+from skytwin.airspace._jit import JIT
 
 __all__ = [
     "EPS_M",

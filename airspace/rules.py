@@ -42,8 +42,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from airspace.errors import MalformedInputError, ZoneError
-from airspace.zones import REFERENCES, Altitude, Circle, Zone
+from skytwin.airspace.errors import MalformedInputError, ZoneError
+from skytwin.airspace.zones import REFERENCES, Altitude, Circle, Zone
 
 __all__ = [
     "DEFAULT_RULES_PATH",

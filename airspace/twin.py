@@ -47,11 +47,11 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from airspace.building import Building, LoadResult
-from airspace.errors import OutsideTwinError
-from airspace.frame import Frame
-from airspace.grid import GridSpec
-from airspace.raster import (
+from skytwin.airspace.building import Building, LoadResult
+from skytwin.airspace.errors import OutsideTwinError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.grid import GridSpec
+from skytwin.airspace.raster import (
     _coarse_mean_kernel,
     _fill_from_coarse_kernel,
     flatten_footprints,
@@ -266,7 +266,7 @@ class Twin:
         MalformedInputError
             When the file is not a SkyTwin twin.
         """
-        from airspace.errors import MalformedInputError
+        from skytwin.airspace.errors import MalformedInputError
 
         try:
             with np.load(path, allow_pickle=False) as z:

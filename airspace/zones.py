@@ -58,10 +58,10 @@ import shapely
 from numba import njit
 from shapely.geometry import LineString, Point, Polygon, box
 
-from airspace._jit import JIT
-from airspace.errors import AirspaceError, ZoneError
-from airspace.frame import Frame
-from airspace.grid import GridSpec
+from skytwin.airspace._jit import JIT
+from skytwin.airspace.errors import AirspaceError, ZoneError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.grid import GridSpec
 
 __all__ = [
     "REFERENCES",
@@ -180,7 +180,7 @@ class Zone:
     ...      lower=Altitude(80, "AGL"), upper=Altitude(60, "AGL"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    airspace.errors.ZoneError: zone Z-17: upper.value_m must exceed lower.value_m ...
+    skytwin.airspace.errors.ZoneError: zone Z-17: upper.value_m must exceed lower.value_m ...
     """
 
     id: str
@@ -410,7 +410,7 @@ class ZoneLayer:
     >>> layer.remove("nope")
     Traceback (most recent call last):
     ...
-    airspace.zones.ZoneNotFoundError: no zone with id 'nope'
+    skytwin.airspace.zones.ZoneNotFoundError: no zone with id 'nope'
     """
 
     def __init__(self, frame: Frame, zones: Iterable[Zone] = ()):

@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from fixtures.traffic import generate
-from planner.conflicts import SEPARATION_RTOL, Separation, detect, pack_segments
+from skytwin.fixtures.traffic import generate
+from skytwin.planner.conflicts import SEPARATION_RTOL, Separation, detect, pack_segments
 
 
 def cpa_all_pairs(trajectories, h_m: float, v_m: float, chunk: int = 64):

@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
-from fixtures.traffic import generate
-from planner.conflicts import Separation, detect
-from planner.deconflict import SolveParams, build_problem, deconflict, fcfs
+from skytwin.fixtures.traffic import generate
+from skytwin.planner.conflicts import Separation, detect
+from skytwin.planner.deconflict import SolveParams, build_problem, deconflict, fcfs
 
 
 def _summary(res, flights, solve_s, verify_s):

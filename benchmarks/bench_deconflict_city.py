@@ -21,12 +21,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from airspace.io import load_city  # noqa: E402
-from airspace.twin import build_twin  # noqa: E402
-from fixtures.traffic import city_options, city_scenario  # noqa: E402
-from planner.conflicts import Separation, detect  # noqa: E402
-from planner.deconflict import SolveParams, deconflict, fcfs  # noqa: E402
-from planner.validate import RouteValidator  # noqa: E402
+from skytwin.airspace.io import load_city  # noqa: E402
+from skytwin.airspace.twin import build_twin  # noqa: E402
+from skytwin.fixtures.traffic import city_options, city_scenario  # noqa: E402
+from skytwin.planner.conflicts import Separation, detect  # noqa: E402
+from skytwin.planner.deconflict import SolveParams, deconflict, fcfs  # noqa: E402
+from skytwin.planner.validate import RouteValidator  # noqa: E402
 
 
 def summarise(res, flights, validator, solve_s):

@@ -64,21 +64,21 @@ def run_case(spec: dict) -> dict:
     import shapely
     from shapely.geometry import box
 
-    from airspace.building import Building
-    from airspace.frame import Frame
-    from airspace.twin import build_twin
+    from skytwin.airspace.building import Building
+    from skytwin.airspace.frame import Frame
+    from skytwin.airspace.twin import build_twin
 
     res_m, clr_m, repeat = spec["resolution_m"], spec["clearance_m"], spec["repeat"]
     # warm the numba cache so no build pays for loading compiled kernels
     build_twin([Building("w", box(0, 0, 3, 3), 0.0, 5.0, 0.0)], frame=Frame(0.0, 0.0))
     t0 = time.perf_counter()
     if spec["kind"] == "synthetic":
-        from fixtures.synthetic_city import synthetic_result
+        from skytwin.fixtures.synthetic_city import synthetic_result
 
         src = synthetic_result(spec["size_m"], spec["n_buildings"], spec["seed"])
         name = f"synthetic {spec['size_m'] / 1000:g} km (seed {spec['seed']})"
     else:
-        from airspace.io import load_city
+        from skytwin.airspace.io import load_city
 
         src = load_city(spec["path"])
         name = Path(spec["path"]).name
@@ -130,8 +130,8 @@ def _baseline(blds, frame, on, spec, ours_build_s=None) -> dict:
     """Time ours (full build and kernel only) and the shapely baseline on ``blds``."""
     import numpy as np
 
-    from airspace.raster import flatten_footprints, rasterize_footprints
-    from airspace.twin import build_twin
+    from skytwin.airspace.raster import flatten_footprints, rasterize_footprints
+    from skytwin.airspace.twin import build_twin
     from tests.naive.raster import shapely_rasterize
 
     res_m, clr_m, repeat = spec["resolution_m"], spec["clearance_m"], spec["repeat"]

@@ -29,11 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from airspace.errors import AirspaceError  # noqa: E402
-from airspace.io import load_city  # noqa: E402
-from airspace.twin import build_twin  # noqa: E402
-from planner.route import Planner, PlanError, RouteRequest  # noqa: E402
-from planner.validate import RouteValidator  # noqa: E402
+from skytwin.airspace.errors import AirspaceError  # noqa: E402
+from skytwin.airspace.io import load_city  # noqa: E402
+from skytwin.airspace.twin import build_twin  # noqa: E402
+from skytwin.planner.route import Planner, PlanError, RouteRequest  # noqa: E402
+from skytwin.planner.validate import RouteValidator  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "city"
 CITIES = {
@@ -161,7 +161,7 @@ def main(argv=None):
         rows.append(run_city(name, twin, _pairs_anywhere(twin, a.pairs, rng), a.peer_limit))
         print(f"done {name}", file=sys.stderr)
     if not a.no_synthetic and a.long > 0:
-        from fixtures.synthetic_city import generate_city, synthetic_frame
+        from skytwin.fixtures.synthetic_city import generate_city, synthetic_frame
         f = synthetic_frame()
         twin = build_twin(generate_city(frame=f), frame=f)
         rng = np.random.default_rng(a.seed)

@@ -4,7 +4,7 @@
                                        [--duration 30] [--trivial-s 8] [--operators 8]
                                        [--seed 0] [--json] [--out-json FILE]
 
-For each concurrency level, in one run: a fresh server (``python -m server serve`` in a
+For each concurrency level, in one run: a fresh server (``python -m skytwin.server serve`` in a
 subprocess on a free loopback port, bundled Helsinki city, a temporary SQLite store and a
 temporary token file with ``--operators`` operator tokens and one regulator; 4 planning
 threads, the default), then
@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from server.loadtest import LoadConfig, run_loadtest, run_trivial
+from skytwin.server.loadtest import LoadConfig, run_loadtest, run_trivial
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -65,7 +65,7 @@ def _tokens(path: Path, operators: int) -> tuple[str, str]:
 
 
 class Server:
-    """``python -m server serve`` on a free loopback port (killed on exit)."""
+    """``python -m skytwin.server serve`` on a free loopback port (killed on exit)."""
 
     def __init__(self, tmp: Path, tokens: Path):
         self.port = _free_port()

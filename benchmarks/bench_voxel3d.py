@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from planner.search import SearchGrid, SearchWorkspace, find_path
-from planner.voxel3d import read_map, read_scenarios
+from skytwin.planner.search import SearchGrid, SearchWorkspace, find_path
+from skytwin.planner.voxel3d import read_map, read_scenarios
 
 REL_TOL = 1e-6
 TCOD_SCALE = 1_000_000

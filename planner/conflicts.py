@@ -56,9 +56,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from airspace._jit import JIT
-from airspace.errors import AirspaceError
-from planner.trajectory import Trajectory
+from skytwin.airspace._jit import JIT
+from skytwin.airspace.errors import AirspaceError
+from skytwin.planner.trajectory import Trajectory
 
 __all__ = [
     "SEPARATION_RTOL",
@@ -686,7 +686,7 @@ def detect(trajectories, sep: Separation | None = None) -> list[Conflict]:
     Examples
     --------
     >>> import numpy as np
-    >>> from planner.trajectory import Trajectory
+    >>> from skytwin.planner.trajectory import Trajectory
     >>> a = Trajectory("a", [[0, 0, 50], [1200, 0, 50]], [0, 100])
     >>> b = Trajectory("b", [[1200, 0, 50], [0, 0, 50]], [0, 100])
     >>> c = detect([a, b], Separation(30, 10, 0))[0]

@@ -58,8 +58,8 @@ import numpy as np
 from numba import njit
 from ortools.sat.python import cp_model
 
-from airspace._jit import JIT
-from planner.conflicts import (
+from skytwin.airspace._jit import JIT
+from skytwin.planner.conflicts import (
     ConflictInputError,
     Separation,
     _count_entries,
@@ -68,7 +68,7 @@ from planner.conflicts import (
     pack_segments,
     shift_intervals,
 )
-from planner.trajectory import Trajectory
+from skytwin.planner.trajectory import Trajectory
 
 __all__ = [
     "AcceptedIndex",
@@ -417,7 +417,7 @@ def _objective(problem, chosen_opt, chosen_d):
 
 
 def _resolution(problem, chosen_opt, chosen_d, status, adj, stats, verify_result=True):
-    from planner.verify import verify  # independent checker, imported lazily
+    from skytwin.planner.verify import verify  # independent checker, imported lazily
 
     choices, unplaced, trajs = {}, {}, []
     step = problem.options.delay_step_s
@@ -451,7 +451,7 @@ def fcfs(flights, alternates=None, sep: Separation | None = None,
 
     Examples
     --------
-    >>> from planner.trajectory import Trajectory
+    >>> from skytwin.planner.trajectory import Trajectory
     >>> a = Trajectory("a", [[0, 0, 0], [0, 0, 60], [600, 0, 60], [600, 0, 0]],
     ...                [0, 20, 70, 100])
     >>> b = Trajectory("b", [[600, 0, 0], [600, 0, 60], [0, 0, 60], [0, 0, 0]],
@@ -641,7 +641,7 @@ def deconflict(flights, alternates=None, sep: Separation | None = None,
 
     Examples
     --------
-    >>> from planner.trajectory import Trajectory
+    >>> from skytwin.planner.trajectory import Trajectory
     >>> a = Trajectory("a", [[0, 0, 0], [0, 0, 60], [600, 0, 60], [600, 0, 0]],
     ...                [0, 20, 70, 100], priority=1.0)
     >>> b = Trajectory("b", [[600, 0, 0], [600, 0, 60], [0, 0, 60], [0, 0, 0]],
@@ -863,7 +863,7 @@ def place(new_flight: Trajectory, accepted: AcceptedIndex, alternates=()) -> Pla
 
     Examples
     --------
-    >>> from planner.trajectory import Trajectory
+    >>> from skytwin.planner.trajectory import Trajectory
     >>> idx = AcceptedIndex(options=DeconflictOptions(layer_shifts=(0,)))
     >>> a = Trajectory("a", [[0, 0, 0], [0, 0, 60], [600, 0, 60], [600, 0, 0]],
     ...                [0, 20, 70, 100])

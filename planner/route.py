@@ -47,13 +47,13 @@ import numpy as np
 from scipy import ndimage
 from shapely.geometry import Point
 
-from airspace.errors import AirspaceError, OutsideTwinError
-from airspace.zones import ground_range_from_grid, segment_intersects, zone_voxels
-from planner import search
-from planner.exact import ExactChecker
-from planner.smooth import quantize, shortcut_quantized
-from planner.timing import SpeedProfile, to_trajectory
-from planner.trajectory import Trajectory
+from skytwin.airspace.errors import AirspaceError, OutsideTwinError
+from skytwin.airspace.zones import ground_range_from_grid, segment_intersects, zone_voxels
+from skytwin.planner import search
+from skytwin.planner.exact import ExactChecker
+from skytwin.planner.smooth import quantize, shortcut_quantized
+from skytwin.planner.timing import SpeedProfile, to_trajectory
+from skytwin.planner.trajectory import Trajectory
 
 __all__ = ["PlanError", "RouteRequest", "Route", "Planner"]
 
@@ -406,7 +406,7 @@ class Planner:
 
     def _window_grid(self, win, f, req, active):
         """Search grid of a window at coarsening ``f`` (see module docstring, step 2-3)."""
-        from airspace.grid import GridSpec
+        from skytwin.airspace.grid import GridSpec
         g = self.twin.grid
         i0, i1, j0, j1 = win
         ci0, cj0 = i0 // f, j0 // f          # windows are aligned to f

@@ -103,8 +103,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from airspace._jit import JIT
-from airspace.errors import AirspaceError, OutsideTwinError
+from skytwin.airspace._jit import JIT
+from skytwin.airspace.errors import AirspaceError, OutsideTwinError
 
 __all__ = [
     "GoalBlockedError",

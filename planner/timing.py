@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.trajectory import Trajectory
+from skytwin.planner.trajectory import Trajectory
 
 __all__ = ["SpeedProfile", "segment_times_s", "to_trajectory"]
 

@@ -186,7 +186,7 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
 
     Examples
     --------
-    >>> from planner.trajectory import Trajectory
+    >>> from skytwin.planner.trajectory import Trajectory
     >>> a = Trajectory("a", [[0, 0, 50], [1200, 0, 50]], [0, 100])
     >>> b = Trajectory("b", [[1200, 0, 50], [0, 0, 50]], [0, 100])
     >>> r = verify([a, b])

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from airspace.errors import MalformedInputError
+from skytwin.airspace.errors import MalformedInputError
 
 __all__ = ["Scenarios", "read_map", "read_scenarios"]
 

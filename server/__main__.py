@@ -1,7 +1,7 @@
-"""``python -m server ...`` is ``skytwin ...`` (e.g. ``python -m server serve``)."""
+"""``python -m skytwin.server ...`` is ``skytwin ...`` (e.g. ``python -m skytwin.server serve``)."""
 
 import sys
 
-from server.cli import main
+from skytwin.server.cli import main
 
 sys.exit(main())

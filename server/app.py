@@ -37,10 +37,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from server.auth import DEV_TOKENS, Authenticator, AuthInterceptor, server_credentials
-from server.errors import ErrorInterceptor
-from server.service import ServiceCore, ServiceLimits, default_city
-from server.services import (
+from skytwin.server.auth import DEV_TOKENS, Authenticator, AuthInterceptor, server_credentials
+from skytwin.server.errors import ErrorInterceptor
+from skytwin.server.service import ServiceCore, ServiceLimits, default_city
+from skytwin.server.services import (
     AirspaceServicer,
     ChangeServicer,
     FlightServicer,
@@ -88,12 +88,12 @@ class ServerConfig:
 
 def load_twin(config: ServerConfig):
     """The twin to serve and its reference record (what it was built from)."""
-    from airspace.twin import Twin, build_twin
+    from skytwin.airspace.twin import Twin, build_twin
     if config.twin is not None:
         twin = Twin.load(config.twin)
         ref = {"twin": str(Path(config.twin).resolve())}
     else:
-        from airspace.io import load_city
+        from skytwin.airspace.io import load_city
         twin = build_twin(load_city(str(config.city)))
         ref = {"city": str(Path(config.city).resolve())}
     ref.update(resolution_m=twin.resolution_m, clearance_m=twin.clearance_m,
@@ -107,7 +107,7 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
     Call it from the event loop that will run the server. ``twin`` skips loading (tests
     share one twin). The service core is ``server.skytwin_core``.
     """
-    from server.store import Store
+    from skytwin.server.store import Store
     if twin is None:
         twin, twin_ref = load_twin(config)
     if (config.tls_cert is None) != (config.tls_key is None):

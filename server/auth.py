@@ -30,9 +30,9 @@ from pathlib import Path
 
 import grpc
 
-from airspace.errors import MalformedInputError
-from server.errors import wrap_handler
-from server.service import OPERATOR, REGULATOR, Caller, UnauthenticatedError
+from skytwin.airspace.errors import MalformedInputError
+from skytwin.server.errors import wrap_handler
+from skytwin.server.service import OPERATOR, REGULATOR, Caller, UnauthenticatedError
 
 __all__ = [
     "DEV_TOKENS",

@@ -101,9 +101,9 @@ def _print_summary(summary: dict, as_json: bool) -> None:
 
 
 def _cmd_twin_build(args) -> int:
-    from airspace.errors import AirspaceError
-    from airspace.io import load_city
-    from airspace.twin import build_twin
+    from skytwin.airspace.errors import AirspaceError
+    from skytwin.airspace.io import load_city
+    from skytwin.airspace.twin import build_twin
 
     try:
         paths = [str(p) for p in args.path] if len(args.path) > 1 else str(args.path[0])
@@ -118,10 +118,10 @@ def _cmd_twin_build(args) -> int:
     if args.out:
         twin.save(args.out)
     if args.png:
-        from planner.render import render_twin_png
+        from skytwin.planner.render import render_twin_png
         render_twin_png(twin, args.png)
     if args.geojson:
-        from planner.export import twin_geojson
+        from skytwin.planner.export import twin_geojson
         _write_json(args.geojson, twin_geojson(twin))
     summary = _full_summary(twin)
     summary["read_s"] = read_s
@@ -132,8 +132,8 @@ def _cmd_twin_build(args) -> int:
 
 
 def _cmd_twin_info(args) -> int:
-    from airspace.errors import AirspaceError
-    from airspace.twin import Twin
+    from skytwin.airspace.errors import AirspaceError
+    from skytwin.airspace.twin import Twin
 
     try:
         twin = Twin.load(args.file)
@@ -183,16 +183,16 @@ def _parse_time(text: str | None) -> float:
 
 
 def _twin_from_args(args, progress=True):
-    from airspace.io import load_city
-    from airspace.twin import Twin, build_twin
+    from skytwin.airspace.io import load_city
+    from skytwin.airspace.twin import Twin, build_twin
     if getattr(args, "twin", None):
         return Twin.load(args.twin)
     return build_twin(load_city(str(args.city)), progress=_Progress("rasterizing", progress))
 
 
 def _zones_from_file(twin, path):
-    from airspace.ed269 import load_ed269
-    from airspace.zones import ZoneLayer
+    from skytwin.airspace.ed269 import load_ed269
+    from skytwin.airspace.zones import ZoneLayer
     layer = ZoneLayer(twin.frame)
     if path:
         for z in load_ed269(path):
@@ -206,9 +206,9 @@ def _write_json(path, obj) -> None:
 
 
 def _cmd_route(args) -> int:
-    from airspace.errors import AirspaceError
-    from planner.export import route_czml, route_geojson, twin_geojson
-    from planner.route import Planner, RouteRequest
+    from skytwin.airspace.errors import AirspaceError
+    from skytwin.planner.export import route_czml, route_geojson, twin_geojson
+    from skytwin.planner.route import Planner, RouteRequest
 
     try:
         start, s_alt = _lonlat_alt(args.from_, "from")
@@ -229,7 +229,7 @@ def _cmd_route(args) -> int:
     if args.czml:
         _write_json(args.czml, route_czml(route))
     if args.png:
-        from planner.render import render_route_png
+        from skytwin.planner.render import render_route_png
         render_route_png(twin, route, args.png, zones=zones.local_zones(
             route.trajectory.t_start_s, route.trajectory.t_end_s))
     if args.json:
@@ -261,11 +261,11 @@ def _print_route(d: dict) -> None:
 
 def _cmd_fleet(args) -> int:
     """Plan a delivery fleet over a city, detect its conflicts, resolve them, export."""
-    from airspace.errors import AirspaceError
-    from fixtures.traffic import city_options, city_scenario
-    from planner.conflicts import Separation, detect
-    from planner.deconflict import SolveParams, deconflict, fcfs
-    from planner.export import (conflict_positions, conflicts_geojson, trajectories_czml,
+    from skytwin.airspace.errors import AirspaceError
+    from skytwin.fixtures.traffic import city_options, city_scenario
+    from skytwin.planner.conflicts import Separation, detect
+    from skytwin.planner.deconflict import SolveParams, deconflict, fcfs
+    from skytwin.planner.export import (conflict_positions, conflicts_geojson, trajectories_czml,
                                 trajectories_geojson)
 
     try:
@@ -299,7 +299,7 @@ def _cmd_fleet(args) -> int:
         feats += conflicts_geojson(twin.frame, flights, before)
         _write_json(args.geojson, {"type": "FeatureCollection", "features": feats})
     if args.png:
-        from planner.render import render_fleet_png
+        from skytwin.planner.render import render_fleet_png
         pts = [pa[:2] for pa, _ in conflict_positions(flights, before)]
         render_fleet_png(twin, res.trajectories, pts, args.png)
     if args.czml:
@@ -354,9 +354,9 @@ def _cmd_serve(args) -> int:
     import asyncio
     import logging
 
-    from airspace.errors import AirspaceError
-    from server.app import ServerConfig, serve
-    from server.auth import DEV_TOKENS
+    from skytwin.airspace.errors import AirspaceError
+    from skytwin.server.app import ServerConfig, serve
+    from skytwin.server.auth import DEV_TOKENS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
@@ -405,7 +405,7 @@ def _client_alt(text, default_ref="AGL"):
 def _client_route(args, frm=None, to=None):
     from google.protobuf.duration_pb2 import Duration
 
-    from server.convert import timestamp
+    from skytwin.server.convert import timestamp
     from skytwin.v1 import airspace_pb2 as apb
     from skytwin.v1 import flights_pb2 as fpb
     (slon, slat), salt = _lonlat_alt(frm or args.from_, "from")
@@ -426,7 +426,7 @@ def _client_route(args, frm=None, to=None):
 
 
 def _client_zone(args):
-    from server.convert import timestamp
+    from skytwin.server.convert import timestamp
     from skytwin.v1 import airspace_pb2 as apb
     from skytwin.v1 import zones_pb2 as zpb
     z = zpb.Zone(id=args.id, name=args.name or "", reason=args.reason or "",
@@ -451,7 +451,7 @@ def _client_zone(args):
 
 def _client_call(args, stubs):
     """Build the request of ``args.rpc`` and call it; returns a message or an iterator."""
-    from server.convert import timestamp
+    from skytwin.server.convert import timestamp
     from skytwin.v1 import airspace_pb2 as apb
     from skytwin.v1 import changes_pb2 as cpb
     from skytwin.v1 import flights_pb2 as fpb
@@ -597,7 +597,7 @@ def _cmd_client(args) -> int:
 # -------------------------------------------------------------------------- loadtest
 def _cmd_loadtest(args) -> int:
     """Fleet load test of a running server (loopback only); exit 1 when a check fails."""
-    from server.loadtest import LoadConfig, format_report, run_loadtest
+    from skytwin.server.loadtest import LoadConfig, format_report, run_loadtest
     cfg = LoadConfig(target=args.target, drones=args.drones, concurrency=args.concurrency,
                      duration_s=args.duration, operators=args.operators, tokens=args.tokens,
                      seed=args.seed, max_requests=args.max_requests)
@@ -633,7 +633,7 @@ def _add_loadtest_parser(sub) -> None:
 
 def _add_server_parsers(sub) -> None:
     """``serve`` and ``client ...`` (the gRPC service and its shell client)."""
-    from server.auth import DEV_TOKENS
+    from skytwin.server.auth import DEV_TOKENS
     s = sub.add_parser("serve", help="run the gRPC service (bundled city by default)")
     src = s.add_mutually_exclusive_group()
     src.add_argument("--city", type=Path, default=DEFAULT_CITY, help="city model")

@@ -22,7 +22,7 @@ import math
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from airspace.errors import ZoneError
+from skytwin.airspace.errors import ZoneError
 from skytwin.v1 import airspace_pb2 as apb
 from skytwin.v1 import changes_pb2 as cpb
 from skytwin.v1 import flights_pb2 as fpb
@@ -123,7 +123,7 @@ def _lonlat(p) -> tuple[float, float]:
 # ------------------------------------------------------------------------- zones
 def zone_from_proto(z: zpb.Zone):
     """``skytwin.v1.Zone`` -> :class:`airspace.zones.Zone` (validated by the domain)."""
-    from airspace.zones import Altitude, Authority, Circle, Zone
+    from skytwin.airspace.zones import Altitude, Authority, Circle, Zone
     zid = z.id
     if not z.HasField("lower") or not z.HasField("upper"):
         raise ZoneError(f"zone {zid!r}: lower and upper altitudes are required")
@@ -174,8 +174,8 @@ def route_request_from_proto(r: fpb.RouteRequest, now_s: float, ceiling_agl_m: f
     ``meta`` holds what booking needs besides the route: ``priority``, ``max_delay_s``,
     ``speeds`` (plain dict, stored with the flight).
     """
-    from planner.route import RouteRequest
-    from planner.timing import SpeedProfile
+    from skytwin.planner.route import RouteRequest
+    from skytwin.planner.timing import SpeedProfile
     if not r.HasField("start") or not r.HasField("goal"):
         raise ValueError("route.start and route.goal are required")
     d = SpeedProfile()

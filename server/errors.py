@@ -39,8 +39,8 @@ import uuid
 
 import grpc
 
-from airspace.errors import AirspaceError
-from server.service import (
+from skytwin.airspace.errors import AirspaceError
+from skytwin.server.service import (
     BookingRejectedError,
     DeadlineError,
     NotFoundError,
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 def status_for(exc: BaseException) -> grpc.StatusCode | None:
     """The status code for a domain error; ``None`` for an unexpected error."""
-    from planner.route import PlanError
+    from skytwin.planner.route import PlanError
     if isinstance(exc, UnauthenticatedError):
         return grpc.StatusCode.UNAUTHENTICATED
     if isinstance(exc, PermissionError):

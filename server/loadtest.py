@@ -252,7 +252,7 @@ def _md(token: str):
 
 
 def _load_tokens(path):
-    from server.auth import DEV_TOKENS, load_tokens
+    from skytwin.server.auth import DEV_TOKENS, load_tokens
     toks = load_tokens(path or DEV_TOKENS)
     ops = sorted((c.operator_id, t) for t, c in toks.items() if c.role == "operator")
     regs = sorted(t for t, c in toks.items() if c.role == "regulator")
@@ -349,7 +349,7 @@ class _Run:
 
 
 def _ts(t_s: float):
-    from server.convert import timestamp
+    from skytwin.server.convert import timestamp
     return timestamp(t_s)
 
 
@@ -378,7 +378,7 @@ async def _find_hubs(client, stats, token, bounds, n_hubs, rng, frame):
 
 
 def _local_frame(bounds):
-    from airspace.frame import Frame
+    from skytwin.airspace.frame import Frame
     return Frame(0.5 * (bounds.min_lon_deg + bounds.max_lon_deg),
                  0.5 * (bounds.min_lat_deg + bounds.max_lat_deg))
 
@@ -674,11 +674,11 @@ class _LoadTest:
     def _local_checks(self, accepted, cancelled, zones) -> dict:
         import numpy as np
 
-        from airspace.zones import LocalZone, segment_intersects
-        from planner.conflicts import Separation
-        from planner.trajectory import Trajectory
-        from planner.verify import verify
-        from server.convert import seconds, zone_from_proto
+        from skytwin.airspace.zones import LocalZone, segment_intersects
+        from skytwin.planner.conflicts import Separation
+        from skytwin.planner.trajectory import Trajectory
+        from skytwin.planner.verify import verify
+        from skytwin.server.convert import seconds, zone_from_proto
         st = self.state
         checks: dict = {}
         frame = self.frame

@@ -71,8 +71,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from airspace.errors import AirspaceError
-from airspace.zones import ZoneLayer, ZoneNotFoundError, ground_range_from_grid
+from skytwin.airspace.errors import AirspaceError
+from skytwin.airspace.zones import ZoneLayer, ZoneNotFoundError, ground_range_from_grid
 
 __all__ = [
     "BookingRejectedError",
@@ -212,11 +212,11 @@ class ServiceCore:
     def __init__(self, twin, store, *, limits: ServiceLimits | None = None,
                  twin_ref: dict | None = None, clock=time.time, change_log_size=10_000,
                  layer_shifts=(0, 1, 2)):
-        from airspace.rules import load_rules
-        from planner.conflicts import Separation
-        from planner.deconflict import AcceptedIndex, DeconflictOptions
-        from planner.exact import ExactChecker
-        from planner.validate import RouteValidator
+        from skytwin.airspace.rules import load_rules
+        from skytwin.planner.conflicts import Separation
+        from skytwin.planner.deconflict import AcceptedIndex, DeconflictOptions
+        from skytwin.planner.exact import ExactChecker
+        from skytwin.planner.validate import RouteValidator
 
         self.twin = twin
         self.store = store
@@ -265,13 +265,13 @@ class ServiceCore:
         """This thread's :class:`~planner.route.Planner` (created on first use)."""
         p = getattr(self._local, "planner", None)
         if p is None:
-            from planner.route import Planner
+            from skytwin.planner.route import Planner
             p = self._local.planner = Planner(self.twin, self.zones, checker=self.checker)
         return p
 
     def warm_up(self) -> None:
         """Plan one short route so that numba compiles (or loads) its kernels now."""
-        from planner.route import PlanError, RouteRequest
+        from skytwin.planner.route import PlanError, RouteRequest
         g = self.twin.grid
         cx, cy = 0.5 * (g.x0_m + g.x1_m), 0.5 * (g.y0_m + g.y1_m)
         for dx in (0.0, 40.0, -40.0, 80.0):
@@ -299,19 +299,19 @@ class ServiceCore:
                     accepted_flight_count=len(self.index))
 
     def encode_grid_code(self, lon_deg, lat_deg, alt_m, reference, res=None, layer_m=None):
-        from airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES, GridCode
+        from skytwin.airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES, GridCode
         return GridCode.from_point(lon_deg, lat_deg, alt_m, res or DEFAULT_RES,
                                    layer_m or DEFAULT_LAYER_M, reference)
 
     def decode_grid_code(self, text: str):
-        from airspace.gridcode import GridCode
+        from skytwin.airspace.gridcode import GridCode
         return GridCode.parse(text)
 
     def blocked_codes(self, box, z_lo_m, z_hi_m, t_s=None, res=None, layer_m=None,
                       clearance_m=0.0):
         """``{GridCode: (Blocker, ...)}`` in a WGS84 box and AMSL band."""
-        from airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES
-        from airspace.query import blocked_codes
+        from skytwin.airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES
+        from skytwin.airspace.query import blocked_codes
         return blocked_codes(self.twin, tuple(box), z_lo_m, z_hi_m, zones=self.zones,
                              t_s=t_s, res=res or DEFAULT_RES,
                              layer_m=layer_m or DEFAULT_LAYER_M, clearance_m=clearance_m,
@@ -339,7 +339,7 @@ class ServiceCore:
         """Accepted flights that enter ``zone`` while it is active (sorted ids)."""
         lz = self.zones.local(zone.id) if zone.id in self.zones else None
         if lz is None:
-            from airspace.zones import LocalZone
+            from skytwin.airspace.zones import LocalZone
             lz = LocalZone(zone, self.twin.frame)
         out = []
         bx0, by0, bx1, by1 = lz.bounds_m
@@ -363,9 +363,9 @@ class ServiceCore:
         with self._book:
             exists = zone.id in self.zones
             if exists and not replace:
-                from airspace.errors import ZoneError
+                from skytwin.airspace.errors import ZoneError
                 raise ZoneError(f"zone {zone.id}: id already exists (use UpdateZone)")
-            from airspace.zones import LocalZone
+            from skytwin.airspace.zones import LocalZone
             LocalZone(zone, self.twin.frame)  # validate projection before persisting
             self.store.put_zone(zone, caller.name, self.clock())
             self.zones.replace(zone)
@@ -416,8 +416,8 @@ class ServiceCore:
         """Import an ED-269 JSON document; returns ``(zones, affected ids)``."""
         import json
 
-        from airspace.ed269 import parse_ed269
-        from airspace.errors import ZoneError
+        from skytwin.airspace.ed269 import parse_ed269
+        from skytwin.airspace.errors import ZoneError
         self._require_regulator(caller, "import zones")
         try:
             doc = json.loads(text)
@@ -436,7 +436,7 @@ class ServiceCore:
     def export_ed269(self, country: str = "XXX") -> str:
         import json
 
-        from airspace.ed269 import dump_ed269
+        from skytwin.airspace.ed269 import dump_ed269
         return json.dumps(dump_ed269(self.zones.list(), country=country or "XXX"))
 
     # ---------------------------------------------------------------- flights
@@ -467,7 +467,7 @@ class ServiceCore:
             raise DeadlineError(f"deadline exceeded before {what}; nothing was booked")
 
     def _trajectory(self, route, req_meta):
-        from planner.trajectory import Trajectory
+        from skytwin.planner.trajectory import Trajectory
         tr = route.trajectory
         return Trajectory(tr.flight_id, tr.xyz_m, tr.t_s, priority=req_meta["priority"],
                           max_delay_s=req_meta["max_delay_s"],
@@ -480,7 +480,7 @@ class ServiceCore:
         checked again (conservatively: highest point of a segment over the lowest
         ground under it); an unshifted route keeps the planner's checked geometry.
         """
-        from planner.verify import verify
+        from skytwin.planner.verify import verify
         t0, t1 = traj.t_start_s, traj.t_end_s
         rep = self.validator.check(traj.xyz_m, traj.t_s, speeds,
                                    zones=self.zones.local_zones(t0, t1),
@@ -512,7 +512,7 @@ class ServiceCore:
 
     def _place_checked(self, traj, speeds, others=()):
         """Place ``traj`` against the index (call with the booking lock held)."""
-        from planner.deconflict import place
+        from skytwin.planner.deconflict import place
         p = place(traj, self.index)
         if p.trajectory is not None:
             problems = self._checks(p.trajectory, speeds, others,
@@ -542,7 +542,7 @@ class ServiceCore:
         return p
 
     def _record(self, caller, request_id, placement, route_req, meta):
-        from server.store import FlightRecord
+        from skytwin.server.store import FlightRecord
         tr = placement.trajectory
         lon, lat = self.twin.frame.to_wgs84(tr.xyz_m[:, 0], tr.xyz_m[:, 1])
         import numpy as np
@@ -559,7 +559,7 @@ class ServiceCore:
                             priority=tr.priority, created_s=self.clock(), meta=m)
 
     def _new_id(self):
-        from server.store import new_flight_id
+        from skytwin.server.store import new_flight_id
         return new_flight_id()
 
     def submit_flight(self, caller: Caller, request_id: str, req, meta: dict,
@@ -639,8 +639,8 @@ class ServiceCore:
         """Plan and book a fleet together (all or nothing); ``(records, replayed, status)``."""
         from dataclasses import replace
 
-        from planner.deconflict import SolveParams, deconflict
-        from planner.trajectory import Trajectory
+        from skytwin.planner.deconflict import SolveParams, deconflict
+        from skytwin.planner.trajectory import Trajectory
         self._require_operator(caller)
         if not request_id:
             raise ValueError("request_id is required for a batch")
@@ -687,7 +687,7 @@ class ServiceCore:
                     tr = Trajectory(tr.flight_id, tr.xyz_m, tr.t_s, t0.priority,
                                     max(0.0, t0.max_delay_s - ch.delay_s), dict(t0.meta))
                     p = self._place_checked(tr, reqs[n].speeds)
-                    from planner.deconflict import Choice, Placement
+                    from skytwin.planner.deconflict import Choice, Placement
                     p = Placement(Choice(tr.flight_id, ch.delay_s + p.choice.delay_s,
                                          ch.layer_shift + p.choice.layer_shift, 0),
                                   p.trajectory)
@@ -743,7 +743,7 @@ class ServiceCore:
         if page_size > self.limits.max_page_size:
             raise RequestTooLargeError(f"page_size {page_size} is over the limit of "
                                        f"{self.limits.max_page_size}")
-        from server.store import StoreNotFoundError
+        from skytwin.server.store import StoreNotFoundError
         try:
             recs = list(self.store.list_flights(operator_id=operator_id or None,
                                                 status=status, t0_s=t0_s, t1_s=t1_s,

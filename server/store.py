@@ -102,9 +102,9 @@ from pathlib import Path
 
 import numpy as np
 
-from airspace.errors import AirspaceError
-from airspace.zones import Altitude, Authority, Circle, Zone
-from planner.trajectory import Trajectory
+from skytwin.airspace.errors import AirspaceError
+from skytwin.airspace.zones import Altitude, Authority, Circle, Zone
+from skytwin.planner.trajectory import Trajectory
 
 __all__ = [
     "APPLICATION_ID",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from server.auth import DEV_TOKENS
+from skytwin.server.auth import DEV_TOKENS
 
 __all__ = ["OP_A", "OP_B", "REG", "RunningServer", "helsinki_twin", "md", "start_server"]
 
@@ -30,7 +30,7 @@ def md(token):
 
 @functools.lru_cache(maxsize=1)
 def helsinki_twin():
-    from server.app import ServerConfig, load_twin
+    from skytwin.server.app import ServerConfig, load_twin
     return load_twin(ServerConfig())
 
 
@@ -50,7 +50,7 @@ class RunningServer:
         return grpc.insecure_channel(self.target)
 
     def stop(self):
-        from server.app import stop
+        from skytwin.server.app import stop
         fut = asyncio.run_coroutine_threadsafe(stop(self.server, 0.5), self.loop)
         fut.result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -58,7 +58,7 @@ class RunningServer:
 
 
 def start_server(db_path, **overrides) -> RunningServer:
-    from server.app import ServerConfig, build_server, start
+    from skytwin.server.app import ServerConfig, build_server, start
     twin, ref = helsinki_twin()
     cfg = ServerConfig(db=db_path, auth=DEV_TOKENS, port=0, workers=2, **overrides)
     loop = asyncio.new_event_loop()

@@ -30,9 +30,9 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from airspace.zones import Altitude, Circle, Zone
-from planner.trajectory import Trajectory
-from server.store import FlightRecord, Store
+from skytwin.airspace.zones import Altitude, Circle, Zone
+from skytwin.planner.trajectory import Trajectory
+from skytwin.server.store import FlightRecord, Store
 
 __all__ = ["bench", "flight_id", "main", "make_record", "make_zone"]
 

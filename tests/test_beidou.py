@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon, box
 
-from airspace.beidou import (
+from skytwin.airspace.beidou import (
     BeidouError,
     codes_for_voxels,
     decode,
@@ -21,9 +21,9 @@ from airspace.beidou import (
     height_of_index_m,
     parent,
 )
-from airspace.errors import GridCodeError
-from airspace.frame import Frame
-from airspace.grid import GridSpec
+from skytwin.airspace.errors import GridCodeError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.grid import GridSpec
 
 # 116°18'45.37"E, 39°59'35.38"N: the example point of the standard's users.
 LON_S = 116 * 3600 + 18 * 60 + 45.37  # 418725.37 arc-seconds

@@ -8,14 +8,14 @@ import sys
 
 import numpy as np
 
-from airspace.twin import Twin
+from skytwin.airspace.twin import Twin
 
 from tests.conftest import FIXTURES
 
 
 def _run(*args):
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "skytwin.server.cli", *args],
         capture_output=True,
         text=True,
         check=False,

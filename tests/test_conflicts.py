@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.conflicts import Conflict, ConflictInputError, Separation, detect
-from planner.trajectory import Trajectory
+from skytwin.planner.conflicts import Conflict, ConflictInputError, Separation, detect
+from skytwin.planner.trajectory import Trajectory
 from tests.naive.conflicts import detect_pairs, sampled_pairs
 
 NO_BUF = Separation(30.0, 10.0, 0.0)

@@ -8,9 +8,9 @@ import itertools
 import numpy as np
 import pytest
 
-from fixtures.traffic import generate
-from planner.conflicts import ConflictInputError, Separation, detect
-from planner.deconflict import (
+from skytwin.fixtures.traffic import generate
+from skytwin.planner.conflicts import ConflictInputError, Separation, detect
+from skytwin.planner.deconflict import (
     AcceptedIndex,
     DeconflictOptions,
     SolveParams,
@@ -19,7 +19,7 @@ from planner.deconflict import (
     fcfs,
     place,
 )
-from planner.trajectory import Trajectory
+from skytwin.planner.trajectory import Trajectory
 from tests.naive.conflicts import detect_pairs
 
 SEP = Separation(30.0, 10.0, 5.0)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from airspace.io import load_city
-from airspace.twin import build_twin
-from fixtures.traffic import city_options, city_scenario
-from planner.conflicts import Separation, detect
-from planner.deconflict import SolveParams, deconflict, fcfs
-from planner.validate import RouteValidator
+from skytwin.airspace.io import load_city
+from skytwin.airspace.twin import build_twin
+from skytwin.fixtures.traffic import city_options, city_scenario
+from skytwin.planner.conflicts import Separation, detect
+from skytwin.planner.deconflict import SolveParams, deconflict, fcfs
+from skytwin.planner.validate import RouteValidator
 
 from tests.conftest import FIXTURES
 

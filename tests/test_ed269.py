@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from airspace.ed269 import (
+from skytwin.airspace.ed269 import (
     FT_TO_M,
     UNLIMITED_M,
     dump_ed269,
@@ -17,9 +17,9 @@ from airspace.ed269 import (
     parse_ed269,
     save_ed269,
 )
-from airspace.errors import ZoneError
-from airspace.frame import Frame
-from airspace.zones import Altitude, Authority, Circle, Zone, ZoneLayer
+from skytwin.airspace.errors import ZoneError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.zones import Altitude, Authority, Circle, Zone, ZoneLayer
 from tests.conftest import FIXTURES
 
 EXAMPLE = FIXTURES / "zones" / "example_ed269.json"

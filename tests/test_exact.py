@@ -6,7 +6,7 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Point, box
 
-from planner.exact import ExactChecker
+from skytwin.planner.exact import ExactChecker
 
 
 def _naive_violates(p0, p1, footprints, tops, c):

@@ -18,10 +18,10 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box
 
-from airspace.errors import GridCodeError
-from airspace.frame import Frame
-from airspace.grid import GridSpec
-from airspace.gridcode import (
+from skytwin.airspace.errors import GridCodeError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.grid import GridSpec
+from skytwin.airspace.gridcode import (
     DEFAULT_RES,
     GridCode,
     cell_polygon,

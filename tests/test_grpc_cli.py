@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from server.cli import main
+from skytwin.server.cli import main
 from tests.grpc_fixtures import OP_A, REG, start_server
 
 FROM = "24.94030,60.17150"

@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from server.convert import seconds, timestamp
+from skytwin.server.convert import seconds, timestamp
 from skytwin.v1 import airspace_pb2 as apb
 from skytwin.v1 import flights_pb2 as fpb
 from skytwin.v1 import flights_pb2_grpc as frpc
@@ -36,7 +36,7 @@ T0 = float(int(time.time()) + 7200)
 
 def _start(db):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", "0",
+    p = subprocess.Popen([sys.executable, "-m", "skytwin.server.cli", "serve", "--port", "0",
                           "--db", str(db), "--workers", "2"], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 120
@@ -142,8 +142,8 @@ def test_sigkill_mid_load_loses_nothing_and_rebuilds_the_index(tmp_path, procs):
     p2.send_signal(signal.SIGTERM)     # clean stop
     assert p2.wait(30) == 0
 
-    from planner.verify import verify
-    from server.store import Store
+    from skytwin.planner.verify import verify
+    from skytwin.server.store import Store
     st = Store(db)
     try:
         assert st.integrity_check() == []

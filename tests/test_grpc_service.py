@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server.convert import seconds, timestamp
+from skytwin.server.convert import seconds, timestamp
 from skytwin.v1 import airspace_pb2 as apb
 from skytwin.v1 import airspace_pb2_grpc as arpc
 from skytwin.v1 import changes_pb2 as cpb
@@ -114,8 +114,8 @@ def test_blocked_codes_name_building(stubs):
 # ------------------------------------------------------------------ flights
 def test_plan_route_equals_planner(stubs, srv):
     """The transport changes nothing: same waypoints and times as Planner.plan."""
-    from airspace.zones import ZoneLayer
-    from planner.route import Planner, RouteRequest
+    from skytwin.airspace.zones import ZoneLayer
+    from skytwin.planner.route import Planner, RouteRequest
     twin, _ = helsinki_twin()
     got = stubs[2].PlanRoute(fpb.PlanRouteRequest(route=route_req()), metadata=md(OP_A)).route
     want = Planner(twin, ZoneLayer(twin.frame, srv.core.zones.list())).plan(
@@ -149,7 +149,7 @@ def test_submit_is_idempotent_and_deconflicted(stubs, srv):
     d1 = seconds(r1.flight.route.waypoints[0].time)
     d2 = seconds(r2.flight.route.waypoints[0].time)
     assert d2 > d1 and r2.flight.delay.seconds > 0
-    from planner.verify import verify
+    from skytwin.planner.verify import verify
     assert verify(srv.core.index.trajectories).ok
 
 
@@ -171,7 +171,7 @@ def test_submit_batch_all_or_nothing(stubs, srv):
     expect(grpc.StatusCode.INVALID_ARGUMENT, "outside the twin", f.SubmitBatch,
            fpb.SubmitBatchRequest(request_id="batch-2", routes=bad), metadata=md(OP_B))
     assert srv.core.store.count_flights() == before
-    from planner.verify import verify
+    from skytwin.planner.verify import verify
     assert verify(srv.core.index.trajectories).ok
 
 
@@ -314,9 +314,9 @@ def _watch(stub, token, region=None):
 
 
 def test_zone_mid_stream_reaches_watchers_and_blocks_routes(stubs):
-    from airspace.zones import LocalZone
-    from planner.validate import RouteValidator
-    from server.convert import zone_from_proto
+    from skytwin.airspace.zones import LocalZone
+    from skytwin.planner.validate import RouteValidator
+    from skytwin.server.convert import zone_from_proto
     _, z, f, c = stubs
     twin, _ = helsinki_twin()
     depart = T0 + 400_000
@@ -355,7 +355,7 @@ def test_zone_mid_stream_reaches_watchers_and_blocks_routes(stubs):
             x, y = twin.frame.to_local(np.array(lon), np.array(lat))
             return (np.column_stack([x, y, [w.alt_amsl_m for w in route.waypoints]]),
                     np.array([seconds(w.time) for w in route.waypoints]))
-        from airspace.zones import ground_range_from_grid
+        from skytwin.airspace.zones import ground_range_from_grid
         gr = ground_range_from_grid(twin.grid, twin.ground_m)
         xyz, t = xyz_t(after)
         assert v.check(np.round(xyz, 2), t, zones=[lz], ground_range=gr).ok
@@ -473,8 +473,8 @@ def test_deadline_leaves_nothing_booked(stubs, srv):
 
 def test_deadline_checked_before_booking(srv):
     """The core refuses to book once the deadline has passed (nothing persisted)."""
-    from planner.route import RouteRequest
-    from server.service import Caller, DeadlineError
+    from skytwin.planner.route import RouteRequest
+    from skytwin.server.service import Caller, DeadlineError
     caller = Caller("t", "operator", "op-a")
     meta = {"priority": 1.0, "max_delay_s": 600.0, "speeds": {}}
     with pytest.raises(DeadlineError, match="nothing was booked"):
@@ -523,7 +523,7 @@ def test_reflection_lists_services(srv):
 def test_busy_port_fails_loudly(srv, tmp_path):
     import asyncio
 
-    from server.app import ServerConfig, build_server
+    from skytwin.server.app import ServerConfig, build_server
     twin, ref = helsinki_twin()
 
     async def go():

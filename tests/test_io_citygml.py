@@ -9,9 +9,9 @@ import pytest
 import shapely
 from lxml import etree
 
-from airspace.frame import Frame
-from airspace.io import load_city
-from airspace.io.common import axis_swap
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.io import load_city
+from skytwin.airspace.io.common import axis_swap
 
 YOKOSUKA = "plateau/52397519_bldg_6697_op.gml"
 SAPPORO = "plateau/64413325_bldg_6697_op.gml"
@@ -296,7 +296,7 @@ def test_streaming_keeps_only_the_current_member(tmp_path, monkeypatch):
     """Members are cleared and removed once read: when a member is processed, no
     earlier member is still held by the CityModel (lxml may already have parsed a few
     later ones from its read buffer)."""
-    from airspace.io import citygml
+    from skytwin.airspace.io import citygml
 
     body = "".join(
         _building_lod1(

@@ -11,8 +11,8 @@ import pyproj
 import pytest
 import shapely
 
-from airspace.frame import Frame
-from airspace.io import load_city
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.io import load_city
 
 DENHAAG = "denhaag/DenHaag_01.city.json"
 GEOD = pyproj.Geod(ellps="WGS84")

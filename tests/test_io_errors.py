@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from airspace.errors import (
+from skytwin.airspace.errors import (
     AirspaceError,
     CRSMissingError,
     EmptyModelError,
     MalformedInputError,
     OutsideTwinError,
 )
-from airspace.io import AbsurdCoordinatesError, load_city
+from skytwin.airspace.io import AbsurdCoordinatesError, load_city
 
 # -- tiny hand-made models (written in tmp_path) --------------------------------------
 
@@ -399,7 +399,7 @@ def test_unknown_format(tmp_path):
 
 
 def test_format_detection_by_content(tmp_path):
-    from airspace.io import detect_format
+    from skytwin.airspace.io import detect_format
 
     g = _write(tmp_path, "footprints.json", _geojson())
     c = _write(tmp_path, "model.json", _cityjson())

@@ -9,9 +9,9 @@ import numpy as np
 import pyproj
 import pytest
 
-from airspace.frame import Frame
-from airspace.io import load_city
-from airspace.io.geojson import DEFAULT_HEIGHT_M, LEVEL_HEIGHT_M, parse_length_m
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.io import load_city
+from skytwin.airspace.io.geojson import DEFAULT_HEIGHT_M, LEVEL_HEIGHT_M, parse_length_m
 from tests.conftest import FIXTURES
 
 HELSINKI = "helsinki_osm/helsinki_buildings_osm.geojson"

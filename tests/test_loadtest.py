@@ -16,10 +16,10 @@ import time
 import numpy as np
 import pytest
 
-from airspace.frame import Frame
-from server.cli import main
-from server.convert import timestamp
-from server.loadtest import (
+from skytwin.airspace.frame import Frame
+from skytwin.server.cli import main
+from skytwin.server.convert import timestamp
+from skytwin.server.loadtest import (
     LoadConfig,
     LoopbackError,
     _LoadTest,

@@ -7,13 +7,13 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from airspace.building import Building
-from airspace.errors import GridCodeError
-from airspace.frame import Frame
-from airspace.gridcode import GridCode, cell_polygon
-from airspace.query import Blocker, blocked_codes, what_blocks
-from airspace.twin import build_twin
-from airspace.zones import Altitude, Circle, Zone, ZoneLayer
+from skytwin.airspace.building import Building
+from skytwin.airspace.errors import GridCodeError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.gridcode import GridCode, cell_polygon
+from skytwin.airspace.query import Blocker, blocked_codes, what_blocks
+from skytwin.airspace.twin import build_twin
+from skytwin.airspace.zones import Altitude, Circle, Zone, ZoneLayer
 
 FRAME = Frame(24.94, 60.17)
 

@@ -9,10 +9,10 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from airspace.building import Building
-from airspace.frame import Frame
-from airspace.raster import flatten_footprints, floor_layers, rasterize_footprints
-from airspace.twin import build_twin
+from skytwin.airspace.building import Building
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.raster import flatten_footprints, floor_layers, rasterize_footprints
+from skytwin.airspace.twin import build_twin
 from tests.naive import raster as naive
 
 TIE_M = 1e-6  # cells the kernel adds beyond the oracle must be this close (ties)
@@ -230,7 +230,7 @@ def test_multi_building_clearance_field_matches_oracle():
 
 
 def test_heights_are_rounded_up_to_float32():
-    from airspace.raster import _f32_up
+    from skytwin.airspace.raster import _f32_up
 
     v = np.random.default_rng(0).uniform(-500, 9000, 20000)
     up = np.array([_f32_up(x) for x in v], dtype=np.float32)

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString, Point
 
-from airspace.errors import AirspaceError, OutsideTwinError
-from airspace.io import load_city
-from airspace.twin import build_twin
-from airspace.zones import Altitude, Circle, Zone, ZoneLayer, ground_range_from_grid
-from planner.route import GoalBlocked, PlanError, Planner, RouteRequest, StartBlocked
-from planner.timing import SpeedProfile
-from planner.validate import RouteValidator
+from skytwin.airspace.errors import AirspaceError, OutsideTwinError
+from skytwin.airspace.io import load_city
+from skytwin.airspace.twin import build_twin
+from skytwin.airspace.zones import Altitude, Circle, Zone, ZoneLayer, ground_range_from_grid
+from skytwin.planner.route import GoalBlocked, PlanError, Planner, RouteRequest, StartBlocked
+from skytwin.planner.timing import SpeedProfile
+from skytwin.planner.validate import RouteValidator
 
 from tests.conftest import CITY_DATA, FIXTURES
 
@@ -47,7 +47,7 @@ def city(request):
 
 @pytest.fixture(scope="module")
 def synthetic_twin():
-    from fixtures.synthetic_city import generate_city, synthetic_frame
+    from skytwin.fixtures.synthetic_city import generate_city, synthetic_frame
     frame = synthetic_frame()
     return build_twin(generate_city(size_m=1500.0, n_buildings=1200, seed=7, frame=frame),
                       frame=frame)
@@ -255,7 +255,7 @@ def test_waypoints_are_centimetre_quantized_and_wgs84_consistent(helsinki):
 
 def test_cli_route_json_and_error(tmp_path):
     fr, to = "24.94030,60.17150", "24.95240,60.16760"
-    out = subprocess.run([sys.executable, "-m", "server.cli", "route", "--from", fr, "--to",
+    out = subprocess.run([sys.executable, "-m", "skytwin.server.cli", "route", "--from", fr, "--to",
                           to, "--json", "--geojson", str(tmp_path / "r.geojson")],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
@@ -263,7 +263,7 @@ def test_cli_route_json_and_error(tmp_path):
     assert {"waypoints", "length_m", "duration_s", "clearance_m"} <= set(d)
     gj = json.loads((tmp_path / "r.geojson").read_text())
     assert gj["features"][0]["geometry"]["type"] == "LineString"
-    bad = subprocess.run([sys.executable, "-m", "server.cli", "route", "--from", "0,0",
+    bad = subprocess.run([sys.executable, "-m", "skytwin.server.cli", "route", "--from", "0,0",
                           "--to", to, "--json"], capture_output=True, text=True, check=False)
     assert bad.returncode != 0
     assert "outside the twin" in json.loads(bad.stdout)["error"]
@@ -281,7 +281,7 @@ def test_shortcut_segments_are_straight_lines_not_voxel_steps(helsinki):
 def test_climb_and_proximity_penalties_reach_the_search(helsinki, monkeypatch):
     from scipy import ndimage
 
-    from planner import search
+    from skytwin.planner import search
     seen = {}
     real = search.find_path
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from airspace.errors import MalformedInputError
-from airspace.frame import Frame
-from airspace.rules import DEFAULT_RULES_PATH, RulesError, load_rules, parse_rules
-from airspace.zones import Altitude, ZoneLayer
+from skytwin.airspace.errors import MalformedInputError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.rules import DEFAULT_RULES_PATH, RulesError, load_rules, parse_rules
+from skytwin.airspace.zones import Altitude, ZoneLayer
 
 DEFAULT = json.loads(DEFAULT_RULES_PATH.read_text())
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from airspace.errors import AirspaceError, OutsideTwinError
-from planner.search import (
+from skytwin.airspace.errors import AirspaceError, OutsideTwinError
+from skytwin.planner.search import (
     GoalBlockedError,
     NoRouteError,
     OutsideGridError,
@@ -21,7 +21,7 @@ from planner.search import (
     find_path,
     octile_distance,
 )
-from planner.voxel3d import read_map, read_scenarios
+from skytwin.planner.voxel3d import read_map, read_scenarios
 from tests.naive.search import dijkstra_cost, path_cost
 
 REL_TOL = 1e-9

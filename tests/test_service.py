@@ -7,18 +7,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from airspace.errors import MalformedInputError
-from airspace.zones import Altitude, Circle, Zone
-from planner.route import RouteRequest
-from server.auth import Authenticator, load_tokens
-from server.service import (
+from skytwin.airspace.errors import MalformedInputError
+from skytwin.airspace.zones import Altitude, Circle, Zone
+from skytwin.planner.route import RouteRequest
+from skytwin.server.auth import Authenticator, load_tokens
+from skytwin.server.service import (
     BookingRejectedError,
     Caller,
     ServiceCore,
     UnauthenticatedError,
     WrongRoleError,
 )
-from server.store import Store
+from skytwin.server.store import Store
 from tests.grpc_fixtures import helsinki_twin
 
 FROM = (24.94030, 60.17150)
@@ -39,7 +39,7 @@ def core(tmp_path):
 
 
 def test_concurrent_submits_never_share_a_slot(core):
-    from planner.verify import verify
+    from skytwin.planner.verify import verify
     req = RouteRequest(FROM, TO, depart_s=T0)
     with ThreadPoolExecutor(4) as ex:
         futs = [ex.submit(core.submit_flight, OP, f"c-{n}", req, META) for n in range(6)]
@@ -115,7 +115,7 @@ def test_token_file_errors_and_bearer_parsing(tmp_path):
 
 
 def test_dev_tokens_file_says_not_for_production():
-    from server.auth import DEV_TOKENS
+    from skytwin.server.auth import DEV_TOKENS
     text = DEV_TOKENS.read_text()
     assert "NEVER use" in text and "production" in text
     roles = {c.role for c in load_tokens(DEV_TOKENS).values()}
@@ -128,10 +128,10 @@ def test_crossing_flights_all_pass_the_independent_checks(tmp_path, layer_shifts
     delay), every accepted flight passes the validator and the verifier."""
     twin, _ = helsinki_twin()
     core = ServiceCore(twin, Store(tmp_path / "s.db"), layer_shifts=layer_shifts)
-    from airspace.zones import ground_range_from_grid
-    from planner.timing import SpeedProfile
-    from planner.validate import RouteValidator
-    from planner.verify import verify
+    from skytwin.airspace.zones import ground_range_from_grid
+    from skytwin.planner.timing import SpeedProfile
+    from skytwin.planner.validate import RouteValidator
+    from skytwin.planner.verify import verify
     pairs = [(FROM, TO), ((24.9420, 60.1665), (24.9500, 60.1722)),
              ((24.9460, 60.1660), (24.9450, 60.1740)), (TO, FROM)]
     recs = []

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from airspace.errors import AirspaceError
-from airspace.zones import Altitude, Authority, Circle, Zone
-from server.store import (
+from skytwin.airspace.errors import AirspaceError
+from skytwin.airspace.zones import Altitude, Authority, Circle, Zone
+from skytwin.server.store import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     FlightRecord,

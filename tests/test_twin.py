@@ -9,11 +9,11 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from airspace.building import Building, LoadResult, Skipped
-from airspace.errors import MalformedInputError, OutsideTwinError
-from airspace.frame import Frame
-from airspace.twin import MAX_EXTENT_M, Twin, TwinTooLargeError, build_twin
-from fixtures.synthetic_city import generate_city, ground_at, synthetic_frame
+from skytwin.airspace.building import Building, LoadResult, Skipped
+from skytwin.airspace.errors import MalformedInputError, OutsideTwinError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.twin import MAX_EXTENT_M, Twin, TwinTooLargeError, build_twin
+from skytwin.fixtures.synthetic_city import generate_city, ground_at, synthetic_frame
 from tests.naive import raster as naive
 
 FRAME = Frame(4.30, 52.08)
@@ -227,7 +227,7 @@ def test_absurd_resolution_is_refused_before_allocating():
 
 
 def test_ground_spread_on_coarse_grid_for_large_twins(monkeypatch):
-    import airspace.twin as twin_mod
+    import skytwin.airspace.twin as twin_mod
 
     monkeypatch.setattr(twin_mod, "FILL_CELLS", 50)
     twin = build_twin([bld("w", box(0, 0, 4, 4), 20.0, ground=5.0),
@@ -254,7 +254,7 @@ def test_wrong_input_types_raise_type_error():
                                  "plateau/52397519_bldg_6697_op.gml",
                                  "plateau/64413325_bldg_6697_op.gml"])
 def test_real_city_protected_points_are_blocked(city_data, rel):
-    from airspace.io import load_city
+    from skytwin.airspace.io import load_city
 
     res = load_city(city_data / rel)
     c = 5.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from planner.conflicts import Separation
-from planner.trajectory import Trajectory
-from planner.verify import Report, verify
+from skytwin.planner.conflicts import Separation
+from skytwin.planner.trajectory import Trajectory
+from skytwin.planner.verify import Report, verify
 from tests.naive.conflicts import detect_pairs
 from tests.test_conflicts import level, random_fleet
 

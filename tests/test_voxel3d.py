@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from airspace.errors import MalformedInputError
-from planner.voxel3d import read_map, read_scenarios
+from skytwin.airspace.errors import MalformedInputError
+from skytwin.planner.voxel3d import read_map, read_scenarios
 
 # From /work/shared/data/voxel3d/PROVENANCE.md: dims, blocked voxels, scenarios,
 # optimal length min / max.

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from airspace.errors import AirspaceError, ZoneError
-from airspace.frame import Frame
-from airspace.grid import GridSpec
-from airspace.zones import (
+from skytwin.airspace.errors import AirspaceError, ZoneError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.grid import GridSpec
+from skytwin.airspace.zones import (
     Altitude,
     Authority,
     Circle,

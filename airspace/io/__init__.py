@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airspace.building import LoadResult
-from airspace.errors import MalformedInputError
-from airspace.frame import Frame
-from airspace.io.common import AbsurdCoordinatesError, build_result
+from skytwin.airspace.building import LoadResult
+from skytwin.airspace.errors import MalformedInputError
+from skytwin.airspace.frame import Frame
+from skytwin.airspace.io.common import AbsurdCoordinatesError, build_result
 
 __all__ = ["FORMATS", "AbsurdCoordinatesError", "detect_format", "load_city"]
 
@@ -84,14 +84,14 @@ def _read(path: Path, fmt: str | None, crs, strict: bool):
     if not path.exists():
         raise MalformedInputError(str(path), None, "file not found")
     if fmt in ("cityjson", "cityjsonseq"):
-        from airspace.io.cityjson import read_cityjson
+        from skytwin.airspace.io.cityjson import read_cityjson
 
         return read_cityjson(path, crs, strict, seq=(fmt == "cityjsonseq"))
     if fmt == "citygml":
-        from airspace.io.citygml import read_citygml
+        from skytwin.airspace.io.citygml import read_citygml
 
         return read_citygml(path, crs, strict)
-    from airspace.io.geojson import read_geojson
+    from skytwin.airspace.io.geojson import read_geojson
 
     return read_geojson(path, crs, strict)
 
@@ -142,7 +142,7 @@ def load_city(
     models = [_read(Path(p), fmt, crs, strict) for p in paths]
     result = build_result(models, frame, strict)
     if any(m.fmt == "geojson" for m in models):
-        from airspace.io.geojson import assign_parents
+        from skytwin.airspace.io.geojson import assign_parents
 
         result = assign_parents(result)
     return result

@@ -51,10 +51,10 @@ import numpy as np
 import pyproj
 from lxml import etree
 
-from airspace.building import LoadResult
-from airspace.errors import CRSMissingError, MalformedInputError
-from airspace.frame import Frame, parse_crs
-from airspace.io.common import (
+from skytwin.airspace.building import LoadResult
+from skytwin.airspace.errors import CRSMissingError, MalformedInputError
+from skytwin.airspace.frame import Frame, parse_crs
+from skytwin.airspace.io.common import (
     ObjectError,
     Problems,
     RawModel,

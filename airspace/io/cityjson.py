@@ -43,10 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from airspace.building import LoadResult
-from airspace.errors import CRSMissingError, MalformedInputError
-from airspace.frame import Frame, parse_crs
-from airspace.io.common import ObjectError, Problems, RawModel, RawObject, build_result
+from skytwin.airspace.building import LoadResult
+from skytwin.airspace.errors import CRSMissingError, MalformedInputError
+from skytwin.airspace.frame import Frame, parse_crs
+from skytwin.airspace.io.common import ObjectError, Problems, RawModel, RawObject, build_result
 
 __all__ = ["BUILDING_TYPES", "load_cityjson", "read_cityjson"]
 

@@ -52,9 +52,9 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
-from airspace.building import Building, LoadResult, Skipped
-from airspace.errors import EmptyModelError, MalformedInputError, OutsideTwinError
-from airspace.frame import Frame
+from skytwin.airspace.building import Building, LoadResult, Skipped
+from skytwin.airspace.errors import EmptyModelError, MalformedInputError, OutsideTwinError
+from skytwin.airspace.frame import Frame
 
 __all__ = [
     "GRID_SIZE_M",

@@ -48,10 +48,10 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from airspace.building import Building, LoadResult, Skipped
-from airspace.errors import MalformedInputError
-from airspace.frame import Frame, parse_crs
-from airspace.io.common import ObjectError, Problems, RawModel, RawObject, build_result
+from skytwin.airspace.building import Building, LoadResult, Skipped
+from skytwin.airspace.errors import MalformedInputError
+from skytwin.airspace.frame import Frame, parse_crs
+from skytwin.airspace.io.common import ObjectError, Problems, RawModel, RawObject, build_result
 
 __all__ = [
     "DEFAULT_HEIGHT_M",

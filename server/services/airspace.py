@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server import convert
-from server.auth import current_caller
-from server.services._base import Base
+from skytwin.server import convert
+from skytwin.server.auth import current_caller
+from skytwin.server.services._base import Base
 from skytwin.v1 import airspace_pb2 as pb
 from skytwin.v1 import airspace_pb2_grpc as rpc
 

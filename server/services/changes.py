@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 
-from server import convert
-from server.auth import current_caller
-from server.service import RequestTooLargeError
-from server.services._base import Base
+from skytwin.server import convert
+from skytwin.server.auth import current_caller
+from skytwin.server.service import RequestTooLargeError
+from skytwin.server.services._base import Base
 from skytwin.v1 import changes_pb2 as pb
 from skytwin.v1 import changes_pb2_grpc as rpc
 

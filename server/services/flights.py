@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server import convert
-from server.auth import current_caller
-from server.services._base import Base
+from skytwin.server import convert
+from skytwin.server.auth import current_caller
+from skytwin.server.services._base import Base
 from skytwin.v1 import flights_pb2 as pb
 from skytwin.v1 import flights_pb2_grpc as rpc
 
@@ -31,7 +31,7 @@ class FlightServicer(Base, rpc.FlightServiceServicer):
     async def SubmitBatch(self, request, context):
         caller = current_caller()
         if len(request.routes) > self.core.limits.max_batch:
-            from server.service import RequestTooLargeError
+            from skytwin.server.service import RequestTooLargeError
             raise RequestTooLargeError(f"batch of {len(request.routes)} routes is over the "
                                        f"limit of {self.core.limits.max_batch}; split it")
         pairs = [self._request(r) for r in request.routes]
