@@ -787,9 +787,10 @@ class ServiceCore:
         """Sequence number of the latest change (0 before any)."""
         return self._seq
 
-    def subscribe(self, callback, since_sequence: int = 0) -> tuple[int, list]:
+    def subscribe(self, callback, since_sequence: int | None = None) -> tuple[int, list]:
         """Register ``callback(change)``; ``(current sequence, retained changes after
-        since_sequence)``, atomically with respect to new changes.
+        since_sequence)``, atomically with respect to new changes (``None``: live only;
+        ``0``: every retained change).
 
         Changes are retained in memory only (the last ``change_log_size``); after a
         restart the backlog is empty and a client resuming from an older sequence should
@@ -797,7 +798,7 @@ class ServiceCore:
         with self._book:
             with self._subs_lock:
                 self._subs.append(callback)
-            if since_sequence <= 0:
+            if since_sequence is None:
                 return self._seq, []
             return self._seq, [c for c in self._changes if c.sequence > since_sequence]
 

@@ -41,7 +41,8 @@ class ChangeServicer(Base, rpc.ChangeServiceServicer):
         def callback(ch):  # called from booking threads
             loop.call_soon_threadsafe(deliver, ch)
 
-        seq, backlog = await self.run_fast(self.core.subscribe, callback, request.since_sequence)
+        since = request.since_sequence if request.HasField("since_sequence") else None
+        seq, backlog = await self.run_fast(self.core.subscribe, callback, since)
         try:
             yield pb.Change(sequence=seq, kind=pb.CHANGE_KIND_UNSPECIFIED)
             for ch in backlog:
