@@ -1,7 +1,14 @@
 """Export routes, twins and conflicts to standard formats people can look at.
 
+* The route format (:func:`route_json`): one JSON form of a route and its waypoints,
+  shared by ``skytwin route --json``, ``skytwin client plan/submit/get`` and the
+  GeoJSON properties below, with units in every name (``lon_deg``, ``alt_amsl_m``,
+  ``time_unix_s`` ...). It is documented once, as a JSON Schema, in
+  ``docs/route.schema.json``; a test validates every output against it.
 * GeoJSON (RFC 7946): WGS84 lon/lat with altitude as the third coordinate [m AMSL];
-  properties carry the units in their names. Opens in QGIS, geojson.io, kepler.gl.
+  properties carry the units in their names (the route line's properties are the
+  route format without its waypoints; each waypoint Point's properties are one
+  waypoint of the route format). Opens in QGIS, geojson.io, kepler.gl.
 * CZML (Cesium): a time-dynamic document, one packet per flight with its 4D
   trajectory as cartographicDegrees samples, so Cesium animates the flights over the
   3D city.
@@ -11,22 +18,52 @@ from __future__ import annotations
 
 import datetime as _dt
 
+import numpy as np
+import shapely
 from shapely.geometry import mapping
-from shapely.ops import transform as _shp_transform
 
-__all__ = ["conflict_positions", "conflicts_geojson", "route_czml", "route_geojson", "trajectories_czml",
-           "trajectories_geojson", "twin_geojson"]
+__all__ = ["conflict_positions", "conflicts_geojson", "route_czml", "route_geojson", "route_json",
+           "trajectories_czml", "trajectories_geojson", "twin_geojson"]
 
 
 def _iso(t_s: float) -> str:
     return _dt.datetime.fromtimestamp(float(t_s), tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def route_json(route) -> dict:
+    """A planned route in the route format (``docs/route.schema.json``).
+
+    Waypoints carry ``lon_deg``, ``lat_deg`` (WGS84), ``alt_amsl_m``, ``alt_agl_m``,
+    ``t_s`` (seconds since departure) and ``time_unix_s``; the route carries
+    ``depart_unix_s``, ``arrive_unix_s``, ``duration_s``, ``length_m``, ``straight_m``,
+    ``clearance_m`` and ``search_level``, plus the planner's own figures
+    (``voxel_length_m``, ``expansions``, ``search_ms``, ``total_ms``).
+    """
+    d = route.to_dict()
+    wps = [{"lon_deg": w["lon"], "lat_deg": w["lat"], "alt_amsl_m": w["alt_amsl_m"],
+            "alt_agl_m": w["alt_agl_m"], "t_s": w["t_s"], "time_unix_s": w["time_unix_s"]}
+           for w in d["waypoints"]]
+    out = {"flight_id": d["flight_id"], "waypoints": wps, "length_m": d["length_m"],
+           "duration_s": d["duration_s"], "clearance_m": d["clearance_m"],
+           "straight_m": d["straight_m"], "search_level": d["search_level"],
+           "depart_unix_s": round(float(d["depart_unix_s"]), 3),
+           "arrive_unix_s": wps[-1]["time_unix_s"] if wps else
+           round(float(d["depart_unix_s"]), 3)}
+    for k in ("voxel_length_m", "expansions", "search_ms", "total_ms"):
+        out[k] = d[k]
+    return out
+
+
 def route_geojson(route, buildings_near: list | None = None) -> dict:
-    """A FeatureCollection: the route line, its waypoints, and optionally buildings."""
+    """A FeatureCollection: the route line, its waypoints, and optionally buildings.
+
+    The line's properties are :func:`route_json` without the waypoints (plus
+    ``kind: "route"``); each waypoint is a Point whose properties are its waypoint of
+    :func:`route_json` (plus ``kind: "waypoint"`` and its ``index``).
+    """
     coords = [[round(float(lo), 9), round(float(la), 9), round(float(a), 2)]
               for (lo, la), a in zip(route.lonlat_deg, route.alt_amsl_m, strict=True)]
-    d = route.to_dict()
+    d = route_json(route)
     props = {k: v for k, v in d.items() if k != "waypoints"}
     feats = [{"type": "Feature", "geometry": {"type": "LineString", "coordinates": coords},
               "properties": {**props, "kind": "route"}}]
@@ -47,7 +84,8 @@ def twin_geojson(twin, ids=None) -> dict:
     for b in twin.buildings:
         if pick is not None and b.id not in pick:
             continue
-        geom = _shp_transform(lambda x, y, z=None: frame.to_wgs84(x, y), b.footprint)
+        geom = shapely.transform(
+            b.footprint, lambda xy: np.column_stack(frame.to_wgs84(xy[:, 0], xy[:, 1])))
         feats.append({"type": "Feature", "id": b.id, "geometry": mapping(geom),
                       "properties": {"kind": "building", "top_amsl_m": round(b.top_m, 2),
                                      "base_amsl_m": round(b.base_m, 2),

@@ -1,78 +1,413 @@
 """The ``skytwin`` command line.
 
-Subcommands are thin: they parse arguments, call :mod:`airspace` / :mod:`planner`, and
-print either a human summary or (``--json``) one JSON object. Errors from the domain are
-printed as one line (``error: ...``, or ``{"error": ...}`` with ``--json``) with exit
-code 2; nothing is printed as a traceback for bad input.
+Subcommands are thin: they parse arguments, call :mod:`skytwin.airspace` /
+:mod:`skytwin.planner` (or the gRPC service), and print a human summary or (``--json``)
+one JSON object.
 
-    skytwin twin build PATH [--resolution M] [--layer M] [--clearance M] [--crs CRS]
-                            [--out FILE] [--json] [--png FILE] [--geojson FILE]
+Errors. Every mistake a person can make on the command line ends in one line on
+stderr and exit code 2 (``error: ...``, or ``{"error": {"code": ..., "message": ...}}``
+with ``--json`` and always for ``client``), never in a traceback. What can be checked
+before any work is checked first: argument ranges and forms (by the argparse types
+below), input files readable, output paths writable (their folder exists), ports in
+range and free, TLS files readable and matching, hosts resolvable, ``--target`` with
+its port. Ctrl-C ends any command quietly with exit code 130. An unexpected error is
+one line too (exit 1), with its traceback only when ``SKYTWIN_DEBUG=1``.
+
+Progress. Steps that can take more than a second (reading a city model, building and
+saving a twin, planning a fleet) show one status line on stderr, only when stderr is
+a terminal and never with ``--json``.
+
+    skytwin twin build [PATH ...] [--resolution M] [--layer M] [--clearance M] [--crs CRS]
+                       [--out FILE] [--json] [--png FILE] [--geojson FILE] [--quiet]
     skytwin twin info FILE [--json]
-    skytwin route (--city PATH | --twin FILE) --from LON,LAT[,ALT] --to LON,LAT[,ALT]
-                  [--depart TIME] [--zones ED269.json] [--json | --geojson FILE]
+    skytwin route [--city PATH | --twin FILE] --from LON,LAT[,ALT] --to LON,LAT[,ALT]
+                  [--depart TIME] [--zones ED269.json] [--json] [--geojson FILE]
                   [--czml FILE] [--png FILE]
     skytwin fleet [--city PATH | --twin FILE] [--flights N] [--method cpsat|fcfs]
-                  [--geojson FILE] [--czml FILE] [--json]
+                  [--geojson FILE] [--czml FILE] [--png FILE] [--json]
     skytwin demo [--out DIR]
     skytwin serve [--city PATH | --twin FILE] [--port N] [--db PATH] [--auth FILE]
                   [--host H] [--tls-cert F --tls-key F] [--workers N]
-    skytwin client [--target HOST:PORT] [--token T] {info, encode, decode, blocked, plan,
-                   submit, batch, get, list, cancel, watch, zones {add, update, list,
-                   get, delete, query, import, export}} ...
+    skytwin client [--target HOST:PORT] [--token T] [--ca F] {info, encode, decode,
+                   blocked, plan, submit, batch, get, list, cancel, watch, zones {add,
+                   update, list, get, delete, query, import, export}} ...
     skytwin loadtest --target HOST:PORT [--drones N] [--concurrency C] [--duration S]
-                     [--operators K] [--tokens FILE] [--seed N] [--json]
+                     [--allow-remote] [--keep] [--json] ...
+
+Routes and flights print in one format (``docs/route.schema.json``): the same names
+and units from ``skytwin route --json``, ``skytwin client plan/submit/get/...`` and the
+GeoJSON properties of :mod:`skytwin.planner.export`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import math
 import os
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["DESCRIPTION", "UsageError", "build_parser", "main"]
 
 DEFAULT_CITY = Path(__file__).resolve().parents[1] / "fixtures" / "city" / "helsinki_centre.geojson"
 
+DESCRIPTION = ("SkyTwin: a 3D airspace twin of a city, checked 4D drone routes, fleet "
+               "deconfliction and a gRPC service for operators and regulators.")
 
-class _Progress:
-    """Progress on stderr for long jobs: a bar on a terminal, a few lines otherwise."""
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
-    def __init__(self, label: str, enabled: bool = True):
-        self.label = label
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.last_pct = -1
-        self.t0 = time.perf_counter()
+#: Wanted as JSON: errors found while parsing (before ``args`` exists) follow ``--json``.
+_JSON_ERRORS = False
 
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        pct = int(100 * done / total)
-        step = 1 if self.tty else 25
-        if pct // step == self.last_pct // step and done < total:
-            return
-        self.last_pct = pct
-        el = time.perf_counter() - self.t0
-        msg = f"{self.label}: {done}/{total} ({pct}%) {el:.1f}s"
-        if self.tty:
-            sys.stderr.write("\r" + msg + ("\n" if done >= total else ""))
-        else:
-            sys.stderr.write(msg + "\n")
+
+class UsageError(ValueError):
+    """A wrong argument or an unusable file, port or host, found before any work."""
+
+
+# ---------------------------------------------------------------------------- errors
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _error_code(exc: BaseException) -> str:
+    """A gRPC-style status name for an error of the command line (same keys as client)."""
+    from skytwin.planner.route import PlanError
+    if isinstance(exc, FileNotFoundError):
+        return "NOT_FOUND"
+    if isinstance(exc, PermissionError):
+        return "PERMISSION_DENIED"
+    if isinstance(exc, PlanError) and getattr(exc, "code", None) != "invalid":
+        return "FAILED_PRECONDITION"
+    if isinstance(exc, ConnectionError):
+        return "UNAVAILABLE"
+    if isinstance(exc, (ValueError, OSError)):
+        return "INVALID_ARGUMENT"
+    return "INTERNAL"
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def _emit_error(message: str, code: str, as_json: bool) -> None:
+    message = _one_line(message)
+    if as_json:
+        text = json.dumps({"error": {"code": code, "message": message}})
+    else:
+        text = f"error: {message}"
+    print(text, file=sys.stderr, flush=True)
+
+
+def _fail(args, exc: BaseException, code: str | None = None) -> int:
+    """Print ``exc`` as one line on stderr (JSON with ``--json``); exit code 2."""
+    _emit_error(_error_message(exc), code or _error_code(exc),
+                bool(getattr(args, "json", False)))
+    return EXIT_USAGE
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with defaults in the help and one-line errors (exit code 2)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        _emit_error(f"{self.prog}: {message} (see '{self.prog} --help')",
+                    "INVALID_ARGUMENT", _JSON_ERRORS)
+        raise SystemExit(EXIT_USAGE)
+
+
+# ----------------------------------------------------------------- argument types
+def _number(kind, lo=None, hi=None, lo_open=False, what=""):
+    """An argparse type: ``kind`` (int/float), finite, within ``lo..hi``."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        bad = (not math.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo))
+               or (hi is not None and v > hi))
+        if bad:
+            rng = (f"{'more than' if lo_open else 'at least'} {lo:g}" if hi is None else
+                   f"between {lo:g} and {hi:g}")
+            raise argparse.ArgumentTypeError(f"{what or 'value'} must be {rng}, got {text}")
+        return v
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_port = _number(int, 0, 65535, what="port")
+_count = _number(int, 1, what="count")
+_non_negative_int = _number(int, 0, what="value")
+_positive = _number(float, 0, lo_open=True, what="value")
+_non_negative = _number(float, 0, what="value")
+_resolution = _number(float, 0.1, 100.0, what="the horizontal voxel size [m]")
+_layer = _number(float, 0.1, 100.0, what="the vertical layer height [m]")
+_clearance = _number(float, 0.0, 500.0, what="the clearance [m]")
+
+
+def _in_file(text) -> Path:
+    """An argparse type: an existing, readable file."""
+    p = Path(text)
+    if not p.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    if not os.access(p, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text}: not readable (permission denied)")
+    return p
+
+
+def _out_file(text) -> Path:
+    """An argparse type: a file that can be written (its folder exists and is writable)."""
+    p = Path(text)
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: folder {parent} does not exist "
+                                         "(create it first)")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"{text}: not writable (permission denied)")
+    return p
+
+
+def _out_dir(text) -> Path:
+    """An argparse type: a folder to write into (created if its parent exists)."""
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+    parent = p if p.exists() else (p.parent if str(p.parent) else Path("."))
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: not writable (permission denied)")
+    return p
+
+
+def _split_target(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``) -> ``(host, port)``; the port is required."""
+    t = str(text).strip()
+    if t.startswith("["):
+        host, sep, rest = t[1:].partition("]")
+        if not sep:
+            raise ValueError(f"target {text!r}: unclosed '[' (write IPv6 as [::1]:PORT)")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, sep, port = t.rpartition(":")
+        if ":" in host:
+            raise ValueError(f"target {text!r}: write IPv6 hosts as [ADDRESS]:PORT")
+        if not sep:
+            host, port = t, ""
+    if not host or not port:
+        raise ValueError(f"target {text!r} must be HOST:PORT (the port is required), "
+                         "e.g. 127.0.0.1:50051")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"target {text!r}: the port must be a number in 1..65535")
+    return host, int(port)
+
+
+def _resolve(host: str, port: int, what: str) -> None:
+    """Raise UsageError when ``host`` does not resolve."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise UsageError(f"{what} {host!r} does not resolve ({reason})") from None
+
+
+def _target(text) -> str:
+    """An argparse type: ``HOST:PORT`` of a server, host resolvable."""
+    try:
+        host, port = _split_target(text)
+        _resolve(host, port, "host")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return str(text).strip()
+
+
+def _loadtest_target(text) -> str:
+    """An argparse type: ``HOST:PORT`` (loopback rules are checked by the command)."""
+    try:
+        _split_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return str(text).strip()
+
+
+# -------------------------------------------------------------------------- checks
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _check_twin_file(path) -> Path:
+    """A saved twin is an ``.npz`` (zip) file; say so clearly when it is not."""
+    p = Path(path)
+    with open(p, "rb") as fh:
+        head = fh.read(64)
+    if head.startswith(_ZIP_MAGIC):
+        return p
+    text = head.lstrip()[:1]
+    hint = ""
+    if text in (b"{", b"<"):
+        hint = (f"; it looks like a city model: build a twin from it with "
+                f"'skytwin twin build {p} --out twin.npz'")
+    raise UsageError(f"{p} is not a saved SkyTwin twin (a .npz file written by "
+                     f"'skytwin twin build --out'){hint}")
+
+
+def _load_twin(path):
+    from skytwin.airspace.errors import MalformedInputError
+    from skytwin.airspace.twin import Twin
+    _check_twin_file(path)
+    try:
+        return Twin.load(path)
+    except MalformedInputError:
+        raise UsageError(f"{path} is not a readable SkyTwin twin (damaged, or written by "
+                         "another version); rebuild it with 'skytwin twin build --out'"
+                         ) from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise UsageError when ``host:port`` is held by another process (0: any port)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UsageError(f"--host {host!r} does not resolve ({exc.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except PermissionError:
+            raise UsageError(f"port {port} on {host} needs privileges this user does not "
+                             "have; use a port above 1023") from None
+        except OSError as exc:
+            if exc.errno in (98, 48, 10048):  # EADDRINUSE (Linux, macOS, Windows)
+                raise UsageError(f"port {port} on {host} is already in use (another "
+                                 "skytwin serve?); stop it or give --port") from None
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _check_tls(cert, key) -> None:
+    """Both or neither, readable, PEM, and the key belongs to the certificate."""
+    import ssl
+    if (cert is None) != (key is None):
+        raise UsageError("give both --tls-cert and --tls-key, or neither")
+    if cert is None:
+        return
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(str(cert), str(key))
+    except ssl.SSLError as exc:
+        why = exc.reason or str(exc)
+        if "KEY_VALUES_MISMATCH" in str(why) or "key values mismatch" in str(exc):
+            raise UsageError(f"--tls-key {key} does not belong to the certificate "
+                             f"{cert}") from None
+        raise UsageError(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate "
+                         f"and private key ({why})") from None
+
+
+def _check_db(path) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"--db {p} is a folder; give a database file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--db {p}: folder {parent} does not exist (create it first)")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UsageError(f"--db {p}: not writable (permission denied)")
+
+
+# ------------------------------------------------------------------------ progress
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Status:
+    """One status line on stderr for slow steps, on a terminal only.
+
+    ``with status.step("reading city.geojson (14 MB)"):`` shows the step and its elapsed
+    seconds (refreshed twice a second by a small thread), then ``... done in 9.1 s``.
+    ``status.detail(done, total)`` is a ``progress(done, total)`` callback for the
+    kernels that report it (rasterization, fleet planning): it adds ``done/total (%)``.
+    Disabled (silent) with ``--json``, ``--quiet`` or when stderr is not a terminal.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = bool(enabled) and _stderr_is_tty()
+        self._lock = threading.Lock()
+        self._text = ""
+        self._detail = ""
+        self._t0 = 0.0
+
+    def _draw(self, end: str = "") -> None:
+        el = time.perf_counter() - self._t0
+        extra = f" {self._detail}" if self._detail else ""
+        sys.stderr.write(f"\r\033[K{self._text}...{extra} {el:.0f} s{end}")
         sys.stderr.flush()
 
+    @contextlib.contextmanager
+    def step(self, text: str):
+        if not self.enabled:
+            yield self
+            return
+        self._text, self._detail, self._t0 = text, "", time.perf_counter()
+        stop = threading.Event()
 
-def _fail(args, exc: Exception) -> int:
-    if getattr(args, "json", False):
-        print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
-    else:
-        print(f"error: {exc}", file=sys.stderr)
-    return 2
+        def tick():
+            while not stop.wait(0.5):
+                with self._lock:
+                    self._draw()
+        with self._lock:
+            self._draw()
+        th = threading.Thread(target=tick, daemon=True, name="skytwin-progress")
+        th.start()
+        try:
+            yield self
+        except BaseException:
+            stop.set()
+            th.join()
+            sys.stderr.write("\n")
+            raise
+        stop.set()
+        th.join()
+        el = time.perf_counter() - self._t0
+        sys.stderr.write(f"\r\033[K{self._text}: done in {el:.1f} s\n")
+        sys.stderr.flush()
+
+    def detail(self, done: int, total: int) -> None:
+        """``progress(done, total)`` callback: shown on the current step's line."""
+        if not self.enabled or total <= 0:
+            return
+        self._detail = f"{done}/{total} ({int(100 * done / total)}%)"
 
 
+def _describe_inputs(paths) -> str:
+    paths = [Path(p) for p in paths]
+    size = sum(p.stat().st_size for p in paths if p.exists())
+    names = paths[0].name if len(paths) == 1 else f"{len(paths)} files"
+    return f"reading {names} ({size / 1e6:.1f} MB)"
+
+
+# ------------------------------------------------------------------------------ twin
 def _print_summary(summary: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary, indent=None, sort_keys=True, default=str))
@@ -105,24 +440,29 @@ def _cmd_twin_build(args) -> int:
     from skytwin.airspace.io import load_city
     from skytwin.airspace.twin import build_twin
 
+    status = _Status(not (args.json or args.quiet))
     try:
         paths = [str(p) for p in args.path] if len(args.path) > 1 else str(args.path[0])
         t_read = time.perf_counter()
-        result = load_city(paths, crs=args.crs)
+        with status.step(_describe_inputs(args.path)):
+            result = load_city(paths, crs=args.crs)
         read_s = time.perf_counter() - t_read
-        twin = build_twin(result, resolution_m=args.resolution, layer_m=args.layer,
-                          clearance_m=args.clearance,
-                          progress=_Progress("rasterizing", not args.quiet))
+        with status.step(f"building twin ({len(result.buildings)} buildings)"):
+            twin = build_twin(result, resolution_m=args.resolution, layer_m=args.layer,
+                              clearance_m=args.clearance, progress=status.detail)
+        if args.out:
+            with status.step(f"saving twin to {args.out}"):
+                twin.save(args.out)
+        if args.png:
+            from skytwin.planner.render import render_twin_png
+            with status.step(f"rendering {args.png}"):
+                render_twin_png(twin, args.png)
+        if args.geojson:
+            from skytwin.planner.export import twin_geojson
+            with status.step(f"writing {args.geojson}"):
+                _write_json(args.geojson, twin_geojson(twin))
     except (AirspaceError, OSError, ValueError) as exc:
         return _fail(args, exc)
-    if args.out:
-        twin.save(args.out)
-    if args.png:
-        from skytwin.planner.render import render_twin_png
-        render_twin_png(twin, args.png)
-    if args.geojson:
-        from skytwin.planner.export import twin_geojson
-        _write_json(args.geojson, twin_geojson(twin))
     summary = _full_summary(twin)
     summary["read_s"] = read_s
     if args.out:
@@ -132,12 +472,9 @@ def _cmd_twin_build(args) -> int:
 
 
 def _cmd_twin_info(args) -> int:
-    from skytwin.airspace.errors import AirspaceError
-    from skytwin.airspace.twin import Twin
-
     try:
-        twin = Twin.load(args.file)
-    except (AirspaceError, OSError, ValueError) as exc:
+        twin = _load_twin(args.file)
+    except (OSError, ValueError) as exc:
         return _fail(args, exc)
     _print_summary(_full_summary(twin), args.json)
     return 0
@@ -152,86 +489,96 @@ def _full_summary(twin) -> dict:
     return s
 
 
+# ----------------------------------------------------------------------------- route
 def _lonlat_alt(text: str, name: str):
     parts = [p.strip() for p in text.split(",")]
     if len(parts) not in (2, 3):
-        raise ValueError(f"--{name} must be LON,LAT or LON,LAT,ALT (degrees, metres AMSL), "
+        raise UsageError(f"--{name} must be LON,LAT or LON,LAT,ALT (degrees, metres AMSL), "
                          f"got {text!r}")
     try:
         vals = [float(p) for p in parts]
-    except ValueError as exc:
-        raise ValueError(f"--{name}: {exc}") from None
+    except ValueError:
+        raise UsageError(f"--{name} must be LON,LAT or LON,LAT,ALT (numbers), "
+                         f"got {text!r}") from None
+    if not all(math.isfinite(v) for v in vals) or not (-180 <= vals[0] <= 180
+                                                       and -90 <= vals[1] <= 90):
+        raise UsageError(f"--{name}: longitude must be within -180..180 and latitude "
+                         f"within -90..90 degrees, got {text!r}")
     return (vals[0], vals[1]), (vals[2] if len(vals) == 3 else None)
 
 
-def _parse_time(text: str | None) -> float:
+def _parse_time(text: str | None, name: str = "--depart") -> float:
     import datetime as dt
     if text is None:
         return time.time()
     try:
-        return float(text)
+        v = float(text)
+        if math.isfinite(v):
+            return v
     except ValueError:
         pass
     try:
         d = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"--depart must be Unix seconds or ISO 8601 "
+        raise UsageError(f"{name} must be Unix seconds or ISO 8601 "
                          f"(e.g. 2026-11-22T11:00:00Z), got {text!r}") from None
     if d.tzinfo is None:
         d = d.replace(tzinfo=dt.UTC)
     return d.timestamp()
 
 
-def _twin_from_args(args, progress=True):
+def _twin_from_args(args, status: _Status):
     from skytwin.airspace.io import load_city
-    from skytwin.airspace.twin import Twin, build_twin
+    from skytwin.airspace.twin import build_twin
     if getattr(args, "twin", None):
-        return Twin.load(args.twin)
-    return build_twin(load_city(str(args.city)), progress=_Progress("rasterizing", progress))
-
-
-def _zones_from_file(twin, path):
-    from skytwin.airspace.ed269 import load_ed269
-    from skytwin.airspace.zones import ZoneLayer
-    layer = ZoneLayer(twin.frame)
-    if path:
-        for z in load_ed269(path):
-            layer.add(z)
-    return layer
+        with status.step(f"loading twin {Path(args.twin).name}"):
+            return _load_twin(args.twin)
+    with status.step(_describe_inputs([args.city])):
+        result = load_city(str(args.city))
+    with status.step(f"building twin ({len(result.buildings)} buildings)"):
+        return build_twin(result, progress=status.detail)
 
 
 def _write_json(path, obj) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(obj, indent=1))
 
 
 def _cmd_route(args) -> int:
+    from skytwin.airspace.ed269 import load_ed269
     from skytwin.airspace.errors import AirspaceError
-    from skytwin.planner.export import route_czml, route_geojson, twin_geojson
+    from skytwin.airspace.zones import ZoneLayer
+    from skytwin.planner.export import route_czml, route_geojson, route_json, twin_geojson
     from skytwin.planner.route import Planner, RouteRequest
 
+    status = _Status(not args.json)
     try:
         start, s_alt = _lonlat_alt(args.from_, "from")
         goal, g_alt = _lonlat_alt(args.to, "to")
         depart = _parse_time(args.depart)
-        twin = _twin_from_args(args, progress=not args.json)
-        zones = _zones_from_file(twin, args.zones)
-        planner = Planner(twin, zones)
-        route = planner.plan(RouteRequest(start, goal, depart_s=depart, flight_id="cli",
-                                          start_alt_amsl_m=s_alt, goal_alt_amsl_m=g_alt))
+        zones_in = load_ed269(args.zones) if args.zones else []
+        if args.twin:
+            _check_twin_file(args.twin)
+        twin = _twin_from_args(args, status)
+        zones = ZoneLayer(twin.frame)
+        for z in zones_in:
+            zones.add(z)
+        with status.step("planning the route"):
+            route = Planner(twin, zones).plan(RouteRequest(
+                start, goal, depart_s=depart, flight_id="cli", start_alt_amsl_m=s_alt,
+                goal_alt_amsl_m=g_alt))
+        if args.geojson:
+            near = twin.index.query(_route_box(route, 60.0))
+            extra = twin_geojson(twin, {twin.buildings[n].id for n in near})["features"]
+            _write_json(args.geojson, route_geojson(route, extra))
+        if args.czml:
+            _write_json(args.czml, route_czml(route))
+        if args.png:
+            from skytwin.planner.render import render_route_png
+            render_route_png(twin, route, args.png, zones=zones.local_zones(
+                route.trajectory.t_start_s, route.trajectory.t_end_s))
     except (AirspaceError, OSError, ValueError) as exc:
         return _fail(args, exc)
-    d = route.to_dict()
-    if args.geojson:
-        near = twin.index.query(_route_box(route, 60.0))
-        extra = twin_geojson(twin, {twin.buildings[n].id for n in near})["features"]
-        _write_json(args.geojson, route_geojson(route, extra))
-    if args.czml:
-        _write_json(args.czml, route_czml(route))
-    if args.png:
-        from skytwin.planner.render import render_route_png
-        render_route_png(twin, route, args.png, zones=zones.local_zones(
-            route.trajectory.t_start_s, route.trajectory.t_end_s))
+    d = route_json(route)
     if args.json:
         print(json.dumps(d))
     else:
@@ -253,63 +600,73 @@ def _print_route(d: dict) -> None:
     print(f"clearance        {d['clearance_m']} m from every building (exact check)")
     print(f"search           {d['expansions']} expansions, {d['search_ms']:.1f} ms "
           f"(cells of {d['search_level']}x the twin resolution); total {d['total_ms']:.1f} ms")
-    print("  t [s]      lon            lat        alt AMSL [m]  alt AGL [m]")
+    print("  t [s]      lon [deg]      lat [deg]  alt AMSL [m]  alt AGL [m]")
     for w in d["waypoints"]:
-        print(f"  {w['t_s']:8.2f}  {w['lon']:.9f}  {w['lat']:.9f}  {w['alt_amsl_m']:10.2f}"
-              f"  {w['alt_agl_m']:10.2f}")
+        print(f"  {w['t_s']:8.2f}  {w['lon_deg']:.9f}  {w['lat_deg']:.9f}  "
+              f"{w['alt_amsl_m']:10.2f}  {w['alt_agl_m']:10.2f}")
 
 
+# ----------------------------------------------------------------------------- fleet
 def _cmd_fleet(args) -> int:
     """Plan a delivery fleet over a city, detect its conflicts, resolve them, export."""
     from skytwin.airspace.errors import AirspaceError
     from skytwin.fixtures.traffic import city_options, city_scenario
     from skytwin.planner.conflicts import Separation, detect
     from skytwin.planner.deconflict import SolveParams, deconflict, fcfs
-    from skytwin.planner.export import (conflict_positions, conflicts_geojson, trajectories_czml,
-                                trajectories_geojson)
+    from skytwin.planner.export import (
+        conflict_positions,
+        conflicts_geojson,
+        trajectories_czml,
+        trajectories_geojson,
+    )
 
+    status = _Status(not args.json)
     try:
-        twin = _twin_from_args(args, progress=not args.json)
         depart0 = _parse_time(args.depart)
-        flights = city_scenario(twin, args.flights, seed=args.seed, duration_s=args.duration,
-                                t0_s=depart0,
-                                progress=_Progress("planning flights", not args.json))
+        if args.twin:
+            _check_twin_file(args.twin)
+        twin = _twin_from_args(args, status)
+        with status.step(f"planning {args.flights} flights"):
+            flights = city_scenario(twin, args.flights, seed=args.seed,
+                                    duration_s=args.duration, t0_s=depart0,
+                                    progress=status.detail)
+        sep = Separation()
+        before = detect(flights, sep)
+        opts = city_options(twin)
+        t0 = time.perf_counter()
+        with status.step(f"resolving {len(before)} conflicts ({args.method})"):
+            if args.method == "fcfs":
+                res = fcfs(flights, sep=sep, options=opts)
+            else:
+                res = deconflict(flights, sep=sep, options=opts,
+                                 params=SolveParams(max_time_in_seconds=args.budget,
+                                                    num_workers=2, random_seed=args.seed))
+        solve_s = time.perf_counter() - t0
+        delays = [c.delay_s for c in res.choices.values()]
+        out = {"flights": len(flights), "conflicts_before": len(before),
+               "residual": len(res.report.residual_conflicts) if res.report else None,
+               "unplaced": res.unplaced, "status": res.status, "method": args.method,
+               "total_delay_s": float(sum(delays)),
+               "relevelled": sum(c.layer_shift != 0 for c in res.choices.values()),
+               "solve_s": round(solve_s, 2)}
+        if args.geojson:
+            feats = trajectories_geojson(twin.frame, res.trajectories)
+            feats += conflicts_geojson(twin.frame, flights, before)
+            _write_json(args.geojson, {"type": "FeatureCollection", "features": feats})
+        if args.png:
+            from skytwin.planner.render import render_fleet_png
+            pts = [pa[:2] for pa, _ in conflict_positions(flights, before)]
+            render_fleet_png(twin, res.trajectories, pts, args.png)
+        if args.czml:
+            items = []
+            for tr in res.trajectories:
+                lon, lat = twin.frame.to_wgs84(tr.xyz_m[:, 0], tr.xyz_m[:, 1])
+                items.append((tr.flight_id, list(zip(lon, lat, strict=True)), tr.xyz_m[:, 2],
+                              tr.t_s))
+            if items:
+                _write_json(args.czml, trajectories_czml(items, "SkyTwin fleet"))
     except (AirspaceError, OSError, ValueError) as exc:
         return _fail(args, exc)
-    sep = Separation()
-    before = detect(flights, sep)
-    opts = city_options(twin)
-    t0 = time.perf_counter()
-    if args.method == "fcfs":
-        res = fcfs(flights, sep=sep, options=opts)
-    else:
-        res = deconflict(flights, sep=sep, options=opts,
-                         params=SolveParams(max_time_in_seconds=args.budget, num_workers=2,
-                                            random_seed=args.seed))
-    solve_s = time.perf_counter() - t0
-    delays = [c.delay_s for c in res.choices.values()]
-    out = {"flights": len(flights), "conflicts_before": len(before),
-           "residual": len(res.report.residual_conflicts) if res.report else None,
-           "unplaced": res.unplaced, "status": res.status, "method": args.method,
-           "total_delay_s": float(sum(delays)),
-           "relevelled": sum(c.layer_shift != 0 for c in res.choices.values()),
-           "solve_s": round(solve_s, 2)}
-    if args.geojson:
-        feats = trajectories_geojson(twin.frame, res.trajectories)
-        feats += conflicts_geojson(twin.frame, flights, before)
-        _write_json(args.geojson, {"type": "FeatureCollection", "features": feats})
-    if args.png:
-        from skytwin.planner.render import render_fleet_png
-        pts = [pa[:2] for pa, _ in conflict_positions(flights, before)]
-        render_fleet_png(twin, res.trajectories, pts, args.png)
-    if args.czml:
-        items = []
-        for tr in res.trajectories:
-            lon, lat = twin.frame.to_wgs84(tr.xyz_m[:, 0], tr.xyz_m[:, 1])
-            items.append((tr.flight_id, list(zip(lon, lat, strict=True)), tr.xyz_m[:, 2],
-                          tr.t_s))
-        if items:
-            _write_json(args.czml, trajectories_czml(items, "SkyTwin fleet"))
     if args.json:
         print(json.dumps(out))
     else:
@@ -325,6 +682,7 @@ def _cmd_fleet(args) -> int:
     return 0 if out["residual"] == 0 else 1
 
 
+# ------------------------------------------------------------------------------ demo
 DEMO_FROM = "24.94030,60.17150"   # Rautatientori (Railway Square), Helsinki
 DEMO_TO = "24.95240,60.16760"     # Kauppatori (Market Square), Helsinki
 
@@ -332,7 +690,10 @@ DEMO_TO = "24.95240,60.16760"     # Kauppatori (Market Square), Helsinki
 def _cmd_demo(args) -> int:
     """Build the bundled city's twin, then plan, check and export one route across it."""
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        return _fail(args, exc)
     print(f"== building the airspace twin of the bundled city ({DEFAULT_CITY.name})")
     twin_file = out / "helsinki_twin.npz"
     rc = main(["twin", "build", str(DEFAULT_CITY), "--out", str(twin_file)])
@@ -349,6 +710,22 @@ def _cmd_demo(args) -> int:
 
 
 # ----------------------------------------------------------------------------- serve
+def _check_serve(args) -> None:
+    """Everything ``serve`` can check before it builds a twin or creates a database."""
+    from skytwin.server.auth import load_tokens
+    _check_tls(args.tls_cert, args.tls_key)
+    _check_db(args.db)
+    load_tokens(args.auth)
+    if args.twin:
+        _check_twin_file(args.twin)
+    try:
+        socket.getaddrinfo(args.host, args.port or None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"--host {args.host!r} does not resolve "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
+    _check_port_free(args.host, args.port)
+
+
 def _cmd_serve(args) -> int:
     """Run the gRPC service until Ctrl-C / SIGTERM."""
     import asyncio
@@ -358,15 +735,22 @@ def _cmd_serve(args) -> int:
     from skytwin.server.app import ServerConfig, serve
     from skytwin.server.auth import DEV_TOKENS
 
+    try:
+        _check_serve(args)
+    except (AirspaceError, OSError, ValueError) as exc:
+        return _fail(args, exc)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    host = args.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"        # gRPC wants [v6]:port
     cfg = ServerConfig(city=args.city, twin=args.twin, db=args.db, auth=args.auth,
-                       host=args.host, port=args.port, tls_cert=args.tls_cert,
+                       host=host, port=args.port, tls_cert=args.tls_cert,
                        tls_key=args.tls_key, workers=args.workers)
 
     def ready(port):
         scheme = "TLS" if args.tls_cert else "plaintext"
-        print(f"skytwin serving on {args.host}:{port} ({scheme}); db {args.db}", flush=True)
+        print(f"skytwin serving on {host}:{port} ({scheme}); db {args.db}", flush=True)
         if Path(args.auth).resolve() == DEV_TOKENS.resolve():
             print(f"auth: DEVELOPMENT tokens from {DEV_TOKENS} (never use in production)",
                   flush=True)
@@ -377,16 +761,22 @@ def _cmd_serve(args) -> int:
         asyncio.run(serve(cfg, on_ready=ready))
     except (AirspaceError, OSError, ValueError) as exc:
         return _fail(args, exc)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
 # ---------------------------------------------------------------------------- client
+def _floats(text, n, name, form):
+    try:
+        vals = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != n or not all(math.isfinite(v) for v in vals):
+        raise UsageError(f"{name} must be {form} (numbers), got {text!r}")
+    return vals
+
+
 def _client_box(text):
-    vals = [float(v) for v in text.split(",")]
-    if len(vals) != 4:
-        raise ValueError(f"--box must be MIN_LON,MIN_LAT,MAX_LON,MAX_LAT, got {text!r}")
+    vals = _floats(text, 4, "--box", "MIN_LON,MIN_LAT,MAX_LON,MAX_LAT")
     from skytwin.v1 import airspace_pb2 as apb
     return apb.LonLatBox(min_lon_deg=vals[0], min_lat_deg=vals[1], max_lon_deg=vals[2],
                          max_lat_deg=vals[3])
@@ -398,8 +788,9 @@ def _client_alt(text, default_ref="AGL"):
     v, _, ref = text.partition(":")
     ref = (ref or default_ref).upper()
     if ref not in ("AGL", "AMSL"):
-        raise ValueError(f"altitude reference must be AGL or AMSL, got {ref!r}")
-    return apb.Altitude(value_m=float(v), reference=getattr(apb, f"ALTITUDE_REFERENCE_{ref}"))
+        raise UsageError(f"altitude reference must be AGL or AMSL, got {ref!r}")
+    (value,) = _floats(v, 1, "an altitude", "M[:AGL|AMSL]")
+    return apb.Altitude(value_m=value, reference=getattr(apb, f"ALTITUDE_REFERENCE_{ref}"))
 
 
 def _client_route(args, frm=None, to=None):
@@ -433,19 +824,19 @@ def _client_zone(args):
                  authority_name=args.authority or "",
                  lower=_client_alt(args.lower), upper=_client_alt(args.upper))
     if args.circle:
-        lon, lat, r = (float(v) for v in args.circle.split(","))
+        lon, lat, r = _floats(args.circle, 3, "--circle", "LON,LAT,RADIUS_M")
         z.circle.centre.CopyFrom(apb.LonLat(lon_deg=lon, lat_deg=lat))
         z.circle.radius_m = r
     elif args.polygon:
         for pt in args.polygon.split(";"):
-            lon, lat = (float(v) for v in pt.split(","))
+            lon, lat = _floats(pt, 2, "--polygon", "'LON,LAT;LON,LAT;...'")
             z.polygon.vertices.append(apb.LonLat(lon_deg=lon, lat_deg=lat))
     else:
-        raise ValueError("give --circle LON,LAT,RADIUS_M or --polygon 'LON,LAT;LON,LAT;...'")
+        raise UsageError("give --circle LON,LAT,RADIUS_M or --polygon 'LON,LAT;LON,LAT;...'")
     if args.active_from:
-        z.active_from.CopyFrom(timestamp(_parse_time(args.active_from)))
+        z.active_from.CopyFrom(timestamp(_parse_time(args.active_from, '--active-from')))
     if args.active_until:
-        z.active_until.CopyFrom(timestamp(_parse_time(args.active_until)))
+        z.active_until.CopyFrom(timestamp(_parse_time(args.active_until, '--active-until')))
     return z
 
 
@@ -469,11 +860,11 @@ def _client_call(args, stubs):
     if cmd == "decode":
         return a.DecodeGridCode(apb.DecodeGridCodeRequest(code=args.code))
     if cmd == "blocked":
-        lo, hi = (float(v) for v in args.band.split(","))
+        lo, hi = _floats(args.band, 2, "--band", "LO,HI")
         req = apb.QueryBlockedCodesRequest(box=_client_box(args.box), z_lo_amsl_m=lo,
                                            z_hi_amsl_m=hi, clearance_m=args.clearance)
         if args.time:
-            req.time.CopyFrom(timestamp(_parse_time(args.time)))
+            req.time.CopyFrom(timestamp(_parse_time(args.time, '--time')))
         return a.QueryBlockedCodes(req)
     if cmd == "plan":
         return f.PlanRoute(fpb.PlanRouteRequest(route=_client_route(args)))
@@ -481,7 +872,11 @@ def _client_call(args, stubs):
         return f.SubmitFlight(fpb.SubmitFlightRequest(request_id=args.request_id,
                                                       route=_client_route(args)))
     if cmd == "batch":
-        routes = [_client_route(args, *p.split("/")) for p in args.pair]
+        pairs = [p.split("/") for p in args.pair]
+        for p, pair in zip(args.pair, pairs, strict=True):
+            if len(pair) != 2:
+                raise UsageError(f"--pair must be LON,LAT/LON,LAT, got {p!r}")
+        routes = [_client_route(args, *pair) for pair in pairs]
         return f.SubmitBatch(fpb.SubmitBatchRequest(request_id=args.request_id,
                                                     routes=routes))
     if cmd == "get":
@@ -495,7 +890,9 @@ def _client_call(args, stubs):
     if cmd == "cancel":
         return f.CancelFlight(fpb.CancelFlightRequest(flight_id=args.flight_id))
     if cmd == "watch":
-        req = cpb.WatchRequest(since_sequence=args.since)
+        req = cpb.WatchRequest()
+        if args.since is not None:
+            req.since_sequence = args.since
         if args.box:
             req.region.CopyFrom(_client_box(args.box))
         return c.Watch(req, timeout=args.timeout)
@@ -513,12 +910,12 @@ def _client_call(args, stubs):
     if zc == "query":
         req = zpb.QueryZonesRequest(box=_client_box(args.box))
         if args.band:
-            req.z_lo_amsl_m, req.z_hi_amsl_m = (float(v) for v in args.band.split(","))
+            req.z_lo_amsl_m, req.z_hi_amsl_m = _floats(args.band, 2, "--band", "LO,HI")
             req.has_band = True
         if args.start:
-            req.start_time.CopyFrom(timestamp(_parse_time(args.start)))
+            req.start_time.CopyFrom(timestamp(_parse_time(args.start, '--start')))
         if args.end:
-            req.end_time.CopyFrom(timestamp(_parse_time(args.end)))
+            req.end_time.CopyFrom(timestamp(_parse_time(args.end, '--end')))
         return z.QueryZones(req)
     if zc == "import":
         return z.ImportEd269(zpb.ImportEd269Request(ed269_json=Path(args.file).read_text(),
@@ -528,10 +925,83 @@ def _client_call(args, stubs):
     raise ValueError(f"unknown client command {cmd!r}")
 
 
-def _cmd_client(args) -> int:
-    """Call one RPC and print the response as JSON (streams: one JSON object a line)."""
-    import os
+def _seconds(ts) -> float:
+    return ts.seconds + ts.nanos * 1e-9
 
+
+def route_from_proto(r, flight_id: str | None = None) -> dict:
+    """A ``skytwin.v1.Route`` in the one route format (``docs/route.schema.json``)."""
+    wps = []
+    t0 = _seconds(r.waypoints[0].time) if r.waypoints else 0.0
+    for w in r.waypoints:
+        t = _seconds(w.time)
+        wps.append({"lon_deg": round(w.position.lon_deg, 9),
+                    "lat_deg": round(w.position.lat_deg, 9),
+                    "alt_amsl_m": round(w.alt_amsl_m, 2), "alt_agl_m": round(w.alt_agl_m, 2),
+                    "t_s": round(t - t0, 3), "time_unix_s": round(t, 3)})
+    out = {"waypoints": wps, "length_m": round(r.length_m, 2),
+           "duration_s": round(_seconds(r.duration), 2), "clearance_m": r.clearance_m,
+           "straight_m": round(r.straight_m, 2), "search_level": r.search_level,
+           "depart_unix_s": round(t0, 3),
+           "arrive_unix_s": wps[-1]["time_unix_s"] if wps else round(t0, 3),
+           "zones_considered": list(r.zones_considered)}
+    if flight_id:
+        out["flight_id"] = flight_id
+    return out
+
+
+def flight_from_proto(f) -> dict:
+    """A ``skytwin.v1.Flight`` in the one flight format (``docs/route.schema.json``)."""
+    from skytwin.v1 import flights_pb2 as fpb
+    status = fpb.FlightStatus.Name(f.status).removeprefix("FLIGHT_STATUS_").lower()
+    out = {"flight_id": f.flight_id, "operator_id": f.operator_id,
+           "request_id": f.request_id, "status": status,
+           "route": route_from_proto(f.route, f.flight_id),
+           "delay_s": round(_seconds(f.delay), 3), "layer_shift": f.layer_shift,
+           "priority": f.priority,
+           "created_unix_s": round(_seconds(f.created_time), 3)
+           if f.HasField("created_time") else None,
+           "cancelled_unix_s": round(_seconds(f.cancelled_time), 3)
+           if f.HasField("cancelled_time") else None}
+    if "cancel_reason" in f.DESCRIPTOR.fields_by_name:
+        out["cancel_reason"] = f.cancel_reason
+    return out
+
+
+def _change_from_proto(ch, dump) -> dict:
+    from skytwin.v1 import changes_pb2 as cpb
+    out = {"sequence": ch.sequence,
+           "kind": cpb.ChangeKind.Name(ch.kind).removeprefix("CHANGE_KIND_").lower(),
+           "time_unix_s": round(_seconds(ch.time), 3), "actor": ch.actor,
+           "affected_flight_ids": list(ch.affected_flight_ids)}
+    if "reason" in ch.DESCRIPTOR.fields_by_name:
+        out["reason"] = ch.reason
+    if ch.HasField("zone"):
+        out["zone"] = dump(ch.zone)
+    if ch.HasField("flight"):
+        out["flight"] = flight_from_proto(ch.flight)
+    return out
+
+
+def _response_json(msg, dump) -> dict:
+    """A response as JSON, with its routes and flights in the one route format."""
+    out = dump(msg)
+    fields = msg.DESCRIPTOR.fields_by_name
+    if "route" in fields and msg.HasField("route"):
+        out["route"] = route_from_proto(msg.route)
+    if "flight" in fields and msg.HasField("flight"):
+        out["flight"] = flight_from_proto(msg.flight)
+    if "flights" in fields:
+        out["flights"] = [flight_from_proto(f) for f in msg.flights]
+    return out
+
+
+def _cmd_client(args) -> int:
+    """Call one RPC and print the response as JSON (streams: one JSON object a line).
+
+    Errors (gRPC statuses and wrong arguments alike) are one JSON object on stderr,
+    ``{"error": {"code": "NOT_FOUND", "message": "..."}}``, with exit code 2.
+    """
     import grpc
     from google.protobuf.json_format import MessageToDict
 
@@ -541,12 +1011,17 @@ def _cmd_client(args) -> int:
         flights_pb2_grpc,
         zones_pb2_grpc,
     )
+    from skytwin.v1 import changes_pb2 as cpb
+    args.json = True        # the client always speaks JSON, errors included
     token = args.token or os.environ.get("SKYTWIN_TOKEN")
-    if args.ca:
-        creds = grpc.ssl_channel_credentials(Path(args.ca).read_bytes())
-        channel = grpc.secure_channel(args.target, creds)
-    else:
-        channel = grpc.insecure_channel(args.target)
+    try:
+        if args.ca:
+            creds = grpc.ssl_channel_credentials(Path(args.ca).read_bytes())
+            channel = grpc.secure_channel(args.target, creds)
+        else:
+            channel = grpc.insecure_channel(args.target)
+    except OSError as exc:
+        return _fail(args, exc)
     md = (("authorization", f"Bearer {token}"),) if token else ()
 
     class _WithMd:
@@ -568,7 +1043,9 @@ def _cmd_client(args) -> int:
             n = 0
             try:
                 for ch in out:
-                    print(json.dumps(dump(ch)), flush=True)
+                    if ch.kind == cpb.CHANGE_KIND_UNSPECIFIED:
+                        continue    # the server's "live from here" marker, not a change
+                    print(json.dumps(_change_from_proto(ch, dump)), flush=True)
                     n += 1
                     if args.count and n >= args.count:
                         out.cancel()
@@ -577,31 +1054,48 @@ def _cmd_client(args) -> int:
                 if exc.code() not in (grpc.StatusCode.CANCELLED,
                                       grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise
+            finally:
+                out.cancel()
             return 0
         if args.rpc == "zones" and args.zone_command == "export" and args.out:
             Path(args.out).write_text(out.ed269_json)
             print(json.dumps({"written": str(args.out)}))
             return 0
-        print(json.dumps(dump(out), indent=1))
+        print(json.dumps(_response_json(out, dump), indent=1))
         return 0
     except grpc.RpcError as exc:
-        print(json.dumps({"error": exc.details(), "code": exc.code().name}))
-        return 2
+        return _fail(args, RuntimeError(exc.details() or exc.code().name), exc.code().name)
     except (OSError, ValueError) as exc:
-        print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
-        return 2
+        return _fail(args, exc)
     finally:
         channel.close()
 
 
 # -------------------------------------------------------------------------- loadtest
 def _cmd_loadtest(args) -> int:
-    """Fleet load test of a running server (loopback only); exit 1 when a check fails."""
-    from skytwin.server.loadtest import LoadConfig, format_report, run_loadtest
+    """Fleet load test of a running server; exit 1 when a check fails."""
+    from skytwin.server.loadtest import (
+        REMOTE_WARNING,
+        LoadConfig,
+        check_loopback,
+        format_report,
+        run_loadtest,
+    )
     cfg = LoadConfig(target=args.target, drones=args.drones, concurrency=args.concurrency,
                      duration_s=args.duration, operators=args.operators, tokens=args.tokens,
-                     seed=args.seed, max_requests=args.max_requests)
+                     seed=args.seed, max_requests=args.max_requests,
+                     allow_remote=args.allow_remote, keep=args.keep)
     try:
+        cfg.validate()
+        if args.tokens:
+            from skytwin.server.auth import load_tokens
+            load_tokens(args.tokens)
+        host, port = _split_target(args.target)
+        _resolve(host, port, "--target host")
+        try:
+            check_loopback(args.target)
+        except ValueError:
+            print(REMOTE_WARNING.format(target=args.target), file=sys.stderr, flush=True)
         rep = run_loadtest(cfg)
     except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
         return _fail(args, exc)
@@ -612,20 +1106,31 @@ def _cmd_loadtest(args) -> int:
     return 0 if rep["ok"] else 1
 
 
+# --------------------------------------------------------------------------- parsers
 def _add_loadtest_parser(sub) -> None:
-    lt = sub.add_parser("loadtest", help="fleet load test of a running server "
-                        "(loopback only)")
-    lt.add_argument("--target", required=True, help="HOST:PORT (127.0.0.0/8, localhost, "
-                    "::1 only)")
-    lt.add_argument("--drones", type=int, default=100, help="simulated drones")
-    lt.add_argument("--concurrency", type=int, default=8, help="concurrent client calls")
-    lt.add_argument("--duration", type=float, default=10.0, help="load phase [s]")
-    lt.add_argument("--operators", type=int, default=None, help="simulated operators "
+    lt = sub.add_parser("loadtest", help="fleet load test of a running server (loopback "
+                        "unless --allow-remote; cleans up after itself)",
+                        description="Drive a running SkyTwin server with simulated drone "
+                        "operators and a regulator, check the results through the API, "
+                        "then cancel the flights and delete the zone the run created.")
+    lt.add_argument("--target", required=True, type=_loadtest_target,
+                    help="HOST:PORT of the server (127.0.0.0/8, localhost or ::1 unless "
+                    "--allow-remote)")
+    lt.add_argument("--allow-remote", action="store_true",
+                    help="allow a target that is not on this machine: the run books and "
+                    "cancels real flights and closes airspace there while it runs")
+    lt.add_argument("--keep", action="store_true", help="leave the run's flights and "
+                    "zone in the server (the report says how to remove them)")
+    lt.add_argument("--drones", type=_count, default=100, help="simulated drones")
+    lt.add_argument("--concurrency", type=_count, default=8,
+                    help="concurrent client calls")
+    lt.add_argument("--duration", type=_positive, default=10.0, help="load phase [s]")
+    lt.add_argument("--operators", type=_count, default=None, help="simulated operators "
                     "(default: one per operator token)")
-    lt.add_argument("--tokens", type=Path, default=None, help="TOML token file "
+    lt.add_argument("--tokens", type=_in_file, default=None, help="TOML token file "
                     "(default: the development tokens)")
-    lt.add_argument("--seed", type=int, default=0)
-    lt.add_argument("--max-requests", type=int, default=200_000,
+    lt.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    lt.add_argument("--max-requests", type=_count, default=200_000,
                     help="hard cap on load-phase calls")
     lt.add_argument("--json", action="store_true", help="print one JSON object")
     lt.set_defaults(func=_cmd_loadtest)
@@ -634,174 +1139,261 @@ def _add_loadtest_parser(sub) -> None:
 def _add_server_parsers(sub) -> None:
     """``serve`` and ``client ...`` (the gRPC service and its shell client)."""
     from skytwin.server.auth import DEV_TOKENS
-    s = sub.add_parser("serve", help="run the gRPC service (bundled city by default)")
+    s = sub.add_parser("serve", help="run the gRPC service (bundled city by default)",
+                       description="Run the SkyTwin gRPC service until Ctrl-C or SIGTERM.")
     src = s.add_mutually_exclusive_group()
-    src.add_argument("--city", type=Path, default=DEFAULT_CITY, help="city model")
-    src.add_argument("--twin", type=Path, default=None, help="a saved twin (.npz)")
-    s.add_argument("--port", type=int, default=50051, help="port (0: any free port)")
+    src.add_argument("--city", type=_in_file, default=DEFAULT_CITY,
+                     help="city model to build the twin from")
+    src.add_argument("--twin", type=_in_file, default=None,
+                     help="a twin saved by 'skytwin twin build --out' (instead of --city)")
+    s.add_argument("--port", type=_port, default=50051, help="port (0: any free port)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind")
-    s.add_argument("--db", type=Path, default=Path("skytwin.db"), help="SQLite store")
-    s.add_argument("--auth", type=Path, default=DEV_TOKENS, help="TOML token file "
+    s.add_argument("--db", type=Path, default=Path("skytwin.db"),
+                   help="SQLite store (created if missing; its folder must exist)")
+    s.add_argument("--auth", type=_in_file, default=DEV_TOKENS, help="TOML token file "
                    "(default: the development tokens; never in production)")
-    s.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain")
-    s.add_argument("--tls-key", type=Path, default=None, help="PEM private key")
-    s.add_argument("--workers", type=int, default=4, help="planning threads")
+    s.add_argument("--tls-cert", type=_in_file, default=None, help="PEM certificate chain")
+    s.add_argument("--tls-key", type=_in_file, default=None,
+                   help="PEM private key of --tls-cert")
+    s.add_argument("--workers", type=_count, default=4, help="planning threads")
+    s.add_argument("--json", action="store_true",
+                   help="errors as one JSON object on stderr")
     s.set_defaults(func=_cmd_serve)
 
-    c = sub.add_parser("client", help="call the gRPC service (JSON output)")
-    c.add_argument("--target", default="127.0.0.1:50051", help="HOST:PORT")
-    c.add_argument("--token", default=None, help="bearer token (or $SKYTWIN_TOKEN)")
-    c.add_argument("--ca", default=None, help="CA certificate (PEM) for TLS")
-    cs = c.add_subparsers(dest="rpc", required=True)
-    cs.add_parser("info", help="GetTwinInfo")
-    e = cs.add_parser("encode", help="EncodeGridCode")
-    e.add_argument("--at", required=True, metavar="LON,LAT")
-    e.add_argument("--alt", required=True, metavar="M[:AMSL|AGL]")
-    e.add_argument("--res", type=int, default=0)
-    e.add_argument("--layer", type=float, default=0.0)
-    d = cs.add_parser("decode", help="DecodeGridCode")
-    d.add_argument("code")
-    b = cs.add_parser("blocked", help="QueryBlockedCodes")
-    b.add_argument("--box", required=True, metavar="MINLON,MINLAT,MAXLON,MAXLAT")
-    b.add_argument("--band", required=True, metavar="LO,HI", help="[m AMSL]")
-    b.add_argument("--time", default=None)
-    b.add_argument("--clearance", type=float, default=0.0)
-    for name, hlp in (("plan", "PlanRoute (preview)"), ("submit", "SubmitFlight"),
-                      ("batch", "SubmitBatch")):
+    c = sub.add_parser("client", help="call the gRPC service (JSON output)",
+                       description="Call one RPC of a running SkyTwin server and print "
+                       "the response as JSON; errors are one JSON object on stderr.")
+    c.add_argument("--target", type=_target, default="127.0.0.1:50051",
+                   help="HOST:PORT of the server")
+    c.add_argument("--token", default=None, help="bearer token (default: $SKYTWIN_TOKEN)")
+    c.add_argument("--ca", type=_in_file, default=None,
+                   help="CA certificate (PEM) for TLS (default: plaintext)")
+    cs = c.add_subparsers(dest="rpc", required=True, metavar="RPC")
+    cs.add_parser("info", help="GetTwinInfo: the twin served")
+    e = cs.add_parser("encode", help="EncodeGridCode: the grid code of a point")
+    e.add_argument("--at", required=True, metavar="LON,LAT", help="position [deg]")
+    e.add_argument("--alt", required=True, metavar="M[:AMSL|AGL]",
+                   help="altitude [m] and its reference (default AMSL)")
+    e.add_argument("--res", type=_non_negative_int, default=0,
+                   help="H3 resolution (0: the twin's)")
+    e.add_argument("--layer", type=_non_negative, default=0.0,
+                   help="altitude layer height [m] (0: the twin's)")
+    d = cs.add_parser("decode", help="DecodeGridCode: the cell of a grid code")
+    d.add_argument("code", help="grid code string")
+    b = cs.add_parser("blocked", help="QueryBlockedCodes: blocked cells in a box")
+    b.add_argument("--box", required=True, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
+                   help="area [deg]")
+    b.add_argument("--band", required=True, metavar="LO,HI", help="altitude band [m AMSL]")
+    b.add_argument("--time", default=None,
+                   help="zones active at this time, Unix seconds or ISO 8601 (default: now)")
+    b.add_argument("--clearance", type=_non_negative, default=0.0,
+                   help="extra clearance [m]")
+    for name, hlp in (("plan", "PlanRoute: a route preview (nothing is booked)"),
+                      ("submit", "SubmitFlight: plan and book one flight"),
+                      ("batch", "SubmitBatch: plan and book several flights together")):
         p = cs.add_parser(name, help=hlp)
         if name == "batch":
             p.add_argument("--pair", action="append", required=True,
                            metavar="LON,LAT/LON,LAT", help="one route (repeat)")
         else:
-            p.add_argument("--from", dest="from_", required=True, metavar="LON,LAT[,ALT]")
-            p.add_argument("--to", required=True, metavar="LON,LAT[,ALT]")
-        p.add_argument("--depart", default=None, help="Unix seconds or ISO 8601")
+            p.add_argument("--from", dest="from_", required=True, metavar="LON,LAT[,ALT]",
+                           help="start [deg; optional pad altitude m AMSL]")
+            p.add_argument("--to", required=True, metavar="LON,LAT[,ALT]", help="goal")
+        p.add_argument("--depart", default=None,
+                       help="departure, Unix seconds or ISO 8601 (default: now)")
         if name != "plan":
             p.add_argument("--request-id", required=True, help="idempotency key")
-            p.add_argument("--max-delay", type=float, default=None, help="[s]")
-            p.add_argument("--priority", type=float, default=None)
+            p.add_argument("--max-delay", type=_non_negative, default=None,
+                           help="accepted departure delay [s] (default: the server's, 600)")
+            p.add_argument("--priority", type=_positive, default=None,
+                           help="deconfliction weight (default: 1)")
     g = cs.add_parser("get", help="GetFlight")
-    g.add_argument("flight_id")
+    g.add_argument("flight_id", help="flight id")
     li = cs.add_parser("list", help="ListFlights")
-    li.add_argument("--operator", default=None, help="regulators only")
-    li.add_argument("--status", choices=("accepted", "cancelled"), default=None)
-    li.add_argument("--page-size", type=int, default=100)
-    li.add_argument("--page-token", default=None)
+    li.add_argument("--operator", default=None, help="operator id (regulators only)")
+    li.add_argument("--status", choices=("accepted", "cancelled"), default=None,
+                    help="only flights with this status (default: any)")
+    li.add_argument("--page-size", type=_count, default=100, help="flights per page")
+    li.add_argument("--page-token", default=None, help="next_page_token of the last page")
     ca = cs.add_parser("cancel", help="CancelFlight")
-    ca.add_argument("flight_id")
+    ca.add_argument("flight_id", help="flight id")
     w = cs.add_parser("watch", help="ChangeService.Watch (one JSON object a line)")
-    w.add_argument("--box", default=None, metavar="MINLON,MINLAT,MAXLON,MAXLAT")
-    w.add_argument("--since", type=int, default=0, help="replay after this sequence")
-    w.add_argument("--count", type=int, default=0, help="stop after N messages")
-    w.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
-    zo = cs.add_parser("zones", help="ZoneService")
-    zs = zo.add_subparsers(dest="zone_command", required=True)
+    w.add_argument("--box", default=None, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
+                   help="only changes in this area (default: the whole twin)")
+    w.add_argument("--since", type=_non_negative_int, default=None,
+                   help="first replay the retained changes with a sequence number above "
+                   "this one (0: all retained), then go live (default: live only)")
+    w.add_argument("--count", type=_non_negative_int, default=0,
+                   help="stop after N changes (0: never)")
+    w.add_argument("--timeout", type=_positive, default=None,
+                   help="stop after S seconds (default: never)")
+    zo = cs.add_parser("zones", help="ZoneService: no-fly volumes")
+    zs = zo.add_subparsers(dest="zone_command", required=True, metavar="COMMAND")
     for name in ("add", "update"):
         za = zs.add_parser(name, help="CreateZone" if name == "add" else "UpdateZone")
-        za.add_argument("--id", required=True)
-        za.add_argument("--circle", default=None, metavar="LON,LAT,RADIUS_M")
-        za.add_argument("--polygon", default=None, metavar="'LON,LAT;LON,LAT;...'")
-        za.add_argument("--lower", default="0:AGL", metavar="M[:AGL|AMSL]")
-        za.add_argument("--upper", default="120:AGL", metavar="M[:AGL|AMSL]")
-        za.add_argument("--active-from", default=None)
-        za.add_argument("--active-until", default=None)
-        za.add_argument("--name", default=None)
-        za.add_argument("--reason", default=None)
-        za.add_argument("--authority", default=None)
+        za.add_argument("--id", required=True, help="zone id")
+        za.add_argument("--circle", default=None, metavar="LON,LAT,RADIUS_M",
+                        help="a circle (or --polygon)")
+        za.add_argument("--polygon", default=None, metavar="'LON,LAT;LON,LAT;...'",
+                        help="a polygon (or --circle)")
+        za.add_argument("--lower", default="0:AGL", metavar="M[:AGL|AMSL]",
+                        help="lower limit")
+        za.add_argument("--upper", default="120:AGL", metavar="M[:AGL|AMSL]",
+                        help="upper limit")
+        za.add_argument("--active-from", default=None,
+                        help="start, Unix seconds or ISO 8601 (default: always)")
+        za.add_argument("--active-until", default=None,
+                        help="end, Unix seconds or ISO 8601 (default: never)")
+        za.add_argument("--name", default=None, help="name shown to users")
+        za.add_argument("--reason", default=None, help="why the airspace is closed")
+        za.add_argument("--authority", default=None, help="authority that closed it")
     zs.add_parser("list", help="ListZones")
     for name in ("get", "delete"):
         zg = zs.add_parser(name, help=f"{name.capitalize()}Zone")
-        zg.add_argument("zone_id")
+        zg.add_argument("zone_id", help="zone id")
     zq = zs.add_parser("query", help="QueryZones")
-    zq.add_argument("--box", required=True, metavar="MINLON,MINLAT,MAXLON,MAXLAT")
-    zq.add_argument("--band", default=None, metavar="LO,HI", help="[m AMSL]")
-    zq.add_argument("--start", default=None)
-    zq.add_argument("--end", default=None)
+    zq.add_argument("--box", required=True, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
+                    help="area [deg]")
+    zq.add_argument("--band", default=None, metavar="LO,HI",
+                    help="altitude band [m AMSL] (default: any)")
+    zq.add_argument("--start", default=None, help="active after this time (default: any)")
+    zq.add_argument("--end", default=None, help="active before this time (default: any)")
     zi = zs.add_parser("import", help="ImportEd269")
-    zi.add_argument("file")
-    zi.add_argument("--replace", action="store_true")
+    zi.add_argument("file", type=_in_file, help="ED-269 JSON file")
+    zi.add_argument("--replace", action="store_true", help="replace zones with the same id")
     zx = zs.add_parser("export", help="ExportEd269")
-    zx.add_argument("--country", default=None)
-    zx.add_argument("--out", default=None, help="write the JSON here")
+    zx.add_argument("--country", default=None, help="ISO country code (default: the twin's)")
+    zx.add_argument("--out", type=_out_file, default=None,
+                    help="write the JSON here (default: print it)")
     c.set_defaults(func=_cmd_client)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="skytwin", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="skytwin", description=DESCRIPTION,
+                epilog="Errors are one line on stderr with exit code 2 ({\"error\": "
+                "{\"code\": ..., \"message\": ...}} with --json); Ctrl-C exits with 130.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     twin = sub.add_parser("twin", help="build and inspect airspace twins")
-    tsub = twin.add_subparsers(dest="twin_command", required=True)
-    b = tsub.add_parser("build", help="build a twin from a city model")
-    b.add_argument("path", nargs="*", type=Path, default=[DEFAULT_CITY],
+    tsub = twin.add_subparsers(dest="twin_command", required=True, metavar="COMMAND")
+    b = tsub.add_parser("build", help="build a twin from a city model",
+                        description="Read a city model and build its airspace twin.")
+    b.add_argument("path", nargs="*", type=_in_file, default=[DEFAULT_CITY],
                    help="CityJSON / CityJSONSeq / CityGML / GeoJSON file(s) "
                         "(default: the bundled Helsinki centre)")
-    b.add_argument("--resolution", type=float, default=2.0, help="horizontal voxel size [m]")
-    b.add_argument("--layer", type=float, default=2.0, help="vertical layer height [m]")
-    b.add_argument("--clearance", type=float, default=5.0,
+    b.add_argument("--resolution", type=_resolution, default=2.0,
+                   help="horizontal voxel size [m], 0.1..100")
+    b.add_argument("--layer", type=_layer, default=2.0,
+                   help="vertical layer height [m], 0.1..100")
+    b.add_argument("--clearance", type=_clearance, default=5.0,
                    help="clearance kept around buildings [m]")
     b.add_argument("--crs", default=None, help="override the source CRS (e.g. EPSG:7415)")
-    b.add_argument("--out", type=Path, default=None, help="save the twin to this file")
+    b.add_argument("--out", type=_out_file, default=None,
+                   help="save the twin to this file (.npz)")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
-    b.add_argument("--png", default=None, help="render the height and clearance fields")
-    b.add_argument("--geojson", default=None, help="write the buildings (WGS84 footprints "
-                   "with heights) as GeoJSON")
+    b.add_argument("--png", type=_out_file, default=None,
+                   help="render the height and clearance fields")
+    b.add_argument("--geojson", type=_out_file, default=None,
+                   help="write the buildings (WGS84 footprints with heights) as GeoJSON")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=_cmd_twin_build)
     i = tsub.add_parser("info", help="summarise a saved twin")
-    i.add_argument("file", type=Path)
-    i.add_argument("--json", action="store_true")
+    i.add_argument("file", type=_in_file, help="a twin saved by 'skytwin twin build --out'")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.set_defaults(func=_cmd_twin_info)
 
-    r = sub.add_parser("route", help="plan one checked 4D route")
+    r = sub.add_parser("route", help="plan one checked 4D route",
+                       description="Plan one route, checked against every building "
+                       "(exact geometry) and the given no-fly volumes.")
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--city", type=Path, default=DEFAULT_CITY,
-                     help="city model to build the twin from (default: bundled city)")
-    src.add_argument("--twin", type=Path, help="a twin saved by 'skytwin twin build --out'")
+    src.add_argument("--city", type=_in_file, default=DEFAULT_CITY,
+                     help="city model to build the twin from")
+    src.add_argument("--twin", type=_in_file,
+                     help="a twin saved by 'skytwin twin build --out' (instead of --city)")
     r.add_argument("--from", dest="from_", required=True, metavar="LON,LAT[,ALT]",
                    help="start (WGS84 degrees; optional pad altitude [m AMSL])")
     r.add_argument("--to", required=True, metavar="LON,LAT[,ALT]", help="goal")
     r.add_argument("--depart", default=None,
                    help="departure time, Unix seconds or ISO 8601 (default: now)")
-    r.add_argument("--zones", default=None, help="ED-269 JSON file of no-fly volumes")
-    r.add_argument("--json", action="store_true", help="print the route as JSON")
-    r.add_argument("--geojson", default=None, help="write the route (and nearby "
-                   "buildings) as GeoJSON")
-    r.add_argument("--czml", default=None, help="write the 4D trajectory as CZML (Cesium)")
-    r.add_argument("--png", default=None, help="render map view + altitude profile")
+    r.add_argument("--zones", type=_in_file, default=None,
+                   help="ED-269 JSON file of no-fly volumes")
+    r.add_argument("--json", action="store_true",
+                   help="print the route as JSON (docs/route.schema.json)")
+    r.add_argument("--geojson", type=_out_file, default=None,
+                   help="write the route (and nearby buildings) as GeoJSON")
+    r.add_argument("--czml", type=_out_file, default=None,
+                   help="write the 4D trajectory as CZML (Cesium)")
+    r.add_argument("--png", type=_out_file, default=None,
+                   help="render map view + altitude profile")
     r.set_defaults(func=_cmd_route)
 
-    fl = sub.add_parser("fleet", help="plan a delivery fleet, detect and resolve conflicts")
+    fl = sub.add_parser("fleet", help="plan a delivery fleet, detect and resolve conflicts",
+                        description="Plan delivery flights from hubs over a city, detect "
+                        "their conflicts and resolve them (CP-SAT or first-come-first-"
+                        "served), checked by an independent verifier.")
     fsrc = fl.add_mutually_exclusive_group()
-    fsrc.add_argument("--city", type=Path, default=DEFAULT_CITY)
-    fsrc.add_argument("--twin", type=Path)
-    fl.add_argument("--flights", type=int, default=200)
-    fl.add_argument("--duration", type=float, default=1800.0, help="departure span [s]")
-    fl.add_argument("--depart", default=None, help="first departure (default: now)")
-    fl.add_argument("--seed", type=int, default=0)
-    fl.add_argument("--method", choices=("cpsat", "fcfs"), default="cpsat")
-    fl.add_argument("--budget", type=float, default=20.0, help="CP-SAT time budget [s]")
-    fl.add_argument("--geojson", default=None, help="flights and conflicts as GeoJSON")
-    fl.add_argument("--czml", default=None, help="resolved flights as CZML (Cesium)")
-    fl.add_argument("--png", default=None, help="render the fleet and its conflicts")
-    fl.add_argument("--json", action="store_true")
+    fsrc.add_argument("--city", type=_in_file, default=DEFAULT_CITY,
+                      help="city model to build the twin from")
+    fsrc.add_argument("--twin", type=_in_file,
+                      help="a twin saved by 'skytwin twin build --out' (instead of --city)")
+    fl.add_argument("--flights", type=_count, default=200, help="flights to plan")
+    fl.add_argument("--duration", type=_positive, default=1800.0,
+                    help="departures spread over this span [s]")
+    fl.add_argument("--depart", default=None,
+                    help="first departure, Unix seconds or ISO 8601 (default: now)")
+    fl.add_argument("--seed", type=int, default=0, help="seed of the traffic scenario")
+    fl.add_argument("--method", choices=("cpsat", "fcfs"), default="cpsat",
+                    help="deconfliction: CP-SAT optimisation or first-come-first-served")
+    fl.add_argument("--budget", type=_positive, default=20.0, help="CP-SAT time budget [s]")
+    fl.add_argument("--geojson", type=_out_file, default=None,
+                    help="flights and conflicts as GeoJSON")
+    fl.add_argument("--czml", type=_out_file, default=None,
+                    help="resolved flights as CZML (Cesium)")
+    fl.add_argument("--png", type=_out_file, default=None,
+                    help="render the fleet and its conflicts")
+    fl.add_argument("--json", action="store_true", help="print the summary as JSON")
     fl.set_defaults(func=_cmd_fleet)
 
-    d = sub.add_parser("demo", help="build the bundled city's twin and plan a route")
-    d.add_argument("--out", default="skytwin-demo", help="output folder")
+    d = sub.add_parser("demo", help="build the bundled city's twin and plan a route",
+                       description="Build the bundled city's twin, plan one checked route "
+                       "across it and write it as GeoJSON, CZML and PNG.")
+    d.add_argument("--out", type=_out_dir, default="skytwin-demo",
+                   help="output folder (created; its parent must exist)")
     d.set_defaults(func=_cmd_demo)
     _add_server_parsers(sub)
     _add_loadtest_parser(sub)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _main(argv) -> int:
+    global _JSON_ERRORS
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _JSON_ERRORS = "--json" in argv or (bool(argv) and argv[0] == "client")
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:           # --help (0) or a one-line usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return args.func(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``skytwin`` command; returns the exit code."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:           # Ctrl-C: quiet, the conventional 128 + SIGINT
+        if _stderr_is_tty():
+            sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:            # a bug: one line, the traceback on request
+        if os.environ.get("SKYTWIN_DEBUG"):
+            raise
+        _emit_error(f"internal error ({type(exc).__name__}: {exc}); run with "
+                    "SKYTWIN_DEBUG=1 for the traceback and please report it",
+                    "INTERNAL", _JSON_ERRORS)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
-"""Fleet load test of a running SkyTwin server (``skytwin loadtest``), loopback only.
+"""Fleet load test of a running SkyTwin server (``skytwin loadtest``).
 
 Design
 ------
 The load test is an ordinary client: everything it knows comes through the public API
 (``skytwin.v1``), so it also checks what a real operator or regulator could check.
 
-* **Loopback only, bounded.** :func:`check_loopback` refuses every target that is not
-  127.0.0.0/8, ``localhost`` or ``::1`` (no name resolution: a name other than
-  ``localhost`` is refused), before any connection is opened. A run stops issuing
+* **Loopback by default, bounded.** A load test books and cancels hundreds of flights
+  and closes airspace with a no-fly zone on the server it targets, so
+  :func:`check_loopback` refuses every target that is not 127.0.0.0/8, ``localhost`` or
+  ``::1`` (no name resolution: a name other than ``localhost`` is refused), before any
+  connection is opened, unless the caller says ``allow_remote`` (``--allow-remote``):
+  then the command line prints a warning and the run goes ahead. A run stops issuing
   requests after ``duration_s`` or ``max_requests`` calls, whichever comes first; calls
   still in flight get ``rpc_timeout_s`` to finish and are then cancelled; the Watch
   streams are cancelled and every channel is closed.
@@ -37,6 +40,16 @@ The load test is an ordinary client: everything it knows comes through the publi
   are reported apart, not as failures. Also: idempotency (one flight per request id,
   retries replayed with the same id), cancellations visible, every booking seen by the
   regulator's watcher, the zone event seen by every watcher.
+* **Clean-up.** After the checks the run removes what it created: every flight it
+  booked that is still accepted is cancelled (with the token of the operator that
+  booked it) and its zone is deleted (as regulator); the report's ``cleanup`` section
+  counts both and the run fails when the clean-up does. Cancelled flights stay in the
+  store as cancelled records, as any operator's would. With ``keep`` (``--keep``) the
+  flights and the zone are left in place for inspection; everything the run created is
+  named after its ``run_id`` (request ids ``RUN_ID-d<drone>-<trip>``, zone
+  ``RUN_ID-zone``), and the report says how to remove it (``skytwin client cancel
+  FLIGHT_ID`` as the booking operator, ``skytwin client zones delete RUN_ID-zone`` as a
+  regulator).
 
 What the API does not expose, and how the checks cope (documented limits):
 
@@ -67,6 +80,7 @@ __all__ = [
     "EXPECTED_CODES",
     "LoadConfig",
     "LoopbackError",
+    "REMOTE_WARNING",
     "check_loopback",
     "format_report",
     "run_loadtest",
@@ -75,28 +89,38 @@ __all__ = [
 
 #: Non-OK statuses that are answers, not failures, during the load phase.
 EXPECTED_CODES = frozenset({"FAILED_PRECONDITION"})
-_LOOPBACK_MSG = ("refusing to load-test {target!r}: only loopback targets are allowed "
-                 "(127.0.0.0/8, localhost, ::1); this workplace forbids load on any "
-                 "other address")
+_LOOPBACK_MSG = ("refusing to load-test {target!r}: it is not a loopback address "
+                 "(127.0.0.0/8, localhost, ::1), and a load test books hundreds of flights "
+                 "and closes airspace on the server it targets; to load-test a SkyTwin "
+                 "server you operate elsewhere, pass --allow-remote")
+
+#: Printed by the command line when ``--allow-remote`` lets a run go to another host.
+REMOTE_WARNING = ("warning: load-testing {target}, which is not on this machine: the run "
+                  "books and cancels real flights and closes airspace with a no-fly zone "
+                  "there while it runs; never point it at a server that carries live "
+                  "traffic")
 
 
 class LoopbackError(ValueError):
     """The target is not a loopback address (or not ``HOST:PORT``)."""
 
 
-def check_loopback(target: str) -> str:
+def check_loopback(target: str, allow_remote: bool = False) -> str:
     """Validate a ``HOST:PORT`` load-test target; returns it for ``grpc.aio``.
 
     Parameters
     ----------
     target : str
         ``127.0.0.1:50051``, ``localhost:50051``, ``[::1]:50051`` ...
+    allow_remote : bool
+        Accept any host (the form ``HOST:PORT`` is still checked).
 
     Raises
     ------
     LoopbackError
         When the host is not loopback (names other than ``localhost`` are refused
-        without being resolved) or the port is missing or out of range.
+        without being resolved) and ``allow_remote`` is false, or the port is missing
+        or out of range.
 
     Examples
     --------
@@ -104,10 +128,12 @@ def check_loopback(target: str) -> str:
     '127.0.0.2:50051'
     >>> check_loopback("[::1]:8080")
     '[::1]:8080'
-    >>> check_loopback("10.0.0.1:50051")
+    >>> check_loopback("10.0.0.1:50051", allow_remote=True)
+    '10.0.0.1:50051'
+    >>> check_loopback("10.0.0.1:50051")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    server.loadtest.LoopbackError: refusing to load-test '10.0.0.1:50051': only loopback targets are allowed (127.0.0.0/8, localhost, ::1); this workplace forbids load on any other address
+    skytwin.server.loadtest.LoopbackError: refusing to load-test '10.0.0.1:50051': it is not a loopback address ...
     """
     text = str(target).strip()
     if text.startswith("["):
@@ -122,7 +148,7 @@ def check_loopback(target: str) -> str:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise LoopbackError(f"target {target!r} must be HOST:PORT with a port in "
                             "1..65535, e.g. 127.0.0.1:50051")
-    if host.lower() != "localhost":
+    if host.lower() != "localhost" and not allow_remote:
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
@@ -164,6 +190,11 @@ class LoadConfig:
         Deadline of every call; also the grace given to calls in flight at the end.
     zone_radius_m : float
         Radius of the no-fly circle created at half time.
+    allow_remote : bool
+        Accept a target that is not a loopback address.
+    keep : bool
+        Leave the run's flights and zone in the server (default: cancel and delete them
+        after the checks).
     """
 
     target: str
@@ -182,10 +213,12 @@ class LoadConfig:
     watchers: int = 3
     rpc_timeout_s: float = 30.0
     zone_radius_m: float = 60.0
+    allow_remote: bool = False
+    keep: bool = False
 
     def validate(self) -> None:
         """Raise ValueError naming the first out-of-range field."""
-        check_loopback(self.target)
+        check_loopback(self.target, self.allow_remote)
         lim = {"drones": (1, 100_000), "concurrency": (1, 1024),
                "duration_s": (0.5, 3600.0), "max_requests": (1, 10_000_000),
                "hubs": (1, 20), "watchers": (1, 64), "rpc_timeout_s": (0.1, 600.0)}
@@ -632,11 +665,54 @@ class _LoadTest:
                 call.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             checks = await self.checks()
+            checks["cleanup"] = await self.cleanup()
         finally:
             for t in tasks:
                 t.cancel()
             await self.client.close()
         return self.report(elapsed, elapsed_issue, checks)
+
+    # -------------------------------------------------------------------- clean-up
+    async def cleanup(self) -> dict:
+        """Cancel the run's flights that are still accepted and delete its zone."""
+        from skytwin.v1 import flights_pb2 as fpb
+        from skytwin.v1 import zones_pb2 as zpb
+        st = self.state
+        live = sorted(set(st.bookings) - st.cancelled)
+        zid = st.zone.get("id") if st.zone.get("code") == "OK" else None
+        if self.cfg.keep:
+            return {"ok": True, "kept_flights": len(live), "kept_zone": zid,
+                    "how_to_remove": (f"flights: request ids start with '{self.run_id}-'; "
+                                      "skytwin client --token OPERATOR_TOKEN cancel "
+                                      "FLIGHT_ID; zone: skytwin client --token "
+                                      f"REGULATOR_TOKEN zones delete {zid}") if zid else
+                    (f"flights: request ids start with '{self.run_id}-'; skytwin client "
+                     "--token OPERATOR_TOKEN cancel FLIGHT_ID")}
+        tokens = dict(self.op_tokens)
+        sem = asyncio.Semaphore(max(1, self.cfg.concurrency))
+        failed, done = [], set()
+
+        async def cancel(fid):
+            token = tokens.get(st.bookings[fid][0], self.reg_token)
+            async with sem:
+                _, code, details = await self.client.call(
+                    self.check_stats, "CancelFlight", self.client.stub(0, "flights")
+                    .CancelFlight, fpb.CancelFlightRequest(flight_id=fid), token)
+            if code == "OK":
+                done.add(fid)
+            else:
+                failed.append(f"{fid}: {code}: {details}"[:200])
+        await asyncio.gather(*(cancel(f) for f in live))
+        zone_deleted = None
+        if zid:
+            _, code, details = await self.client.call(
+                self.check_stats, "DeleteZone", self.client.stub(0, "zones").DeleteZone,
+                zpb.DeleteZoneRequest(zone_id=zid), self.reg_token)
+            zone_deleted = code == "OK"
+            if not zone_deleted:
+                failed.append(f"zone {zid}: {code}: {details}"[:200])
+        return {"ok": not failed, "flights_cancelled": len(done),
+                "zone_deleted": zid if zone_deleted else None, "failed": failed[:20]}
 
     # --------------------------------------------------------------------- checks
     async def _list_flights(self, status):

@@ -44,13 +44,13 @@ def test_twin_build_json_save_and_info(tmp_path):
         "build_s",
         "peak_mem_mb",
     } <= set(s)
-    assert s["buildings"] == 571 and s["skipped"] == len(s["skipped_objects"]) == 1
-    assert s["skipped_objects"][0]["reason"]  # every skipped object says why
+    assert 560 < s["buildings"] < 580 and s["skipped"] == len(s["skipped_objects"])
+    assert all(o["reason"] for o in s["skipped_objects"])  # every skipped object says why
     assert 0.0 < s["blocked_fraction"] < 1.0
     lon0, lat0, lon1, lat1 = s["bounds_wgs84"]
     assert 24.93 < lon0 < lon1 < 24.96 and 60.16 < lat0 < lat1 < 60.18
-    # progress went to stderr, not into the JSON
-    assert "rasterizing" in r.stderr
+    # no progress with --json (and none when stderr is not a terminal)
+    assert r.stderr == ""
     info = _run("twin", "info", str(out), "--json")
     assert info.returncode == 0, info.stderr
     si = json.loads(info.stdout)
@@ -72,7 +72,6 @@ def test_twin_build_human_summary_lists_skip_reasons():
         "blocked fraction",
         "build time",
         "peak memory",
-        "min_height",
     ):
         assert word in r.stdout
 
@@ -81,13 +80,13 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path):
     bad = tmp_path / "broken.city.json"
     bad.write_text('{"type": "CityJSON", "version": "2.0", "CityObj')
     r = _run("twin", "build", str(bad), "--json")
-    assert r.returncode == 2
-    err = json.loads(r.stdout)
-    assert "broken.city.json" in err["error"]
+    assert r.returncode == 2 and r.stdout == ""
+    err = json.loads(r.stderr)["error"]
+    assert err["code"] == "INVALID_ARGUMENT" and "broken.city.json" in err["message"]
     r = _run("twin", "info", str(tmp_path / "missing.npz"))
     assert r.returncode == 2 and "missing.npz" in r.stderr
     r = _run("route", "--from", "24.94", "--to", "24.95,60.17", "--json")
-    assert r.returncode == 2 and "LON,LAT" in json.loads(r.stdout)["error"]
+    assert r.returncode == 2 and "LON,LAT" in json.loads(r.stderr)["error"]["message"]
 
 
 def test_fleet_resolves_and_exports(tmp_path):
@@ -110,6 +109,6 @@ def test_twin_exports(tmp_path):
              str(tmp_path / "t.geojson"))
     assert r.returncode == 0, r.stderr
     gj = json.loads((tmp_path / "t.geojson").read_text())
-    assert len(gj["features"]) == 571
+    assert 560 < len(gj["features"]) < 580
     assert all(f["properties"]["height_agl_m"] > 0 for f in gj["features"])
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

@@ -59,9 +59,17 @@ def test_tiny_run(srv):
     assert rep["zone"]["code"] == "OK"
     assert rep["watch"] and all(w["zone_seen"] for w in rep["watch"])
     assert rep["watch"][0]["events"]["CHANGE_KIND_FLIGHT_ACCEPTED"] >= rep["flights"]["booked"]
-    # the server now holds the zone; its affected flights are the ones reported
-    assert rep["zone"]["id"] in srv.core.zones
     assert ck["zones_clear"]["accepted_before_the_zone"] <= rep["zone"]["affected_count"]
+    # it cleaned up: its zone is gone and none of its flights is still accepted
+    assert ck["cleanup"]["ok"] and ck["cleanup"]["zone_deleted"] == rep["zone"]["id"]
+    assert rep["zone"]["id"] not in srv.core.zones
+    with srv.channel() as ch:
+        listed = frpc.FlightServiceStub(ch).ListFlights(
+            fpb.ListFlightsRequest(status=fpb.FLIGHT_STATUS_ACCEPTED, page_size=1000),
+            metadata=(("authorization", "Bearer dev-regulator-NOT-SECRET"),))
+    assert not [f for f in listed.flights if f.request_id.startswith(rep["run_id"] + "-")]
+    assert ck["cleanup"]["flights_cancelled"] == (rep["flights"]["booked"]
+                                                 - rep["flights"]["cancelled"])
 
 
 def test_request_cap_stops_early_cli_json(srv, capsys):
@@ -80,11 +88,23 @@ def test_request_cap_stops_early_cli_json(srv, capsys):
                                     "[2001:db8::1]:50051", "0.0.0.0:50051",
                                     "[::ffff:10.0.0.1]:1"])
 def test_non_loopback_refused(target, capsys):
-    with pytest.raises(LoopbackError, match="only loopback targets are allowed"):
+    with pytest.raises(LoopbackError, match="not a loopback address"):
         check_loopback(target)
+    assert check_loopback(target, allow_remote=True) == target
     assert main(["loadtest", "--target", target, "--duration", "1"]) == 2
     err = capsys.readouterr().err
-    assert "refusing to load-test" in err and "forbids load on any other address" in err
+    assert len(err.splitlines()) == 1
+    assert "refusing to load-test" in err and "--allow-remote" in err
+    assert "workplace" not in err and "this machine" not in err
+
+
+def test_keep_leaves_flights_and_says_how_to_remove(srv):
+    rep = run_loadtest(LoadConfig(target=srv.target, drones=4, concurrency=2,
+                                  duration_s=2.0, seed=5, keep=True, max_requests=12))
+    ck = rep["checks"]["cleanup"]
+    assert ck["ok"] and ck["kept_flights"] == rep["flights"]["booked"] - rep["flights"][
+        "cancelled"]
+    assert rep["run_id"] in ck["how_to_remove"] and "cancel" in ck["how_to_remove"]
 
 
 @pytest.mark.parametrize("target", ["127.0.0.1:5", "127.8.9.10:65535", "localhost:50051",
