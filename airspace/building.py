@@ -43,6 +43,12 @@ class Building:
         ``"Building"`` or ``"BuildingPart"`` (or the source's own type name).
     parent_id : str or None
         The building a part belongs to.
+    height_source : str
+        Where ``top_m`` comes from: ``"coordinates"`` (the model's 3D vertices), an
+        attribute's name (``"height"``, ``"HAUTEUR"``, ``"measuredHeight"``...),
+        ``"other LoDs or parts"`` (a 2D outline whose building is 3D elsewhere),
+        ``"assumed"`` (the user's ``--unknown-height``) or ``"unknown"`` (no height in
+        the data: the twin blocks the column up to its ceiling).
     """
 
     id: str
@@ -52,6 +58,7 @@ class Building:
     ground_m: float
     kind: str = "Building"
     parent_id: str | None = None
+    height_source: str = "coordinates"
 
     @property
     def height_agl_m(self) -> float:
@@ -105,3 +112,7 @@ class LoadResult:
     terrain_xyz_m: np.ndarray | None = None
     """Optional ``(n, 3) float64`` terrain samples (local x, y; z [m AMSL]) from the
     model's relief (CityJSON TINRelief, CityGML dem:), for the twin's ground field."""
+    audit: list = field(default_factory=list)
+    """One dict per source file: objects seen, obstacles, repaired, hulled, height
+    sources, unknown heights and the policy applied, skipped with reasons (see
+    :func:`airspace.io.common.build_result`)."""

@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -34,20 +35,94 @@ from pyproj.exceptions import CRSError
 
 from skytwin.airspace.errors import CRSMissingError, OutsideTwinError
 
-__all__ = ["Frame", "parse_crs"]
+__all__ = ["ADV_HORIZONTAL", "ADV_VERTICAL", "Frame", "parse_crs"]
+
+
+ADV_HORIZONTAL = {
+    "ETRS89_UTM32": 25832,
+    "ETRS89_UTM33": 25833,
+    "ETRS89_UTM31": 25831,
+    "ETRS89_3GK2": 5676,
+    "ETRS89_3GK3": 5677,
+    "ETRS89_3GK4": 5678,
+    "DE_DHDN_3GK2": 31466,
+    "DE_DHDN_3GK3": 31467,
+    "DE_DHDN_3GK4": 31468,
+    "DE_DHDN_3GK5": 31469,
+    "DE_DHDN_3GK2_NW177": 31466,
+    "DE_DHDN_3GK3_NW177": 31467,
+    "ETRS89_LAT-LON": 4258,
+    "ETRS89_LON-LAT": 4258,
+}
+"""AdV (German surveying authorities) horizontal CRS names -> EPSG codes. The AdV writes
+``urn:adv:crs:HORIZONTAL*VERTICAL[*GEOID]`` in every German state's LoD1/LoD2 CityGML
+(e.g. ``urn:adv:crs:ETRS89_UTM32*DE_DHHN2016_NH*GCG2016``); the names are those of the
+AdV CRS register (ETRS89/UTM zone 32N = EPSG:25832, DHDN/3-degree Gauss-Kruger zone 3 =
+EPSG:31467, ...)."""
+
+ADV_VERTICAL = {
+    "DE_DHHN2016_NH": 7837,
+    "DE_DHHN92_NH": 5783,
+    "DE_DHHN12_NOH": 5784,
+    "DE_DHSN82_NH": 5783,  # DHSN82 normal heights differ from DHHN92 by centimetres
+}
+"""AdV vertical CRS names -> EPSG codes (DHHN2016 height = EPSG:7837, DHHN92 = 5783)."""
+
+_EPSG_CODE = re.compile(r"EPSG\W*(?:[\d.]*\W+)?(\d{4,6})(?!\d)", re.IGNORECASE)
+
+
+def _adv_crs(text: str) -> pyproj.CRS | None:
+    """The pyproj CRS of an AdV URN (``urn:adv:crs:H*V*G``), or None if not one."""
+    if not text.lower().startswith("urn:adv:crs:"):
+        return None
+    names = text[len("urn:adv:crs:"):].split("*")
+    horiz = ADV_HORIZONTAL.get(names[0].upper())
+    if horiz is None:
+        return None
+    vert = next((ADV_VERTICAL[n.upper()] for n in names[1:] if n.upper() in ADV_VERTICAL),
+                None)
+    h = pyproj.CRS.from_epsg(horiz)
+    if vert is None:
+        return h
+    v = pyproj.CRS.from_epsg(vert)
+    return pyproj.crs.CompoundCRS(f"{h.name} + {v.name}", [h, v])
+
+
+def _recovered_epsg(text: str) -> pyproj.CRS | None:
+    """A CRS from the EPSG codes a mangled name still spells (``EPSG:31467``), or None.
+
+    One code gives that CRS; a horizontal and a vertical code give their compound.
+    """
+    codes = list(dict.fromkeys(int(c) for c in _EPSG_CODE.findall(text)))
+    crss = []
+    for c in codes:
+        try:
+            crss.append(pyproj.CRS.from_epsg(c))
+        except CRSError:
+            return None
+    if len(crss) == 1:
+        return crss[0]
+    if len(crss) == 2 and crss[1].is_vertical and not crss[0].is_vertical:
+        return pyproj.crs.CompoundCRS(f"{crss[0].name} + {crss[1].name}", crss)
+    return None
 
 
 def parse_crs(value: str | int | pyproj.CRS, path: str | None = None) -> pyproj.CRS:
     """Turn a CRS as written in a file into a :class:`pyproj.CRS`.
 
     Accepts ``"EPSG:7415"``, ``7415``, OGC URLs and URNs
-    (``https://www.opengis.net/def/crs/EPSG/0/7415``, ``urn:ogc:def:crs:EPSG::6697``)
-    and anything else pyproj understands.
+    (``https://www.opengis.net/def/crs/EPSG/0/7415``, ``urn:ogc:def:crs:EPSG::6697``),
+    compound URNs (``urn:ogc:def:crs,crs:EPSG::25832,crs:EPSG::5783``), the AdV names
+    of German state data (``urn:adv:crs:ETRS89_UTM32*DE_DHHN2016_NH*GCG2016``, see
+    :data:`ADV_HORIZONTAL`), anything else pyproj understands, and, as a last resort,
+    names that are broken but still spell their EPSG code(s) (an FME export's
+    ``urn:ogc:def:crs:EPSG:6.12:31467x``).
 
     Raises
     ------
     CRSMissingError
-        When ``value`` is empty or unknown to pyproj (the message keeps pyproj's).
+        When ``value`` is empty or unknown (the message keeps pyproj's and says how to
+        give the CRS by hand).
 
     Examples
     --------
@@ -55,6 +130,8 @@ def parse_crs(value: str | int | pyproj.CRS, path: str | None = None) -> pyproj.
     7415
     >>> parse_crs("urn:ogc:def:crs:EPSG::6697").to_epsg()
     6697
+    >>> [c.to_epsg() for c in parse_crs("urn:adv:crs:ETRS89_UTM32*DE_DHHN2016_NH*GCG2016").sub_crs_list]
+    [25832, 7837]
     """
     if isinstance(value, pyproj.CRS):
         return value
@@ -63,6 +140,9 @@ def parse_crs(value: str | int | pyproj.CRS, path: str | None = None) -> pyproj.
                               "pass one explicitly (e.g. --crs EPSG:4326)")
     text = str(value).strip()
     low = text.lower()
+    adv = _adv_crs(text)
+    if adv is not None:
+        return adv
     if "opengis.net/def/crs/" in low:  # https://www.opengis.net/def/crs/EPSG/0/7415
         parts = text.rstrip("/").split("/")
         text = f"{parts[-3]}:{parts[-1]}"
@@ -74,7 +154,13 @@ def parse_crs(value: str | int | pyproj.CRS, path: str | None = None) -> pyproj.
     try:
         return pyproj.CRS.from_user_input(text)
     except CRSError as exc:
-        raise CRSMissingError(path, None, f"unknown CRS {value!r}: {exc}") from exc
+        recovered = _recovered_epsg(str(value))
+        if recovered is not None:
+            return recovered
+        shown = str(value)[:120]
+        raise CRSMissingError(
+            path, None, f"unknown CRS {shown!r} ({exc}); give the model's CRS by hand, "
+            "e.g. --crs EPSG:25832 (or crs= in Python)") from exc
 
 
 class Frame:

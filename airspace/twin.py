@@ -23,6 +23,12 @@ cell centres, nearest sample outside their convex hull); else from the buildings
 other columns by nearest neighbour (``scipy.ndimage.distance_transform_edt`` indices; on a
 coarsened grid beyond ``FILL_CELLS`` columns); else 0.
 
+Unknown heights: an obstacle whose data gives no height (``Building.height_source ==
+"unknown"``, see :mod:`airspace.io.common`) is raised to the highest ground of the
+twin plus ``ceiling_agl_m`` before rasterization, in the exact index too: its column is
+blocked through every flyable layer (DESIGN: "an unknown height blocks the column
+unless the user states an assumption"). The reader's audit is kept in ``meta["audit"]``.
+
 Grid: covers the footprints' bounding box plus a margin (default ``clearance_m`` + 3
 cells), aligned to multiples of ``resolution_m``; ``z0_m = floor(min ground)`` and the
 layers reach ``max(max top + clearance, max ground + ceiling_agl_m)`` plus one layer.
@@ -38,6 +44,7 @@ compressed).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import resource
@@ -210,6 +217,7 @@ class Twin:
             "buildings": len(self.buildings),
             "skipped": len(self.meta.get("skipped", [])),
             "skipped_reasons": _reason_counts(self.meta.get("skipped", [])),
+            "audit": self.meta.get("audit", []),
             "bounds_wgs84": self.bounds_wgs84(),
             "grid": {"nx": g.nx, "ny": g.ny, "nz": g.nz, "dx_m": g.dx_m, "dz_m": g.dz_m},
             "blocked_fraction": self.blocked_fraction(),
@@ -246,6 +254,7 @@ class Twin:
             "ids": [b.id for b in self.buildings],
             "kinds": [b.kind for b in self.buildings],
             "parent_ids": [b.parent_id for b in self.buildings],
+            "height_sources": [b.height_source for b in self.buildings],
             "meta": self.meta,
         }
         head_bytes = np.frombuffer(json.dumps(head).encode("utf-8"), dtype=np.uint8)
@@ -281,12 +290,14 @@ class Twin:
         off = arrays["wkb_off"]
         blob = arrays["wkb"].tobytes()
         geoms = shapely.from_wkb([blob[off[n]:off[n + 1]] for n in range(len(off) - 1)])
+        sources = head.get("height_sources")
         buildings = [
             Building(id=head["ids"][n], footprint=geoms[n],
                      base_m=float(arrays["bld_base_m"][n]),
                      top_m=float(arrays["bld_top_m"][n]),
                      ground_m=float(arrays["bld_ground_m"][n]), kind=head["kinds"][n],
-                     parent_id=head["parent_ids"][n])
+                     parent_id=head["parent_ids"][n],
+                     height_source=sources[n] if sources else "coordinates")
             for n in range(len(off) - 1)
         ]
         return cls(frame=Frame(*head["frame"]), grid=GridSpec.from_dict(head["grid"]),
@@ -416,6 +427,30 @@ def _fill_nearest(field: np.ndarray) -> np.ndarray:
     return field
 
 
+def _raise_unknown(buildings, grounds, terrain_xyz_m, ceiling_agl_m):
+    """Obstacles of unknown height (``height_source == "unknown"``) reach the ceiling.
+
+    Their top becomes the highest ground of the twin (buildings' and terrain's) plus
+    ``ceiling_agl_m``, so their columns are blocked through every flyable layer: what
+    the data does not measure is never overflown.
+    """
+    unknown = [n for n, b in enumerate(buildings) if b.height_source == "unknown"]
+    if not unknown:
+        return buildings
+    hi = float(np.nanmax(grounds)) if grounds.size else 0.0
+    if terrain_xyz_m is not None:
+        tz = np.asarray(terrain_xyz_m, dtype=np.float64)
+        if tz.ndim == 2 and tz.shape[1] == 3 and tz.size and np.all(np.isfinite(tz)):
+            hi = max(hi, float(tz[:, 2].max()))
+    ceiling = hi + float(ceiling_agl_m)
+    out = list(buildings)
+    for n in unknown:
+        b = out[n]
+        if b.top_m < ceiling:
+            out[n] = dataclasses.replace(b, top_m=ceiling)
+    return out
+
+
 def build_twin(result_or_buildings, *, resolution_m: float = 2.0, layer_m: float = 2.0,
                clearance_m: float = 5.0, frame: Frame | None = None,
                terrain_xyz_m=None, ceiling_agl_m: float = 120.0,
@@ -481,7 +516,7 @@ def build_twin(result_or_buildings, *, resolution_m: float = 2.0, layer_m: float
         meta.update(source=[str(res.path)], fmt=res.fmt, counts=dict(res.counts),
                     skipped=[{"object_id": s.object_id, "reason": s.reason}
                              for s in res.skipped],
-                    has_terrain=bool(res.has_terrain))
+                    has_terrain=bool(res.has_terrain), audit=list(res.audit))
     else:
         buildings = list(result_or_buildings)
         if frame is None:
@@ -496,9 +531,10 @@ def build_twin(result_or_buildings, *, resolution_m: float = 2.0, layer_m: float
         margin_m = clearance_m + 3 * resolution_m
     margin_m = _check("margin_m", margin_m, strict=False)
 
+    grounds = np.array([b.ground_m for b in buildings], dtype=np.float64)
+    buildings = _raise_unknown(buildings, grounds, terrain_xyz_m, ceiling_agl_m)
     flat = flatten_footprints([b.footprint for b in buildings])
     tops = np.array([b.top_m for b in buildings], dtype=np.float64)
-    grounds = np.array([b.ground_m for b in buildings], dtype=np.float64)
     if not (np.all(np.isfinite(tops)) and np.all(np.isfinite(grounds))):
         bad = int(np.flatnonzero(~(np.isfinite(tops) & np.isfinite(grounds)))[0])
         raise ValueError(f"building {buildings[bad].id!r} has a non-finite height")

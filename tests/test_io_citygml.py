@@ -91,7 +91,9 @@ def test_sapporo_counts_and_ground(sapporo):
     grounds = np.array([b.ground_m for b in res.buildings])
     assert 97.0 < np.median(grounds) < 103.0  # "ground level about 98 m"
     assert grounds.min() == pytest.approx(lo[2], abs=1e-9)
-    assert max(b.top_m for b in res.buildings) == pytest.approx(hi[2], abs=1e-9)
+    # every roof at least as high as its vertices, and as its surveyed measuredHeight
+    # (the higher wins: the twin is conservative)
+    assert max(b.top_m for b in res.buildings) >= hi[2] - 1e-9
     assert all(0 < b.height_agl_m < 25 for b in res.buildings)
 
 
@@ -107,8 +109,9 @@ def test_bbox_matches_envelope_in_lat_lon_order(which, request):
 
 @pytest.mark.parametrize("which", ["yokosuka", "sapporo"])
 def test_vertex_positions_match_independent_pyproj(which, request):
-    """Footprint corners are posList vertices of the LoD used (2 in Yokosuka when
-    present, else 1), converted here with pyproj in EPSG:6668's own lat, lon order."""
+    """Footprint corners are posList vertices of the building (the footprint is the
+    envelope of all its LoDs), converted here with pyproj in EPSG:6668's own lat, lon
+    order."""
     _, (tree, *_), res = request.getfixturevalue(which)
     jgd_to_wgs = pyproj.Transformer.from_crs("EPSG:6668", "EPSG:4326")  # lat, lon order
     by_id = {b.id: b for b in res.buildings}
@@ -117,11 +120,10 @@ def test_vertex_positions_match_independent_pyproj(which, request):
         b = by_id.get(bld.get(GML_ID))
         if b is None:
             continue
-        lod = "lod2" if any("}lod2" in e.tag for e in bld.iter()) else "lod1"
         vals = " ".join(
             p.text
             for p in bld.iter("{http://www.opengis.net/gml}posList")
-            if any(f"}}{lod}" in a.tag for a in p.iterancestors())
+            if not any("consistsOfBuildingPart" in a.tag for a in p.iterancestors())
         )
         vals = np.array(vals.split(), float).reshape(-1, 3)
         rlat, rlon = jgd_to_wgs.transform(vals[:, 0], vals[:, 1])
@@ -136,7 +138,9 @@ def test_vertex_positions_match_independent_pyproj(which, request):
         lx, ly = res.frame.to_local(rlon, rlat)
         pts = shapely.points(np.column_stack((lx, ly)))
         assert shapely.distance(b.footprint, pts).max() < 1e-3
-    assert total >= 50 and matched / total > 0.9
+    # (where a roof edge overhangs the LoD1/LoD2 walls, the union has new corners at
+    # the crossings: most corners, not all, are source vertices)
+    assert total >= 50 and matched / total > 0.6
 
 
 def test_wgs84_round_trip_under_1mm(sapporo):
@@ -270,12 +274,15 @@ def test_lod0_footprint_with_measured_height(tmp_path):
     p = tmp_path / "lod0.gml"
     p.write_text(_model(srs, body))
     res = load_city(p)
-    (b,) = res.buildings
+    b, nh = res.buildings
     assert (b.id, b.ground_m, b.base_m, b.top_m) == ("flat", 98.5, 98.5, 111.0)
+    assert b.height_source == "measuredHeight"
     assert 85 < b.footprint.area < 97  # ~8.2 m x 11.1 m
-    assert [(s.object_id, "measuredHeight" in s.reason) for s in res.skipped] == [
-        ("noheight", True)
-    ]
+    # no height anywhere: kept, and not assumed low (the twin blocks its column)
+    assert res.skipped == []
+    assert (nh.id, nh.height_source, nh.ground_m) == ("noheight", "unknown", 98.5)
+    assert nh.top_m - nh.ground_m >= 120.0
+    assert res.audit[0]["unknown_heights"] == 1
 
 
 def test_non_building_members_are_counted(tmp_path):

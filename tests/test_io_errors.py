@@ -1,10 +1,12 @@
-"""Bad city models: typed errors naming the file and the object; in non-strict mode the
-bad object is skipped with its reason while the rest still loads."""
+"""Bad city models: typed errors naming the file and the object for what cannot be read;
+a bad face or value inside an object is repaired (or the object enclosed by its hull)
+and the object KEPT, counted in the audit; ``strict`` turns each repair into an error."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from skytwin.airspace.errors import (
@@ -131,14 +133,17 @@ def _expect(exc_type, path, fn, object_id=None, words=()):
     return info.value
 
 
-def _skip_or_raise(path, object_id, words, n_ok):
-    """Non-strict: object skipped with its reason, the rest loads. Strict: raises."""
+def _repaired_or_raise(path, object_id, words, n_total, res_check=None):
+    """Non-strict: the object is kept (repaired), counted in the audit, the rest loads.
+    Strict: raises naming the file, the object and the problem."""
     res = load_city(path)
-    assert len(res.buildings) == n_ok
-    assert object_id not in {b.id for b in res.buildings}
-    (s,) = [s for s in res.skipped if s.object_id == object_id]
-    for w in words:
-        assert w in s.reason, s.reason
+    assert len(res.buildings) == n_total
+    assert object_id in {b.id for b in res.buildings}
+    assert not [s for s in res.skipped if s.object_id == object_id]
+    a = res.audit[0]
+    assert a["repaired"] + a["hulled"] + a["unknown_heights"] >= 1, a
+    if res_check is not None:
+        res_check({b.id: b for b in res.buildings}[object_id], res)
     _expect(
         MalformedInputError,
         path,
@@ -247,28 +252,43 @@ def test_empty_models(tmp_path):
     _expect(EmptyModelError, j, lambda: load_city(j))
     g = _write(tmp_path, "empty.gml", _gml([]))
     _expect(EmptyModelError, g, lambda: load_city(g))
-    # every object bad: also empty, and the reason is passed on
+    # the only object has no usable coordinate at all: empty, and the reason passed on
     bad = _cityjson(1)
-    bad["CityObjects"]["B0"]["geometry"][0]["boundaries"][0][0][0] = [0, 1, 99]
+    for face in bad["CityObjects"]["B0"]["geometry"][0]["boundaries"][0]:
+        face[0] = [97, 98, 99]
     q = _write(tmp_path, "allbad.city.json", bad)
-    _expect(EmptyModelError, q, lambda: load_city(q), words=("vertex index 99",))
+    _expect(EmptyModelError, q, lambda: load_city(q), words=("no usable coordinate",))
 
 
 # -- object-level problems ---------------------------------------------------------------
+
+
+def _same_box(size=10.0, top=None):
+    """Check: the kept object keeps its whole footprint (and its roof)."""
+
+    def check(b, res):
+        assert b.footprint.area == pytest.approx(size * size, rel=1e-3)
+        if top is not None:
+            assert b.top_m == pytest.approx(top)
+
+    return check
 
 
 def test_vertex_index_out_of_range(tmp_path):
     doc = _cityjson(3)
     doc["CityObjects"]["B1"]["geometry"][0]["boundaries"][0][2][0] = [8, 9, 1000, 12]
     p = _write(tmp_path, "idx.city.json", doc)
-    _skip_or_raise(p, "B1", ("vertex index 1000 out of range",), n_ok=2)
+    _repaired_or_raise(p, "B1", ("vertex index 1000 out of range",), 3,
+                       _same_box(top=13.0))
 
 
 def test_degenerate_ring_cityjson(tmp_path):
     doc = _cityjson(3)
     doc["CityObjects"]["B2"]["geometry"][0]["boundaries"][0][1][0] = [20, 21, 20]
     p = _write(tmp_path, "deg.city.json", doc)
-    _skip_or_raise(p, "B2", ("degenerate ring",), n_ok=2)
+    # the roof face is degenerate: dropped; the floor still gives the footprint and the
+    # walls still reach the roof height
+    _repaired_or_raise(p, "B2", ("degenerate face",), 3, _same_box(top=14.0))
 
 
 def test_degenerate_ring_geojson(tmp_path):
@@ -276,7 +296,14 @@ def test_degenerate_ring_geojson(tmp_path):
         "way/bad", [[24.95, 60.17], [24.9502, 60.17], [24.95, 60.17]], height=5
     )
     p = _write(tmp_path, "deg.geojson", _geojson([bad]))
-    _skip_or_raise(p, "way/bad", ("degenerate ring",), n_ok=3)
+
+    def hulled(b, res):  # no face left: enclosed by its (widened) hull, not dropped
+        assert res.audit[0]["hulled"] == 1
+        line = 0.0002 * 111_320 * np.cos(np.radians(60.17))
+        assert b.footprint.area >= line * 2 * 0.5 * 0.99
+        assert b.top_m == 5.0
+
+    _repaired_or_raise(p, "way/bad", ("degenerate face",), 4, hulled)
     # enough positions, but only two distinct ones
     flat = _feature(
         "way/flat",
@@ -284,7 +311,7 @@ def test_degenerate_ring_geojson(tmp_path):
         height=5,
     )
     q = _write(tmp_path, "deg2.geojson", _geojson([flat]))
-    _skip_or_raise(q, "way/flat", ("degenerate ring", "fewer than 3"), n_ok=3)
+    _repaired_or_raise(q, "way/flat", ("degenerate face", "fewer than 3"), 4, hulled)
 
 
 def test_unclosed_ring(tmp_path):
@@ -292,7 +319,14 @@ def test_unclosed_ring(tmp_path):
     p = _write(
         tmp_path, "open.geojson", _geojson([_feature("way/open", ring, height=8)])
     )
-    _skip_or_raise(p, "way/open", ("unclosed ring",), n_ok=3)
+    closed = load_city(_write(tmp_path, "closed.geojson", _geojson(
+        [_feature("way/open", _square(24.95, 60.17), height=8)])))
+    area = {b.id: b for b in closed.buildings}["way/open"].footprint.area
+
+    def same(b, res):
+        assert b.footprint.area == pytest.approx(area) and b.top_m == 8.0
+
+    _repaired_or_raise(p, "way/open", ("unclosed ring",), 4, same)
     g = _write(
         tmp_path,
         "open.gml",
@@ -303,7 +337,7 @@ def test_unclosed_ring(tmp_path):
             ]
         ),
     )
-    _skip_or_raise(g, "g2", ("unclosed ring",), n_ok=1)
+    _repaired_or_raise(g, "g2", ("unclosed ring",), 2)
 
 
 def test_non_finite_heights(tmp_path):
@@ -312,11 +346,15 @@ def test_non_finite_heights(tmp_path):
         "nan.geojson",
         _geojson([_feature("way/nan", _square(24.95, 60.17), height=float("nan"))]),
     )
-    _skip_or_raise(p, "way/nan", ("non-finite height",), n_ok=3)
+
+    def unknown(b, res):  # the height is unusable: not assumed low
+        assert b.height_source == "unknown" and b.top_m >= 120.0
+
+    _repaired_or_raise(p, "way/nan", ("non-finite height",), 4, unknown)
     doc = _cityjson(3)
     doc["vertices"][5][2] = float("nan")
     q = _write(tmp_path, "nan.city.json", json.dumps(doc))
-    _skip_or_raise(q, "B0", ("non-finite height",), n_ok=2)
+    _repaired_or_raise(q, "B0", ("non-finite height",), 3, _same_box(top=12.0))
 
 
 def test_not_a_footprint_is_reported_not_dropped(tmp_path):

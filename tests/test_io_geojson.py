@@ -11,7 +11,8 @@ import pytest
 
 from skytwin.airspace.frame import Frame
 from skytwin.airspace.io import load_city
-from skytwin.airspace.io.geojson import DEFAULT_HEIGHT_M, LEVEL_HEIGHT_M, parse_length_m
+from skytwin.airspace.io.common import UNKNOWN_TOP_AGL_M
+from skytwin.airspace.io.geojson import LEVEL_HEIGHT_M, parse_length_m
 from tests.conftest import FIXTURES
 
 HELSINKI = "helsinki_osm/helsinki_buildings_osm.geojson"
@@ -42,11 +43,12 @@ def test_counts_match_provenance(helsinki):
     assert res.counts["Building"] == 446 and res.counts["BuildingPart"] == 126
     rec = {b.id: b for b in res.buildings}
     assert all(rec[i].kind == "Building" for i in both)  # both tags: a building
-    # the only feature dropped is a part with zero height (levels 2, min_level 2)
-    assert [(s.object_id, "not above" in s.reason) for s in res.skipped] == [
-        ("way/90615218", True)
-    ]
-    assert len(res.buildings) == 571
+    # nothing is dropped: the part with zero height (levels 2, min_level 2) is kept,
+    # its base lowered to the ground (a repair the audit counts)
+    assert res.skipped == []
+    assert len(res.buildings) == 572
+    assert rec["way/90615218"].base_m == 0.0 and rec["way/90615218"].top_m == 6.0
+    assert res.audit[0]["repaired"] == 1
     assert res.fmt == "geojson" and res.has_terrain is False
     assert all(b.ground_m == 0.0 for b in res.buildings)
 
@@ -59,24 +61,27 @@ def test_heights_from_tags(helsinki):
         p, b = f["properties"], rec.get(f["id"])
         if b is None:
             continue
+        cands = []
         if "height" in p:
-            raw = p["height"].removesuffix(" m")
-            assert b.top_m == pytest.approx(float(raw))
-        elif "building:levels" in p:
+            cands.append(float(p["height"].removesuffix(" m")))
+        if "building:levels" in p:
             roof = float(p.get("roof:height", 0.0))
             if "roof:height" not in p and "roof:levels" in p:
                 roof = float(p["roof:levels"]) * LEVEL_HEIGHT_M
-            assert b.top_m == pytest.approx(
-                float(p["building:levels"]) * LEVEL_HEIGHT_M + roof
-            )
-        elif "roof:height" in p and "min_height" in p:
-            assert b.top_m == pytest.approx(
-                float(p["min_height"]) + float(p["roof:height"])
-            )
-        else:
+            cands.append(float(p["building:levels"]) * LEVEL_HEIGHT_M + roof)
+        if not cands and "roof:height" in p and "min_height" in p:
+            cands.append(float(p["min_height"]) + float(p["roof:height"]))
+        if cands:  # every tag is read; the highest roof wins (conservative)
+            assert b.top_m == pytest.approx(max(cands))
+            assert b.height_source != "unknown"
+        else:  # no height: not assumed low, marked unknown (the twin blocks it)
             n_default += 1
-            assert b.top_m == max(DEFAULT_HEIGHT_M, b.base_m + LEVEL_HEIGHT_M)
-        if "min_height" in p:
+            assert b.height_source == "unknown"
+            assert b.top_m == UNKNOWN_TOP_AGL_M
+            continue
+        if b.id == "way/90615218":  # height == min_height: base lowered (repair)
+            assert b.base_m == 0.0
+        elif "min_height" in p:
             assert b.base_m == pytest.approx(float(p["min_height"]))
         elif "building:min_level" in p:
             assert b.base_m == pytest.approx(
@@ -85,8 +90,9 @@ def test_heights_from_tags(helsinki):
         else:
             assert b.base_m == 0.0
         assert b.top_m > b.base_m
-    assert res.counts["default_height"] == n_default > 0
-    tops = [b.top_m for b in res.buildings if b.kind == "Building"]
+    assert res.audit[0]["unknown_heights"] == n_default > 0
+    tops = [b.top_m for b in res.buildings
+            if b.kind == "Building" and b.height_source != "unknown"]
     assert max(tops) == 70.0  # the tallest tagged height (a church spire? "70")
 
 

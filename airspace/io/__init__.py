@@ -9,6 +9,7 @@ the geometry they share (checks, projection, footprints) is in
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from skytwin.airspace.building import LoadResult
@@ -77,7 +78,7 @@ def detect_format(path) -> str:
     )
 
 
-def _read(path: Path, fmt: str | None, crs, strict: bool):
+def _read(path: Path, fmt: str | None, crs, strict: bool, fields: dict):
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
@@ -86,14 +87,14 @@ def _read(path: Path, fmt: str | None, crs, strict: bool):
     if fmt in ("cityjson", "cityjsonseq"):
         from skytwin.airspace.io.cityjson import read_cityjson
 
-        return read_cityjson(path, crs, strict, seq=(fmt == "cityjsonseq"))
+        return read_cityjson(path, crs, strict, seq=(fmt == "cityjsonseq"), **fields)
     if fmt == "citygml":
         from skytwin.airspace.io.citygml import read_citygml
 
-        return read_citygml(path, crs, strict)
+        return read_citygml(path, crs, strict, **fields)
     from skytwin.airspace.io.geojson import read_geojson
 
-    return read_geojson(path, crs, strict)
+    return read_geojson(path, crs, strict, **fields)
 
 
 def load_city(
@@ -102,6 +103,10 @@ def load_city(
     frame: Frame | None = None,
     fmt: str | None = None,
     strict: bool = False,
+    *,
+    unknown_height_m: float | None = None,
+    height_field: str | None = None,
+    ground_field: str | None = None,
 ) -> LoadResult:
     """Read one city model (or several, merged) into buildings in a local frame.
 
@@ -119,7 +124,14 @@ def load_city(
     fmt : {"cityjson", "cityjsonseq", "citygml", "geojson"}, optional
         Skip format detection.
     strict : bool
-        When True, object-level problems raise instead of being skipped.
+        When True, every repair, hull and height assumption raises instead.
+    unknown_height_m : float, optional
+        Height above ground to assume for obstacles whose data gives none. By default
+        none is assumed: they are marked ``height_source="unknown"`` and the twin
+        blocks their columns up to its ceiling.
+    height_field, ground_field : str, optional
+        Attribute that holds the building height above ground / the ground altitude,
+        replacing the built-in names (:mod:`airspace.io.attributes`).
 
     Returns
     -------
@@ -139,8 +151,12 @@ def load_city(
     paths = list(path) if isinstance(path, (list, tuple)) else [path]
     if not paths:
         raise ValueError("no file given")
-    models = [_read(Path(p), fmt, crs, strict) for p in paths]
-    result = build_result(models, frame, strict)
+    if unknown_height_m is not None and not (
+            math.isfinite(unknown_height_m) and 0.0 < unknown_height_m <= 1000.0):
+        raise ValueError(f"unknown_height_m must be in (0, 1000] m, got {unknown_height_m!r}")
+    fields = {"height_field": height_field, "ground_field": ground_field}
+    models = [_read(Path(p), fmt, crs, strict, fields) for p in paths]
+    result = build_result(models, frame, strict, unknown_height_m)
     if any(m.fmt == "geojson" for m in models):
         from skytwin.airspace.io.geojson import assign_parents
 

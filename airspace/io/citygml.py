@@ -45,6 +45,7 @@ unknown CRS and an empty model always raise.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,12 @@ from lxml import etree
 from skytwin.airspace.building import LoadResult
 from skytwin.airspace.errors import CRSMissingError, MalformedInputError
 from skytwin.airspace.frame import Frame, parse_crs
+from skytwin.airspace.io.attributes import (
+    AttributeHeights,
+    NonFiniteAttribute,
+    parse_length_m,
+    read_heights,
+)
 from skytwin.airspace.io.common import (
     ObjectError,
     Problems,
@@ -63,14 +70,45 @@ from skytwin.airspace.io.common import (
     build_result,
 )
 
-__all__ = ["LOD_PREFERENCE", "load_citygml", "read_citygml"]
+__all__ = ["OBSTACLE_TYPES", "load_citygml", "read_citygml"]
 
-LOD_PREFERENCE = (2, 1, 3, 4)
-"""Order in which 3D LoDs are tried; LoD0 (2D outlines) comes last."""
 
 _GML_ID = "{http://www.opengis.net/gml}id"
+_GML32_ID = "{http://www.opengis.net/gml/3.2}id"
 _XLINK = "{http://www.w3.org/1999/xlink}href"
-_BUILDING_KINDS = ("Building", "BuildingPart")
+OBSTACLE_TYPES = (
+    "Building",
+    "Bridge",
+    "CityFurniture",
+    "SolitaryVegetationObject",
+    "GenericCityObject",
+    "OtherConstruction",
+)
+"""Top-level city objects that become obstacles (with their parts: BuildingPart,
+BridgePart). Ground-lying objects (relief, land use, transport, water) are counted
+only."""
+
+_PART_LINKS = ("consistsOfBuildingPart", "buildingPart", "consistsOfBridgePart",
+               "bridgePart")
+_CONTAINERS = frozenset({
+    "boundedBy", "boundary", "opening", "outerBuildingInstallation",
+    "buildingInstallation", "BuildingInstallation", "buildingConstructiveElement",
+    "BuildingConstructiveElement", "outerBridgeInstallation", "bridgeInstallation",
+    "BridgeInstallation", "bridgeConstructiveElement", "BridgeConstructiveElement",
+})
+
+
+def _gid(el) -> str | None:
+    """``gml:id`` of an element, GML 3.1 (CityGML 1.0/2.0) or GML 3.2 (CityGML 3.0)."""
+    return el.get(_GML_ID) or el.get(_GML32_ID)
+
+
+class _Unresolved(Exception):
+    """An ``xlink:href`` points outside the object: resolve it in a second pass."""
+
+    def __init__(self, ref: str):
+        super().__init__(ref)
+        self.ref = ref
 
 
 def _local(tag) -> str:
@@ -106,8 +144,16 @@ class _CRSCache:
 
 
 class _Reader:
-    def __init__(self, path: str, crs, strict: bool):
+    def __init__(self, path: str, crs, strict: bool, fields=(None, None)):
         self.path = path
+        self.fields = fields
+        self.notes: list[str] = []
+        self.inferred_dim: int | None = None
+        self._repairs: list[str] = []
+        self.global_ids: dict = {}
+        self.pass_no = 1
+        self.deferred: set = set()
+        self.needed: set = set()
         self.problems = Problems(path, strict)
         self.crs = _CRSCache(path, crs)
         self.model_crs: pyproj.CRS | None = None
@@ -120,33 +166,38 @@ class _Reader:
 
     # -- coordinates ------------------------------------------------------------------
     def _ring(self, ring_el, srs, dim, oid) -> np.ndarray:
-        """Indices of one LinearRing's vertices (closing vertex dropped)."""
+        """Indices of one LinearRing's vertices (closing vertex dropped).
+
+        ``srsDimension`` comes from the posList, the geometry, the building or the
+        model; when none gives it, it is inferred from the values (the dimension, 3 or
+        2, in which the ring closes; else the one that divides the count), never taken
+        from the CRS alone (a file may declare EPSG:4326 and write lon, lat, h).
+        """
         pl = ring_el.find("{*}posList")
+        declared = None
         if pl is not None:
             text = pl.text or ""
-            dim = int(pl.get("srsDimension") or dim or 0) or None
+            declared = int(pl.get("srsDimension") or dim or 0) or None
             srs = pl.get("srsName") or srs
         else:
             poss = ring_el.findall("{*}pos")
             if poss:
                 text = " ".join(p.text or "" for p in poss)
-                if not dim:
-                    dim = len((poss[0].text or "").split())
+                declared = int(dim or 0) or len((poss[0].text or "").split()) or None
             else:
                 co = ring_el.find("{*}coordinates")
                 if co is None:
                     raise ObjectError(oid, "LinearRing without posList/pos/coordinates")
                 tuples = (co.text or "").split()
                 text = " ".join(t.replace(",", " ") for t in tuples)
-                dim = len(tuples[0].split(",")) if tuples else 3
+                declared = len(tuples[0].split(",")) if tuples else 3
         crs, swap = self.crs.get(srs)
-        if not dim:
-            dim = len(crs.axis_info) or 3
         try:
             vals = np.array(text.split(), dtype=np.float64)
         except ValueError as exc:
             raise ObjectError(oid, f"posList holds a non-number: {exc}") from exc
-        if dim not in (2, 3) or vals.size % dim:
+        dim = declared or self._infer_dim(vals)
+        if dim not in (2, 3) or vals.size % dim or vals.size == 0:
             raise ObjectError(
                 oid,
                 f"posList of {vals.size} values is not a whole number "
@@ -157,21 +208,19 @@ class _Reader:
             pts = np.column_stack((pts, np.full(len(pts), np.nan)))
         if swap:
             pts = pts[:, [1, 0, 2]]
-        if len(pts) < 4:
-            raise ObjectError(
-                oid,
-                f"degenerate ring: {len(pts)} positions (a closed "
-                "LinearRing needs at least 4)",
-            )
+        if self._geographic(crs) and np.any(np.abs(pts[:, 1]) > 90.0) and np.all(
+                np.abs(pts[:, 0]) <= 90.0):
+            pts = pts[:, [1, 0, 2]]  # written lon, lat against the CRS's lat, lon
+            self.note(f"{crs.name}: coordinates are written longitude first, against "
+                      "the CRS's latitude-first axis order (latitudes beyond 90 "
+                      "degrees otherwise); read as longitude, latitude")
         first, last = pts[0], pts[-1]
-        if not np.array_equal(first[:2], last[:2]) or not (
-            np.array_equal(first[2:], last[2:]) or np.isnan(first[2])
-        ):
-            raise ObjectError(
-                oid,
-                "unclosed ring: the LinearRing's last position differs from its first",
-            )
-        pts = pts[:-1]
+        closed = len(pts) > 1 and np.array_equal(first[:2], last[:2]) and (
+            np.array_equal(first[2:], last[2:]) or np.isnan(first[2]))
+        if closed:
+            pts = pts[:-1]
+        elif len(pts) > 2:
+            self._repairs.append("unclosed ring closed")
         if self.model_crs is None:
             self.model_crs = crs
         elif crs != self.model_crs:
@@ -187,40 +236,71 @@ class _Reader:
         self.n += len(pts)
         return np.arange(off, off + len(pts), dtype=np.int64)
 
+    def _infer_dim(self, vals: np.ndarray) -> int | None:
+        """2 or 3 values per position, from the values of a ring with no srsDimension."""
+        fits = [d for d in (3, 2) if vals.size % d == 0 and vals.size >= 3 * d]
+        for d in fits:
+            p = vals.reshape(-1, d)
+            if np.array_equal(p[0], p[-1]):
+                if d != self.inferred_dim:
+                    self.inferred_dim = d
+                    self.note(f"no srsDimension: {d} values per position inferred "
+                              "(the rings close in that dimension)")
+                return d
+        return fits[0] if fits else None
+
+    def _geographic(self, crs) -> bool:
+        horiz = crs.sub_crs_list[0] if crs.is_compound else crs
+        return bool(horiz.is_geographic)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
     def _polygon(self, poly, srs, dim, oid) -> list[np.ndarray]:
         srs = poly.get("srsName") or srs
         dim = poly.get("srsDimension") or dim
         ext = poly.find("{*}exterior/{*}LinearRing")
         if ext is None:
-            raise ObjectError(
-                oid, f"Polygon {poly.get(_GML_ID)} has no exterior LinearRing"
-            )
-        rings = [self._ring(ext, srs, dim, oid)]
+            self._repairs.append(f"Polygon {_gid(poly)} without exterior dropped")
+            return []
+        try:
+            rings = [self._ring(ext, srs, dim, oid)]
+        except ObjectError as exc:
+            self._repairs.append(f"broken face dropped ({exc.reason})")
+            return []
         for ir in poly.iterfind("{*}interior/{*}LinearRing"):
-            rings.append(self._ring(ir, srs, dim, oid))
+            try:
+                rings.append(self._ring(ir, srs, dim, oid))
+            except ObjectError as exc:
+                self._repairs.append(f"broken hole dropped ({exc.reason})")
         return rings
 
     # -- buildings --------------------------------------------------------------------
     def _lod_elements(self, bld) -> dict[int, list]:
-        """``{lod: [geometry property elements]}`` of ``bld``, not of its parts."""
+        """``{lod: [geometry property elements]}`` of ``bld``, not of its parts.
+
+        Geometry is looked for on the object, in its boundary surfaces (``boundedBy``
+        in CityGML 2.0, ``boundary`` in 3.0), their openings, and its outer
+        installations and constructive elements (chimneys, dormers, balconies rise
+        above or beyond the walls). Implicit geometries (templates placed by a matrix)
+        are not read.
+        """
         out: dict[int, list] = {}
 
-        def visit(el, depth):
+        def visit(el):
             for ch in el:
                 name = _local(ch.tag)
-                if name in ("consistsOfBuildingPart",) or not name:
+                if not name or name in _PART_LINKS:
                     continue
                 if name.startswith("lod") and len(name) > 3 and name[3].isdigit():
-                    out.setdefault(int(name[3]), []).append(ch)
-                elif (
-                    name == "boundedBy"
-                    or (depth == 1 and name.endswith("Surface"))
-                    or name in ("opening",)
-                    or name.endswith(("Opening", "Door", "Window"))
-                ):
-                    visit(ch, depth + 1)
+                    if "Implicit" not in name:
+                        out.setdefault(int(name[3]), []).append(ch)
+                elif name in _CONTAINERS or name.endswith(
+                        ("Surface", "Opening", "Door", "Window")):
+                    visit(ch)
 
-        visit(bld, 0)
+        visit(bld)
         return out
 
     def _collect(self, props, bld, srs, dim, oid, ids) -> list:
@@ -228,18 +308,14 @@ class _Reader:
         seen: set[int] = set()
         for prop in props:
             targets = []
-            for el in prop.iter("{*}Polygon", "{*}surfaceMember"):
-                if _local(el.tag) == "Polygon":
+            if prop.get(_XLINK):  # <lod2Solid xlink:href="#..."/> itself
+                targets.extend(self._resolve(prop.get(_XLINK), ids, oid))
+            for el in prop.iter("{*}Polygon", "{*}surfaceMember", "{*}Triangle",
+                                "{*}baseSurface"):
+                if _local(el.tag) in ("Polygon", "Triangle"):
                     targets.append(el)
                 elif el.get(_XLINK):
-                    ref = el.get(_XLINK).lstrip("#")
-                    tgt = ids.get(ref)
-                    if tgt is None:
-                        raise ObjectError(
-                            oid,
-                            f"xlink:href #{ref} does not resolve within the building",
-                        )
-                    targets.extend(tgt.iter("{*}Polygon"))
+                    targets.extend(self._resolve(el.get(_XLINK), ids, oid))
             psrs = prop.get("srsName") or srs
             for poly in targets:
                 if id(poly) in seen:
@@ -250,11 +326,29 @@ class _Reader:
                 while anc is not None and anc is not bld and not gsrs:
                     gsrs = anc.get("srsName")
                     anc = anc.getparent()
-                surfaces.append(self._polygon(poly, gsrs or srs, dim, oid))
+                rings = self._polygon(poly, gsrs or srs, dim, oid)
+                if rings:
+                    surfaces.append(rings)
         return surfaces
 
+    def _resolve(self, href, ids, oid) -> list:
+        """Polygons of an ``xlink:href`` target: in the building, else file-wide."""
+        ref = href.rsplit("#", 1)[-1]
+        tgt = ids.get(ref)
+        if tgt is None:
+            tgt = self.global_ids.get(ref)
+        if tgt is None:
+            if self.pass_no == 1:
+                raise _Unresolved(ref)
+            self._repairs.append(f"xlink:href #{ref[:60]} resolves nowhere in the "
+                                 "file: that surface is missing")
+            return []
+        if _local(tgt.tag) in ("Polygon", "Triangle"):
+            return [tgt]
+        return list(tgt.iter("{*}Polygon", "{*}Triangle"))
+
     def _one(self, bld, kind, parent, family, srs, dim, ids):
-        oid = bld.get(_GML_ID) or f"{kind}#{self.counts.get(kind, 0)}"
+        oid = _gid(bld) or f"{kind}#{self.counts.get(kind, 0)}"
         env = bld.find("{*}boundedBy/{*}Envelope")
         if env is not None:
             srs = env.get("srsName") or srs
@@ -263,9 +357,10 @@ class _Reader:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         parts = [
             p
-            for c in bld.iterfind("{*}consistsOfBuildingPart")
+            for c in bld
+            if _local(c.tag) in _PART_LINKS
             for p in c
-            if _local(p.tag) == "BuildingPart"
+            if _local(p.tag).endswith("Part")
         ]
         try:
             self._own_geometry(
@@ -274,69 +369,104 @@ class _Reader:
         except ObjectError as exc:
             self.problems.report(exc.object_id, exc.reason)
         for p in parts:
-            self._one(p, "BuildingPart", oid, family, srs, dim, ids)
+            self._one(p, _local(p.tag), oid, family, srs, dim, ids)
 
     def _own_geometry(self, bld, kind, oid, parent, family, srs, dim, ids, has_parts):
+        """The object's record: the envelope of ALL its LoDs (0 to 4), with
+        ``measuredHeight``, ``storeysAboveGround`` and height-like generic attributes as
+        candidate roofs (the highest wins)."""
+        self._repairs = []
         lods = self._lod_elements(bld)
-        for lod in LOD_PREFERENCE:
-            if lod in lods:
-                surfaces = self._collect(lods[lod], bld, srs, dim, oid, ids)
-                if surfaces:
-                    self.objects.append(
-                        RawObject(oid, kind, parent, surfaces, family=family)
-                    )
-                    return
-        lod0 = lods.get(0, [])
-        foot = [e for e in lod0 if _local(e.tag) == "lod0FootPrint"] or [
-            e for e in lod0 if _local(e.tag) == "lod0RoofEdge"
-        ]
-        if foot:
-            mh = bld.find("{*}measuredHeight")
-            if mh is None:
-                raise ObjectError(oid, "only LoD0 (2D) geometry and no measuredHeight")
+        surfaces = []
+        for lod in sorted(lods):
+            surfaces.extend(self._collect(lods[lod], bld, srs, dim, oid, ids))
+        attrs = self._attributes(bld)
+        if not surfaces:
+            if has_parts:
+                return  # geometry lives in the parts: not a record, not skipped
+            why = self._repairs[0] if self._repairs else "no LoD0-LoD4 geometry"
+            raise ObjectError(oid, f"no usable coordinate: {why}")
+        raw = RawObject(oid, kind, parent, surfaces, family=family,
+                        repairs=list(self._repairs))
+        if attrs:
             try:
-                height_m = float(mh.text)
-            except (TypeError, ValueError) as exc:
-                raise ObjectError(
-                    oid, f"measuredHeight {mh.text!r} is not a number"
-                ) from exc
-            uom = (mh.get("uom") or "m").lower()
-            if uom in ("ft", "foot", "feet", "[ft_i]", "urn:ogc:def:uom:epsg::9002"):
-                height_m *= 0.3048
-            surfaces = self._collect(foot, bld, srs, dim, oid, ids)
-            self.objects.append(
-                RawObject(
-                    oid,
-                    kind,
-                    parent,
-                    surfaces,
-                    flat=True,
-                    height_m=height_m,
-                    family=family,
-                )
-            )
-            return
-        if has_parts:
-            return  # geometry lives in the parts: not a record, not skipped
-        raise ObjectError(oid, "no LoD0-LoD4 building geometry")
+                a = read_heights(attrs, *self.fields)
+            except NonFiniteAttribute as exc:
+                raw.repairs.append(f"{exc}: ignored")
+                a = AttributeHeights()
+            rel, src = a.relative_top()
+            if a.roof_alt_m is not None:
+                raw.top_m, raw.height_source = a.roof_alt_m, a.roof_alt_source
+            if rel is not None:
+                if a.ground_alt_m is not None:
+                    top = a.ground_alt_m + rel
+                    if raw.top_m is None or top > raw.top_m:
+                        raw.top_m, raw.height_source = top, src
+                else:
+                    raw.height_m, raw.height_source = rel, src
+        self.objects.append(raw)
 
-    def member(self, el):
+    def _attributes(self, bld) -> dict:
+        """Height-like attributes of one object: its own elements (``measuredHeight``,
+        ``storeysAboveGround``) and generic attributes (``gen:*Attribute`` name/value,
+        CityGML 2.0 and 3.0)."""
+        out = {}
+        for ch in bld:
+            name = _local(ch.tag)
+            if name == "measuredHeight":
+                v = parse_length_m(ch.text)
+                uom = (ch.get("uom") or "m").lower()
+                if v is not None and uom in ("ft", "foot", "feet", "[ft_i]",
+                                             "urn:ogc:def:uom:epsg::9002"):
+                    v *= 0.3048
+                out["measuredHeight"] = v
+            elif name == "storeysAboveGround":
+                out["storeysAboveGround"] = ch.text
+            elif name.endswith("Attribute") or name == "genericAttribute":
+                for g in ch.iter():
+                    gname = g.get("name")
+                    if gname is None:
+                        n_el = g.find("{*}name")
+                        gname = n_el.text if n_el is not None else None
+                    val = g.find("{*}value")
+                    if gname and val is not None and val.text:
+                        out.setdefault(gname.strip(), val.text.strip())
+        return {k: v for k, v in out.items() if v is not None}
+
+    def member(self, el, deferred_only=None):
         """Process one top-level member element (then the caller clears it)."""
         for obj in el:
             name = _local(obj.tag)
             if not name:
                 continue
-            if name == "Building":
+            if name in OBSTACLE_TYPES:
+                gid = _gid(obj)
+                if deferred_only is not None and gid not in deferred_only:
+                    continue
                 ids = {
-                    p.get(_GML_ID): p
-                    for p in obj.iter(
-                        "{*}Polygon", "{*}MultiSurface", "{*}CompositeSurface"
-                    )
-                    if p.get(_GML_ID)
+                    _gid(p): p
+                    for p in obj.iter()
+                    if isinstance(p.tag, str) and _gid(p)
                 }
-                self._one(obj, "Building", None, None, None, self.model_dim, ids)
-            else:
+                mark = (len(self.objects), dict(self.counts),
+                        len(self.problems.skipped))
+                try:
+                    self._one(obj, name, None, None, None, self.model_dim, ids)
+                except _Unresolved as exc:
+                    del self.objects[mark[0]:]
+                    self.counts = mark[1]
+                    del self.problems.skipped[mark[2]:]
+                    self.deferred.add(gid)
+                    self.needed.add(exc.ref)
+                    self._scan_refs(obj)
+            elif deferred_only is None:
                 self.counts[name] = self.counts.get(name, 0) + 1
+
+    def _scan_refs(self, obj) -> None:
+        """Every xlink target an object points at (to collect them file-wide)."""
+        for el in obj.iter():
+            if isinstance(el.tag, str) and el.get(_XLINK):
+                self.needed.add(el.get(_XLINK).rsplit("#", 1)[-1])
 
     def model(self) -> RawModel:
         xyz = np.concatenate(self.blocks) if self.blocks else np.zeros((0, 3))
@@ -356,22 +486,12 @@ class _Reader:
             skipped=self.problems.skipped,
             counts=self.counts,
             has_terrain=True,
+            notes=self.notes,
         )
 
 
-def read_citygml(path, crs=None, strict: bool = False) -> RawModel:
-    """Stream a CityGML file into a :class:`~airspace.io.common.RawModel`.
-
-    Parameters
-    ----------
-    path : str or Path
-    crs : str, int or pyproj.CRS, optional
-        Overrides every ``srsName`` in the file.
-    strict : bool
-        Raise on object-level problems instead of skipping.
-    """
-    path = str(path)
-    reader = _Reader(path, crs, strict)
+def _iter_members(path, on_member, on_model_envelope=None):
+    """Stream the top-level members of a CityGML file, clearing each after use."""
     last_id = None
     ctx = etree.iterparse(
         path,
@@ -393,23 +513,75 @@ def read_citygml(path, crs=None, strict: bool = False) -> RawModel:
                 # nested element (a building's envelope): handled with its member
                 if (
                     _local(el.tag) == "Envelope"
+                    and on_model_envelope is not None
                     and parent is not None
                     and parent.getparent() is not None
                     and parent.getparent().getparent() is None
                 ):
-                    reader.crs.model_name = reader.crs.model_name or el.get("srsName")
-                    reader.model_dim = reader.model_dim or el.get("srsDimension")
+                    on_model_envelope(el)
                 continue
             if _local(el.tag) not in ("Envelope", "appearanceMember"):
-                reader.member(el)
+                on_member(el)
                 for obj in el:
-                    last_id = obj.get(_GML_ID) or last_id
+                    last_id = _gid(obj) or last_id
             el.clear()
             while el.getprevious() is not None:
                 del parent[0]
     except etree.XMLSyntaxError as exc:
         after = f" (last complete object: {last_id})" if last_id else ""
         raise MalformedInputError(path, None, f"broken XML: {exc}{after}") from exc
+
+
+def read_citygml(path, crs=None, strict: bool = False, *, height_field: str | None = None,
+                 ground_field: str | None = None) -> RawModel:
+    """Stream a CityGML file into a :class:`~airspace.io.common.RawModel`.
+
+    Parameters
+    ----------
+    path : str or Path
+    crs : str, int or pyproj.CRS, optional
+        Overrides every ``srsName`` in the file.
+    strict : bool
+        Raise on object-level problems instead of skipping.
+    height_field, ground_field : str, optional
+        Generic attribute holding the height / ground altitude
+        (:mod:`airspace.io.attributes`).
+
+    Notes
+    -----
+    One streaming pass reads every object whose ``xlink:href`` references resolve
+    within the object. Objects that point elsewhere in the file (CityGML 3.0 and
+    PLATEAU-style files may share surfaces across members) are deferred: a second pass
+    copies just the referenced elements, a third reads the deferred objects with them.
+    """
+    path = str(path)
+    reader = _Reader(path, crs, strict, (height_field, ground_field))
+
+    def model_envelope(el):
+        reader.crs.model_name = reader.crs.model_name or el.get("srsName")
+        reader.model_dim = reader.model_dim or el.get("srsDimension")
+
+    _iter_members(path, reader.member, model_envelope)
+    if reader.deferred:
+        keep_objects = {}
+
+        def collect(el):
+            for node in el.iter():
+                if not isinstance(node.tag, str):
+                    continue
+                gid = _gid(node)
+                if gid in reader.needed and gid not in reader.global_ids:
+                    reader.global_ids[gid] = copy.deepcopy(node)
+            for obj in el:
+                if _gid(obj) in reader.deferred:
+                    keep_objects[_gid(obj)] = copy.deepcopy(el)
+
+        _iter_members(path, collect)
+        reader.pass_no = 2
+        for member in keep_objects.values():
+            reader.member(member, deferred_only=reader.deferred)
+        reader.note(f"{len(keep_objects)} object(s) reference surfaces elsewhere in the "
+                    "file (xlink:href): resolved file-wide")
     return reader.model()
 
 

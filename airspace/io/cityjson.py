@@ -46,12 +46,37 @@ import numpy as np
 from skytwin.airspace.building import LoadResult
 from skytwin.airspace.errors import CRSMissingError, MalformedInputError
 from skytwin.airspace.frame import Frame, parse_crs
-from skytwin.airspace.io.common import ObjectError, Problems, RawModel, RawObject, build_result
+from skytwin.airspace.io.attributes import AttributeHeights, NonFiniteAttribute, read_heights
+from skytwin.airspace.io.common import (
+    ObjectError,
+    Problems,
+    RawModel,
+    RawObject,
+    build_result,
+)
 
-__all__ = ["BUILDING_TYPES", "load_cityjson", "read_cityjson"]
+__all__ = ["BUILDING_TYPES", "OBSTACLE_TYPES", "load_cityjson", "read_cityjson"]
 
 BUILDING_TYPES = ("Building", "BuildingPart")
-"""CityObject types that become :class:`~airspace.building.Building` records."""
+"""Buildings and their parts."""
+
+OBSTACLE_TYPES = (
+    *BUILDING_TYPES,
+    "BuildingInstallation",
+    "BuildingConstructiveElement",
+    "Bridge",
+    "BridgePart",
+    "BridgeInstallation",
+    "BridgeConstructiveElement",
+    "OtherConstruction",
+    "CityFurniture",
+    "SolitaryVegetationObject",
+    "GenericCityObject",
+)
+"""CityObject types that become obstacle records (:class:`~airspace.building.Building`):
+everything built or grown that stands above the ground (chimneys and dormers modelled
+as installations, bridges, masts, trees). Surfaces that lie on the ground (LandUse,
+Road, WaterBody, PlantCover, relief) and tunnels are not obstacles."""
 
 _SURFACE_DEPTH = {
     "MultiSurface": 0,
@@ -131,7 +156,7 @@ def _ring(ring, nverts: int, offset: int, oid: str) -> np.ndarray:
     return r + offset
 
 
-def _surfaces(geom: dict, nverts: int, offset: int, oid: str) -> list:
+def _surfaces(geom: dict, nverts: int, offset: int, oid: str, repairs=None) -> list:
     depth = _SURFACE_DEPTH[geom["type"]]
     items = [geom.get("boundaries")]
     for _ in range(depth + 1):
@@ -156,11 +181,13 @@ def _surfaces(geom: dict, nverts: int, offset: int, oid: str) -> list:
     flat = [i for r in rings for i in r]
     arr = np.array(flat)
     if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
-        return _surfaces_slow(items, nverts, offset, oid)
+        return _surfaces_slow(items, nverts, offset, oid, repairs)
     arr = arr.astype(np.int64, copy=False)
     if arr.size and (arr.min() < 0 or arr.max() >= nverts):
-        bad = int(arr[(arr < 0) | (arr >= nverts)][0])
-        raise ObjectError(oid, f"vertex index {bad} out of range (0..{nverts - 1})")
+        if repairs is None:
+            bad = int(arr[(arr < 0) | (arr >= nverts)][0])
+            raise ObjectError(oid, f"vertex index {bad} out of range (0..{nverts - 1})")
+        return _surfaces_slow(items, nverts, offset, oid, repairs)
     arr = arr + offset
     parts = np.split(arr, np.cumsum(lens)[:-1]) if lens else []
     parts = [r[:-1] if r.size > 1 and r[0] == r[-1] else r for r in parts]
@@ -171,14 +198,34 @@ def _surfaces(geom: dict, nverts: int, offset: int, oid: str) -> list:
     return out
 
 
-def _surfaces_slow(items, nverts, offset, oid):
-    """Ring by ring, for boundaries that are not plain integer lists (error paths)."""
-    return [[_ring(r, nverts, offset, oid) for r in surf] for surf in items]
+def _surfaces_slow(items, nverts, offset, oid, repairs=None):
+    """Ring by ring, for boundaries that are not plain integer lists (error paths).
+
+    With ``repairs`` (a list), a broken ring is dropped and noted there (with its
+    exterior, the whole face) instead of failing the object.
+    """
+    if repairs is None:
+        return [[_ring(r, nverts, offset, oid) for r in surf] for surf in items]
+    out = []
+    for surf in items:
+        rings = []
+        for k, r in enumerate(surf if isinstance(surf, list) else []):
+            try:
+                rings.append(_ring(r, nverts, offset, oid))
+            except ObjectError as exc:
+                repairs.append(f"broken ring dropped ({exc.reason})")
+                if k == 0:
+                    break
+        else:
+            if rings:
+                out.append(rings)
+    return out
 
 
 class _Reader:
-    def __init__(self, path: str, crs, strict: bool):
+    def __init__(self, path: str, crs, strict: bool, fields=(None, None)):
         self.path = path
+        self.fields = fields
         self.problems = Problems(path, strict)
         self.verts = _Vertices()
         self.objects: list[RawObject] = []
@@ -234,7 +281,7 @@ class _Reader:
             typ = obj.get("type", "?") if isinstance(obj, dict) else "?"
             self.counts[typ] = self.counts.get(typ, 0) + 1
             try:
-                if typ in BUILDING_TYPES:
+                if typ in OBSTACLE_TYPES:
                     self._building(oid, obj, city_objects, len(v), offset)
                 elif typ == "TINRelief":
                     for g in obj.get("geometry") or []:
@@ -255,6 +302,8 @@ class _Reader:
             seen.add(cur)
 
     def _building(self, oid, obj, objs, nverts, offset):
+        """One obstacle: the envelope of ALL its geometries (every LoD), its heights
+        from its attributes too (the highest wins, :mod:`airspace.io.attributes`)."""
         geoms = [
             g
             for g in obj.get("geometry") or []
@@ -265,17 +314,43 @@ class _Reader:
         parents = obj.get("parents") or []
         parent = parents[0] if parents else None
         if not geoms:
-            if obj.get("children") and kind == "Building":
+            if obj.get("children"):
                 return  # geometry lives in its parts: not a record, not skipped
             raise ObjectError(oid, "no surface geometry (Solid/MultiSurface/...)")
-        geom = max(geoms, key=_lod_key)
-        if geom["type"] == "GeometryInstance":
-            surfaces = self._instance(oid, geom, nverts, offset)
-        else:
-            surfaces = _surfaces(geom, nverts, offset, oid)
-        self.objects.append(
-            RawObject(oid, kind, parent, surfaces, family=self._family(oid, objs))
-        )
+        repairs: list[str] = []
+        surfaces = []
+        for geom in sorted(geoms, key=_lod_key, reverse=True):
+            try:
+                if geom["type"] == "GeometryInstance":
+                    surfaces.extend(self._instance(oid, geom, nverts, offset))
+                else:
+                    surfaces.extend(_surfaces(geom, nverts, offset, oid, repairs))
+            except ObjectError as exc:
+                repairs.append(f"LoD {geom.get('lod', '?')} geometry dropped "
+                               f"({exc.reason})")
+        if not surfaces:
+            raise ObjectError(oid, "no usable coordinate: "
+                              + (repairs[0] if repairs else "empty geometry"))
+        raw = RawObject(oid, kind, parent, surfaces, family=self._family(oid, objs),
+                        repairs=repairs)
+        attrs = obj.get("attributes")
+        if isinstance(attrs, dict) and attrs:
+            try:
+                a = read_heights(attrs, *self.fields)
+            except NonFiniteAttribute as exc:
+                repairs.append(f"{exc}: ignored")
+                a = AttributeHeights()
+            rel, src = a.relative_top()
+            if a.roof_alt_m is not None:
+                raw.top_m, raw.height_source = a.roof_alt_m, a.roof_alt_source
+            if rel is not None:
+                if a.ground_alt_m is not None:
+                    top = a.ground_alt_m + rel
+                    if raw.top_m is None or top > raw.top_m:
+                        raw.top_m, raw.height_source = top, src
+                else:
+                    raw.height_m, raw.height_source = rel, src
+        self.objects.append(raw)
 
     def _instance(self, oid, geom, nverts, offset):
         try:
@@ -318,7 +393,8 @@ def _json_error(path, exc, where=None) -> MalformedInputError:
 
 
 def read_cityjson(
-    path, crs=None, strict: bool = False, seq: bool | None = None
+    path, crs=None, strict: bool = False, seq: bool | None = None, *,
+    height_field: str | None = None, ground_field: str | None = None,
 ) -> RawModel:
     """Parse a CityJSON or CityJSONSeq file into a :class:`~airspace.io.common.RawModel`.
 
@@ -336,13 +412,15 @@ def read_cityjson(
     path = str(path)
     if seq is None:
         seq = path.lower().endswith(".jsonl")
-    reader = _Reader(path, crs, strict)
+    reader = _Reader(path, crs, strict, (height_field, ground_field))
     if not seq:
         try:
             with open(path, "rb") as fh:
                 doc = json.load(fh)
         except json.JSONDecodeError as exc:
             raise _json_error(path, exc) from exc
+        except RecursionError as exc:
+            raise MalformedInputError(path, None, "JSON nested too deeply") from exc
         reader.header(doc)
         reader.block(doc.get("CityObjects", {}), doc.get("vertices", []))
         return reader.model()

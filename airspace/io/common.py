@@ -129,7 +129,14 @@ class RawObject:
         ``top = base + height_m``.
     family : str
         Id of the building this object belongs to (its own id for a building); the
-        ground of every member is the lowest vertex of the family.
+        ground of every member is the lowest vertex of the family, and a member with
+        no height of its own (a LoD0 footprint) takes the family's highest vertex.
+    height_source : str or None
+        Which attribute gave ``top_m``/``height_m`` (for the audit).
+    repairs : list of str
+        What the reader repaired in this object (for the audit; strict raises).
+    attributes : bool
+        Heights come from attributes only (``top_m`` None means "unknown").
     """
 
     id: str
@@ -142,6 +149,9 @@ class RawObject:
     ground_m: float | None = None
     height_m: float | None = None
     family: str | None = None
+    height_source: str | None = None
+    repairs: list = field(default_factory=list)
+    attributes: bool = False
 
 
 @dataclass
@@ -158,6 +168,8 @@ class RawModel:
     has_terrain: bool = True
     terrain_idx: np.ndarray | None = None
     """Indices into ``xyz`` of terrain samples (CityJSON TINRelief), or None."""
+    notes: list = field(default_factory=list)
+    """File-level facts the reader inferred (axis order, dimension, CRS), for the audit."""
 
 
 class Problems:
@@ -218,62 +230,86 @@ def _ring_table(rings: list[np.ndarray]):
     return np.concatenate(rings), starts, lens
 
 
-def _degenerate_ring(obj: RawObject, xyz: np.ndarray) -> str | None:
-    """Reason if a ring of ``obj`` has fewer than 3 distinct positions, else None."""
-    rings = [r for surf in obj.surfaces for r in surf]
+def _distinct_counts(rings: list[np.ndarray], pts: np.ndarray) -> np.ndarray:
+    """Number of distinct positions in each ring (``pts`` rows indexed by the rings)."""
     cat, _starts, lens = _ring_table(rings)
     ring_id = np.repeat(np.arange(len(rings)), lens)
-    pts = xyz[cat, :2] if obj.flat else xyz[cat]
-    keys = [pts[:, k] for k in range(pts.shape[1] - 1, -1, -1)] + [ring_id]
+    p = np.nan_to_num(pts[cat], nan=-1e300)
+    keys = [p[:, k] for k in range(p.shape[1] - 1, -1, -1)] + [ring_id]
     order = np.lexsort(keys)
-    sp, sr = pts[order], ring_id[order]
+    sp, sr = p[order], ring_id[order]
     new = np.ones(len(order), dtype=bool)
     new[1:] = (sr[1:] != sr[:-1]) | np.any(sp[1:] != sp[:-1], axis=1)
-    distinct = np.bincount(sr[new], minlength=len(rings))
-    if np.all(distinct >= 3):
-        return None
-    k = int(np.argmax(distinct < 3))
-    si, ri = next(
-        (si, ri)
-        for si, surf in enumerate(obj.surfaces)
-        for ri, _ in enumerate(surf)
-        if sum(len(s) for s in obj.surfaces[:si]) + ri == k
-    )
-    return (
-        f"degenerate ring (surface {si}, ring {ri}): {int(distinct[k])} distinct "
-        "vertices, fewer than 3"
-    )
+    return np.bincount(sr[new], minlength=len(rings))
 
 
-def _check_objects(
-    model: RawModel, problems: Problems
-) -> list[tuple[RawObject, np.ndarray]]:
-    """Object-level checks in source coordinates; returns survivors and their vertices."""
+def _repair_surfaces(obj: RawObject, xyz: np.ndarray) -> None:
+    """Drop what cannot be a face, keep the object (repairs noted in ``obj.repairs``).
+
+    Vertices with a non-finite x or y leave their ring; a ring with fewer than 3
+    distinct positions (x, y for 2D outlines, x, y, z otherwise) is dropped, and with
+    its exterior ring the whole face.
+    """
+    finite_xy = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1])
+    if not obj.flat:
+        idx = _object_vertices(obj)
+        zz = xyz[idx, 2]
+        if np.any(np.isfinite(zz)) and not np.all(np.isfinite(zz)):
+            obj.repairs.append("non-finite height (z) of some vertices ignored")
+    surfaces = []
+    for surf in obj.surfaces:
+        kept = []
+        for r in surf:
+            if not np.all(finite_xy[r]):
+                r = r[finite_xy[r]]
+                obj.repairs.append("non-finite coordinates removed from a ring")
+            kept.append(r)
+        surfaces.append(kept)
+    rings = [r for surf in surfaces for r in surf]
+    if rings and any(len(r) for r in rings):
+        distinct = _distinct_counts(rings, xyz[:, :2] if obj.flat else xyz)
+    else:
+        distinct = np.zeros(len(rings), dtype=np.int64)
+    out, k = [], 0
+    for si, surf in enumerate(surfaces):
+        n = len(surf)
+        d = distinct[k:k + n]
+        k += n
+        if n == 0 or d[0] < 3:
+            obj.repairs.append(
+                f"degenerate face dropped (surface {si}: "
+                f"{int(d[0]) if n else 0} distinct vertices, fewer than 3)")
+            continue
+        holes = [r for r, dd in zip(surf[1:], d[1:]) if dd >= 3]
+        if len(holes) < n - 1:
+            obj.repairs.append(f"degenerate hole dropped (surface {si})")
+        out.append([surf[0], *holes])
+    obj.surfaces = out
+
+
+def _check_objects(model: RawModel, problems: Problems):
+    """Repair each object; returns survivors with their vertices (finite x, y).
+
+    Only an object with no usable coordinate at all is skipped. Returns
+    ``[(obj, idx)]`` where ``idx`` are the indices of every vertex the object has with
+    finite x and y (those of dropped faces included: they still bound its hull).
+    """
     xyz = model.xyz
     kept = []
     for obj in model.objects:
         idx = _object_vertices(obj)
+        if idx.size:
+            idx = idx[np.isfinite(xyz[idx, 0]) & np.isfinite(xyz[idx, 1])]
         if idx.size == 0:
-            problems.report(obj.id, "no surface geometry")
+            problems.report(obj.id, "no usable coordinate (no finite x, y)")
             continue
-        pts = xyz[idx]
-        if not np.all(np.isfinite(pts[:, :2])):
-            problems.report(obj.id, "non-finite x/y coordinate")
-            continue
-        if not obj.flat and not np.all(np.isfinite(pts[:, 2])):
-            problems.report(obj.id, "non-finite height (z) in a 3D geometry")
-            continue
-        bad = _degenerate_ring(obj, xyz)
-        if bad:
-            problems.report(obj.id, bad)
-            continue
+        _repair_surfaces(obj, xyz)
         for name in ("base_m", "top_m", "ground_m", "height_m"):
             v = getattr(obj, name)
             if v is not None and not math.isfinite(v):
-                bad = f"non-finite {name.removesuffix('_m')} height {v!r}"
-        if bad:
-            problems.report(obj.id, bad)
-            continue
+                obj.repairs.append(f"non-finite {name.removesuffix('_m')} height "
+                                   f"{v!r} ignored")
+                setattr(obj, name, None)
         kept.append((obj, idx))
     return kept
 
@@ -355,7 +391,9 @@ def _face_polygons(obj: RawObject, x, y, z):
         cat, starts, lens = _ring_table([surf[0] for surf in surfaces])
         nxt = np.arange(1, len(cat) + 1)
         nxt[starts + lens - 1] = starts
-        px, py, pz = x[cat], y[cat], z[cat]
+        # a 2D position (no z) counts as z = 0: its face is then never "vertical"
+        zn = np.where(np.isfinite(z), z, 0.0)
+        px, py, pz = x[cat], y[cat], zn[cat]
         qx, qy, qz = px[nxt], py[nxt], pz[nxt]
         # Newell normal of each exterior ring
         nx_ = np.add.reduceat((py - qy) * (pz + qz), starts)
@@ -413,8 +451,155 @@ def footprint_of(obj: RawObject, x, y, z):
     return _polygonal(merged)
 
 
+UNKNOWN_TOP_AGL_M = 120.0
+"""Roof above ground given to an obstacle of unknown height at read time: the default
+ceiling (120 m AGL). The twin raises such obstacles to its own ceiling whatever it is
+(:func:`airspace.twin.build_twin`), so the column is never overflown."""
+
+MIN_Z_EXTENT_M = 0.01
+"""An object whose vertices span less height than this is flat (a LoD0 outline): its
+vertices give its ground or roof level, not its height."""
+
+HULL_MIN_WIDTH_M = 0.5
+"""A hull with no area (collinear or single vertices) is widened by this buffer [m]."""
+
+
+def _hull(x, y, idx):
+    """Convex hull of an object's vertices, widened when it has no area."""
+    pts = shapely.multipoints(np.column_stack((x[idx], y[idx])))
+    h = shapely.convex_hull(pts)
+    if h.area <= 0.0:
+        h = shapely.buffer(h, HULL_MIN_WIDTH_M)
+    return shapely.orient_polygons(h, exterior_cw=False)
+
+
+def _obstacle(obj, idx, x, y, z, family_z, model_ground, unknown_height_m):
+    """The conservative :class:`Building` of one repaired object, and whether it is a hull.
+
+    Top: the highest of the vertices (when they span a height), the attributes, the
+    extrusion, else the family's highest vertex (a LoD0 footprint whose parts or other
+    LoDs are 3D), else the unknown-height policy. Footprint: the union of the faces,
+    else the convex hull of every vertex.
+    """
+    zz = z[idx]
+    zf = zz[np.isfinite(zz)]
+    fam = family_z.get(obj.family or obj.id)
+    ground = obj.ground_m
+    if ground is None:
+        ground = fam[0] if fam else (float(zf.min()) if zf.size else model_ground)
+    cands = []
+    if zf.size and float(zf.max() - zf.min()) >= MIN_Z_EXTENT_M:
+        cands.append((float(zf.max()), "coordinates"))
+    if obj.top_m is not None:
+        cands.append((obj.top_m, obj.height_source or "attributes"))
+    b0 = None
+    if obj.height_m is not None:
+        b0 = float(zf.min()) if zf.size else ground
+        cands.append((b0 + obj.height_m, obj.height_source or "measuredHeight"))
+    if not cands and fam and fam[1] - fam[0] >= MIN_Z_EXTENT_M:
+        cands.append((fam[1], "other LoDs or parts"))
+    base = obj.base_m
+    if base is None:
+        base = float(zf.min()) if zf.size else ground
+    if b0 is not None:
+        base = min(base, b0)
+    top, source = max(cands, default=(None, None), key=lambda c: c[0])
+    if top is not None and not top > base:
+        obj.repairs.append(f"top {top:g} m not above base {base:g} m: base lowered "
+                           "to the ground")
+        base = min(base, ground)
+        if not top > base:
+            top = None
+    if top is None:
+        if unknown_height_m is not None:
+            top, source = ground + unknown_height_m, "assumed"
+        else:
+            top, source = ground + UNKNOWN_TOP_AGL_M, "unknown"
+        base = min(base, ground)
+        if not top > base:
+            base = top - UNKNOWN_TOP_AGL_M
+    fp = footprint_of(obj, x, y, z) if obj.surfaces else None
+    hulled = fp is None
+    if hulled:
+        fp = _hull(x, y, idx)
+    b = Building(obj.id, fp, float(base), float(top), float(ground), obj.kind,
+                 obj.parent_id, source)
+    return b, hulled
+
+
+def _height_class(source: str) -> str:
+    if source in ("coordinates", "unknown", "assumed", "other LoDs or parts"):
+        return {"other LoDs or parts": "family"}.get(source, source)
+    return "attributes"
+
+
+class _Audit:
+    """Per-file account of what the build read, repaired, enclosed and assumed."""
+
+    def __init__(self, model: RawModel, unknown_height_m, skipped):
+        self.model = model
+        self.unknown_height_m = unknown_height_m
+        self.skipped = skipped
+        self.obstacles = 0
+        self.repaired = 0
+        self.hulled = 0
+        self.heights: dict[str, int] = {}
+        self.height_fields: dict[str, int] = {}
+        self.kinds: dict[str, int] = {}
+        self.repair_kinds: dict[str, int] = {}
+
+    def add(self, obj: RawObject, b: Building, hulled: bool) -> None:
+        self.obstacles += 1
+        self.kinds[b.kind] = self.kinds.get(b.kind, 0) + 1
+        if obj.repairs:
+            self.repaired += 1
+            for r in dict.fromkeys(_repair_kind(r) for r in obj.repairs):
+                self.repair_kinds[r] = self.repair_kinds.get(r, 0) + 1
+        self.hulled += int(hulled)
+        c = _height_class(b.height_source)
+        self.heights[c] = self.heights.get(c, 0) + 1
+        if c == "attributes":
+            self.height_fields[b.height_source] = (
+                self.height_fields.get(b.height_source, 0) + 1)
+
+    def as_dict(self) -> dict:
+        reasons: dict[str, int] = {}
+        for s in self.skipped:
+            reasons[s.reason] = reasons.get(s.reason, 0) + 1
+        unknown = self.heights.get("unknown", 0) + self.heights.get("assumed", 0)
+        if self.unknown_height_m is None:
+            policy = "blocked up to the ceiling (height unknown)"
+        else:
+            policy = f"assumed {self.unknown_height_m:g} m above ground (--unknown-height)"
+        return {
+            "path": self.model.path,
+            "format": self.model.fmt,
+            "crs": self.model.crs.to_string(),
+            "objects_seen": dict(self.model.counts),
+            "obstacles": self.obstacles,
+            "obstacle_kinds": dict(self.kinds),
+            "repaired": self.repaired,
+            "repairs": dict(self.repair_kinds),
+            "hulled": self.hulled,
+            "heights": dict(self.heights),
+            "height_fields": dict(self.height_fields),
+            "unknown_heights": unknown,
+            "unknown_height_policy": policy,
+            "notes": list(self.model.notes),
+            "skipped": len(self.skipped),
+            "skipped_reasons": reasons,
+        }
+
+
+def _repair_kind(note: str) -> str:
+    """A repair note without its numbers, for counting (``"degenerate face dropped"``)."""
+    return note.split(" (")[0].split(":")[0]
+
+
+
 def build_result(
-    models: list[RawModel], frame: Frame | None, strict: bool
+    models: list[RawModel], frame: Frame | None, strict: bool,
+    unknown_height_m: float | None = None,
 ) -> LoadResult:
     """Project, check and assemble one or more parsed files into one LoadResult.
 
@@ -425,7 +610,11 @@ def build_result(
     frame : Frame or None
         Local frame to use; ``None`` centres one on the bounding box of the data.
     strict : bool
-        Raise on object-level problems instead of skipping.
+        Raise on any repair, hull or assumption instead of making it.
+    unknown_height_m : float or None
+        Height above ground to assume for an obstacle whose data gives none; ``None``
+        (the default) marks it ``height_source="unknown"`` and the twin blocks its
+        column up to the ceiling (:func:`airspace.twin.build_twin`).
 
     Raises
     ------
@@ -438,11 +627,13 @@ def build_result(
     skipped: list[Skipped] = []
     counts: dict[str, int] = {}
     prepared = []
+    model_skipped = {}
     for m in models:
         problems = Problems(m.path, strict)
         kept = _check_objects(m, problems)
         skipped.extend(m.skipped)
         skipped.extend(problems.skipped)
+        model_skipped[id(m)] = [*m.skipped, *problems.skipped]
         for k, v in m.counts.items():
             counts[k] = counts.get(k, 0) + v
         lon, lat = _to_wgs84(m.crs, m.xyz[:, 0], m.xyz[:, 1])
@@ -500,62 +691,37 @@ def build_result(
 
     buildings: list[Building] = []
     terrain = []
+    audits = []
     for m, kept, lon, lat in prepared:
-        problems = Problems(m.path, strict)
+        audit = _Audit(m, unknown_height_m, model_skipped[id(m)])
         # through WGS84, so that datum shifts (RD/Amersfoort -> WGS84) are applied
         x, y = frame.to_local(lon, lat)
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         z = m.xyz[:, 2]
-        family_ground: dict[str, float] = {}
+        family_z: dict[str, tuple[float, float]] = {}
         for obj, idx in kept:
             zz = z[idx]
-            if np.any(np.isfinite(zz)):
+            zz = zz[np.isfinite(zz)]
+            if zz.size:
                 fam = obj.family or obj.id
-                g = float(np.nanmin(zz))
-                family_ground[fam] = min(family_ground.get(fam, math.inf), g)
+                lo, hi = family_z.get(fam, (math.inf, -math.inf))
+                family_z[fam] = (min(lo, float(zz.min())), max(hi, float(zz.max())))
+        model_ground = (float(np.median([lo for lo, _ in family_z.values()]))
+                        if family_z else 0.0)
         for obj, idx in kept:
-            zz = z[idx]
-            has_z = bool(np.all(np.isfinite(zz)))
-            base = (
-                obj.base_m
-                if obj.base_m is not None
-                else (float(zz.min()) if has_z else None)
-            )
-            top = (
-                obj.top_m
-                if obj.top_m is not None
-                else (float(zz.max()) if has_z else None)
-            )
-            ground = (
-                obj.ground_m
-                if obj.ground_m is not None
-                else family_ground.get(obj.family or obj.id, base)
-            )
-            if obj.height_m is not None:
-                base = float(np.nanmin(zz)) if np.any(np.isfinite(zz)) else 0.0
-                ground = base if obj.ground_m is None else obj.ground_m
-                top = base + obj.height_m
-            if base is None or top is None or ground is None:
-                problems.report(
-                    obj.id, "no height: 2D geometry without a height attribute"
-                )
-                continue
-            if not top > base:
-                problems.report(obj.id, f"top {top:g} m is not above base {base:g} m")
-                continue
-            fp = footprint_of(obj, x, y, z)
-            if fp is None:
-                problems.report(
-                    obj.id,
-                    "footprint has no area (all faces vertical or "
-                    "collapsed after projection)",
-                )
-                continue
-            buildings.append(
-                Building(obj.id, fp, base, top, ground, obj.kind, obj.parent_id)
-            )
-        skipped.extend(problems.skipped)
+            b, hulled = _obstacle(obj, idx, x, y, z, family_z, model_ground,
+                                  unknown_height_m)
+            if strict and (obj.repairs or hulled
+                           or b.height_source in ("unknown", "assumed")):
+                what = obj.repairs[0] if obj.repairs else (
+                    "no face gives a footprint: it would be enclosed by the hull of its "
+                    "vertices" if hulled else
+                    "no height in the data (strict: no height is assumed)")
+                raise MalformedInputError(m.path, obj.id, f"strict: {what}")
+            audit.add(obj, b, hulled)
+            buildings.append(b)
+        audits.append(audit)
         if m.terrain_idx is not None and m.terrain_idx.size:
             t = m.terrain_idx
             terrain.append(np.column_stack((x[t], y[t], z[t])))
@@ -579,4 +745,5 @@ def build_result(
         fmt=fmts[0] if len(fmts) == 1 else "mixed",
         counts=counts,
         terrain_xyz_m=np.concatenate(terrain).astype(np.float64) if terrain else None,
+        audit=[a.as_dict() for a in audits],
     )

@@ -1,4 +1,4 @@
-"""GeoJSON footprint reader (OSM-style building tags for heights).
+"""GeoJSON footprint reader (heights from OSM tags and other common attributes).
 
 Design
 ------
@@ -6,122 +6,80 @@ A FeatureCollection of Polygon/MultiPolygon footprints, read whole with :mod:`js
 (footprint files are small: 572 Helsinki buildings are 0.3 MB). Coordinates are
 longitude, latitude (RFC 7946, WGS84) unless a legacy (2008) ``crs`` member names
 another CRS, or the ``crs`` argument overrides it; either way positions are taken
-easting/longitude first, as GeoJSON has always written them. A third coordinate, if
-present, is ignored.
+easting/longitude first, as GeoJSON has always written them.
 
 Heights
 -------
-GeoJSON has no terrain: ``ground_m = 0`` and ``has_terrain`` is False, so ``base_m``
-and ``top_m`` are heights above ground. Tags follow OSM Simple 3D Buildings:
+Every height-like property is read (:mod:`airspace.io.attributes`: OSM ``height``,
+``building:levels`` (+ ``roof:height``/``roof:levels``), BD TOPO ``HAUTEUR``,
+``Z_MIN_SOL``, ``Z_MAX_TOIT``, ``NB_ETAGES``, ``measuredHeight``, ..., or the user's
+``height_field``/``ground_field``) and the roof is the **highest** value they give.
+``base_m`` is OSM ``min_height`` (or ``building:min_level`` x 3 m) above the ground.
 
-* ``top_m``: ``height`` (raw strings such as ``"12.13 m"``, ``"40 ft"``, ``"12,5"``);
-  else ``building:levels`` x :data:`LEVEL_HEIGHT_M` plus ``roof:height`` (or
-  ``roof:levels`` x :data:`LEVEL_HEIGHT_M`); else, for a part raised on ``min_height``
-  with only a ``roof:height`` (a dome), ``base + roof:height``; else
-  ``max(DEFAULT_HEIGHT_M, base + LEVEL_HEIGHT_M)``, and the feature is counted in
-  ``counts["default_height"]``. Unparseable values count as absent.
-* ``base_m``: ``min_height``, else ``building:min_level`` x :data:`LEVEL_HEIGHT_M`,
-  else 0.
+* When **every** feature gives its ground altitude (``Z_MIN_SOL``, ``h_maaiveld``, the
+  ``ground_field``...), heights are absolute (``has_terrain`` True, the twin takes
+  its terrain from them) and a third coordinate above the ground also counts as a roof
+  altitude sample.
+* Otherwise ``ground_m = 0`` and ``has_terrain`` is False: heights are above ground (a
+  roof altitude counts where that feature gives its ground too), and the third
+  coordinate, of unknown meaning without a ground, is not used.
+
+A feature with no height at all gets ``top_m = None``: :func:`airspace.io.common.
+build_result` applies the unknown-height policy (block the column up to the ceiling,
+or the user's stated assumption) and counts it in the audit.
 
 A feature tagged ``building:part`` (and not ``building``) is a ``"BuildingPart"``
 record (parts may rise above their outline); its ``parent_id`` is the building outline
 that contains it (the smallest one containing a point of the part), if any. A feature
-tagged both ``building`` and ``building:part`` counts as a ``"Building"``. Features with
-``building=no`` (and no ``building:part``) are counted as ``"NotBuilding"`` and skipped.
+tagged both ``building`` and ``building:part`` counts as a ``"Building"``; any other
+polygon feature is a ``"Building"`` (a footprint layer need not tag its features).
+Features with ``building=no`` (and no ``building:part``) are counted as
+``"NotBuilding"`` and skipped.
 
-What is skipped
----------------
-Non-polygon geometries and ``building=no`` features are skipped with their reason (in
-strict mode too: they are not broken, only not buildings). Unclosed or degenerate rings,
-non-numeric coordinates, non-finite numeric heights (``NaN``, ``Infinity``) and heights
-that give ``top <= base`` skip the feature (strict: raise). Truncated JSON, an unknown
-``crs`` and an empty collection always raise.
+Repairs and what is skipped
+---------------------------
+Unclosed rings are closed, rings with fewer than 3 distinct positions are dropped
+(:mod:`airspace.io.common`), a non-finite height property is ignored; each repair is
+counted in the audit. Non-polygon geometries and ``building=no`` features are skipped
+with their reason (they are not footprints); a feature with no usable coordinate at
+all is skipped (strict: raises). Truncated JSON, an unknown ``crs`` and an empty
+collection always raise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import shapely
 
-from skytwin.airspace.building import Building, LoadResult, Skipped
+from skytwin.airspace.building import LoadResult, Skipped
 from skytwin.airspace.errors import MalformedInputError
 from skytwin.airspace.frame import Frame, parse_crs
-from skytwin.airspace.io.common import ObjectError, Problems, RawModel, RawObject, build_result
+from skytwin.airspace.io.attributes import (
+    LEVEL_HEIGHT_M,
+    NonFiniteAttribute,
+    parse_length_m,
+    read_heights,
+)
+from skytwin.airspace.io.common import (
+    ObjectError,
+    Problems,
+    RawModel,
+    RawObject,
+    build_result,
+)
 
 __all__ = [
-    "DEFAULT_HEIGHT_M",
     "LEVEL_HEIGHT_M",
     "assign_parents",
     "load_geojson",
     "parse_length_m",
     "read_geojson",
 ]
-
-LEVEL_HEIGHT_M = 3.0
-"""Height of one storey [m], for ``building:levels`` / ``building:min_level`` (the
-value OSM renderers such as OSM Buildings and F4 Map use)."""
-
-DEFAULT_HEIGHT_M = 10.0
-"""Roof height above ground [m] of a building that gives neither height nor levels:
-about three storeys; such features are counted in ``counts["default_height"]``."""
-
-_UNITS_M = {
-    "": 1.0,
-    "m": 1.0,
-    "meter": 1.0,
-    "meters": 1.0,
-    "metre": 1.0,
-    "metres": 1.0,
-    "ft": 0.3048,
-    "feet": 0.3048,
-    "foot": 0.3048,
-    "'": 0.3048,
-}
-_NUM_UNIT = re.compile(r"^\s*([-+]?\d+(?:[.,]\d+)?|[-+]?[.,]\d+)\s*([a-zA-Z']*)\s*$")
-_FEET_INCHES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*'\s*(\d+(?:\.\d+)?)\s*\"\s*$")
-
-
-def parse_length_m(value) -> float | None:
-    """A length tag as metres, or None when it is not a length.
-
-    Examples
-    --------
-    >>> parse_length_m("12.13 m"), parse_length_m("40 ft"), parse_length_m("12,5")
-    (12.13, 12.192, 12.5)
-    >>> parse_length_m(7), parse_length_m("6'6\\""), parse_length_m("tall")
-    (7.0, 1.9812, None)
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    text = str(value).strip()
-    m = _FEET_INCHES.match(text)
-    if m:
-        return round((float(m.group(1)) * 12 + float(m.group(2))) * 0.0254, 6)
-    m = _NUM_UNIT.match(text)
-    if not m:
-        return None
-    unit = m.group(2).lower()
-    if unit not in _UNITS_M:
-        return None
-    return round(float(m.group(1).replace(",", ".")) * _UNITS_M[unit], 6)
-
-
-_HEIGHT_TAGS = (
-    "height",
-    "min_height",
-    "building:levels",
-    "building:min_level",
-    "roof:height",
-    "roof:levels",
-)
-
 
 def _legacy_crs(doc, path) -> str:
     crs = doc.get("crs")
@@ -136,36 +94,41 @@ def _legacy_crs(doc, path) -> str:
     return name
 
 
-def _rings(polygon, oid, verts: list) -> list[np.ndarray]:
+def _rings(polygon, oid, verts, repairs: list) -> list[np.ndarray]:
+    """Vertex indices of each ring of one polygon (closing vertex dropped).
+
+    An unclosed ring is closed (noted in ``repairs``); a ring with too few positions is
+    kept for :mod:`airspace.io.common` to drop as degenerate; a ring that is not a list
+    of positions is dropped here (noted) and, when it is the exterior, the polygon too.
+    """
     if not isinstance(polygon, list) or not polygon:
-        raise ObjectError(oid, "polygon without rings")
+        repairs.append("polygon without rings dropped")
+        return []
     out = []
     for ri, ring in enumerate(polygon):
         try:
             pts = np.asarray(ring, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ObjectError(oid, f"ring {ri} holds non-numeric positions") from exc
-        if pts.ndim != 2 or pts.shape[1] < 2:
-            raise ObjectError(oid, f"ring {ri} is not a list of [x, y] positions")
-        if len(pts) < 4:
-            raise ObjectError(
-                oid,
-                f"degenerate ring {ri}: {len(pts)} positions (a "
-                "closed ring needs at least 4)",
-            )
-        if not np.array_equal(pts[0, :2], pts[-1, :2]):
-            raise ObjectError(
-                oid,
-                f"unclosed ring {ri}: last position {pts[-1, :2]} "
-                f"differs from first {pts[0, :2]}",
-            )
-        off = verts.add(pts[:-1, :2])
-        out.append(np.arange(off, off + len(pts) - 1, dtype=np.int64))
+        except (TypeError, ValueError):
+            pts = None
+        if pts is None or pts.ndim != 2 or pts.shape[1] < 2 or len(pts) == 0:
+            repairs.append(f"ring {ri} is not a list of [x, y] positions: dropped")
+            if ri == 0:
+                return []
+            continue
+        if pts.shape[1] == 2:
+            pts = np.column_stack((pts, np.full(len(pts), np.nan)))
+        pts = pts[:, :3]
+        if len(pts) > 1 and np.array_equal(pts[0, :2], pts[-1, :2]):
+            pts = pts[:-1]
+        elif len(pts) > 2:
+            repairs.append(f"unclosed ring {ri} closed")
+        off = verts.add(pts)
+        out.append(np.arange(off, off + len(pts), dtype=np.int64))
     return out
 
 
 class _Verts:
-    """Growing list of 2D vertex blocks with a running count (undoable per feature)."""
+    """Growing list of 3D vertex blocks with a running count (undoable per feature)."""
 
     def __init__(self):
         self.blocks: list[np.ndarray] = []
@@ -183,32 +146,8 @@ class _Verts:
             self.n -= len(self.blocks.pop())
 
 
-def _heights(props, oid) -> tuple[float, float, bool]:
-    """(base_m, top_m, defaulted) from OSM tags (see the module docstring)."""
-    for tag in _HEIGHT_TAGS:
-        v = props.get(tag)
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ObjectError(oid, f"non-finite {tag} {v!r}")
-    base = parse_length_m(props.get("min_height"))
-    if base is None:
-        min_level = parse_length_m(props.get("building:min_level"))
-        base = 0.0 if min_level is None else min_level * LEVEL_HEIGHT_M
-    top = parse_length_m(props.get("height"))
-    if top is not None:
-        return base, top, False
-    roof = parse_length_m(props.get("roof:height"))
-    if roof is None:
-        roof_levels = parse_length_m(props.get("roof:levels"))
-        roof = None if roof_levels is None else roof_levels * LEVEL_HEIGHT_M
-    levels = parse_length_m(props.get("building:levels"))
-    if levels is not None:
-        return base, levels * LEVEL_HEIGHT_M + (roof or 0.0), False
-    if roof is not None and roof > 0.0 and base > 0.0:
-        return base, base + roof, False  # a roof-only part (a dome on a church)
-    return base, max(DEFAULT_HEIGHT_M, base + LEVEL_HEIGHT_M), True
-
-
-def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
+def read_geojson(path, crs=None, strict: bool = False, *, height_field: str | None = None,
+                 ground_field: str | None = None) -> RawModel:
     """Parse a GeoJSON FeatureCollection of footprints into a RawModel.
 
     Parameters
@@ -218,6 +157,9 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
         Overrides RFC 7946 WGS84 and any legacy ``crs`` member.
     strict : bool
         Raise on object-level problems instead of skipping.
+    height_field, ground_field : str, optional
+        Attribute holding the height above ground / the ground altitude, replacing the
+        built-in names (:mod:`airspace.io.attributes`).
     """
     path = str(path)
     try:
@@ -229,6 +171,8 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
             None,
             f"invalid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
         ) from exc
+    except RecursionError as exc:
+        raise MalformedInputError(path, None, "JSON nested too deeply") from exc
     if isinstance(doc, dict) and doc.get("type") == "Feature":
         doc = {"type": "FeatureCollection", "features": [doc], "crs": doc.get("crs")}
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
@@ -237,7 +181,7 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
     problems = Problems(path, strict)
     counts: dict[str, int] = {}
     verts = _Verts()
-    objects: list[RawObject] = []
+    pending = []  # (oid, kind, surfaces, AttributeHeights, repairs)
     features = doc.get("features")
     if not isinstance(features, list):
         raise MalformedInputError(path, "features", "features is not a list")
@@ -247,6 +191,8 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
                 path, f"features[{i}]", "feature is not an object"
             )
         props = feat.get("properties") or {}
+        if not isinstance(props, dict):
+            props = {}
         oid = str(
             feat.get("id")
             if feat.get("id") is not None
@@ -277,40 +223,50 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
             coords = geom.get("coordinates")
             polys = [coords] if gtype == "Polygon" else coords
             if not isinstance(polys, list) or not polys:
-                raise ObjectError(oid, f"empty {gtype}")
-            n_before = len(verts.blocks)
-            surfaces = []
+                raise ObjectError(oid, f"empty {gtype}: no coordinate")
+            repairs: list[str] = []
+            surfaces = [r for r in (_rings(p, oid, verts, repairs) for p in polys) if r]
+            if not surfaces:
+                raise ObjectError(oid, "no usable coordinate")
             try:
-                for poly in polys:
-                    surfaces.append(_rings(poly, oid, verts))
-            except ObjectError:
-                verts.truncate(n_before)
-                raise
-            base, top, defaulted = _heights(props, oid)
-            if not top > base:
-                verts.truncate(n_before)
-                raise ObjectError(
-                    oid, f"height {top:g} m is not above min_height {base:g} m"
-                )
+                attrs = read_heights(props, height_field, ground_field)
+            except NonFiniteAttribute as exc:
+                repairs.append(f"{exc}: ignored")
+                attrs = read_heights(
+                    {k: v for k, v in props.items()
+                     if not (isinstance(v, float) and not math.isfinite(v))},
+                    height_field, ground_field)
         except ObjectError as exc:
             problems.report(exc.object_id, exc.reason)
             continue
-        if defaulted:
-            counts["default_height"] = counts.get("default_height", 0) + 1
+        pending.append((oid, kind, surfaces, attrs, repairs))
+    xyz = np.concatenate(verts.blocks) if verts.blocks else np.zeros((0, 3))
+    # Absolute heights only when every feature knows its ground; else above ground.
+    absolute = bool(pending) and all(a.ground_alt_m is not None for *_, a, _r in pending)
+    objects: list[RawObject] = []
+    for oid, kind, surfaces, a, repairs in pending:
+        ground = a.ground_alt_m if absolute else 0.0
+        top, source = a.relative_top()
+        if absolute:
+            idx = np.concatenate([r for s in surfaces for r in s])
+            zz = xyz[idx, 2]
+            zz = zz[np.isfinite(zz)]
+            cands = [] if top is None else [(ground + top, source)]
+            if a.roof_alt_m is not None:
+                cands.append((a.roof_alt_m, a.roof_alt_source))
+            if zz.size and zz.max() > ground:
+                cands.append((float(zz.max()), "coordinates"))
+            top, source = max(cands, default=(None, None), key=lambda c: c[0])
+        else:
+            top = None if top is None else ground + top
+        base = ground + (a.base_m or 0.0)
         objects.append(
-            RawObject(
-                oid,
-                kind,
-                None,
-                surfaces,
-                flat=True,
-                base_m=base,
-                top_m=top,
-                ground_m=0.0,
-            )
+            RawObject(oid, kind, None, surfaces, flat=True, base_m=base, top_m=top,
+                      ground_m=ground, height_source=source, repairs=repairs,
+                      attributes=True)
         )
-    xy = np.concatenate(verts.blocks) if verts.blocks else np.zeros((0, 2))
-    xyz = np.column_stack((xy, np.full(len(xy), np.nan)))
+    if not absolute:
+        xyz[:, 2] = np.nan  # a z of unknown meaning is not a height above ground
     return RawModel(
         path,
         "geojson",
@@ -319,7 +275,7 @@ def read_geojson(path, crs=None, strict: bool = False) -> RawModel:
         objects,
         skipped=problems.skipped,
         counts=counts,
-        has_terrain=False,
+        has_terrain=absolute,
     )
 
 
@@ -336,9 +292,7 @@ def assign_parents(result: LoadResult) -> LoadResult:
             hits = [outlines[int(k)] for k in tree.query(p, predicate="within")]
             if hits:
                 parent = min(hits, key=lambda h: h.footprint.area)
-                b = Building(
-                    b.id, b.footprint, b.base_m, b.top_m, b.ground_m, b.kind, parent.id
-                )
+                b = dataclasses.replace(b, parent_id=parent.id)
         out.append(b)
     result.buildings = out
     return result
@@ -348,6 +302,6 @@ def load_geojson(
     path, crs=None, frame: Frame | None = None, strict: bool = False
 ) -> LoadResult:
     """Read a GeoJSON footprint file into buildings in a local frame."""
-    return assign_parents(
-        build_result([read_geojson(Path(path), crs, strict)], frame, strict)
-    )
+    from skytwin.airspace.io import load_city
+
+    return load_city(path, crs=crs, frame=frame, fmt="geojson", strict=strict)
