@@ -2,6 +2,9 @@
 
 import sys
 
-from skytwin.server.cli import main
+try:
+    from skytwin.server.cli import main
+except KeyboardInterrupt:       # Ctrl-C while importing: as quiet as any other Ctrl-C
+    sys.exit(130)
 
 sys.exit(main())
