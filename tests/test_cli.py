@@ -112,3 +112,58 @@ def test_twin_exports(tmp_path):
     assert 560 < len(gj["features"]) < 580
     assert all(f["properties"]["height_agl_m"] > 0 for f in gj["features"])
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _run_with_tty_stderr(*args):
+    """Run ``skytwin`` with stderr on a pseudo-terminal; ``(returncode, stdout, tty text)``."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "skytwin", *args], stdout=subprocess.PIPE,
+                            stderr=slave, text=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:          # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = proc.stdout.read()
+    proc.wait(timeout=300)
+    os.close(master)
+    return proc.returncode, out, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_on_a_terminal_only(tmp_path):
+    out = tmp_path / "t.npz"
+    rc, stdout, tty = _run_with_tty_stderr("twin", "build", "--out", str(out))
+    assert rc == 0, tty
+    assert "reading helsinki_centre.geojson (" in tty and " MB)" in tty
+    assert "building twin (" in tty and " buildings)" in tty
+    assert f"saving twin to {out}: done in" in tty
+    assert "Traceback" not in tty and "buildings" in stdout
+    # the same run with stderr not a terminal, or with --json: no progress at all
+    r = _run("twin", "info", str(out))
+    assert r.returncode == 0 and r.stderr == ""
+    rc, stdout, tty = _run_with_tty_stderr("twin", "build", "--json")
+    assert rc == 0 and tty == "" and json.loads(stdout)["buildings"] > 0
+
+
+def test_real_data_skip_summary_counts_only_real_data_skips():
+    from types import SimpleNamespace
+
+    from tests.conftest import SHARED_DATA, real_data_skips, real_data_summary
+
+    def skipped(reason):
+        return SimpleNamespace(longrepr=("file.py", 1, f"Skipped: {reason}"))
+    reports = [skipped(f"shared data not found at {SHARED_DATA / 'city'}"),
+               skipped(f"{SHARED_DATA / 'city' / 'denhaag' / 'x.json'} not found"),
+               skipped("needs openssl")]
+    assert real_data_skips(reports) == 2
+    line = real_data_summary(2)
+    assert line.startswith("2 real-data tests skipped") and "SKYTWIN_DATA" in line
+    assert "\n" not in line and real_data_summary(0) is None
