@@ -114,11 +114,24 @@ def _fail(args, exc: BaseException, code: str | None = None) -> int:
     return EXIT_USAGE
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` unless the help already says its default or there is none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or isinstance(action.default, (list, tuple))):
+            return text
+        if isinstance(action.default, Path):
+            return text + f" (default: {action.default.name})"
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with defaults in the help and one-line errors (exit code 2)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message):
@@ -1127,7 +1140,7 @@ def _add_loadtest_parser(sub) -> None:
     lt.add_argument("--duration", type=_positive, default=10.0, help="load phase [s]")
     lt.add_argument("--operators", type=_count, default=None, help="simulated operators "
                     "(default: one per operator token)")
-    lt.add_argument("--tokens", type=_in_file, default=None, help="TOML token file "
+    lt.add_argument("--tokens", type=_in_file, metavar="FILE", default=None, help="TOML token file "
                     "(default: the development tokens)")
     lt.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     lt.add_argument("--max-requests", type=_count, default=200_000,
@@ -1142,18 +1155,18 @@ def _add_server_parsers(sub) -> None:
     s = sub.add_parser("serve", help="run the gRPC service (bundled city by default)",
                        description="Run the SkyTwin gRPC service until Ctrl-C or SIGTERM.")
     src = s.add_mutually_exclusive_group()
-    src.add_argument("--city", type=_in_file, default=DEFAULT_CITY,
+    src.add_argument("--city", type=_in_file, metavar="PATH", default=DEFAULT_CITY,
                      help="city model to build the twin from")
-    src.add_argument("--twin", type=_in_file, default=None,
+    src.add_argument("--twin", type=_in_file, metavar="FILE", default=None,
                      help="a twin saved by 'skytwin twin build --out' (instead of --city)")
     s.add_argument("--port", type=_port, default=50051, help="port (0: any free port)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind")
-    s.add_argument("--db", type=Path, default=Path("skytwin.db"),
+    s.add_argument("--db", type=Path, metavar="FILE", default=Path("skytwin.db"),
                    help="SQLite store (created if missing; its folder must exist)")
-    s.add_argument("--auth", type=_in_file, default=DEV_TOKENS, help="TOML token file "
+    s.add_argument("--auth", type=_in_file, metavar="FILE", default=DEV_TOKENS, help="TOML token file "
                    "(default: the development tokens; never in production)")
-    s.add_argument("--tls-cert", type=_in_file, default=None, help="PEM certificate chain")
-    s.add_argument("--tls-key", type=_in_file, default=None,
+    s.add_argument("--tls-cert", type=_in_file, metavar="FILE", default=None, help="PEM certificate chain")
+    s.add_argument("--tls-key", type=_in_file, metavar="FILE", default=None,
                    help="PEM private key of --tls-cert")
     s.add_argument("--workers", type=_count, default=4, help="planning threads")
     s.add_argument("--json", action="store_true",
@@ -1166,7 +1179,7 @@ def _add_server_parsers(sub) -> None:
     c.add_argument("--target", type=_target, default="127.0.0.1:50051",
                    help="HOST:PORT of the server")
     c.add_argument("--token", default=None, help="bearer token (default: $SKYTWIN_TOKEN)")
-    c.add_argument("--ca", type=_in_file, default=None,
+    c.add_argument("--ca", type=_in_file, metavar="FILE", default=None,
                    help="CA certificate (PEM) for TLS (default: plaintext)")
     cs = c.add_subparsers(dest="rpc", required=True, metavar="RPC")
     cs.add_parser("info", help="GetTwinInfo: the twin served")
@@ -1263,7 +1276,7 @@ def _add_server_parsers(sub) -> None:
     zi.add_argument("--replace", action="store_true", help="replace zones with the same id")
     zx = zs.add_parser("export", help="ExportEd269")
     zx.add_argument("--country", default=None, help="ISO country code (default: the twin's)")
-    zx.add_argument("--out", type=_out_file, default=None,
+    zx.add_argument("--out", type=_out_file, metavar="FILE", default=None,
                     help="write the JSON here (default: print it)")
     c.set_defaults(func=_cmd_client)
 
@@ -1281,19 +1294,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("path", nargs="*", type=_in_file, default=[DEFAULT_CITY],
                    help="CityJSON / CityJSONSeq / CityGML / GeoJSON file(s) "
                         "(default: the bundled Helsinki centre)")
-    b.add_argument("--resolution", type=_resolution, default=2.0,
+    b.add_argument("--resolution", type=_resolution, metavar="M", default=2.0,
                    help="horizontal voxel size [m], 0.1..100")
-    b.add_argument("--layer", type=_layer, default=2.0,
+    b.add_argument("--layer", type=_layer, metavar="M", default=2.0,
                    help="vertical layer height [m], 0.1..100")
-    b.add_argument("--clearance", type=_clearance, default=5.0,
+    b.add_argument("--clearance", type=_clearance, metavar="M", default=5.0,
                    help="clearance kept around buildings [m]")
     b.add_argument("--crs", default=None, help="override the source CRS (e.g. EPSG:7415)")
-    b.add_argument("--out", type=_out_file, default=None,
+    b.add_argument("--out", type=_out_file, metavar="FILE", default=None,
                    help="save the twin to this file (.npz)")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
-    b.add_argument("--png", type=_out_file, default=None,
+    b.add_argument("--png", type=_out_file, metavar="FILE", default=None,
                    help="render the height and clearance fields")
-    b.add_argument("--geojson", type=_out_file, default=None,
+    b.add_argument("--geojson", type=_out_file, metavar="FILE", default=None,
                    help="write the buildings (WGS84 footprints with heights) as GeoJSON")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=_cmd_twin_build)
@@ -1306,24 +1319,24 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Plan one route, checked against every building "
                        "(exact geometry) and the given no-fly volumes.")
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--city", type=_in_file, default=DEFAULT_CITY,
+    src.add_argument("--city", type=_in_file, metavar="PATH", default=DEFAULT_CITY,
                      help="city model to build the twin from")
-    src.add_argument("--twin", type=_in_file,
+    src.add_argument("--twin", type=_in_file, metavar="FILE",
                      help="a twin saved by 'skytwin twin build --out' (instead of --city)")
     r.add_argument("--from", dest="from_", required=True, metavar="LON,LAT[,ALT]",
                    help="start (WGS84 degrees; optional pad altitude [m AMSL])")
     r.add_argument("--to", required=True, metavar="LON,LAT[,ALT]", help="goal")
     r.add_argument("--depart", default=None,
                    help="departure time, Unix seconds or ISO 8601 (default: now)")
-    r.add_argument("--zones", type=_in_file, default=None,
+    r.add_argument("--zones", type=_in_file, metavar="FILE", default=None,
                    help="ED-269 JSON file of no-fly volumes")
     r.add_argument("--json", action="store_true",
                    help="print the route as JSON (docs/route.schema.json)")
-    r.add_argument("--geojson", type=_out_file, default=None,
+    r.add_argument("--geojson", type=_out_file, metavar="FILE", default=None,
                    help="write the route (and nearby buildings) as GeoJSON")
-    r.add_argument("--czml", type=_out_file, default=None,
+    r.add_argument("--czml", type=_out_file, metavar="FILE", default=None,
                    help="write the 4D trajectory as CZML (Cesium)")
-    r.add_argument("--png", type=_out_file, default=None,
+    r.add_argument("--png", type=_out_file, metavar="FILE", default=None,
                    help="render map view + altitude profile")
     r.set_defaults(func=_cmd_route)
 
@@ -1332,9 +1345,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "their conflicts and resolve them (CP-SAT or first-come-first-"
                         "served), checked by an independent verifier.")
     fsrc = fl.add_mutually_exclusive_group()
-    fsrc.add_argument("--city", type=_in_file, default=DEFAULT_CITY,
+    fsrc.add_argument("--city", type=_in_file, metavar="PATH", default=DEFAULT_CITY,
                       help="city model to build the twin from")
-    fsrc.add_argument("--twin", type=_in_file,
+    fsrc.add_argument("--twin", type=_in_file, metavar="FILE",
                       help="a twin saved by 'skytwin twin build --out' (instead of --city)")
     fl.add_argument("--flights", type=_count, default=200, help="flights to plan")
     fl.add_argument("--duration", type=_positive, default=1800.0,
@@ -1345,11 +1358,11 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--method", choices=("cpsat", "fcfs"), default="cpsat",
                     help="deconfliction: CP-SAT optimisation or first-come-first-served")
     fl.add_argument("--budget", type=_positive, default=20.0, help="CP-SAT time budget [s]")
-    fl.add_argument("--geojson", type=_out_file, default=None,
+    fl.add_argument("--geojson", type=_out_file, metavar="FILE", default=None,
                     help="flights and conflicts as GeoJSON")
-    fl.add_argument("--czml", type=_out_file, default=None,
+    fl.add_argument("--czml", type=_out_file, metavar="FILE", default=None,
                     help="resolved flights as CZML (Cesium)")
-    fl.add_argument("--png", type=_out_file, default=None,
+    fl.add_argument("--png", type=_out_file, metavar="FILE", default=None,
                     help="render the fleet and its conflicts")
     fl.add_argument("--json", action="store_true", help="print the summary as JSON")
     fl.set_defaults(func=_cmd_fleet)
@@ -1357,7 +1370,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="build the bundled city's twin and plan a route",
                        description="Build the bundled city's twin, plan one checked route "
                        "across it and write it as GeoJSON, CZML and PNG.")
-    d.add_argument("--out", type=_out_dir, default="skytwin-demo",
+    d.add_argument("--out", type=_out_dir, metavar="DIR", default="skytwin-demo",
                    help="output folder (created; its parent must exist)")
     d.set_defaults(func=_cmd_demo)
     _add_server_parsers(sub)
