@@ -20,6 +20,16 @@ bug in one is unlikely to hide in the other:
    segment pairs), keeping the feasible ones. A pair is a residual conflict when that set
    meets ``[-b, b]``.
 
+Cost follows the overlap of flights in time, not their durations: a flight is sampled
+only while at least one possible partner is airborne (padded by ``b + dt``): the set of
+times covered by two or more padded spans, computed once by a sweep over the span ends
+(:func:`_windows`). With ``focus`` (the flights being checked, e.g. one new booking)
+the other flights are sampled only while a focus flight is airborne and only pairs
+with a focus flight are reported, so a check against a flight that lasts for years
+costs what the new flight's own duration costs. The sampled tick pairs are exactly
+those of sampling every flight over its whole padded span, so the screen finds the
+same pairs.
+
 Limits are checked too: each delay within ``0..max_delay_s`` and every cruise waypoint
 (all but the first and last) inside the allowed altitude band.
 """
@@ -163,8 +173,42 @@ def _segments(tr):
     return tr.xyz_m[:-1][keep], tr.xyz_m[1:][keep], tr.t_s[:-1][keep], tr.t_s[1:][keep]
 
 
+def _merge(iv):
+    """Union of closed intervals ``(k, 2)`` as sorted disjoint intervals."""
+    if len(iv) == 0:
+        return np.empty((0, 2))
+    iv = iv[np.argsort(iv[:, 0], kind="stable")]
+    ends = np.maximum.accumulate(iv[:, 1])
+    start_new = np.ones(len(iv), bool)
+    start_new[1:] = iv[1:, 0] > ends[:-1]
+    first = np.flatnonzero(start_new)
+    last = np.r_[first[1:] - 1, len(iv) - 1]
+    return np.column_stack([iv[first, 0], ends[last]])
+
+
+def _covered_twice(iv):
+    """Times covered by at least two of the closed intervals ``(k, 2)`` (merged)."""
+    if len(iv) < 2:
+        return np.empty((0, 2))
+    t = np.r_[iv[:, 0], iv[:, 1]]
+    d = np.r_[np.ones(len(iv), np.int64), -np.ones(len(iv), np.int64)]
+    order = np.lexsort((-d, t))            # at equal times, starts before ends (closed)
+    t, c = t[order], np.cumsum(d[order])
+    up = np.flatnonzero((c >= 2) & np.r_[True, c[:-1] < 2])
+    down = np.flatnonzero((c < 2) & np.r_[False, c[:-1] >= 2])
+    return np.column_stack([t[up], t[down]])
+
+
+def _windows(span, others):
+    """Parts of ``span`` (t0, t1) inside the merged intervals ``others``."""
+    lo = np.maximum(others[:, 0], span[0])
+    hi = np.minimum(others[:, 1], span[1])
+    keep = hi >= lo
+    return np.column_stack([lo[keep], hi[keep]])
+
+
 def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
-           cruise_band_m=None, dt_s: float = 1.0) -> Report:
+           cruise_band_m=None, dt_s: float = 1.0, focus=None) -> Report:
     """Re-check a deconfliction result independently.
 
     Parameters
@@ -179,6 +223,9 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
         Allowed cruise altitudes; cruise waypoints outside are violations.
     dt_s : float
         Sampling step of the screen.
+    focus : iterable of str, optional
+        Check only pairs involving these flight ids (e.g. the flight being booked);
+        the others are then sampled only while a focus flight flies. Default: all pairs.
 
     Returns
     -------
@@ -225,16 +272,30 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
     hs = h_m + vh * (dt_s + b)
     vs = v_m + vv * (dt_s + b)
     t_ref = min(tr.t_start_s for tr in trs)
+    # a partner may be up to b seconds off: sample b + dt beyond each end (clamped),
+    # but only while a possible partner is airborne too (module docstring)
+    pad = b + 2.0 * dt_s
+    spans = np.array([[tr.t_start_s - pad, tr.t_end_s + pad] for tr in trs])
+    in_focus = np.ones(len(trs), bool)
+    if focus is not None:
+        fset = set(focus)
+        in_focus = np.array([tr.flight_id in fset for tr in trs])
+    both = _covered_twice(spans)
+    if focus is not None:
+        focus_time = _merge(spans[in_focus])
     pts, owner, ticks = [], [], []
     for i, tr in enumerate(trs):
-        # a partner may be up to b seconds off: sample b + dt beyond each end (clamped)
-        k0 = int(np.floor((tr.t_start_s - b - t_ref) / dt_s)) - 1
-        k1 = int(np.ceil((tr.t_end_s + b - t_ref) / dt_s)) + 1
-        k = np.arange(k0, k1 + 1)
-        t = t_ref + k * dt_s
-        pts.append(np.stack([np.interp(t, tr.t_s, tr.xyz_m[:, c]) for c in range(3)], 1))
-        owner.append(np.full(k.size, i))
-        ticks.append(k)
+        wins = _windows(spans[i], both if in_focus[i] else focus_time)
+        for w0, w1 in wins:
+            k = np.arange(int(np.floor((w0 - t_ref) / dt_s)),
+                          int(np.ceil((w1 - t_ref) / dt_s)) + 1)
+            t = t_ref + k * dt_s
+            pts.append(np.stack([np.interp(t, tr.t_s, tr.xyz_m[:, c]) for c in range(3)],
+                                1))
+            owner.append(np.full(k.size, i))
+            ticks.append(k)
+    if not pts:
+        return rep
     p = np.concatenate(pts)
     own = np.concatenate(owner)
     tk = np.concatenate(ticks)
@@ -245,7 +306,7 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
     if pairs.size == 0:
         return rep
     fa, fb = own[pairs[:, 0]], own[pairs[:, 1]]
-    keep = fa != fb
+    keep = (fa != fb) & (in_focus[fa] | in_focus[fb])
     fa, fb, tks = fa[keep], fb[keep], tk[pairs[keep, 0]]
     lo_f, hi_f = np.minimum(fa, fb), np.maximum(fa, fb)
     code, first = np.unique(lo_f * len(trs) + hi_f, return_index=True)

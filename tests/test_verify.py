@@ -60,3 +60,36 @@ def test_limits():
 def test_empty():
     assert verify([]).ok
     assert isinstance(verify([level("a", (0, 0), (1, 0), 0, 1)]), Report)
+
+
+@pytest.mark.parametrize("buffer_s", [0.0, 5.0])
+def test_focus_equals_oracle_restricted_to_focus_pairs(buffer_s):
+    """With ``focus`` only pairs with a focus flight are reported, and all of them."""
+    sep = Separation(30.0, 10.0, buffer_s)
+    for seed in range(8):
+        fleet = random_fleet(300 + seed)
+        focus = {t.flight_id for t in fleet[::7]}
+        got = {(c.flight_a, c.flight_b)
+               for c in verify(fleet, sep, focus=focus).residual_conflicts}
+        want = {p for p in detect_pairs(fleet, 30.0, 10.0, buffer_s)
+                if p[0] in focus or p[1] in focus}
+        assert got == want, seed
+
+
+def test_cost_follows_overlap_not_duration():
+    """A flight lasting 25 years costs the verifier only the time it overlaps others
+    (before: one sample per second of its whole duration, i.e. 7.9e8 samples)."""
+    import time
+    years_s = 25 * 365 * 86_400.0
+    slow = Trajectory("slow", [[0, 0, 50], [1200, 0, 50]], [0.0, years_s])
+    t_meet = 600.0 / 1200.0 * years_s          # when it passes x = 600
+    fast = level("fast", (600, -600), (600, 600), t_meet - 50, t_meet + 50)
+    away = level("away", (5000, 5000), (6000, 5000), 1000.0, 1100.0)
+    t0 = time.perf_counter()
+    rep = verify([fast, slow, away], Separation(30, 10, 5), focus=["fast"])
+    rep_all = verify([fast, slow, away], Separation(30, 10, 5))
+    elapsed = time.perf_counter() - t0
+    assert [(c.flight_a, c.flight_b) for c in rep.residual_conflicts] == [("fast", "slow")]
+    assert [(c.flight_a, c.flight_b) for c in rep_all.residual_conflicts] == [
+        ("fast", "slow")]
+    assert elapsed < 2.0
