@@ -55,7 +55,7 @@ from skytwin.planner.smooth import quantize, shortcut_quantized
 from skytwin.planner.timing import SpeedProfile, to_trajectory
 from skytwin.planner.trajectory import Trajectory
 
-__all__ = ["PlanError", "RouteRequest", "Route", "Planner"]
+__all__ = ["LARGE_SEARCH_SLOTS", "PlanError", "Planner", "PlannerBusyError", "Route", "RouteRequest"]
 
 
 class PlanError(AirspaceError, ValueError):
@@ -67,6 +67,20 @@ class PlanError(AirspaceError, ValueError):
         self.blocking = blocking
         self.code = code
         super().__init__(reason)
+
+
+class PlannerBusyError(PlanError):
+    """Every slot for a large search is taken for longer than the planner may wait
+    (the server maps it to RESOURCE_EXHAUSTED: retry later)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, code="busy")
+
+
+#: Searches larger than a planner's ``keep_workspace_voxels`` take one of these slots
+#: for the time of the search (shared by every planner of the process; see
+#: :class:`Planner`). One slot: at most one ~770 MB fallback workspace exists at a time.
+LARGE_SEARCH_SLOTS = threading.BoundedSemaphore(1)
 
 
 class StartBlocked(PlanError):
@@ -181,11 +195,25 @@ class Planner:
 
     One planner per thread (it owns the search workspace, which is reused across
     queries); the twin and its exact checker are read-only and shared.
+
+    Memory. The search workspace (16 B per padded voxel plus the open list) is kept
+    between calls only up to ``keep_workspace_voxels`` (default 4.5 M voxels, about
+    72 MB: any search within the 2 M-cell budget fits). A larger search (the finer
+    fallback levels, up to ``max_fallback_voxels``: about 770 MB) first takes a slot of
+    ``large_search`` (default :data:`LARGE_SEARCH_SLOTS`, shared by every planner of
+    the process), waiting at most ``large_search_wait_s`` (then
+    :class:`PlannerBusyError`), uses a workspace of its own and frees it before
+    returning the slot. So memory per process is bounded by ``threads x 72 MB`` plus
+    ``slots x 770 MB``, instead of every thread keeping its largest workspace forever
+    (measured before: ~470 MB resident per planning thread after one low-ceiling
+    request). An open list grown past ``1 << 20`` entries is shrunk after the call.
     """
 
     def __init__(self, twin, zones=None, *, max_search_voxels: int = 2_000_000,
                  max_fallback_voxels: int = 48_000_000,
-                 checker: ExactChecker | None = None):
+                 checker: ExactChecker | None = None,
+                 keep_workspace_voxels: int = 4_500_000, large_search=None,
+                 large_search_wait_s: float = 10.0):
         self.twin = twin
         self.zones = zones
         self.max_search_voxels = int(max_search_voxels)
@@ -193,6 +221,9 @@ class Planner:
         self.checker = checker or ExactChecker.for_twin(twin)
         self._ground_range = ground_range_from_grid(twin.grid, twin.ground_m)
         self._workspace = None
+        self.keep_workspace_voxels = int(keep_workspace_voxels)
+        self.large_search = LARGE_SEARCH_SLOTS if large_search is None else large_search
+        self.large_search_wait_s = float(large_search_wait_s)
         self._limits_cache = _shared_cache(twin)
 
     # ------------------------------------------------------------------ public API
@@ -371,18 +402,43 @@ class Planner:
                     raise exc(f"{name} lies inside no-fly volume {z.id} ({what}) active "
                               "during the flight; choose a point outside it or another time",
                               blocking=("zone", z.id), code=f"{name}_in_zone")
-        if self._workspace is None or not self._workspace_fits(blocked.shape):
-            self._workspace = search.SearchWorkspace(blocked.shape)
-        t_s = time.perf_counter()
-        extra = None
-        if req.proximity_cost_m > 0:
-            # cells next to a blocked cell (buildings' protected volume, limits, zones)
-            near = ndimage.binary_dilation(blocked > 0, structure=np.ones((3, 3, 3), bool))
-            extra = np.where(near & (blocked == 0), req.proximity_cost_m, 0.0)
-        vp = search.find_path(blocked, si, gi, rule="strict", workspace=self._workspace,
-                              cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m),
-                              vertical_factor=req.climb_factor, voxel_cost=extra)
+        need = int(np.prod([s + 2 for s in blocked.shape]))
+        large = need > self.keep_workspace_voxels
+        if large:
+            if not self.large_search.acquire(timeout=self.large_search_wait_s):
+                raise PlannerBusyError(
+                    f"a search of {need / 1e6:.0f} M voxels must wait for another large "
+                    f"search for more than {self.large_search_wait_s:g} s; retry later")
+            ws = search.SearchWorkspace(blocked.shape)   # freed when this call returns
+        else:
+            if self._workspace is None or not self._workspace_fits(blocked.shape):
+                self._workspace = search.SearchWorkspace(blocked.shape)
+            ws = self._workspace
+        try:
+            t_s = time.perf_counter()
+            extra = None
+            if req.proximity_cost_m > 0:
+                # cells next to a blocked cell (buildings' protected volume, limits, zones)
+                near = ndimage.binary_dilation(blocked > 0,
+                                               structure=np.ones((3, 3, 3), bool))
+                extra = np.where(near & (blocked == 0), req.proximity_cost_m, 0.0)
+            vp = search.find_path(blocked, si, gi, rule="strict", workspace=ws,
+                                  cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m),
+                                  vertical_factor=req.climb_factor, voxel_cost=extra)
+        finally:
+            if large:
+                del ws
+                self.large_search.release()
+            elif ws.heap.shape[0] > 3 * (1 << 20):
+                ws._alloc_heap(1 << 16)
         return wgrid, vp, 1e3 * (time.perf_counter() - t_s)
+
+    def workspace_bytes(self) -> int:
+        """Bytes held by this planner's kept search workspace (0 when none)."""
+        ws = self._workspace
+        if ws is None:
+            return 0
+        return int(ws.rec.nbytes + ws.heap.nbytes + ws.pool.nbytes + ws.bucket_head.nbytes)
 
     def _window_voxels(self, win, level) -> float:
         i0, i1, j0, j1 = win
