@@ -33,13 +33,21 @@ with ``PRAGMA application_id`` = :data:`APPLICATION_ID`)::
             alt_amsl_m, alt_agl_m,         -- 24n, 8n, 16n, 8n, 8n bytes (CHECKed)
             crc32,                         -- zlib.crc32 of the five BLOBs
             meta, traj_id, traj_priority,  -- JSON / the Trajectory's own fields
-            traj_max_delay_s, traj_meta)
+            traj_max_delay_s, traj_meta,
+            request_digest,                -- v2: SHA-256 hex of the request (or NULL)
+            cancel_reason)                 -- v2: why it was cancelled (or NULL)
     zones(zone_id TEXT PRIMARY KEY,
           body TEXT,                       -- JSON of every Zone field
           actor, updated_s)
     twin_ref(one INTEGER PRIMARY KEY CHECK (one = 1), body TEXT)   -- one JSON row
     events(seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a Watch cursor
-           kind, id, time_s, actor)                -- survives restarts
+           kind, id, time_s, actor,                -- survives restarts
+           reason)                                 -- v2: e.g. a cancel's reason
+
+Migration. Version 1 files (before request digests and cancel reasons) are upgraded
+in place when opened, in one transaction: ``ALTER TABLE ... ADD COLUMN`` for the three
+nullable v2 columns, then ``user_version = 2``. Old rows read back with ``None``
+there: a flight without a digest replays any retry of its request id, as v1 did.
 
 Every write that changes flights or zones appends its event row in the same
 transaction, so the change log and the state never disagree. Arrays are stored as
@@ -126,7 +134,12 @@ __all__ = [
     "zone_to_json",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_MIGRATIONS = {  # from version -> statements that bring it to version + 1
+    1: ("ALTER TABLE flights ADD COLUMN request_digest TEXT",
+        "ALTER TABLE flights ADD COLUMN cancel_reason TEXT",
+        "ALTER TABLE events ADD COLUMN reason TEXT"),
+}
 APPLICATION_ID = 0x536B7954  # "SkyT": marks the file as a SkyTwin store
 FLIGHT_STATUSES = ("accepted", "cancelled")
 EVENT_KINDS = ("flight_accepted", "flight_cancelled", "zone_put", "zone_deleted")
@@ -218,6 +231,10 @@ class FlightRecord:
     meta : dict
         JSON-serialisable extras (start/goal, delay_s, layer...). Stored through JSON:
         tuples come back as lists, numpy scalars as Python numbers.
+    request_digest : str or None
+        Digest of the request that booked it (binds the request id to the request).
+    cancel_reason : str or None
+        Why it was cancelled (a regulator cancelling another operator's flight must say).
 
     Notes
     -----
@@ -237,6 +254,8 @@ class FlightRecord:
     created_s: float
     cancelled_s: float | None = None
     meta: dict = field(default_factory=dict)
+    request_digest: str | None = None
+    cancel_reason: str | None = None
 
     def __post_init__(self):
         fid = self.flight_id
@@ -324,6 +343,8 @@ class FlightRecord:
             and self.created_s == other.created_s
             and self.cancelled_s == other.cancelled_s
             and self.meta == other.meta
+            and self.request_digest == other.request_digest
+            and self.cancel_reason == other.cancel_reason
         )
 
     __hash__ = None  # mutable-looking arrays and a dict inside: not hashable
@@ -423,6 +444,8 @@ CREATE TABLE flights (
     traj_priority REAL NOT NULL,
     traj_max_delay_s REAL NOT NULL,
     traj_meta TEXT NOT NULL,
+    request_digest TEXT,
+    cancel_reason TEXT,
     UNIQUE (operator_id, request_id),
     CHECK ((status = 'cancelled') = (cancelled_s IS NOT NULL))
 );
@@ -445,14 +468,16 @@ CREATE TABLE events (
         ('flight_accepted', 'flight_cancelled', 'zone_put', 'zone_deleted')),
     id TEXT NOT NULL,
     time_s REAL NOT NULL,
-    actor TEXT NOT NULL
+    actor TEXT NOT NULL,
+    reason TEXT
 );
 """
 
 _FLIGHT_COLS = (
     "flight_id, operator_id, request_id, status, priority, created_s, cancelled_s, "
     "t_start_s, t_end_s, n_points, xyz_m, t_s, lonlat_deg, alt_amsl_m, alt_agl_m, "
-    "crc32, meta, traj_id, traj_priority, traj_max_delay_s, traj_meta"
+    "crc32, meta, traj_id, traj_priority, traj_max_delay_s, traj_meta, "
+    "request_digest, cancel_reason"
 )
 
 
@@ -506,6 +531,8 @@ def _normalised(rec: FlightRecord) -> tuple[FlightRecord, tuple]:
         float(tr.priority),
         float(tr.max_delay_s),
         tmeta_s,
+        rec.request_digest,
+        rec.cancel_reason,
     )
     return _decode(row), row
 
@@ -537,6 +564,8 @@ def _decode(row) -> FlightRecord:
         traj_prio,
         traj_maxd,
         traj_meta,
+        digest,
+        cancel_reason,
     ) = row
     try:
         n = int(n)
@@ -570,6 +599,8 @@ def _decode(row) -> FlightRecord:
             created_s=created,
             cancelled_s=cancelled,
             meta=json.loads(meta),
+            request_digest=digest,
+            cancel_reason=cancel_reason,
         )
     except (ValueError, TypeError, InvalidRecordError) as exc:
         raise StoreCorruptError(
@@ -701,11 +732,16 @@ class Store:
                     f"store {self.path}: schema version {version} is newer than this "
                     f"SkyTwin supports ({SCHEMA_VERSION}); upgrade SkyTwin"
                 )
-            elif version < SCHEMA_VERSION:  # pragma: no cover - no older version yet
-                raise StoreVersionError(
-                    f"store {self.path}: schema version {version} is older than "
-                    f"{SCHEMA_VERSION} and no migration exists"
-                )
+            elif version < SCHEMA_VERSION:
+                for v in range(version, SCHEMA_VERSION):
+                    if v not in _MIGRATIONS:
+                        raise StoreVersionError(
+                            f"store {self.path}: schema version {version} is older "
+                            f"than {SCHEMA_VERSION} and no migration exists"
+                        )
+                    for stmt in _MIGRATIONS[v]:
+                        conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -811,10 +847,10 @@ class Store:
         return self._conn().execute(sql, args).fetchall()
 
     @staticmethod
-    def _event(conn, kind, id_, time_s, actor):
+    def _event(conn, kind, id_, time_s, actor, reason=None):
         conn.execute(
-            "INSERT INTO events (kind, id, time_s, actor) VALUES (?, ?, ?, ?)",
-            (kind, id_, float(time_s), str(actor)),
+            "INSERT INTO events (kind, id, time_s, actor, reason) VALUES (?, ?, ?, ?, ?)",
+            (kind, id_, float(time_s), str(actor), reason),
         )
 
     # -- flights -----------------------------------------------------------------------
@@ -977,14 +1013,18 @@ class Store:
         return [_decode(r) for r in self._read(sql, (*args, limit))]
 
     def cancel_flight(
-        self, flight_id: str, now_s: float, actor: str | None = None
+        self,
+        flight_id: str,
+        now_s: float,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> FlightRecord:
         """Mark a flight cancelled at ``now_s`` (with its ``flight_cancelled`` event).
 
         Cancelling an already cancelled flight is a no-op that returns the stored record
         (its first ``cancelled_s``) and writes no event. ``actor`` (default: the
-        flight's operator) is recorded in the event. Ownership checks are the
-        service's job.
+        flight's operator) and ``reason`` are recorded in the event (the reason also
+        with the flight). Ownership checks are the service's job.
 
         Raises
         ------
@@ -1005,9 +1045,9 @@ class Store:
             if rec.status == "cancelled":
                 return rec
             conn.execute(
-                "UPDATE flights SET status = 'cancelled', cancelled_s = ? "
-                "WHERE flight_id = ?",
-                (now_s, flight_id),
+                "UPDATE flights SET status = 'cancelled', cancelled_s = ?, "
+                "cancel_reason = ? WHERE flight_id = ?",
+                (now_s, reason, flight_id),
             )
             self._event(
                 conn,
@@ -1015,8 +1055,11 @@ class Store:
                 flight_id,
                 now_s,
                 rec.operator_id if actor is None else actor,
+                reason,
             )
-            return replace(rec, status="cancelled", cancelled_s=now_s)
+            return replace(
+                rec, status="cancelled", cancelled_s=now_s, cancel_reason=reason
+            )
 
         return self._write(tx)
 
@@ -1110,17 +1153,18 @@ class Store:
     def events_since(self, seq: int, limit: int = 1000) -> list[dict]:
         """Events with sequence number > ``seq``, oldest first, at most ``limit``.
 
-        Each is ``{"seq", "kind", "id", "time_s", "actor"}``; ``kind`` is one of
+        Each is ``{"seq", "kind", "id", "time_s", "actor", "reason"}`` (``reason``
+        ``None`` unless given); ``kind`` is one of
         :data:`EVENT_KINDS`. Sequence numbers increase strictly and are never reused,
         so the last ``seq`` seen is a cursor that survives restarts.
         """
         rows = self._read(
-            "SELECT seq, kind, id, time_s, actor FROM events "
+            "SELECT seq, kind, id, time_s, actor, reason FROM events "
             "WHERE seq > ? ORDER BY seq LIMIT ?",
             (int(seq), int(limit)),
         )
         return [
-            dict(zip(("seq", "kind", "id", "time_s", "actor"), r, strict=True))
+            dict(zip(("seq", "kind", "id", "time_s", "actor", "reason"), r, strict=True))
             for r in rows
         ]
 

@@ -702,3 +702,32 @@ def test_sigkill_loses_no_acknowledged_write(db):
             assert {e["id"] for e in ev if e["kind"] == "zone_put"} == set(stored_zones)
     assert len(acked) >= 800, len(acked)
     print(f"acked {len(acked)} flights, stored {len(stored)}; {len(cancels)} cancels")
+
+
+def test_version_1_file_is_migrated_in_place(db):
+    """A store written before request digests and cancel reasons (schema 1) opens:
+    its rows read back with None there, and new rows keep both."""
+    s = Store(db)
+    old = s.add_flight(_rec(0))
+    s.close()
+    with sqlite3.connect(db) as c:            # turn it back into a version 1 file
+        c.execute("ALTER TABLE flights DROP COLUMN request_digest")
+        c.execute("ALTER TABLE flights DROP COLUMN cancel_reason")
+        c.execute("ALTER TABLE events DROP COLUMN reason")
+        c.execute("PRAGMA user_version = 1")
+    c.close()
+    s = Store(db)
+    try:
+        got = s.get_flight(old.flight_id)
+        assert got == old and got.request_digest is None
+        conn = s._conn()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        new = s.add_flight(_rec(1, request_digest="d" * 64))
+        assert s.get_flight(new.flight_id).request_digest == "d" * 64
+        gone = s.cancel_flight(old.flight_id, T0_S + 5, actor="reg", reason="storm")
+        assert gone.cancel_reason == "storm"
+        assert s.get_flight(old.flight_id).cancel_reason == "storm"
+        assert s.events_since(0)[-1]["reason"] == "storm"
+        assert s.integrity_check() == []
+    finally:
+        s.close()
