@@ -60,9 +60,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 from skytwin.airspace.errors import ZoneError
 from skytwin.airspace.zones import Altitude, Authority, Circle, Zone
@@ -72,8 +75,11 @@ __all__ = [
     "REASONS",
     "RESTRICTIONS",
     "UNLIMITED_M",
+    "MAX_JSON_DEPTH",
     "dump_ed269",
+    "json_depth",
     "load_ed269",
+    "loads_ed269",
     "parse_ed269",
     "save_ed269",
 ]
@@ -95,6 +101,7 @@ REASONS = (
     "OTHER",
 )
 _REFS = ("AGL", "AMSL", "WGS84")
+MAX_JSON_DEPTH = 32  # real ED-269 files nest about 8 deep
 
 
 def _err(where, msg):
@@ -384,13 +391,53 @@ def load_ed269(path: str | Path, **kwargs) -> list[Zone]:
     """Read an ED-269 JSON file (see :func:`parse_ed269`; messages name the file)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ZoneError(f"{path}: not valid JSON: {exc}") from exc
-    try:
-        return parse_ed269(doc, **kwargs)
+        return loads_ed269(path.read_text(encoding="utf-8"), **kwargs)
     except ZoneError as exc:
         raise ZoneError(f"{path}: {exc}") from exc
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of arrays and objects in JSON ``text`` (brackets inside strings
+    do not count); linear time, no recursion, whatever the depth.
+
+    Examples
+    --------
+    >>> json_depth('{"a": [1, {"b": "]]]"}]}'), json_depth("3"), json_depth("[" * 10**5)
+    (3, 0, 100000)
+    """
+    bare = _STRING.sub("", text)
+    b = np.frombuffer(bare.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    step = (np.isin(b, (0x5B, 0x7B)).astype(np.int64)
+            - np.isin(b, (0x5D, 0x7D)).astype(np.int64))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def loads_ed269(text: str, *, max_depth: int = MAX_JSON_DEPTH, **kwargs) -> list[Zone]:
+    """Zones from ED-269 JSON text: nesting deeper than ``max_depth`` is refused before
+    parsing (Python's JSON parser would raise RecursionError), then
+    :func:`parse_ed269`.
+
+    Examples
+    --------
+    >>> loads_ed269("[" * 100 + "]" * 100)
+    Traceback (most recent call last):
+    ...
+    skytwin.airspace.errors.ZoneError: ED-269 document nests 100 levels deep, over the limit of 32
+    """
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ZoneError(f"ED-269 document nests {depth} levels deep, over the limit of "
+                        f"{max_depth}")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ZoneError(f"not valid JSON: {exc}") from exc
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise ZoneError("ED-269 document nests too deep to parse") from None
+    return parse_ed269(doc, **kwargs)
 
 
 # ------------------------------------------------------------------------------ export
