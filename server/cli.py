@@ -169,6 +169,8 @@ _non_negative = _number(float, 0, what="value")
 _resolution = _number(float, 0.1, 100.0, what="the horizontal voxel size [m]")
 _layer = _number(float, 0.1, 100.0, what="the vertical layer height [m]")
 _clearance = _number(float, 0.0, 500.0, what="the clearance [m]")
+_unknown_height = _number(float, 0.1, 1000.0,
+                          what="the assumed height of buildings with no height [m]")
 
 
 def _in_file(text) -> Path:
@@ -446,6 +448,47 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         print(f"read time        {summary['read_s']:.2f} s")
     print(f"build time       {summary['build_s']:.2f} s (rasterization, ground, indexes)")
     print(f"peak memory      {summary['peak_mem_mb']:.0f} MB")
+    for line in audit_lines(summary.get("audit", [])):
+        print(line)
+    for w in audit_warnings(summary.get("audit", [])):
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def audit_lines(audit: list) -> list[str]:
+    """The build's audit, one block per source file (human output)."""
+    out = []
+    for a in audit:
+        heights = ", ".join(f"{k} {v}" for k, v in sorted(a.get("heights", {}).items()))
+        out.append(f"audit            {Path(a['path']).name}: {a['obstacles']} obstacles, "
+                   f"{a['repaired']} repaired, {a['hulled']} hulled, "
+                   f"{a['skipped']} skipped")
+        out.append(f"  heights from   {heights or '-'}")
+        for k, v in sorted(a.get("height_fields", {}).items(), key=lambda kv: -kv[1])[:6]:
+            out.append(f"    {v:6d} x attribute {k}")
+        for k, v in sorted(a.get("repairs", {}).items(), key=lambda kv: -kv[1])[:6]:
+            out.append(f"    {v:6d} x repair: {k}")
+        for n in a.get("notes", []):
+            out.append(f"  note           {n}")
+    return out
+
+
+def audit_warnings(audit: list) -> list[str]:
+    """One line per file where something was assumed, enclosed or repaired."""
+    out = []
+    for a in audit:
+        what = []
+        if a.get("unknown_heights"):
+            what.append(f"{a['unknown_heights']} obstacle(s) with no height in the data: "
+                        f"{a['unknown_height_policy']}")
+        if a.get("hulled"):
+            what.append(f"{a['hulled']} obstacle(s) with no usable face enclosed by the "
+                        "hull of their vertices")
+        if a.get("repaired"):
+            what.append(f"{a['repaired']} obstacle(s) repaired")
+        if what:
+            out.append(f"{Path(a['path']).name}: " + "; ".join(what)
+                       + " (--strict makes this an error)")
+    return out
 
 
 def _cmd_twin_build(args) -> int:
@@ -458,7 +501,10 @@ def _cmd_twin_build(args) -> int:
         paths = [str(p) for p in args.path] if len(args.path) > 1 else str(args.path[0])
         t_read = time.perf_counter()
         with status.step(_describe_inputs(args.path)):
-            result = load_city(paths, crs=args.crs)
+            result = load_city(paths, crs=args.crs, strict=args.strict,
+                               unknown_height_m=args.unknown_height,
+                               height_field=args.height_field,
+                               ground_field=args.ground_field)
         read_s = time.perf_counter() - t_read
         with status.step(f"building twin ({len(result.buildings)} buildings)"):
             twin = build_twin(result, resolution_m=args.resolution, layer_m=args.layer,
@@ -1301,6 +1347,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--clearance", type=_clearance, metavar="M", default=5.0,
                    help="clearance kept around buildings [m]")
     b.add_argument("--crs", default=None, help="override the source CRS (e.g. EPSG:7415)")
+    b.add_argument("--height-field", metavar="NAME", default=None,
+                   help="attribute that holds the building height above ground, "
+                        "replacing the built-in names (height, HAUTEUR, measuredHeight, ...)")
+    b.add_argument("--ground-field", metavar="NAME", default=None,
+                   help="attribute that holds the ground altitude (e.g. Z_MIN_SOL)")
+    b.add_argument("--unknown-height", type=_unknown_height, metavar="M", default=None,
+                   help="assume M metres above ground for buildings whose data gives no "
+                        "height (by default their columns are blocked up to the ceiling)")
+    b.add_argument("--strict", action="store_true",
+                   help="fail instead of repairing a face, enclosing an object by its hull "
+                        "or assuming a height")
     b.add_argument("--out", type=_out_file, metavar="FILE", default=None,
                    help="save the twin to this file (.npz)")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")

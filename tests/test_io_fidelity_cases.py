@@ -380,3 +380,28 @@ def test_citygml_3_building_with_parts_and_file_wide_xlinks(tmp_path):
     assert (rec["B2"].ground_m, rec["B2"].top_m) == (41.0, 61.0)
     assert _area_m2(rec["B2"]) == pytest.approx(96.0, rel=SCALE)
     assert any("xlink" in n for n in res.audit[0]["notes"])
+
+
+# -- 4. the audit on the command line ---------------------------------------------------------
+
+
+def test_twin_build_prints_the_audit_and_strict_refuses(tmp_path, capsys):
+    from skytwin.server.cli import main
+
+    feats = [_square_feature("known", 24.94, 60.17, {"height": 12}),
+             _square_feature("unknown", 24.942, 60.17, {"building": "yes"})]
+    p = _write(tmp_path, "u.geojson", {"type": "FeatureCollection", "features": feats})
+    assert main(["twin", "build", str(p), "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (a,) = out["audit"]
+    assert (a["obstacles"], a["unknown_heights"], a["heights"]) == (
+        2, 1, {"attributes": 1, "unknown": 1})
+    assert main(["twin", "build", str(p), "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert "unknown 1" in cap.out
+    assert "warning:" in cap.err and "no height" in cap.err
+    assert main(["twin", "build", str(p), "--quiet", "--unknown-height", "9"]) == 0
+    assert "assumed 9 m" in capsys.readouterr().err
+    assert main(["twin", "build", str(p), "--quiet", "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown" in err and "no height" in err and "Traceback" not in err

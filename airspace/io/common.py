@@ -717,7 +717,7 @@ def build_result(
                 what = obj.repairs[0] if obj.repairs else (
                     "no face gives a footprint: it would be enclosed by the hull of its "
                     "vertices" if hulled else
-                    "no height in the data (strict: no height is assumed)")
+                    "no height in the data (--strict assumes none)")
                 raise MalformedInputError(m.path, obj.id, f"strict: {what}")
             audit.add(obj, b, hulled)
             buildings.append(b)
