@@ -253,6 +253,19 @@ def test_help_shows_defaults_and_every_option_has_help(capsys):
     assert "``" not in capsys.readouterr().out
 
 
+def test_readme_lists_every_subcommand_and_stays_inside_the_repository():
+    from skytwin.server.cli import build_parser
+    readme = (ROOT / "README.md").read_text()
+    top = next(a for a in build_parser()._actions if isinstance(a.choices, dict))
+    for name, sub in top.choices.items():
+        nested = [a for a in sub._actions if isinstance(a.choices, dict)]
+        names = [f"{name} {n}" for n in nested[0].choices] if name == "twin" else [name]
+        for full in names:
+            assert f"skytwin {full}" in readme, full
+    assert "../shared/DESIGN.md" not in readme
+    assert (ROOT / "docs" / "ARCHITECTURE.md").exists() and "docs/ARCHITECTURE.md" in readme
+
+
 # ----------------------------------------------------------------- as a process
 def _skytwin(*args, **kw):
     return subprocess.run([sys.executable, "-m", "skytwin", *args], capture_output=True,
