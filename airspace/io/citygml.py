@@ -1,4 +1,4 @@
-"""CityGML 2.0 (and 1.0) building reader, streamed with :func:`lxml.etree.iterparse`.
+"""CityGML 1.0 / 2.0 / 3.0 obstacle reader, streamed with :func:`lxml.etree.iterparse`.
 
 Design
 ------
@@ -8,39 +8,50 @@ of ``gml:Envelope``; a member is processed as soon as it is complete, then clear
 removed from its parent so that memory stays bounded by the largest single building.
 The CityModel's ``gml:boundedBy`` envelope comes before the members, so its
 ``srsName`` is known before the first building; a building's own envelope or a
-geometry's ``srsName`` overrides it; the ``crs`` argument overrides everything.
+geometry's ``srsName`` overrides it; the ``crs`` argument overrides everything. CRS
+names are read by :func:`airspace.frame.parse_crs` (EPSG URNs and URLs, compound URNs,
+the AdV names of German state data, mangled names that still spell an EPSG code).
 
-Axis order
-----------
+Axis order and dimension
+------------------------
 ``gml:posList`` follows the axis order of the CRS. Geographic CRSs such as EPSG:6697
 (JGD2011 + JGD2011 height, used by PLATEAU) are latitude, longitude, height. The order
 is read from pyproj's ``CRS.axis_info`` (first axis pointing north/south means swap;
 :func:`airspace.io.common.axis_swap`), never from a list of codes, and every
-coordinate is stored easting/longitude first. ``srsDimension`` (on the posList, the
-geometry, the building's or the CityModel's envelope) gives 2 or 3 values per position,
-else the CRS's number of axes.
+coordinate is stored easting/longitude first. Coordinates that contradict a
+geographic CRS's order (a "latitude" beyond 90 degrees while the other axis fits) are
+read longitude first, and the audit notes it; where both orders give valid places the
+CRS's order is kept (nothing in the file can tell them apart). ``srsDimension`` (on the
+posList, the geometry, the building's or the CityModel's envelope) gives 2 or 3 values
+per position; when none gives it, it is inferred from the values (the dimension in
+which the ring closes), never from the CRS alone, and the audit notes it.
 
 Geometry and heights
 --------------------
-Per ``bldg:Building`` and ``bldg:BuildingPart`` (parts are records of their own with
-``parent_id``; a Building's geometry excludes its parts' geometry), the LoD used is
-the first available of 2, 1, 3, 4 (``lod2Solid``, ``lod2MultiSurface``, the
-``lod2MultiSurface`` of ``boundedBy`` surfaces, ``lod1Solid``, ``lod1MultiSurface``...).
-``xlink:href`` surface members are resolved within the building (PLATEAU's lod2Solid
-points at the polygons of its boundary surfaces); each polygon counts once. Heights are
-absolute (orthometric, [m AMSL]): ``base_m``/``top_m`` are the lowest/highest vertex,
-``ground_m`` the lowest vertex of the whole building (with its parts). A building with
-only LoD0 (``lod0FootPrint`` preferred, else ``lod0RoofEdge``) uses that outline and
-``bldg:measuredHeight``: ``ground = base = `` the outline's lowest z, ``top = ground +
-measuredHeight``; without measuredHeight it is skipped. Other city objects are counted
-in ``LoadResult.counts`` and ignored (relief included: no terrain samples are taken
-from CityGML).
+Obstacles are ``Building`` (2.0 ``consistsOfBuildingPart`` / 3.0 ``buildingPart``
+parts are records of their own with ``parent_id``), ``Bridge`` (and parts),
+``CityFurniture``, ``SolitaryVegetationObject``, ``GenericCityObject`` and
+``OtherConstruction`` (:data:`OBSTACLE_TYPES`). An object's geometry is the
+**envelope of all its LoDs** (0 to 4; a LoD1 block may be lower than the LoD2 roof
+it summarises), taken from the object, its boundary surfaces (2.0 ``boundedBy``, 3.0
+``boundary``) and their openings, and its outer installations and constructive
+elements (chimneys and dormers rise above the roof); implicit geometries are not read.
+``xlink:href`` surface members are resolved within the object, else file-wide (a
+second pass collects the referenced elements, see :func:`read_citygml`). Heights are
+absolute (orthometric, [m AMSL]): the highest of the vertices, ``measuredHeight`` and
+``storeysAboveGround`` (x 3 m) over the lowest vertex, and height-like generic
+attributes (:mod:`airspace.io.attributes`); a LoD0-only object with none of these
+takes its building's other parts, or else is of unknown height
+(:func:`airspace.io.common.build_result` applies the policy). Other city objects are
+counted in ``LoadResult.counts`` and ignored (relief included: no terrain samples are
+taken from CityGML).
 
-What is skipped
----------------
-An unclosed ``LinearRing``, a posList whose length is not a multiple of the dimension,
-or no usable geometry skips the object (strict: raises). Broken XML, a missing or
-unknown CRS and an empty model always raise.
+Repairs and what is skipped
+---------------------------
+An unclosed ``LinearRing`` is closed; a ring whose posList cannot be read (not a whole
+number of positions, non-numbers) is dropped with its face; each repair is noted for
+the audit (strict: raises). Only an object with no usable coordinate is skipped.
+Broken XML, a missing or unknown CRS and an empty model always raise.
 """
 
 from __future__ import annotations

@@ -30,14 +30,30 @@ without floating-point slivers; holes smaller than :data:`MIN_HOLE_AREA_M2` (lef
 faces that do not quite meet) are filled, which only ever enlarges the obstacle. The
 result is valid, polygonal and oriented with counter-clockwise exteriors.
 
-What is skipped
----------------
-Object-level problems (a ring with fewer than 3 distinct vertices, a non-finite
-coordinate or height, no area after projection, ``top <= base``) skip that object with a
-:class:`~airspace.building.Skipped` reason, or raise
-:class:`~airspace.errors.MalformedInputError` naming the file and the object when
-``strict``. File-level problems always raise. Several files merge into one result only
-when they agree on heights: all with terrain (absolute heights) or all without.
+Conservative repairs (the twin may be coarser than the city, never thinner)
+----------------------------------------------------------------------------
+Only an object with no usable coordinate at all (no finite x, y) is skipped. Anything
+else is repaired and kept, each repair noted for the build's audit
+(``LoadResult.audit``) or, when ``strict``, raised as
+:class:`~airspace.errors.MalformedInputError` naming the file and the object:
+
+* vertices with non-finite x/y leave their ring; a non-finite z is ignored;
+* a ring with fewer than 3 distinct positions is dropped (with its exterior, the face;
+  a 3DBAG part with one broken face keeps every other face);
+* an object whose faces give no footprint (all dropped, vertical or collapsed) is
+  enclosed by the **convex hull of all its vertices** (widened by
+  :data:`HULL_MIN_WIDTH_M` when it has no area), counted as "hulled";
+* heights: the roof is the highest of the vertices (when they span a height), the
+  attributes and the extrusion (``measuredHeight``); a flat outline (LoD0) with none of
+  these takes its building's highest vertex (its parts or other LoDs); ``top <= base``
+  lowers the base to the ground; with no height anywhere the obstacle is of **unknown
+  height**: ``height_source = "unknown"`` and the twin blocks its column up to the
+  ceiling, unless the caller states an assumption (``unknown_height_m``, the CLI's
+  ``--unknown-height``; ``height_source = "assumed"``).
+
+File-level problems (unreadable files, absurd positions) always raise. Several files
+merge into one result only when they agree on heights: all with terrain (absolute
+heights) or all without.
 """
 
 from __future__ import annotations
