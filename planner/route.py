@@ -224,6 +224,7 @@ class Planner:
         self.keep_workspace_voxels = int(keep_workspace_voxels)
         self.large_search = LARGE_SEARCH_SLOTS if large_search is None else large_search
         self.large_search_wait_s = float(large_search_wait_s)
+        self.large_searches = 0       # searches that used a workspace of their own
         self._limits_cache = _shared_cache(twin)
 
     # ------------------------------------------------------------------ public API
@@ -410,6 +411,7 @@ class Planner:
                     f"a search of {need / 1e6:.0f} M voxels must wait for another large "
                     f"search for more than {self.large_search_wait_s:g} s; retry later")
             ws = search.SearchWorkspace(blocked.shape)   # freed when this call returns
+            self.large_searches += 1
         else:
             if self._workspace is None or not self._workspace_fits(blocked.shape):
                 self._workspace = search.SearchWorkspace(blocked.shape)

@@ -16,8 +16,12 @@ the store. Choices:
 * ``("grpc.so_reuseport", 0)``: a port held by a leftover server makes this one fail
   loudly instead of silently splitting the traffic (DESIGN "Known pitfalls").
 * Limits: ``grpc.max_receive_message_length`` (RESOURCE_EXHAUSTED from gRPC itself),
-  batch size and polygon vertices in :class:`~server.service.ServiceLimits`; deadlines
-  are checked before booking (:meth:`~server.service.ServiceCore.submit_flight`).
+  and every other limit in :class:`~server.limits.Limits` (one data file,
+  ``fixtures/limits/default_limits.json``; ``ServerConfig.limits``), checked at the
+  edge before any work and returned by GetTwinInfo. Each RPC class has a server-side
+  deadline, and each pool admits at most ``threads + max_waiting_*`` calls: one more
+  is RESOURCE_EXHAUSTED at once (:mod:`server.services._base`). The booking paths
+  check the deadline before reserving (:meth:`~server.service.ServiceCore.submit_flight`).
 * Interceptors: errors (outer) then auth (inner), so an auth failure is mapped like
   any domain error. Health checking (``grpc.health.v1``, SERVING once warm) and
   reflection are on and need no token.
@@ -39,7 +43,8 @@ from grpc_reflection.v1alpha import reflection
 
 from skytwin.server.auth import DEV_TOKENS, Authenticator, AuthInterceptor, server_credentials
 from skytwin.server.errors import ErrorInterceptor
-from skytwin.server.service import ServiceCore, ServiceLimits, default_city
+from skytwin.server.limits import Limits, load_limits
+from skytwin.server.service import ServiceCore, default_city
 from skytwin.server.services import (
     AirspaceServicer,
     ChangeServicer,
@@ -81,7 +86,7 @@ class ServerConfig:
     tls_key: Path | None = None
     workers: int = 4
     max_message_bytes: int = 4 * 1024 * 1024
-    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    limits: Limits = field(default_factory=load_limits)
     warm_up: bool = True
     grace_s: float = 5.0
 
@@ -127,13 +132,23 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
         options=[("grpc.so_reuseport", 0),
                  ("grpc.max_receive_message_length", config.max_message_bytes),
                  ("grpc.max_send_message_length", 4 * config.max_message_bytes)])
+    # heavy reads (blocked-code queries, ED-269 import/export) get one thread of their
+    # own, so that they delay neither bookings nor the cheap calls
+    heavy = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skytwin-query")
+    from skytwin.server.services._base import Gate
+    lim = core.limits
+    gates = (Gate("planning", config.workers + lim.max_waiting_plan),
+             Gate("quick", 2 + lim.max_waiting_fast),
+             Gate("heavy read", 1 + lim.max_waiting_query, per_caller=1))  # shared
+    kw = {"gates": gates, "query_executor": heavy}
     airspace_pb2_grpc.add_AirspaceServiceServicer_to_server(
-        AirspaceServicer(core, executor, fast), server)
-    zones_pb2_grpc.add_ZoneServiceServicer_to_server(ZoneServicer(core, executor, fast), server)
+        AirspaceServicer(core, executor, fast, **kw), server)
+    zones_pb2_grpc.add_ZoneServiceServicer_to_server(
+        ZoneServicer(core, executor, fast, **kw), server)
     flights_pb2_grpc.add_FlightServiceServicer_to_server(
-        FlightServicer(core, executor, fast), server)
+        FlightServicer(core, executor, fast, **kw), server)
     changes_pb2_grpc.add_ChangeServiceServicer_to_server(
-        ChangeServicer(core, executor, fast), server)
+        ChangeServicer(core, executor, fast, **kw), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -151,6 +166,8 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
     server.skytwin_health = health
     server.skytwin_executor = executor
     server.skytwin_fast_executor = fast
+    server.skytwin_query_executor = heavy
+    server.skytwin_gates = gates
     return server, port
 
 
@@ -167,6 +184,7 @@ async def stop(server, grace_s: float = 5.0) -> None:
     await server.stop(grace_s)
     server.skytwin_executor.shutdown(wait=True, cancel_futures=True)
     server.skytwin_fast_executor.shutdown(wait=True, cancel_futures=True)
+    server.skytwin_query_executor.shutdown(wait=True, cancel_futures=True)
     server.skytwin_core.close()
 
 

@@ -15,6 +15,26 @@ token raises :class:`~server.service.UnauthenticatedError`, which the error inte
 turns into UNAUTHENTICATED. *What* a role may do is decided by the service core
 (operators: own flights; regulators: zones and every flight), not here.
 
+Roles and powers (enforced by :class:`~server.service.ServiceCore`)
+    Operator (with its ``operator_id``): plans routes (PlanRoute); books, lists, reads
+    and cancels **its own** flights only (another operator's flight id gives
+    PERMISSION_DENIED, ListFlights shows only its own, and an error message never names
+    another operator's flight); reads zones and grid codes; its Watch stream carries
+    zone changes, its own flights' changes, and in a zone change only its own affected
+    flight ids.
+
+    Regulator: everything an operator may read, for **every** operator (GetFlight,
+    ListFlights of any or all operators, Watch with every flight and every affected
+    flight id); alone creates, updates, deletes, imports and exports no-fly zones; may
+    cancel **any operator's flight**, which is intended (an emergency, a police
+    operation, a zone that must be cleared), but only with a ``reason``
+    (CancelFlightRequest.reason; refused with INVALID_ARGUMENT without one): the reason
+    is stored with the flight (``cancel_reason``) and in the store's event row, and
+    sent to the operator in the cancel event of its Watch stream and in the flight
+    (Flight.cancel_reason). Regulators do not book flights.
+
+    Health checking and reflection need no token.
+
 Token comparison uses ``hmac.compare_digest`` against every known token so that timing
 does not reveal a prefix. TLS: :func:`server_credentials` reads a PEM certificate chain
 and key for ``grpc.ssl_server_credentials``; without them the server listens in plain

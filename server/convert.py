@@ -13,6 +13,13 @@ times); an unset message field means "default" (documented in the .proto); the
 ``ALTITUDE_REFERENCE_UNSPECIFIED`` refused (a height without a reference is ambiguous).
 Bad values raise the domain's own typed errors (``ZoneError``, ``ValueError``) so that
 :mod:`server.errors` maps them to INVALID_ARGUMENT with a message naming the field.
+
+Limits. The ``*_from_proto`` functions take the server's
+:class:`~server.limits.Limits` and check every caller-controlled field against it
+*before* building a domain object (whose own messages may repeat the input): ids and
+texts by length and characters, coordinates, speeds, the departure horizon, delays,
+radii, altitudes, vertex counts. Messages name the field and the limit and repeat at
+most ``echo_chars`` characters of the input.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from skytwin.airspace.errors import ZoneError
+from skytwin.server.limits import LimitError, check_id, check_range, check_text, load_limits
 from skytwin.v1 import airspace_pb2 as apb
 from skytwin.v1 import changes_pb2 as cpb
 from skytwin.v1 import flights_pb2 as fpb
@@ -110,6 +118,10 @@ def box_from_proto(b, where: str = "box", required: bool = True):
         return None
     if not all(math.isfinite(v) for v in vals):
         raise ValueError(f"{where}: coordinates must be finite")
+    if not (-180 <= vals[0] <= 180 and -180 <= vals[2] <= 180 and -90 <= vals[1] <= 90
+            and -90 <= vals[3] <= 90):
+        raise ValueError(f"{where}: longitudes must be within -180..180 and latitudes "
+                         "within -90..90 degrees")
     if not (vals[0] <= vals[2] and vals[1] <= vals[3]):
         raise ValueError(f"{where}: min must not exceed max, got lon [{vals[0]}, {vals[2]}], "
                          f"lat [{vals[1]}, {vals[3]}]")
@@ -120,20 +132,41 @@ def _lonlat(p) -> tuple[float, float]:
     return (float(p.lon_deg), float(p.lat_deg))
 
 
+def _checked_lonlat(p, where: str) -> tuple[float, float]:
+    return (check_range(f"{where}.lon_deg", p.lon_deg, -180.0, 180.0, "deg"),
+            check_range(f"{where}.lat_deg", p.lat_deg, -90.0, 90.0, "deg"))
+
+
 # ------------------------------------------------------------------------- zones
-def zone_from_proto(z: zpb.Zone):
-    """``skytwin.v1.Zone`` -> :class:`airspace.zones.Zone` (validated by the domain)."""
+def zone_from_proto(z: zpb.Zone, limits=None):
+    """``skytwin.v1.Zone`` -> :class:`airspace.zones.Zone` (limits checked first, then
+    validated by the domain; the band against the ground by the service core)."""
     from skytwin.airspace.zones import Altitude, Authority, Circle, Zone
-    zid = z.id
+    from skytwin.server.service import RequestTooLargeError
+    lim = limits or load_limits()
+    zid = check_id(lim, "zone.id", z.id)
+    for name in ("name", "reason", "authority_name", "authority_contact"):
+        check_text(lim, f"zone.{name}", getattr(z, name))
     if not z.HasField("lower") or not z.HasField("upper"):
         raise ZoneError(f"zone {zid!r}: lower and upper altitudes are required")
+    for name in ("lower", "upper"):
+        check_range(f"zone.{name}.value_m", getattr(z, name).value_m,
+                    -lim.max_abs_altitude_m, lim.max_abs_altitude_m, "m")
     lower = Altitude(z.lower.value_m, reference_from_proto(z.lower.reference, "lower"))
     upper = Altitude(z.upper.value_m, reference_from_proto(z.upper.reference, "upper"))
     shape = z.WhichOneof("shape")
     polygon = circle = None
     if shape == "polygon":
+        n = len(z.polygon.vertices)
+        if n > lim.max_polygon_vertices:
+            raise RequestTooLargeError(
+                f"zone {zid}: polygon has {n} vertices, more than the limit of "
+                f"{lim.max_polygon_vertices}; simplify it")
         polygon = [_lonlat(v) for v in z.polygon.vertices]
     elif shape == "circle":
+        check_range("zone.circle.radius_m", z.circle.radius_m, 0.0, lim.max_radius_m, "m")
+        if not z.circle.radius_m > 0:
+            raise LimitError(f"zone.circle.radius_m must be > 0, got {z.circle.radius_m:g}")
         circle = Circle(z.circle.centre.lon_deg, z.circle.centre.lat_deg, z.circle.radius_m)
     else:
         raise ZoneError(f"zone {zid!r}: a polygon or a circle is required")
@@ -168,34 +201,50 @@ def zone_to_proto(z) -> zpb.Zone:
 
 
 # ------------------------------------------------------------------------- routes
-def route_request_from_proto(r: fpb.RouteRequest, now_s: float, ceiling_agl_m: float):
+def route_request_from_proto(r: fpb.RouteRequest, now_s: float, ceiling_agl_m: float,
+                             limits=None, where: str = "route"):
     """RouteRequest message -> ``(planner.route.RouteRequest, meta)``.
 
     ``meta`` holds what booking needs besides the route: ``priority``, ``max_delay_s``,
-    ``speeds`` (plain dict, stored with the flight).
+    ``speeds`` (plain dict, stored with the flight). Every field is checked against
+    ``limits`` (default: the bundled limits) first.
     """
     from skytwin.planner.route import RouteRequest
     from skytwin.planner.timing import SpeedProfile
+    lim = limits or load_limits()
     if not r.HasField("start") or not r.HasField("goal"):
-        raise ValueError("route.start and route.goal are required")
+        raise ValueError(f"{where}.start and {where}.goal are required")
+    start = _checked_lonlat(r.start, f"{where}.start")
+    goal = _checked_lonlat(r.goal, f"{where}.goal")
     d = SpeedProfile()
     speeds = SpeedProfile(cruise_mps=r.cruise_speed_mps or d.cruise_mps,
                           climb_mps=r.climb_speed_mps or d.climb_mps,
                           descent_mps=r.descent_speed_mps or d.descent_mps)
-    for name in ("cruise_mps", "climb_mps", "descent_mps"):
-        v = getattr(speeds, name)
-        if not (math.isfinite(v) and v > 0):
-            raise ValueError(f"route.{name.replace('_mps', '_speed_mps')} must be > 0, "
-                             f"got {v}")
+    check_range(f"{where}.cruise_speed_mps", speeds.cruise_mps, lim.min_cruise_speed_mps,
+                lim.max_cruise_speed_mps, "m/s")
+    for name in ("climb_mps", "descent_mps"):
+        check_range(f"{where}.{name.replace('_mps', '_speed_mps')}", getattr(speeds, name),
+                    lim.min_vertical_speed_mps, lim.max_vertical_speed_mps, "m/s")
     max_delay_s = duration_s(r.max_delay) if r.HasField("max_delay") else 600.0
-    if not (0.0 <= max_delay_s <= 86_400.0):
-        raise ValueError(f"route.max_delay must be within 0..86400 s, got {max_delay_s}")
+    check_range(f"{where}.max_delay", max_delay_s, 0.0, lim.max_delay_s, "s")
     priority = r.priority or 1.0
-    if not (math.isfinite(priority) and priority > 0):
-        raise ValueError(f"route.priority must be > 0, got {priority}")
+    check_range(f"{where}.priority", priority, 0.0, lim.max_priority)
+    if not priority > 0:
+        raise ValueError(f"{where}.priority must be > 0, got {priority:g}")
+    check_range(f"{where}.ceiling_agl_m", r.ceiling_agl_m, 0.0, 10_000.0, "m")
+    check_range(f"{where}.min_agl_m", r.min_agl_m, 0.0, 10_000.0, "m")
+    for name in ("start_alt_amsl_m", "goal_alt_amsl_m"):
+        if r.HasField(name):
+            check_range(f"{where}.{name}", getattr(r, name), -lim.max_abs_altitude_m,
+                        lim.max_abs_altitude_m, "m")
+    depart_s = opt_time(r, "departure_time") or now_s
+    if depart_s > now_s + lim.max_departure_ahead_s:
+        raise LimitError(f"{where}.departure_time is {(depart_s - now_s) / 86400:.0f} days "
+                         f"ahead; the limit is {lim.max_departure_ahead_s / 86400:g} days "
+                         "ahead")
     req = RouteRequest(
-        start_lonlat=_lonlat(r.start), goal_lonlat=_lonlat(r.goal),
-        depart_s=opt_time(r, "departure_time") or now_s,
+        start_lonlat=start, goal_lonlat=goal,
+        depart_s=depart_s,
         ceiling_agl_m=r.ceiling_agl_m or ceiling_agl_m,
         min_agl_m=r.min_agl_m or 10.0, speeds=speeds,
         start_alt_amsl_m=r.start_alt_amsl_m if r.HasField("start_alt_amsl_m") else None,
@@ -234,7 +283,8 @@ def flight_to_proto(rec) -> fpb.Flight:
                         length_m=tr.length_m, duration=duration(tr.duration_s)),
         delay=duration(meta.get("delay_s", 0.0)),
         layer_shift=int(meta.get("layer_shift", 0)),
-        created_time=timestamp(rec.created_s), priority=float(rec.priority))
+        created_time=timestamp(rec.created_s), priority=float(rec.priority),
+        cancel_reason=rec.cancel_reason or "")
     if rec.cancelled_s is not None:
         out.cancelled_time.CopyFrom(timestamp(rec.cancelled_s))
     return out
@@ -276,14 +326,16 @@ def info_to_proto(d: dict) -> apb.GetTwinInfoResponse:
         column_count_y=g["ny"], floor_amsl_m=d["z0_m"], building_count=d["buildings"],
         skipped_count=d["skipped"], blocked_fraction=d["blocked_fraction"],
         source=d["source"], zone_count=d["zone_count"],
-        accepted_flight_count=d["accepted_flight_count"])
+        accepted_flight_count=d["accepted_flight_count"],
+        limits=apb.Limits(**d["limits"]) if "limits" in d else None)
 
 
 # ------------------------------------------------------------------------- changes
 def change_to_proto(ch) -> cpb.Change:
     out = cpb.Change(sequence=ch.sequence, kind=_CHANGE_TO[ch.kind],
                      time=timestamp(ch.time_s), actor=ch.actor,
-                     affected_flight_ids=list(ch.affected_flight_ids))
+                     affected_flight_ids=list(ch.affected_flight_ids),
+                     reason=ch.reason or "")
     if ch.zone is not None:
         out.zone.CopyFrom(zone_to_proto(ch.zone))
     elif ch.flight is not None:

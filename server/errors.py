@@ -15,20 +15,25 @@ UnauthenticatedError                             UNAUTHENTICATED
 NotOwnerError, WrongRoleError (PermissionError)  PERMISSION_DENIED
 NotFoundError, ZoneNotFoundError, any KeyError   NOT_FOUND
   that is an AirspaceError (store not-found)
-RequestTooLargeError                             RESOURCE_EXHAUSTED
+RequestTooLargeError, OverloadedError,           RESOURCE_EXHAUSTED
+  PlannerBusyError (server at capacity)
 DeadlineError, TimeoutError                      DEADLINE_EXCEEDED
 StartBlocked, GoalBlocked, PlanError (no route,  FAILED_PRECONDITION
-  check failed), BookingRejectedError
+  check failed), BookingRejectedError,
+  IdempotencyMismatchError
 PlanError(code="invalid"), MalformedInputError,  INVALID_ARGUMENT
   ZoneError, GridCodeError, OutsideTwinError,
-  other AirspaceError, ValueError
+  LimitError, other AirspaceError, ValueError,
+  RecursionError (input nested too deep)
 anything else                                    INTERNAL, "internal error
                                                  (correlation id X)", traceback logged
 ===============================================  =======================
 
 Errors raised by ``context.abort`` (already a status) and cancellations pass through
 unchanged. The order of the table matters: ``PlanError`` and ``RequestTooLargeError`` are
-``ValueError`` subclasses too.
+``ValueError`` subclasses too. Every message is cut to :data:`MAX_MESSAGE_CHARS`
+characters, whatever raised it, so that no error can exceed gRPC's metadata limit
+(the edge checks already echo at most a short prefix of caller input).
 """
 
 from __future__ import annotations
@@ -43,19 +48,23 @@ from skytwin.airspace.errors import AirspaceError
 from skytwin.server.service import (
     BookingRejectedError,
     DeadlineError,
+    IdempotencyMismatchError,
     NotFoundError,
+    OverloadedError,
     RequestTooLargeError,
     UnauthenticatedError,
 )
 
-__all__ = ["ErrorInterceptor", "status_for", "wrap_handler"]
+__all__ = ["MAX_MESSAGE_CHARS", "ErrorInterceptor", "status_for", "wrap_handler"]
+
+MAX_MESSAGE_CHARS = 1000
 
 log = logging.getLogger(__name__)
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode | None:
     """The status code for a domain error; ``None`` for an unexpected error."""
-    from skytwin.planner.route import PlanError
+    from skytwin.planner.route import PlanError, PlannerBusyError
     if isinstance(exc, UnauthenticatedError):
         return grpc.StatusCode.UNAUTHENTICATED
     if isinstance(exc, PermissionError):
@@ -63,8 +72,12 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
     if isinstance(exc, NotFoundError) or (isinstance(exc, KeyError)
                                           and isinstance(exc, AirspaceError)):
         return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, RequestTooLargeError):
+    if isinstance(exc, (RequestTooLargeError, OverloadedError, PlannerBusyError)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, IdempotencyMismatchError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, RecursionError):
+        return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, (DeadlineError, TimeoutError, asyncio.TimeoutError)):
         return grpc.StatusCode.DEADLINE_EXCEEDED
     if isinstance(exc, PlanError):
@@ -81,7 +94,12 @@ def _message(exc: BaseException) -> str:
     msg = str(exc)
     if isinstance(exc, KeyError) and not isinstance(exc, AirspaceError) and exc.args:
         msg = str(exc.args[0])
-    return msg or type(exc).__name__
+    if isinstance(exc, RecursionError):
+        msg = "input nested too deep"
+    msg = msg or type(exc).__name__
+    if len(msg) > MAX_MESSAGE_CHARS:
+        msg = msg[:MAX_MESSAGE_CHARS - 3] + "..."
+    return msg
 
 
 async def _abort(context, exc: BaseException, method: str):

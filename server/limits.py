@@ -93,6 +93,7 @@ class Limits:
     max_batch: int
     max_page_size: int
     max_query_clearance_m: float
+    max_query_cells: int
     max_blocked_codes: int
     max_query_zones: int
     max_solve_s: float
@@ -101,6 +102,7 @@ class Limits:
     deadline_batch_s: float
     max_waiting_plan: int
     max_waiting_fast: int
+    max_waiting_query: int
     max_watchers: int
     keep_workspace_voxels: int
     large_search_slots: int

@@ -60,11 +60,33 @@ should not take silently). New plans and submissions avoid the zone at once.
 Ownership. Operators see and change only their own flights: another operator's flight
 gives :class:`NotOwnerError` (PERMISSION_DENIED, the STYLE mapping; flight ids are random
 so this reveals nothing useful). Regulators see every flight and alone change zones.
+
+Least information. An operator never learns another operator's flight ids: a zone
+change event lists only the watcher's own affected flights (:meth:`Change.for_caller`;
+regulators get the full list), and a refused booking names the other flights it
+conflicts with as "another operator's flight" (:meth:`ServiceCore.redact`). A
+regulator may cancel any flight, but cancelling another operator's flight needs a
+reason, which is stored with the flight and sent in the cancel event.
+
+Limits and bounded work. Every limit comes from :class:`server.limits.Limits`
+(``fixtures/limits/default_limits.json``); the servicers check message fields before
+calling, and the core checks what only it can (flight duration after planning,
+departure horizon against its clock, a zone's band against the ground under it, the
+number of zones). The final conflict check (:func:`planner.verify.verify` with
+``focus``) costs in proportion to the new flight's own duration, so a long flight
+already booked cannot make later bookings slow under the booking lock.
+
+Idempotency. A request id is bound to its request: the servicer passes a digest of the
+request message (SHA-256 of its deterministic serialisation), stored with the flight.
+A retry with the same id and the same request replays the booked flight; the same id
+with a different request is :class:`IdempotencyMismatchError` (FAILED_PRECONDITION).
+Flights stored before digests existed replay as before.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -73,14 +95,17 @@ from pathlib import Path
 
 from skytwin.airspace.errors import AirspaceError
 from skytwin.airspace.zones import ZoneLayer, ZoneNotFoundError, ground_range_from_grid
+from skytwin.server.limits import LimitError, Limits, check_id, check_text, echo, load_limits
 
 __all__ = [
     "BookingRejectedError",
+    "IdempotencyMismatchError",
     "Caller",
     "Change",
     "DeadlineError",
     "NotFoundError",
     "NotOwnerError",
+    "OverloadedError",
     "RequestTooLargeError",
     "ServiceCore",
     "ServiceLimits",
@@ -120,6 +145,14 @@ class RequestTooLargeError(AirspaceError, ValueError):
     """A request over a limit (batch size, polygon vertices, query size)."""
 
 
+class OverloadedError(AirspaceError):
+    """The server is at capacity for this kind of call (RESOURCE_EXHAUSTED: retry)."""
+
+
+class IdempotencyMismatchError(AirspaceError):
+    """A request id reused with a different request (FAILED_PRECONDITION)."""
+
+
 class DeadlineError(AirspaceError, TimeoutError):
     """The caller's deadline passed before the booking could be made; nothing booked."""
 
@@ -147,16 +180,7 @@ class Caller:
         return self.role == REGULATOR
 
 
-@dataclass(frozen=True)
-class ServiceLimits:
-    """Request limits (exceeding one raises :class:`RequestTooLargeError`)."""
-
-    max_batch: int = 1000
-    max_polygon_vertices: int = 1000
-    max_page_size: int = 1000
-    max_blocked_codes: int = 200_000
-    max_solve_s: float = 20.0
-    past_departure_s: float = 300.0
+ServiceLimits = Limits  # the former name of the limits record (server.limits)
 
 
 @dataclass(frozen=True)
@@ -176,6 +200,8 @@ class Change:
     zone: object = None
     flight: object = None
     affected_flight_ids: tuple = ()
+    affected_operators: tuple = ()   # operator of each affected flight (same order)
+    reason: str = ""                 # e.g. why a regulator cancelled a flight
 
     def in_box(self, box) -> bool:
         """Whether the subject's bounding box meets ``box`` (None = everywhere)."""
@@ -190,6 +216,17 @@ class Change:
             return True
         return self.flight.operator_id == caller.operator_id
 
+    def for_caller(self, caller: Caller) -> Change:
+        """This change as ``caller`` may see it: an operator's copy lists only its own
+        affected flights (regulators see every id)."""
+        if caller.is_regulator or not self.affected_flight_ids:
+            return self
+        from dataclasses import replace
+        mine = tuple(f for f, op in zip(self.affected_flight_ids, self.affected_operators,
+                                        strict=True) if op == caller.operator_id)
+        return replace(self, affected_flight_ids=mine,
+                       affected_operators=(caller.operator_id,) * len(mine))
+
 
 # ------------------------------------------------------------------------------- core
 class ServiceCore:
@@ -199,7 +236,8 @@ class ServiceCore:
     ----------
     twin : airspace.twin.Twin
     store : server.store.Store
-    limits : ServiceLimits, optional
+    limits : server.limits.Limits, optional
+        Default: :func:`server.limits.load_limits` (the bundled file).
     twin_ref : dict, optional
         What the twin was built from (recorded in the store; a mismatch is logged).
     clock : callable, optional
@@ -209,7 +247,7 @@ class ServiceCore:
         the own layer or up to two layers higher; see the module docstring).
     """
 
-    def __init__(self, twin, store, *, limits: ServiceLimits | None = None,
+    def __init__(self, twin, store, *, limits: Limits | None = None,
                  twin_ref: dict | None = None, clock=time.time, change_log_size=10_000,
                  layer_shifts=(0, 1, 2)):
         from skytwin.airspace.rules import load_rules
@@ -220,7 +258,9 @@ class ServiceCore:
 
         self.twin = twin
         self.store = store
-        self.limits = limits or ServiceLimits()
+        self.limits = limits or load_limits()
+        self._large_search = threading.BoundedSemaphore(
+            max(1, self.limits.large_search_slots))
         self.clock = clock
         rules = load_rules()
         self.ceiling_agl_m = float(rules.ceiling.value_m)
@@ -241,7 +281,9 @@ class ServiceCore:
         self._info = None
         self._book = threading.Lock()
         self._pending: dict = {}  # (operator_id, request_id) -> Event of the running submit
+        self._owner: dict = {}    # flight id -> operator id, for every reserved flight
         self._local = threading.local()
+        self._planners: list = []   # every thread's planner (memory accounting)
         # change sequence numbers never go backwards across restarts: every published
         # change writes at least one store event, so starting from the store's last event
         # number keeps new numbers above any number handed out before a restart (a watcher
@@ -252,6 +294,7 @@ class ServiceCore:
         self._subs_lock = threading.Lock()
         for rec in store.accepted_flights(t_from_s=self.clock()):
             self.index.accept(rec.trajectory)
+            self._owner[rec.flight_id] = rec.operator_id
         if twin_ref is not None:
             old = store.get_twin_ref()
             if old and old != twin_ref:
@@ -266,8 +309,19 @@ class ServiceCore:
         p = getattr(self._local, "planner", None)
         if p is None:
             from skytwin.planner.route import Planner
-            p = self._local.planner = Planner(self.twin, self.zones, checker=self.checker)
+            p = self._local.planner = Planner(
+                self.twin, self.zones, checker=self.checker,
+                keep_workspace_voxels=self.limits.keep_workspace_voxels,
+                large_search=self._large_search,
+                large_search_wait_s=min(10.0, self.limits.deadline_plan_s))
+            with self._subs_lock:
+                self._planners.append(p)
         return p
+
+    def workspace_bytes(self) -> int:
+        """Search-workspace bytes kept by every planner thread between calls."""
+        with self._subs_lock:
+            return sum(p.workspace_bytes() for p in self._planners)
 
     def warm_up(self) -> None:
         """Plan one short route so that numba compiles (or loads) its kernels now."""
@@ -296,7 +350,7 @@ class ServiceCore:
                      source=", ".join(map(str, src if isinstance(src, list) else [src])))
             self._info = d
         return dict(self._info, zone_count=len(self.zones),
-                    accepted_flight_count=len(self.index))
+                    accepted_flight_count=len(self.index), limits=self.limits.as_dict())
 
     def encode_grid_code(self, lon_deg, lat_deg, alt_m, reference, res=None, layer_m=None):
         from skytwin.airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES, GridCode
@@ -307,15 +361,62 @@ class ServiceCore:
         from skytwin.airspace.gridcode import GridCode
         return GridCode.parse(text)
 
+    def check_query_area(self, box, res=None) -> None:
+        """Refuse, before any work, a box that holds more than ``max_query_cells`` H3
+        cells at ``res`` (estimated from its area in the twin's frame)."""
+        import h3
+
+        from skytwin.airspace.gridcode import DEFAULT_RES
+        from skytwin.server.limits import check_range
+        res = int(check_range("resolution", res or DEFAULT_RES, 0, 15))
+        x, y = self.twin.frame.to_local([box[0], box[2], box[2], box[0]],
+                                        [box[1], box[1], box[3], box[3]])
+        import numpy as np
+        area_m2 = float(np.ptp(x) * np.ptp(y)) if np.all(np.isfinite([*x, *y])) else math.inf
+        cells = area_m2 / h3.average_hexagon_area(res, unit="m^2")
+        mx = self.limits.max_query_cells
+        if not cells <= mx:
+            raise RequestTooLargeError(
+                f"box holds about {cells:.3g} cells at resolution {res}, more than the "
+                f"limit of {mx}; narrow the box or use a coarser resolution")
+
     def blocked_codes(self, box, z_lo_m, z_hi_m, t_s=None, res=None, layer_m=None,
                       clearance_m=0.0):
         """``{GridCode: (Blocker, ...)}`` in a WGS84 box and AMSL band."""
         from skytwin.airspace.gridcode import DEFAULT_LAYER_M, DEFAULT_RES
         from skytwin.airspace.query import blocked_codes
-        return blocked_codes(self.twin, tuple(box), z_lo_m, z_hi_m, zones=self.zones,
-                             t_s=t_s, res=res or DEFAULT_RES,
-                             layer_m=layer_m or DEFAULT_LAYER_M, clearance_m=clearance_m,
-                             max_codes=self.limits.max_blocked_codes)
+        from skytwin.server.limits import check_range
+        lim = self.limits
+        check_range("clearance_m", clearance_m, 0.0, lim.max_query_clearance_m, "m")
+        self.check_query_area(box, res)
+        res = res or DEFAULT_RES
+        layer_m = layer_m or DEFAULT_LAYER_M
+        check_range("resolution", res, 0, 15)
+        check_range("layer_m", layer_m, 0.1, 1000.0, "m")
+        check_range("z_lo_amsl_m", z_lo_m, -lim.max_abs_altitude_m, lim.max_abs_altitude_m,
+                    "m")
+        check_range("z_hi_amsl_m", z_hi_m, -lim.max_abs_altitude_m, lim.max_abs_altitude_m,
+                    "m")
+        layers = (z_hi_m - z_lo_m) / layer_m
+        if layers > lim.max_blocked_codes:
+            raise RequestTooLargeError(
+                f"the band z_lo_amsl_m..z_hi_amsl_m holds {layers:.0f} layers, more than "
+                f"the limit of {lim.max_blocked_codes} codes; narrow it")
+        from skytwin.airspace.errors import GridCodeError
+        try:
+            out = blocked_codes(self.twin, tuple(box), z_lo_m, z_hi_m, zones=self.zones,
+                                t_s=t_s, res=res, layer_m=layer_m, clearance_m=clearance_m,
+                                max_codes=lim.max_blocked_codes)
+        except GridCodeError as exc:   # the area/band could hold too many codes
+            if "max_c" in str(exc):
+                raise RequestTooLargeError(str(exc)) from None
+            raise
+        entries = sum(len(b) for b in out.values())
+        if entries > 4 * lim.max_blocked_codes:
+            raise RequestTooLargeError(
+                f"the answer lists {entries} blockers, more than the limit of "
+                f"{4 * lim.max_blocked_codes}; narrow the box, the band or the clearance")
+        return out
 
     # ---------------------------------------------------------------- zones
     def _require_regulator(self, caller: Caller, what: str):
@@ -329,6 +430,45 @@ class ServiceCore:
             raise RequestTooLargeError(
                 f"zone {zone.id}: polygon has {n} vertices, more than the limit of "
                 f"{self.limits.max_polygon_vertices}; simplify it")
+
+    def check_zone(self, zone) -> None:
+        """Every limit on a zone (the servicer checked the message fields already;
+        ED-269 imports come here only): id, texts, size, radius, altitudes, and a
+        band that is not empty at the zone's location.
+
+        The band check converts both limits to AMSL with the twin's ground under the
+        zone's box (``[g_lo, g_hi]``) and refuses a band that is empty everywhere
+        (highest possible upper limit <= lowest possible lower limit), e.g. 100 m AGL
+        to 5 m AMSL over ground at 0..30 m. A band empty over part of a hilly
+        footprint (0 m AGL to 150 m AMSL over ground at 0..200 m) is accepted: it
+        blocks where it is not empty.
+        """
+        from skytwin.airspace.errors import ZoneError
+        from skytwin.airspace.zones import LocalZone
+        from skytwin.server.limits import check_range
+        lim = self.limits
+        check_id(lim, "zone.id", zone.id)
+        for name, v in (("zone.name", zone.name or ""), ("zone.reason", zone.reason or ""),
+                        ("zone.authority_name", zone.authority.name or ""),
+                        ("zone.authority_contact", zone.authority.contact or "")):
+            check_text(lim, name, v)
+        self.check_zone_size(zone)
+        if zone.circle is not None:
+            check_range(f"zone {zone.id}: circle.radius_m", zone.circle.radius_m, 0.0,
+                        lim.max_radius_m, "m")
+        for name in ("lower", "upper"):
+            check_range(f"zone {zone.id}: {name}.value_m", getattr(zone, name).value_m,
+                        -lim.max_abs_altitude_m, lim.max_abs_altitude_m, "m")
+        lz = LocalZone(zone, self.twin.frame)
+        g_lo, g_hi = self.ground_range(*lz.bounds_m)
+        low = zone.lower.amsl_m(g_lo)
+        high = zone.upper.amsl_m(g_hi)
+        if not high > low:
+            raise ZoneError(
+                f"zone {zone.id}: lower limit {zone.lower.value_m:g} m "
+                f"{zone.lower.reference} is not below upper limit "
+                f"{zone.upper.value_m:g} m {zone.upper.reference} anywhere at the zone "
+                f"(ground {g_lo:.1f}..{g_hi:.1f} m AMSL): the band is empty")
 
     def _zone_bbox(self, zone_id) -> tuple:
         x0, y0, x1, y1 = self.zones.local(zone_id).bounds_m
@@ -359,19 +499,24 @@ class ServiceCore:
     def create_zone(self, caller: Caller, zone, *, replace: bool = False):
         """Add (or with ``replace``, overwrite) a zone; returns ``(zone, affected ids)``."""
         self._require_regulator(caller, "create zones")
-        self.check_zone_size(zone)
+        self.check_zone(zone)
         with self._book:
             exists = zone.id in self.zones
             if exists and not replace:
                 from skytwin.airspace.errors import ZoneError
                 raise ZoneError(f"zone {zone.id}: id already exists (use UpdateZone)")
+            if not exists and len(self.zones) >= self.limits.max_zones:
+                raise RequestTooLargeError(
+                    f"the service holds {len(self.zones)} zones, the limit of "
+                    f"{self.limits.max_zones}; delete zones first")
             from skytwin.airspace.zones import LocalZone
             LocalZone(zone, self.twin.frame)  # validate projection before persisting
             self.store.put_zone(zone, caller.name, self.clock())
             self.zones.replace(zone)
             affected = self.affected_flights(zone)
             self._publish("zone_updated" if exists else "zone_added", caller.name,
-                          self._zone_bbox(zone.id), zone=zone, affected=affected)
+                          self._zone_bbox(zone.id), zone=zone, affected=affected,
+                          affected_operators=[self._owner.get(f, "") for f in affected])
         return zone, affected
 
     def update_zone(self, caller: Caller, zone):
@@ -413,19 +558,24 @@ class ServiceCore:
                                  ground_m=g_lo)
 
     def import_ed269(self, caller: Caller, text: str, replace: bool = False):
-        """Import an ED-269 JSON document; returns ``(zones, affected ids)``."""
-        import json
+        """Import an ED-269 JSON document; returns ``(zones, affected ids)``.
 
-        from skytwin.airspace.ed269 import parse_ed269
+        The document's size and nesting depth are checked before it is parsed, and
+        every zone passes :meth:`check_zone` before any is stored."""
+        from skytwin.airspace.ed269 import loads_ed269
         from skytwin.airspace.errors import ZoneError
         self._require_regulator(caller, "import zones")
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ZoneError(f"ED-269 document is not valid JSON: {exc}") from exc
-        zones = parse_ed269(doc)
+        lim = self.limits
+        if len(text) > lim.max_ed269_bytes:
+            raise RequestTooLargeError(f"ed269_json: {len(text)} characters, over the "
+                                       f"limit of {lim.max_ed269_bytes}")
+        zones = loads_ed269(text, max_depth=lim.max_json_depth)
+        new = {z.id for z in zones if z.id not in self.zones}
+        if len(self.zones) + len(new) > lim.max_zones:
+            raise RequestTooLargeError(f"importing {len(zones)} zones would exceed the "
+                                       f"limit of {lim.max_zones} zones")
         for z in zones:
-            self.check_zone_size(z)
+            self.check_zone(z)
             if not replace and z.id in self.zones:
                 raise ZoneError(f"zone {z.id}: id already exists (set replace_existing)")
         affected: set[str] = set()
@@ -437,7 +587,11 @@ class ServiceCore:
         import json
 
         from skytwin.airspace.ed269 import dump_ed269
-        return json.dumps(dump_ed269(self.zones.list(), country=country or "XXX"))
+        country = country or "XXX"
+        if len(country) != 3 or not country.isalpha() or not country.isascii():
+            raise LimitError(f"country must be an ISO 3166-1 alpha-3 code, got "
+                             f"{echo(country, self.limits.echo_chars)}")
+        return json.dumps(dump_ed269(self.zones.list(), country=country))
 
     # ---------------------------------------------------------------- flights
     def plan(self, req):
@@ -445,12 +599,36 @@ class ServiceCore:
         if req.ceiling_agl_m > self.ceiling_agl_m:
             raise ValueError(f"ceiling_agl_m {req.ceiling_agl_m:g} is above the "
                              f"{self.ceiling_agl_m:g} m AGL limit of the rules")
-        return self.planner().plan(req)
+        self._check_duration_bound(req)
+        route = self.planner().plan(req)
+        mx = self.limits.max_flight_duration_s
+        if route.duration_s > mx:
+            raise LimitError(f"flight duration {route.duration_s:.0f} s is over the limit "
+                             f"of {mx:g} s; fly faster or split the flight")
+        return route
+
+    def _check_duration_bound(self, req):
+        """Refuse before planning a flight that cannot be short enough: it lasts at
+        least straight distance / cruise speed."""
+        import math
+        a = self.twin.frame.to_local(*req.start_lonlat)
+        b = self.twin.frame.to_local(*req.goal_lonlat)
+        low_s = math.dist(a, b) / req.speeds.cruise_mps
+        mx = self.limits.max_flight_duration_s
+        if math.isfinite(low_s) and low_s > mx:
+            raise LimitError(f"flight duration would be at least {low_s:.0f} s at "
+                             f"cruise_speed_mps {req.speeds.cruise_mps:g}, over the limit "
+                             f"of {mx:g} s")
 
     def _check_departure(self, req):
         """Bookings depart now or later: finished flights leave the reservation index at
         restart, so a booking in the past could not be deconflicted against them."""
         now = self.clock()
+        ahead = self.limits.max_departure_ahead_s
+        if req.depart_s > now + ahead:
+            raise LimitError(f"departure_time is {(req.depart_s - now) / 86400:.0f} days "
+                             f"ahead; bookings may start at most {ahead / 86400:g} days "
+                             "ahead")
         if req.depart_s < now - self.limits.past_departure_s:
             raise ValueError(f"departure_time is {now - req.depart_s:.0f} s in the past; "
                              f"bookings may start at most {self.limits.past_departure_s:g} s "
@@ -503,7 +681,7 @@ class ServiceCore:
         near = [o for o in (*self.index.near([traj]), *others)
                 if o.flight_id != traj.flight_id and o.t_end_s >= lo and o.t_start_s <= hi]
         if near:
-            vr = verify([traj, *near], self.sep)
+            vr = verify([traj, *near], self.sep, focus=[traj.flight_id])
             for c in vr.residual_conflicts:
                 if traj.flight_id in (c.flight_a, c.flight_b):
                     problems.append(f"conflict between {c.flight_a} and {c.flight_b} near "
@@ -541,7 +719,7 @@ class ServiceCore:
                                        f"{'; '.join(problems[:3])}", [traj.flight_id])
         return p
 
-    def _record(self, caller, request_id, placement, route_req, meta):
+    def _record(self, caller, request_id, placement, route_req, meta, digest=None):
         from skytwin.server.store import FlightRecord
         tr = placement.trajectory
         lon, lat = self.twin.frame.to_wgs84(tr.xyz_m[:, 0], tr.xyz_m[:, 1])
@@ -556,24 +734,57 @@ class ServiceCore:
                             request_id=request_id, status=ACCEPTED, trajectory=tr,
                             lonlat_deg=np.column_stack([lon, lat]),
                             alt_amsl_m=tr.xyz_m[:, 2].copy(), alt_agl_m=agl,
-                            priority=tr.priority, created_s=self.clock(), meta=m)
+                            priority=tr.priority, created_s=self.clock(), meta=m,
+                            request_digest=digest or None)
 
     def _new_id(self):
         from skytwin.server.store import new_flight_id
         return new_flight_id()
 
+    def _replay(self, old, request_id, digest):
+        """``old`` (the flight booked under ``request_id``) for a retry, after checking
+        that the retry is the same request (module docstring, Idempotency)."""
+        if (old is not None and digest and old.request_digest
+                and old.request_digest != digest):
+            raise IdempotencyMismatchError(
+                f"request_id {echo(request_id, self.limits.echo_chars)} was already used "
+                "for a different request; use a new request_id for a new request")
+        return old
+
+    def redact(self, text: str, caller: Caller) -> str:
+        """``text`` with the ids of flights that ``caller`` does not own replaced by
+        "another operator's flight" (regulators see every id)."""
+        import re
+        if caller.is_regulator:
+            return text
+
+        def sub(m):
+            fid = m.group(0)
+            return fid if self._owner.get(fid) == caller.operator_id else \
+                "another operator's flight"
+        return re.sub(r"F-[0-9a-f]{12}", sub, text)
+
+    def _redacted(self, exc: BookingRejectedError, caller: Caller):
+        mine = [f for f in exc.flight_ids if self._owner.get(f) == caller.operator_id
+                or f not in self._owner]
+        out = BookingRejectedError(self.redact(exc.reason, caller), mine)
+        out.__cause__ = None
+        return out
+
     def submit_flight(self, caller: Caller, request_id: str, req, meta: dict,
-                      deadline_s: float | None = None):
+                      deadline_s: float | None = None, digest: str | None = None):
         """Plan, place, check and persist one flight; ``(FlightRecord, replayed)``.
 
         ``req`` is a :class:`planner.route.RouteRequest` (its ``flight_id`` is replaced);
-        ``meta`` holds ``priority``, ``max_delay_s`` and ``speeds`` (a dict).
+        ``meta`` holds ``priority``, ``max_delay_s`` and ``speeds`` (a dict);
+        ``digest`` identifies the request (a retry must carry the same one).
         """
         self._require_operator(caller)
         if not request_id:
             raise ValueError("request_id is required (an idempotency key: reuse it when "
                              "retrying the same submit)")
-        old = self.store.find_request(caller.operator_id, request_id)
+        old = self._replay(self.store.find_request(caller.operator_id, request_id),
+                           request_id, digest)
         if old is not None:
             return old, True
         # a retry racing its original waits for it instead of booking against it
@@ -587,18 +798,21 @@ class ServiceCore:
             left = None if deadline_s is None else max(0.0, deadline_s - time.monotonic())
             if not running.wait(timeout=left):
                 self._check_deadline(deadline_s, "the original request finished")
-            old = self.store.find_request(caller.operator_id, request_id)
+            old = self._replay(self.store.find_request(caller.operator_id, request_id),
+                               request_id, digest)
             if old is not None:
                 return old, True
             # the original failed: try ourselves
         try:
-            return self._submit_once(caller, request_id, req, meta, deadline_s)
+            return self._submit_once(caller, request_id, req, meta, deadline_s, digest)
+        except BookingRejectedError as exc:
+            raise self._redacted(exc, caller) from None
         finally:
             with self._book:
                 self._pending.pop(key, None)
             mine.set()
 
-    def _submit_once(self, caller, request_id, req, meta, deadline_s):
+    def _submit_once(self, caller, request_id, req, meta, deadline_s, digest=None):
         from dataclasses import replace
         self._check_deadline(deadline_s, "planning")
         self._check_departure(req)
@@ -608,21 +822,24 @@ class ServiceCore:
         traj = self._trajectory(route, meta)
         self._check_deadline(deadline_s, "booking")
         with self._book:                     # reserve: place, check, hold the slot
-            old = self.store.find_request(caller.operator_id, request_id)
+            old = self._replay(self.store.find_request(caller.operator_id, request_id),
+                               request_id, digest)
             if old is not None:
                 return old, True
             p = self._place_checked(traj, req.speeds)
             self._check_deadline(deadline_s, "booking")
             self.index.accept(p.trajectory)
+            self._owner[p.trajectory.flight_id] = caller.operator_id
         fid = p.trajectory.flight_id
         try:                                 # persist outside the lock (group commit)
-            rec = self.store.add_flight(self._record(caller, request_id, p, req, meta))
+            rec = self.store.add_flight(self._record(caller, request_id, p, req, meta,
+                                                     digest))
         except BaseException:
             self._release([fid])
             raise
         if rec.flight_id != fid:             # a concurrent retry booked it first
             self._release([fid])
-            return rec, True
+            return self._replay(rec, request_id, digest), True
         with self._book:
             self._publish("flight_accepted", caller.name, _flight_bbox(rec), flight=rec)
         return rec, False
@@ -633,10 +850,22 @@ class ServiceCore:
             for fid in flight_ids:
                 if fid in self.index:
                     self.index.cancel(fid)
+                self._owner.pop(fid, None)
 
     def submit_batch(self, caller: Caller, request_id: str, reqs: list, metas: list,
-                     max_solve_s: float | None = None, deadline_s: float | None = None):
-        """Plan and book a fleet together (all or nothing); ``(records, replayed, status)``."""
+                     max_solve_s: float | None = None, deadline_s: float | None = None,
+                     digest: str | None = None):
+        """Plan and book a fleet together (all or nothing); ``(records, replayed, status)``.
+
+        ``digest`` identifies the whole batch request (stored with every member)."""
+        try:
+            return self._submit_batch(caller, request_id, reqs, metas, max_solve_s,
+                                      deadline_s, digest)
+        except BookingRejectedError as exc:
+            raise self._redacted(exc, caller) from None
+
+    def _submit_batch(self, caller, request_id, reqs, metas, max_solve_s, deadline_s,
+                      digest):
         from dataclasses import replace
 
         from skytwin.planner.deconflict import SolveParams, deconflict
@@ -650,7 +879,7 @@ class ServiceCore:
             raise RequestTooLargeError(f"batch of {len(reqs)} routes is over the limit of "
                                        f"{self.limits.max_batch}; split it")
         rids = [f"{request_id}#{n}" for n in range(len(reqs))]
-        old = self._find_batch(caller, rids)
+        old = self._find_batch(caller, rids, digest)
         if old is not None:
             return old, True, "REPLAYED"
         self._check_deadline(deadline_s, "planning")
@@ -675,7 +904,7 @@ class ServiceCore:
         by_id = {t.flight_id: t for t in res.trajectories}
         order = sorted(range(len(trajs)), key=lambda n: (by_id[trajs[n].flight_id].t_start_s, n))
         with self._book:
-            old = self._find_batch(caller, rids)
+            old = self._find_batch(caller, rids, digest)
             if old is not None:
                 return old, True, "REPLAYED"
             placed: dict[int, object] = {}
@@ -692,32 +921,36 @@ class ServiceCore:
                                          ch.layer_shift + p.choice.layer_shift, 0),
                                   p.trajectory)
                     self.index.accept(p.trajectory)   # later members see it
+                    self._owner[p.trajectory.flight_id] = caller.operator_id
                     placed[n] = p
                 self._check_deadline(deadline_s, "booking")
             except BaseException:
                 for p in placed.values():
                     self.index.cancel(p.trajectory.flight_id)
+                    self._owner.pop(p.trajectory.flight_id, None)
                 raise
         fids = [p.trajectory.flight_id for p in placed.values()]
         try:                                 # persist outside the lock, all or nothing
             recs = self.store.add_flights([
-                self._record(caller, rids[n], placed[n], reqs[n], metas[n])
+                self._record(caller, rids[n], placed[n], reqs[n], metas[n], digest)
                 for n in range(len(reqs))])
         except BaseException:
             self._release(fids)
             raise
         if recs and recs[0].flight_id != placed[0].trajectory.flight_id:
             self._release(fids)              # a concurrent retry booked it first
+            self._replay(recs[0], request_id, digest)
             return list(recs), True, "REPLAYED"
         with self._book:
             for r in recs:
                 self._publish("flight_accepted", caller.name, _flight_bbox(r), flight=r)
         return list(recs), False, res.status
 
-    def _find_batch(self, caller, rids):
+    def _find_batch(self, caller, rids, digest=None):
         first = self.store.find_request(caller.operator_id, rids[0])
         if first is None:
             return None
+        self._replay(first, rids[0].rsplit("#", 1)[0], digest)
         return [self.store.find_request(caller.operator_id, r) for r in rids]
 
     def get_flight(self, caller: Caller, flight_id: str):
@@ -757,22 +990,36 @@ class ServiceCore:
             return recs, recs[-1].flight_id
         return recs, ""
 
-    def cancel_flight(self, caller: Caller, flight_id: str):
+    def cancel_flight(self, caller: Caller, flight_id: str, reason: str = ""):
+        """Cancel a flight. Operators cancel their own; a regulator may cancel any
+        flight but must give a ``reason`` when it is another operator's (every flight
+        is an operator's), which is stored with the flight and sent in the event."""
         with self._book:
             rec = self.get_flight(caller, flight_id)
             if rec.status == CANCELLED:
                 return rec
-            rec = self.store.cancel_flight(flight_id, self.clock(), actor=caller.name)
+            if caller.is_regulator and rec.operator_id != caller.operator_id \
+                    and not (reason or "").strip():
+                raise ValueError(f"reason is required: a regulator cancelling operator "
+                                 f"{rec.operator_id!r}'s flight {flight_id} must say why "
+                                 "(it is recorded and sent to the operator)")
+            rec = self.store.cancel_flight(flight_id, self.clock(), actor=caller.name,
+                                           reason=reason or None)
             if flight_id in self.index:
                 self.index.cancel(flight_id)
-            self._publish("flight_cancelled", caller.name, _flight_bbox(rec), flight=rec)
+            self._owner.pop(flight_id, None)
+            self._publish("flight_cancelled", caller.name, _flight_bbox(rec), flight=rec,
+                          reason=reason or "")
         return rec
 
     # ---------------------------------------------------------------- change log
-    def _publish(self, kind, actor, bbox, zone=None, flight=None, affected=()):
+    def _publish(self, kind, actor, bbox, zone=None, flight=None, affected=(),
+                 affected_operators=None, reason=""):
         self._seq += 1
+        ops = tuple(affected_operators) if affected_operators is not None else \
+            tuple(self._owner.get(f, "") for f in affected)
         ch = Change(self._seq, kind, self.clock(), actor, tuple(bbox), zone, flight,
-                    tuple(affected))
+                    tuple(affected), ops, reason)
         self._changes.append(ch)
         with self._subs_lock:
             subs = list(self._subs)

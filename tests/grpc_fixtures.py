@@ -60,7 +60,7 @@ class RunningServer:
 def start_server(db_path, **overrides) -> RunningServer:
     from skytwin.server.app import ServerConfig, build_server, start
     twin, ref = helsinki_twin()
-    cfg = ServerConfig(db=db_path, auth=DEV_TOKENS, port=0, workers=2, **overrides)
+    cfg = ServerConfig(db=db_path, auth=DEV_TOKENS, port=0, **{"workers": 2, **overrides})
     loop = asyncio.new_event_loop()
     ready = {}
 

@@ -138,8 +138,10 @@ def test_submit_is_idempotent_and_deconflicted(stubs, srv):
     assert again.replayed and not r1.replayed
     assert again.flight.flight_id == r1.flight.flight_id
     n = len(f.ListFlights(fpb.ListFlightsRequest(page_size=1000), metadata=md(OP_A)).flights)
-    f.SubmitFlight(fpb.SubmitFlightRequest(request_id="idem-1", route=route_req()),
-                   metadata=md(OP_A))
+    # the same key with a different request is refused, not silently replayed
+    expect(grpc.StatusCode.FAILED_PRECONDITION, "'idem-1' was already used for a different "
+           "request", f.SubmitFlight,
+           fpb.SubmitFlightRequest(request_id="idem-1", route=route_req()), metadata=md(OP_A))
     assert len(f.ListFlights(fpb.ListFlightsRequest(page_size=1000),
                              metadata=md(OP_A)).flights) == n      # never booked twice
     # the same route at the same time is placed later, not on top

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from skytwin.server import convert
 from skytwin.server.auth import current_caller
+from skytwin.server.limits import LimitError, check_range, echo
 from skytwin.server.services._base import Base
 from skytwin.v1 import airspace_pb2 as pb
 from skytwin.v1 import airspace_pb2_grpc as rpc
@@ -21,6 +22,13 @@ class AirspaceServicer(Base, rpc.AirspaceServiceServicer):
         if not request.HasField("position") or not request.HasField("altitude"):
             raise ValueError("position and altitude are required")
         ref = convert.reference_from_proto(request.altitude.reference, "altitude")
+        lim = self.core.limits
+        check_range("position.lon_deg", request.position.lon_deg, -180, 180, "deg")
+        check_range("position.lat_deg", request.position.lat_deg, -90, 90, "deg")
+        check_range("altitude.value_m", request.altitude.value_m, -lim.max_abs_altitude_m,
+                    lim.max_abs_altitude_m, "m")
+        check_range("resolution", request.resolution, 0, 15)
+        check_range("layer_m", request.layer_m, 0.0, 1000.0, "m")
         code = self.core.encode_grid_code(request.position.lon_deg, request.position.lat_deg,
                                           request.altitude.value_m, ref,
                                           request.resolution or None, request.layer_m or None)
@@ -28,14 +36,22 @@ class AirspaceServicer(Base, rpc.AirspaceServiceServicer):
 
     async def DecodeGridCode(self, request, context):
         current_caller()
+        mx = self.core.limits.max_grid_code_chars
+        if len(request.code) > mx:
+            raise LimitError(f"code: {len(request.code)} characters, over the limit of "
+                             f"{mx} (starts {echo(request.code, self.core.limits.echo_chars)})")
         return pb.DecodeGridCodeResponse(
             code=convert.gridcode_to_proto(self.core.decode_grid_code(request.code)))
 
     async def QueryBlockedCodes(self, request, context):
-        current_caller()
+        caller = current_caller()
         box = convert.box_from_proto(request.box)
-        res = await self.run_fast(self.core.blocked_codes, box, request.z_lo_amsl_m,
-                             request.z_hi_amsl_m, convert.opt_time(request, "time"),
-                             request.resolution or None, request.layer_m or None,
-                             request.clearance_m)
+        check_range("clearance_m", request.clearance_m, 0.0,
+                    self.core.limits.max_query_clearance_m, "m")
+        self.core.check_query_area(box, request.resolution or None)
+        res = await self.run_query(caller, self.core.blocked_codes, box,
+                                   request.z_lo_amsl_m, request.z_hi_amsl_m,
+                                   convert.opt_time(request, "time"),
+                                   request.resolution or None, request.layer_m or None,
+                                   request.clearance_m)
         return convert.blocked_to_proto(res)

@@ -4,8 +4,10 @@ The first message is a marker (kind ``CHANGE_KIND_UNSPECIFIED``) carrying the se
 number the subscription starts after: every later change is delivered, so a client
 knows when it is live and where to resume (``since_sequence``) after a reconnect, as
 long as the server keeps the change in its in-memory log. Operators receive zone changes
-and their own flights' changes; regulators receive everything. A watcher that falls more
-than ``QUEUE_SIZE`` changes behind is disconnected with RESOURCE_EXHAUSTED.
+and their own flights' changes, and a zone change lists only the watcher's own affected
+flights (``Change.for_caller``); regulators receive everything. A watcher that falls more
+than ``QUEUE_SIZE`` changes behind is disconnected with RESOURCE_EXHAUSTED, and at most
+``max_watchers`` streams are open at a time (one more is RESOURCE_EXHAUSTED).
 """
 
 from __future__ import annotations
@@ -25,9 +27,23 @@ QUEUE_SIZE = 10_000
 
 
 class ChangeServicer(Base, rpc.ChangeServiceServicer):
+    watching = 0   # open streams of this servicer (instance attribute once set)
+
     async def Watch(self, request, context):
         caller = current_caller()
         box = convert.box_from_proto(request.region, "region", required=False)
+        mx = self.core.limits.max_watchers
+        if self.watching >= mx:
+            raise RequestTooLargeError(f"{self.watching} Watch streams are open, "
+                                       f"the limit is {mx}; retry later")
+        self.watching += 1
+        try:
+            async for item in self._watch(caller, box, request):
+                yield item
+        finally:
+            self.watching -= 1
+
+    async def _watch(self, caller, box, request):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
         overflow = []
@@ -47,7 +63,7 @@ class ChangeServicer(Base, rpc.ChangeServiceServicer):
             yield pb.Change(sequence=seq, kind=pb.CHANGE_KIND_UNSPECIFIED)
             for ch in backlog:
                 if ch.in_box(box) and ch.visible_to(caller):
-                    yield convert.change_to_proto(ch)
+                    yield convert.change_to_proto(ch.for_caller(caller))
             last = backlog[-1].sequence if backlog else seq
             while True:
                 ch = await queue.get()
@@ -57,6 +73,6 @@ class ChangeServicer(Base, rpc.ChangeServiceServicer):
                 if ch.sequence <= last:
                     continue
                 if ch.in_box(box) and ch.visible_to(caller):
-                    yield convert.change_to_proto(ch)
+                    yield convert.change_to_proto(ch.for_caller(caller))
         finally:
             self.core.unsubscribe(callback)

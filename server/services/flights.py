@@ -1,53 +1,88 @@
-"""FlightService: plan (preview), submit, batch, get, list, cancel."""
+"""FlightService: plan (preview), submit, batch, get, list, cancel.
+
+Every field is checked against the server's limits before any work (server.convert,
+server.limits); request ids are bound to their request by a digest of the message
+(SHA-256 of its deterministic serialisation, without the request id itself).
+"""
 
 from __future__ import annotations
 
+import hashlib
+
 from skytwin.server import convert
 from skytwin.server.auth import current_caller
+from skytwin.server.limits import LimitError, check_id, check_range, check_text
+from skytwin.server.service import RequestTooLargeError
 from skytwin.server.services._base import Base
 from skytwin.v1 import flights_pb2 as pb
 from skytwin.v1 import flights_pb2_grpc as rpc
 
-__all__ = ["FlightServicer"]
+__all__ = ["FlightServicer", "request_digest"]
+
+
+def request_digest(msg) -> str:
+    """SHA-256 hex of a request message without its ``request_id`` (what a retry must
+    repeat exactly)."""
+    m = type(msg)()
+    m.CopyFrom(msg)
+    m.ClearField("request_id")
+    return hashlib.sha256(m.SerializeToString(deterministic=True)).hexdigest()
 
 
 class FlightServicer(Base, rpc.FlightServiceServicer):
-    def _request(self, msg):
-        return convert.route_request_from_proto(msg, self.core.clock(), self.core.ceiling_agl_m)
+    def _request(self, msg, where="route"):
+        return convert.route_request_from_proto(msg, self.core.clock(), self.core.ceiling_agl_m,
+                                                self.core.limits, where)
 
     async def PlanRoute(self, request, context):
         current_caller()
         req, _ = self._request(request.route)
-        route = await self.run(self.core.plan, req)
+        route = await self.run_in(context, self.core.limits.deadline_plan_s, self.core.plan,
+                                  req)
         return pb.PlanRouteResponse(route=convert.route_to_proto(route))
 
     async def SubmitFlight(self, request, context):
         caller = current_caller()
+        lim = self.core.limits
+        check_id(lim, "request_id", request.request_id)
         req, meta = self._request(request.route)
-        rec, replayed = await self.run(self.core.submit_flight, caller, request.request_id,
-                                       req, meta, self.deadline_s(context))
+        rec, replayed = await self.run_in(
+            context, lim.deadline_plan_s, self.core.submit_flight, caller,
+            request.request_id, req, meta, self.deadline_s(context, lim.deadline_plan_s),
+            request_digest(request))
         return pb.SubmitFlightResponse(flight=convert.flight_to_proto(rec), replayed=replayed)
 
     async def SubmitBatch(self, request, context):
         caller = current_caller()
-        if len(request.routes) > self.core.limits.max_batch:
-            from skytwin.server.service import RequestTooLargeError
+        lim = self.core.limits
+        if len(request.routes) > lim.max_batch:
             raise RequestTooLargeError(f"batch of {len(request.routes)} routes is over the "
-                                       f"limit of {self.core.limits.max_batch}; split it")
-        pairs = [self._request(r) for r in request.routes]
-        recs, replayed, status = await self.run(
-            self.core.submit_batch, caller, request.request_id, [p[0] for p in pairs],
-            [p[1] for p in pairs], request.max_solve_s or None, self.deadline_s(context))
+                                       f"limit of {lim.max_batch}; split it")
+        check_id(lim, "request_id", request.request_id)
+        if request.max_solve_s:
+            check_range("max_solve_s", request.max_solve_s, 0.0, lim.max_solve_s, "s")
+        pairs = [self._request(r, f"routes[{n}]") for n, r in enumerate(request.routes)]
+        recs, replayed, status = await self.run_in(
+            context, lim.deadline_batch_s, self.core.submit_batch, caller, request.request_id,
+            [p[0] for p in pairs], [p[1] for p in pairs], request.max_solve_s or None,
+            self.deadline_s(context, lim.deadline_batch_s), request_digest(request))
         return pb.SubmitBatchResponse(flights=[convert.flight_to_proto(r) for r in recs],
                                       replayed=replayed, solver_status=status)
 
     async def GetFlight(self, request, context):
         caller = current_caller()
+        check_id(self.core.limits, "flight_id", request.flight_id)
         rec = await self.run_fast(self.core.get_flight, caller, request.flight_id)
         return pb.GetFlightResponse(flight=convert.flight_to_proto(rec))
 
     async def ListFlights(self, request, context):
         caller = current_caller()
+        lim = self.core.limits
+        check_id(lim, "operator_id", request.operator_id, required=False)
+        check_id(lim, "page_token", request.page_token, required=False)
+        if request.page_size < 0:
+            raise LimitError(f"page_size must be within 0..{lim.max_page_size} (0 = 100), "
+                             f"got {request.page_size}")
         recs, token = await self.run_fast(
             self.core.list_flights, caller, request.operator_id or None,
             convert.status_from_proto(request.status),
@@ -58,5 +93,8 @@ class FlightServicer(Base, rpc.FlightServiceServicer):
 
     async def CancelFlight(self, request, context):
         caller = current_caller()
-        rec = await self.run_fast(self.core.cancel_flight, caller, request.flight_id)
+        check_id(self.core.limits, "flight_id", request.flight_id)
+        check_text(self.core.limits, "reason", request.reason)
+        rec = await self.run_fast(self.core.cancel_flight, caller, request.flight_id,
+                                  request.reason)
         return pb.CancelFlightResponse(flight=convert.flight_to_proto(rec))

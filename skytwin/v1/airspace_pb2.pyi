@@ -47,12 +47,88 @@ class LonLatBox(_message.Message):
     max_lat_deg: float
     def __init__(self, min_lon_deg: _Optional[float] = ..., min_lat_deg: _Optional[float] = ..., max_lon_deg: _Optional[float] = ..., max_lat_deg: _Optional[float] = ...) -> None: ...
 
+class Limits(_message.Message):
+    __slots__ = ("max_flight_duration_s", "min_cruise_speed_mps", "max_cruise_speed_mps", "min_vertical_speed_mps", "max_vertical_speed_mps", "max_departure_ahead_s", "past_departure_s", "max_delay_s", "max_priority", "max_id_chars", "max_text_chars", "max_grid_code_chars", "echo_chars", "max_polygon_vertices", "max_radius_m", "max_abs_altitude_m", "max_zones", "max_ed269_bytes", "max_json_depth", "max_batch", "max_page_size", "max_query_clearance_m", "max_query_cells", "max_blocked_codes", "max_query_zones", "max_solve_s", "deadline_fast_s", "deadline_plan_s", "deadline_batch_s", "max_waiting_plan", "max_waiting_fast", "max_waiting_query", "max_watchers", "keep_workspace_voxels", "large_search_slots", "rss_cap_mb")
+    MAX_FLIGHT_DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    MIN_CRUISE_SPEED_MPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CRUISE_SPEED_MPS_FIELD_NUMBER: _ClassVar[int]
+    MIN_VERTICAL_SPEED_MPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_VERTICAL_SPEED_MPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DEPARTURE_AHEAD_S_FIELD_NUMBER: _ClassVar[int]
+    PAST_DEPARTURE_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELAY_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_ID_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_GRID_CODE_CHARS_FIELD_NUMBER: _ClassVar[int]
+    ECHO_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_POLYGON_VERTICES_FIELD_NUMBER: _ClassVar[int]
+    MAX_RADIUS_M_FIELD_NUMBER: _ClassVar[int]
+    MAX_ABS_ALTITUDE_M_FIELD_NUMBER: _ClassVar[int]
+    MAX_ZONES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ED269_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_JSON_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUERY_CLEARANCE_M_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUERY_CELLS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BLOCKED_CODES_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUERY_ZONES_FIELD_NUMBER: _ClassVar[int]
+    MAX_SOLVE_S_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FAST_S_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_PLAN_S_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_BATCH_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAITING_PLAN_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAITING_FAST_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAITING_QUERY_FIELD_NUMBER: _ClassVar[int]
+    MAX_WATCHERS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_WORKSPACE_VOXELS_FIELD_NUMBER: _ClassVar[int]
+    LARGE_SEARCH_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    RSS_CAP_MB_FIELD_NUMBER: _ClassVar[int]
+    max_flight_duration_s: float
+    min_cruise_speed_mps: float
+    max_cruise_speed_mps: float
+    min_vertical_speed_mps: float
+    max_vertical_speed_mps: float
+    max_departure_ahead_s: float
+    past_departure_s: float
+    max_delay_s: float
+    max_priority: float
+    max_id_chars: int
+    max_text_chars: int
+    max_grid_code_chars: int
+    echo_chars: int
+    max_polygon_vertices: int
+    max_radius_m: float
+    max_abs_altitude_m: float
+    max_zones: int
+    max_ed269_bytes: int
+    max_json_depth: int
+    max_batch: int
+    max_page_size: int
+    max_query_clearance_m: float
+    max_query_cells: int
+    max_blocked_codes: int
+    max_query_zones: int
+    max_solve_s: float
+    deadline_fast_s: float
+    deadline_plan_s: float
+    deadline_batch_s: float
+    max_waiting_plan: int
+    max_waiting_fast: int
+    max_waiting_query: int
+    max_watchers: int
+    keep_workspace_voxels: int
+    large_search_slots: int
+    rss_cap_mb: float
+    def __init__(self, max_flight_duration_s: _Optional[float] = ..., min_cruise_speed_mps: _Optional[float] = ..., max_cruise_speed_mps: _Optional[float] = ..., min_vertical_speed_mps: _Optional[float] = ..., max_vertical_speed_mps: _Optional[float] = ..., max_departure_ahead_s: _Optional[float] = ..., past_departure_s: _Optional[float] = ..., max_delay_s: _Optional[float] = ..., max_priority: _Optional[float] = ..., max_id_chars: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_grid_code_chars: _Optional[int] = ..., echo_chars: _Optional[int] = ..., max_polygon_vertices: _Optional[int] = ..., max_radius_m: _Optional[float] = ..., max_abs_altitude_m: _Optional[float] = ..., max_zones: _Optional[int] = ..., max_ed269_bytes: _Optional[int] = ..., max_json_depth: _Optional[int] = ..., max_batch: _Optional[int] = ..., max_page_size: _Optional[int] = ..., max_query_clearance_m: _Optional[float] = ..., max_query_cells: _Optional[int] = ..., max_blocked_codes: _Optional[int] = ..., max_query_zones: _Optional[int] = ..., max_solve_s: _Optional[float] = ..., deadline_fast_s: _Optional[float] = ..., deadline_plan_s: _Optional[float] = ..., deadline_batch_s: _Optional[float] = ..., max_waiting_plan: _Optional[int] = ..., max_waiting_fast: _Optional[int] = ..., max_waiting_query: _Optional[int] = ..., max_watchers: _Optional[int] = ..., keep_workspace_voxels: _Optional[int] = ..., large_search_slots: _Optional[int] = ..., rss_cap_mb: _Optional[float] = ...) -> None: ...
+
 class GetTwinInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetTwinInfoResponse(_message.Message):
-    __slots__ = ("bounds", "resolution_m", "layer_m", "clearance_m", "ceiling_agl_m", "layer_count", "column_count_x", "column_count_y", "floor_amsl_m", "building_count", "skipped_count", "blocked_fraction", "source", "zone_count", "accepted_flight_count")
+    __slots__ = ("bounds", "resolution_m", "layer_m", "clearance_m", "ceiling_agl_m", "layer_count", "column_count_x", "column_count_y", "floor_amsl_m", "building_count", "skipped_count", "blocked_fraction", "source", "zone_count", "accepted_flight_count", "limits")
     BOUNDS_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_M_FIELD_NUMBER: _ClassVar[int]
     LAYER_M_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +144,7 @@ class GetTwinInfoResponse(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     ZONE_COUNT_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FLIGHT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     bounds: LonLatBox
     resolution_m: float
     layer_m: float
@@ -83,7 +160,8 @@ class GetTwinInfoResponse(_message.Message):
     source: str
     zone_count: int
     accepted_flight_count: int
-    def __init__(self, bounds: _Optional[_Union[LonLatBox, _Mapping]] = ..., resolution_m: _Optional[float] = ..., layer_m: _Optional[float] = ..., clearance_m: _Optional[float] = ..., ceiling_agl_m: _Optional[float] = ..., layer_count: _Optional[int] = ..., column_count_x: _Optional[int] = ..., column_count_y: _Optional[int] = ..., floor_amsl_m: _Optional[float] = ..., building_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., blocked_fraction: _Optional[float] = ..., source: _Optional[str] = ..., zone_count: _Optional[int] = ..., accepted_flight_count: _Optional[int] = ...) -> None: ...
+    limits: Limits
+    def __init__(self, bounds: _Optional[_Union[LonLatBox, _Mapping]] = ..., resolution_m: _Optional[float] = ..., layer_m: _Optional[float] = ..., clearance_m: _Optional[float] = ..., ceiling_agl_m: _Optional[float] = ..., layer_count: _Optional[int] = ..., column_count_x: _Optional[int] = ..., column_count_y: _Optional[int] = ..., floor_amsl_m: _Optional[float] = ..., building_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., blocked_fraction: _Optional[float] = ..., source: _Optional[str] = ..., zone_count: _Optional[int] = ..., accepted_flight_count: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
 
 class EncodeGridCodeRequest(_message.Message):
     __slots__ = ("position", "altitude", "resolution", "layer_m")

@@ -37,7 +37,7 @@ class WatchRequest(_message.Message):
     def __init__(self, region: _Optional[_Union[_airspace_pb2.LonLatBox, _Mapping]] = ..., since_sequence: _Optional[int] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("sequence", "kind", "time", "actor", "zone", "flight", "affected_flight_ids")
+    __slots__ = ("sequence", "kind", "time", "actor", "zone", "flight", "affected_flight_ids", "reason")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class Change(_message.Message):
     ZONE_FIELD_NUMBER: _ClassVar[int]
     FLIGHT_FIELD_NUMBER: _ClassVar[int]
     AFFECTED_FLIGHT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     kind: ChangeKind
     time: _timestamp_pb2.Timestamp
@@ -52,4 +53,5 @@ class Change(_message.Message):
     zone: _zones_pb2.Zone
     flight: _flights_pb2.Flight
     affected_flight_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., zone: _Optional[_Union[_zones_pb2.Zone, _Mapping]] = ..., flight: _Optional[_Union[_flights_pb2.Flight, _Mapping]] = ..., affected_flight_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    reason: str
+    def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., zone: _Optional[_Union[_zones_pb2.Zone, _Mapping]] = ..., flight: _Optional[_Union[_flights_pb2.Flight, _Mapping]] = ..., affected_flight_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...

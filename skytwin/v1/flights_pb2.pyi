@@ -80,7 +80,7 @@ class Route(_message.Message):
     def __init__(self, waypoints: _Optional[_Iterable[_Union[Waypoint, _Mapping]]] = ..., length_m: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., clearance_m: _Optional[float] = ..., straight_m: _Optional[float] = ..., search_level: _Optional[int] = ..., zones_considered: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Flight(_message.Message):
-    __slots__ = ("flight_id", "operator_id", "request_id", "status", "route", "delay", "layer_shift", "created_time", "cancelled_time", "priority")
+    __slots__ = ("flight_id", "operator_id", "request_id", "status", "route", "delay", "layer_shift", "created_time", "cancelled_time", "priority", "cancel_reason")
     FLIGHT_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class Flight(_message.Message):
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_TIME_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     flight_id: str
     operator_id: str
     request_id: str
@@ -101,7 +102,8 @@ class Flight(_message.Message):
     created_time: _timestamp_pb2.Timestamp
     cancelled_time: _timestamp_pb2.Timestamp
     priority: float
-    def __init__(self, flight_id: _Optional[str] = ..., operator_id: _Optional[str] = ..., request_id: _Optional[str] = ..., status: _Optional[_Union[FlightStatus, str]] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., layer_shift: _Optional[int] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancelled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[float] = ...) -> None: ...
+    cancel_reason: str
+    def __init__(self, flight_id: _Optional[str] = ..., operator_id: _Optional[str] = ..., request_id: _Optional[str] = ..., status: _Optional[_Union[FlightStatus, str]] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., layer_shift: _Optional[int] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancelled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[float] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
 
 class PlanRouteRequest(_message.Message):
     __slots__ = ("route",)
@@ -188,10 +190,12 @@ class ListFlightsResponse(_message.Message):
     def __init__(self, flights: _Optional[_Iterable[_Union[Flight, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CancelFlightRequest(_message.Message):
-    __slots__ = ("flight_id",)
+    __slots__ = ("flight_id", "reason")
     FLIGHT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     flight_id: str
-    def __init__(self, flight_id: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, flight_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CancelFlightResponse(_message.Message):
     __slots__ = ("flight",)
