@@ -427,6 +427,43 @@ def test_abuse_does_not_delay_another_operators_booking(stubs, srv):
     f.CancelFlight(fpb.CancelFlightRequest(flight_id=r.flight.flight_id), metadata=md(OP_B))
 
 
+def test_a_25_year_flight_from_an_old_store_does_not_slow_bookings(stubs, srv):
+    """A store written before the limits may hold a 25-year flight; bookings through
+    its corridor stay fast (the verifier costs the overlap, not the duration)."""
+    from types import SimpleNamespace
+
+    from skytwin.planner.route import RouteRequest
+    from skytwin.planner.trajectory import Trajectory
+    from skytwin.server.service import Caller
+    core = srv.core
+    route = core.plan(RouteRequest(FROM, TO, depart_s=T0 + 80_000))
+    tr = route.trajectory
+    t0 = float(tr.t_s[0])
+    years = 25 * 365 * 86400 / float(tr.t_s[-1] - t0)
+    slow = Trajectory("F-0000000025ee", tr.xyz_m, t0 + (tr.t_s - t0) * years)
+    caller = Caller("old", "operator", "op-old")
+    rec = core._record(caller, "from-an-old-store", SimpleNamespace(
+        trajectory=slow, choice=SimpleNamespace(delay_s=0.0, layer_shift=0)),
+        None, {"speeds": {}})
+    core.store.add_flight(rec)
+    with core._book:
+        core.index.accept(slow)
+        core._owner[slow.flight_id] = "op-old"
+    try:
+        f = stubs[2]
+        for k in range(3):
+            code, details, dt = timed(f.SubmitFlight, fpb.SubmitFlightRequest(
+                request_id=f"through-{k}", route=route_req(
+                    depart_s=T0 + 80_000 + 86400 * (k + 1))), OP_B)
+            assert code in (grpc.StatusCode.OK, grpc.StatusCode.FAILED_PRECONDITION), details
+            assert "F-0000000025ee" not in details          # another operator's flight
+            assert dt < BOUND_S, dt
+    finally:
+        with core._book:
+            core.index.cancel(slow.flight_id)
+        core.store.cancel_flight(slow.flight_id, time.time(), actor="test")
+
+
 def test_limits_are_in_twin_info(stubs):
     info = stubs[0].GetTwinInfo(apb.GetTwinInfoRequest(), metadata=md(OP_A))
     lim = info.limits
