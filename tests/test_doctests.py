@@ -15,12 +15,13 @@ import pytest
 
 import skytwin.airspace
 import skytwin.fixtures
+import skytwin.live
 import skytwin.planner
 
 
 def _modules():
     names = []
-    for pkg in (skytwin.airspace, skytwin.planner, skytwin.fixtures):
+    for pkg in (skytwin.airspace, skytwin.planner, skytwin.fixtures, skytwin.live):
         names.append(pkg.__name__)
         for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg.__name__ + "."):
             names.append(info.name)
@@ -33,6 +34,7 @@ MODULES = _modules()
 def test_modules_are_found():
     assert "skytwin.airspace.gridcode" in MODULES
     assert "skytwin.planner.search" in MODULES
+    assert "skytwin.live.tactical" in MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -24,7 +24,7 @@ def _njit_decorators(tree):
 
 def test_every_njit_uses_jit_options():
     bad, seen = [], 0
-    for folder in ("airspace", "planner"):
+    for folder in ("airspace", "planner", "live"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(), filename=str(path))
             for fname, dec in _njit_decorators(tree):

@@ -26,7 +26,7 @@ def installed(tmp_path_factory):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    for name in ("skytwin", "airspace", "planner", "server", "fixtures"):
+    for name in ("skytwin", "airspace", "planner", "server", "fixtures", "live"):
         shutil.copytree(REPO / name, src / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
     build = subprocess.run(
@@ -51,7 +51,7 @@ def test_wheel_installs_only_the_skytwin_namespace(installed):
 
 def test_wheel_holds_every_subpackage_and_the_bundled_data(installed):
     root = installed / "skytwin"
-    for sub in ("airspace/io", "planner", "server/services", "fixtures", "v1"):
+    for sub in ("airspace/io", "planner", "server/services", "fixtures", "v1", "live"):
         assert (root / sub / "__init__.py").is_file(), sub
     assert (root / "fixtures" / "city" / "helsinki_centre.geojson").is_file()
     assert (root / "fixtures" / "city" / "ATTRIBUTION.md").is_file()

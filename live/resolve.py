@@ -1,0 +1,383 @@
+"""Tactical resolution: who gives way, and the re-planned remainder as an advisory.
+
+Definition
+----------
+For a predicted loss of separation between flights A and B (:mod:`.tactical`), one of
+them *gives way*; the rule, in order:
+
+1. a **contingent** flight never gives way (it is not expected to follow any plan), so
+   the other one does;
+2. the flight with the lower **priority** gives way;
+3. at equal priority, the **nonconforming** one gives way (the conforming one is where
+   everyone else expects it);
+4. otherwise the one whose resolution is **cheapest** (smallest arrival delay against
+   its approved plan; ties: the flight id, for determinism) gives way.
+
+The giver's remaining route is re-planned from its *predicted position* at
+``now + reaction_s`` (on its approved trajectory when conforming, extrapolated from its
+measured state otherwise) to its approved landing point, with the same
+:class:`~skytwin.planner.route.Planner` that books flights (buildings with clearance,
+altitude limits, every zone active during the new flight). Candidates, cheapest first:
+for each altitude band of :class:`ResolutionParams` (``min_agl_m``, e.g. 10 / 40 / 70 m:
+the planner flies as low as it may, so a band is a different cruise level), the route
+as planned and the same route after a hover of ``hold_s`` at the predicted position. A
+candidate is kept only when
+
+* the exact validator (:class:`~skytwin.planner.validate.RouteValidator`, independent
+  of the planner's checks) finds no problem in the new route with its real times and
+  every zone active then (buildings + clearance, vertical take-off and landing, 1 cm
+  lattice, speed limits, zones), and
+* the independent verifier (:func:`~skytwin.planner.verify.verify`) finds no conflict
+  between the new trajectory and everyone else's remaining plans under the strategic
+  separation (30 m / 10 m / 5 s buffer by default).
+
+The result is an :class:`Advisory`: the full trajectory the drone should fly from
+``issued_s`` (the prediction up to the start point, the hover, the new route), the
+validated route part, the added delay and what was tried. A zone created while flights
+are airborne uses the same re-planning for every flight whose remaining trajectory
+enters it while active (:meth:`Resolver.zone_reroutes`).
+
+Algorithm
+---------
+1. ``choose_giver`` applies rules 1-3; on a tie both are re-planned (rule 4).
+2. ``Resolver.replan``: start point and prefix from the prediction; for each band one
+   planner call (depart at the start time); for each hold, shift the route in time,
+   validate it, verify it against the nearby remaining plans (bounding box and time
+   filter first); stop at the first hold that passes in each band and keep the band
+   with the least arrival delay.
+3. If every candidate fails, :class:`~skytwin.live.errors.ResolutionError` says what
+   each band hit (planner refusal, validator problem, or remaining conflict).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skytwin.airspace.zones import ground_range_from_grid, segment_intersects
+from skytwin.live.errors import LiveInputError, ResolutionError
+from skytwin.planner.conflicts import Separation
+from skytwin.planner.route import PlanError, Planner, RouteRequest
+from skytwin.planner.smooth import quantize
+from skytwin.planner.timing import SpeedProfile
+from skytwin.planner.trajectory import Trajectory
+from skytwin.planner.validate import RouteValidator
+from skytwin.planner.verify import verify
+
+__all__ = ["Advisory", "LiveFlight", "ResolutionParams", "Resolver", "choose_giver",
+           "remaining", "state_trajectory"]
+
+_IDS = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ResolutionParams:
+    """Knobs of the re-planning (see module docstring).
+
+    reaction_s : time from the decision to the start of the new route [s] (the advisory
+        reaches the operator and the drone turns; 3 s covers a 1 s report cycle and a
+        round trip).
+    bands_min_agl_m : cruise floors tried, in order.
+    holds_s : hovers tried at the start point before the new route.
+    ceiling_agl_m : the rules' ceiling.
+    separation : minima for the check against others' remaining plans.
+    """
+
+    reaction_s: float = 3.0
+    bands_min_agl_m: tuple = (10.0, 40.0, 70.0)
+    holds_s: tuple = (0.0, 5.0, 10.0, 20.0, 40.0, 60.0)
+    ceiling_agl_m: float = 120.0
+    separation: Separation = field(default_factory=Separation)
+
+    def __post_init__(self):
+        if not (math.isfinite(self.reaction_s) and self.reaction_s >= 0):
+            raise LiveInputError("reaction_s must be >= 0")
+        if not self.bands_min_agl_m or not self.holds_s:
+            raise LiveInputError("need at least one band and one hold")
+
+
+@dataclass
+class LiveFlight:
+    """What resolution needs to know about one flight.
+
+    Attributes
+    ----------
+    flight_id : str
+    trajectory : Trajectory, the approved one
+    priority : float (higher = more important)
+    state : str, lifecycle state (``activated``, ``nonconforming``, ``contingent``,
+        ``accepted``)
+    measured_t_s, measured_xyz_m, measured_vel_mps : newest accepted report (optional)
+    speeds : SpeedProfile of the drone
+    """
+
+    flight_id: str
+    trajectory: Trajectory
+    priority: float = 1.0
+    state: str = "activated"
+    measured_t_s: float | None = None
+    measured_xyz_m: np.ndarray | None = None
+    measured_vel_mps: np.ndarray | None = None
+    speeds: SpeedProfile = field(default_factory=SpeedProfile)
+
+    @property
+    def follows_plan(self) -> bool:
+        return self.state in ("activated", "accepted") or self.measured_t_s is None
+
+    def position_at(self, t_s: float) -> np.ndarray:
+        """Predicted position: the plan when conforming, else the measured state."""
+        if self.follows_plan:
+            return self.trajectory.position_at(t_s)
+        v = np.zeros(3) if self.measured_vel_mps is None else \
+            np.nan_to_num(np.asarray(self.measured_vel_mps, np.float64))
+        return np.asarray(self.measured_xyz_m, np.float64) + v * max(
+            0.0, t_s - self.measured_t_s)
+
+
+@dataclass
+class Advisory:
+    """A re-planned remainder for one flight, validated and conflict-checked.
+
+    Attributes
+    ----------
+    advisory_id, flight_id : str
+    reason : ``"conflict"`` or ``"zone"``
+    cause : ids of the other flights or of the zone
+    issued_s, start_s : decision time and start of the new route [s]
+    trajectory : Trajectory from ``issued_s`` to landing (becomes the approved
+        trajectory when the operator accepts)
+    route_xyz_m, route_t_s : the validated route part (from the start point)
+    hold_s, added_delay_s : hover before the route; arrival later than approved [s]
+    min_agl_m : the cruise floor of the band used
+    validation : the validator's verdict (``"valid"``)
+    tried : candidates examined
+    """
+
+    advisory_id: str
+    flight_id: str
+    reason: str
+    cause: tuple
+    issued_s: float
+    start_s: float
+    trajectory: Trajectory
+    route_xyz_m: np.ndarray
+    route_t_s: np.ndarray
+    hold_s: float
+    added_delay_s: float
+    min_agl_m: float
+    validation: str = "valid"
+    tried: int = 0
+
+
+def remaining(traj: Trajectory, t_s: float) -> Trajectory | None:
+    """The part of ``traj`` from ``t_s`` on (None when it has ended by then)."""
+    if t_s >= traj.t_end_s:
+        return None
+    if t_s <= traj.t_start_s:
+        return traj
+    k = int(np.searchsorted(traj.t_s, t_s, side="right"))
+    xyz = np.vstack([traj.position_at(t_s), traj.xyz_m[k:]])
+    t = np.concatenate([[t_s], traj.t_s[k:]])
+    return Trajectory(traj.flight_id, xyz, t, traj.priority, traj.max_delay_s,
+                      dict(traj.meta))
+
+
+def state_trajectory(flight_id: str, t_s: float, xyz_m, vel_mps, horizon_s: float,
+                     now_s: float | None = None) -> Trajectory:
+    """Constant-velocity trajectory from a measured state over ``horizon_s``."""
+    p = np.asarray(xyz_m, np.float64)
+    v = np.zeros(3) if vel_mps is None else np.nan_to_num(np.asarray(vel_mps, np.float64))
+    t0 = t_s if now_s is None else max(t_s, now_s)
+    p0 = p + v * (t0 - t_s)
+    return Trajectory(flight_id, [p0, p0 + v * horizon_s], [t0, t0 + horizon_s])
+
+
+def choose_giver(a: LiveFlight, b: LiveFlight) -> tuple[LiveFlight | None, str]:
+    """Rules 1-3 of the module docstring: ``(giver, rule)``; ``(None, "cost")`` = tie."""
+    ca, cb = a.state == "contingent", b.state == "contingent"
+    if ca != cb:
+        return (b if ca else a), "contingent"
+    if a.priority != b.priority:
+        return (a if a.priority < b.priority else b), "priority"
+    na = a.state == "nonconforming"
+    nb = b.state == "nonconforming"
+    if na != nb:
+        return (a if na else b), "conformance"
+    return None, "cost"
+
+
+class Resolver:
+    """Re-plans remainders on one twin (one per thread: it owns a Planner)."""
+
+    def __init__(self, twin, zones=None, params: ResolutionParams | None = None, *,
+                 planner: Planner | None = None, validator: RouteValidator | None = None):
+        self.twin = twin
+        self.zones = zones
+        self.params = params or ResolutionParams()
+        self.planner = planner or Planner(twin, zones)
+        self.validator = validator or RouteValidator(twin.buildings, twin.clearance_m)
+        self.ground_range = ground_range_from_grid(twin.grid, twin.ground_m)
+
+    # ------------------------------------------------------------------ helpers
+    def _zones(self, t0, t1):
+        return [] if self.zones is None else list(self.zones.local_zones(t0, t1))
+
+    def _validate(self, xyz, t, speeds):
+        rep = self.validator.check(xyz, t, speeds, zones=self._zones(t[0], t[-1]),
+                                   ground_range=self.ground_range)
+        return rep
+
+    def _near(self, traj: Trajectory, others):
+        sep = self.params.separation
+        lo = traj.xyz_m.min(axis=0) - [sep.horizontal_m, sep.horizontal_m, sep.vertical_m]
+        hi = traj.xyz_m.max(axis=0) + [sep.horizontal_m, sep.horizontal_m, sep.vertical_m]
+        t0 = traj.t_start_s - sep.time_buffer_s
+        t1 = traj.t_end_s + sep.time_buffer_s
+        out = []
+        for o in others:
+            if o.flight_id == traj.flight_id or o.t_end_s < t0 or o.t_start_s > t1:
+                continue
+            if np.any(o.xyz_m.max(axis=0) < lo) or np.any(o.xyz_m.min(axis=0) > hi):
+                continue
+            out.append(o)
+        return out
+
+    # ------------------------------------------------------------------ re-plan
+    def replan(self, flight: LiveFlight, now_s: float, others=(), *, reason="conflict",
+               cause=()) -> Advisory:
+        """Re-plan ``flight`` from its predicted position (module docstring, step 2).
+
+        ``others`` : remaining plans (Trajectory) of every other flight to keep clear of.
+        """
+        p = self.params
+        t_r = float(now_s) + p.reaction_s
+        traj = flight.trajectory
+        goal = traj.xyz_m[-1]
+        if t_r >= traj.t_end_s:
+            raise ResolutionError(f"flight {flight.flight_id} lands before a new route "
+                                  "could start")
+        start = quantize([flight.position_at(t_r)])[0]
+        fr = self.twin.frame
+        s_ll = fr.to_wgs84(start[0], start[1])
+        g_ll = fr.to_wgs84(goal[0], goal[1])
+        # prefix: what the drone flies from now to the start point
+        if flight.follows_plan:
+            pre = remaining(traj, float(now_s))
+            k = pre.t_s < t_r
+            pre_xyz = np.vstack([pre.xyz_m[k], start])
+            pre_t = np.concatenate([pre.t_s[k], [t_r]])
+        else:
+            pre_xyz = np.vstack([flight.position_at(float(now_s)), start])
+            pre_t = np.array([float(now_s), t_r])
+        others = [o for o in others if o.flight_id != flight.flight_id]
+        failures = []
+        best = None
+        tried = 0
+        for band in p.bands_min_agl_m:
+            try:
+                route = self.planner.plan(RouteRequest(
+                    (float(s_ll[0]), float(s_ll[1])), (float(g_ll[0]), float(g_ll[1])),
+                    depart_s=t_r, ceiling_agl_m=p.ceiling_agl_m, min_agl_m=float(band),
+                    speeds=flight.speeds, flight_id=flight.flight_id,
+                    start_alt_amsl_m=float(start[2]), goal_alt_amsl_m=float(goal[2])))
+            except PlanError as exc:
+                failures.append(f"band {band:g} m: planner: {exc}")
+                continue
+            rt = route.trajectory
+            # the planner snaps the pad to the lattice; the prefix must end there
+            pre_xyz[-1] = rt.xyz_m[0]
+            for hold in p.holds_s:
+                arrival = rt.t_end_s + hold
+                if best is not None and arrival - traj.t_end_s >= best.added_delay_s:
+                    break
+                tried += 1
+                r_t = rt.t_s + hold
+                rep = self._validate(rt.xyz_m, r_t, flight.speeds)
+                if not rep.ok:
+                    failures.append(f"band {band:g} m, hold {hold:g} s: validator: {rep}")
+                    continue
+                if hold and self._hold_in_zone(rt.xyz_m[0], t_r, t_r + hold):
+                    failures.append(f"band {band:g} m, hold {hold:g} s: hover in a zone")
+                    continue
+                xyz = np.vstack([pre_xyz, rt.xyz_m[1:]]) if not hold else \
+                    np.vstack([pre_xyz, rt.xyz_m])
+                tt = np.concatenate([pre_t, r_t[1:]]) if not hold else \
+                    np.concatenate([pre_t, r_t])
+                full = Trajectory(flight.flight_id, xyz, tt, traj.priority,
+                                  traj.max_delay_s, dict(traj.meta))
+                near = self._near(full, others)
+                if near:
+                    vr = verify([full, *near], p.separation, focus=[flight.flight_id])
+                    if vr.residual_conflicts:
+                        c = vr.residual_conflicts[0]
+                        failures.append(f"band {band:g} m, hold {hold:g} s: conflict "
+                                        f"{c.flight_a}/{c.flight_b}")
+                        continue
+                best = Advisory(
+                    f"adv-{next(_IDS)}", flight.flight_id, reason, tuple(cause),
+                    float(now_s), t_r, full, rt.xyz_m.copy(), r_t, float(hold),
+                    float(arrival - traj.t_end_s), float(band), str(rep), 0)
+                break
+        if best is None:
+            raise ResolutionError(f"no advisory for flight {flight.flight_id}: "
+                                  + "; ".join(failures[:6]))
+        best.tried = tried
+        return best
+
+    def _hold_in_zone(self, p, t0, t1) -> bool:
+        return any(segment_intersects(z, p, p, self.ground_range)
+                   for z in self._zones(t0, t1))
+
+    def resolve(self, a: LiveFlight, b: LiveFlight, now_s: float, others=(),
+                cause=()) -> tuple[Advisory, str]:
+        """Resolve a predicted loss between ``a`` and ``b``: ``(advisory, rule)``.
+
+        ``others`` : remaining plans of every flight (including a and b: the giver's
+        own entry is ignored, the keeper's is kept).
+        """
+        giver, rule = choose_giver(a, b)
+        if giver is not None:
+            keeper = b if giver is a else a
+            adv = self.replan(giver, now_s, others,
+                              cause=(keeper.flight_id, *cause))
+            return adv, rule
+        advs = []
+        errors = []
+        for g, k in ((a, b), (b, a)):
+            try:
+                advs.append(self.replan(g, now_s, others, cause=(k.flight_id, *cause)))
+            except ResolutionError as exc:
+                errors.append(str(exc))
+        if not advs:
+            raise ResolutionError("; ".join(errors))
+        advs.sort(key=lambda v: (v.added_delay_s, v.flight_id))
+        return advs[0], "cost"
+
+    def zone_reroutes(self, zone_id: str, flights, now_s: float, others=()):
+        """Advisories for every flight whose remainder enters zone ``zone_id`` while it
+        is active; ``(advisories, errors)`` with errors as ``(flight_id, message)``."""
+        if self.zones is None:
+            raise LiveInputError("this resolver has no zone layer")
+        lz = self.zones.local(zone_id)
+        advs, errors = [], []
+        for fl in flights:
+            rem = remaining(fl.trajectory, float(now_s) + self.params.reaction_s)
+            if rem is None or not self._enters(lz, rem):
+                continue
+            try:
+                advs.append(self.replan(fl, now_s, others, reason="zone", cause=(zone_id,)))
+            except ResolutionError as exc:
+                errors.append((fl.flight_id, str(exc)))
+        return advs, errors
+
+    def _enters(self, lz, traj: Trajectory) -> bool:
+        z = lz.zone
+        for s in range(len(traj.t_s) - 1):
+            if z.active_during(float(traj.t_s[s]), float(traj.t_s[s + 1])) and \
+                    segment_intersects(lz, traj.xyz_m[s], traj.xyz_m[s + 1],
+                                       self.ground_range):
+                return True
+        return False
