@@ -55,7 +55,8 @@ from skytwin.planner.smooth import quantize, shortcut_quantized
 from skytwin.planner.timing import SpeedProfile, to_trajectory
 from skytwin.planner.trajectory import Trajectory
 
-__all__ = ["LARGE_SEARCH_SLOTS", "PlanError", "Planner", "PlannerBusyError", "Route", "RouteRequest"]
+__all__ = ["LARGE_SEARCH_SLOTS", "PlanError", "Planner", "PlannerBusyError", "Route",
+           "RouteRequest"]
 
 
 class PlanError(AirspaceError, ValueError):
@@ -535,12 +536,16 @@ class Planner:
         free = np.flatnonzero((blocked[i, j, :] == 0) & (bottoms >= pad_m))
         if free.size == 0:
             c = self.twin.clearance_m
-            near = self.checker.tree.query(Point(*xy), predicate="dwithin", distance=c)
+            # the search cell (not only the point) must clear: name the tallest building
+            # within the clearance of any part of the cell
+            reach = c + wgrid.dx_m * math.sqrt(2.0)
+            near = self.checker.tree.query(Point(*xy), predicate="dwithin", distance=reach)
             if near.size:
                 top = near[np.argmax(self.checker.tops_m[near])]
                 bid = str(self.checker.ids[top])
-                raise exc(f"no airspace to climb into above the {name}: it is within the "
-                          f"{c:g} m clearance of building {bid}, whose roof + clearance "
+                raise exc(f"no airspace to climb into above the {name}: it is within "
+                          f"{reach:.1f} m (the {c:g} m clearance and a {wgrid.dx_m:g} m "
+                          f"search cell) of building {bid}, whose roof + clearance "
                           f"reaches the {req.ceiling_agl_m:.0f} m AGL ceiling; move the "
                           "point away from the building", blocking=("building", bid),
                           code=f"{name}_blocked")

@@ -30,7 +30,7 @@ from tests.grpc_fixtures import OP_A, OP_B, REG, helsinki_twin, md, start_server
 
 FROM = (24.94030, 60.17150)   # Railway Square
 TO = (24.95240, 60.16760)     # Market Square
-MID = (24.94638, 60.16891)    # on the straight route between them
+MID = (24.94828, 60.17026)    # half-way along the planned route between them
 T0 = float(int(time.time()) + 7200)
 AGL = apb.ALTITUDE_REFERENCE_AGL
 

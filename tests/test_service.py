@@ -23,7 +23,7 @@ from tests.grpc_fixtures import helsinki_twin
 
 FROM = (24.94030, 60.17150)
 TO = (24.95240, 60.16760)
-MID = (24.94638, 60.16891)
+MID = (24.94828, 60.17026)   # half-way along the planned route between them
 T0 = float(int(time.time()) + 7200)
 OP = Caller("a", "operator", "op-a")
 REGULATOR = Caller("r", "regulator")
