@@ -23,7 +23,6 @@ import argparse
 import json
 import sys
 import time
-import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,9 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from skytwin.airspace.io import load_city  # noqa: E402
 from skytwin.airspace.twin import build_twin  # noqa: E402
-from skytwin.planner.route import PlanError, Planner, RouteRequest  # noqa: E402
 from tests.naive import citymodel  # noqa: E402
-from tests.test_twin_fidelity import MODELS, _oracle_obstacles, _pairs  # noqa: E402
+from tests.test_twin_fidelity import MODELS, _oracle_obstacles, plan_seeded  # noqa: E402
 
 
 def measure(name: str, n_routes: int) -> dict:
@@ -45,18 +43,10 @@ def measure(name: str, n_routes: int) -> dict:
     oracle = citymodel.ObstacleOracle(_oracle_obstacles(path, reader, lat_first), crs)
     want = {o.id for o in oracle.obstacles if o.kind in ("Building", "BuildingPart")}
     missing = want - {b.id for b in twin.buildings}
-    planner = Planner(twin)
-    planned = unsafe = tried = 0
-    for s, g in _pairs(twin, n_routes, seed=zlib.crc32(name.encode())):
-        if planned == n_routes or tried > 20 * n_routes:
-            break
-        tried += 1
-        try:
-            r = planner.plan(RouteRequest(s, g, depart_s=1_800_000_000.0))
-        except PlanError:
-            continue
-        planned += 1
-        unsafe += bool(oracle.violations(r.lonlat_deg, r.alt_amsl_m, twin.clearance_m))
+    routes, _tried = plan_seeded(twin, name, n_routes, max_tries=20 * n_routes)
+    planned = len(routes)
+    unsafe = sum(bool(oracle.violations(r.lonlat_deg, r.alt_amsl_m, twin.clearance_m))
+                 for r in routes)
     a = res.audit[0]
     return {
         "model": name, "file": Path(path).name, "format": a["format"],

@@ -114,19 +114,24 @@ def _pairs(twin, n, seed):
         yield (float(lon[0]), float(lat[0])), (float(lon[1]), float(lat[1]))
 
 
-def test_routes_across_the_model_keep_clearance_from_the_source(model):
-    name, res, twin, oracle = model
+def plan_seeded(twin, name, n, max_tries=200):
+    """Up to ``n`` routes between seeded far-apart pairs; returns (routes, pairs tried)."""
     planner = Planner(twin)
     planned, tried = [], 0
-    for s, g in _pairs(twin, ROUTES_PER_MODEL, seed=zlib.crc32(name.encode())):
-        tried += 1
-        if len(planned) == ROUTES_PER_MODEL or tried > 200:
+    for s, g in _pairs(twin, n, seed=zlib.crc32(name.encode())):
+        if len(planned) == n or tried >= max_tries:
             break
+        tried += 1
         try:
-            r = planner.plan(RouteRequest(s, g, depart_s=1_800_000_000.0))
+            planned.append(planner.plan(RouteRequest(s, g, depart_s=1_800_000_000.0)))
         except PlanError:
             continue
-        planned.append(r)
+    return planned, tried
+
+
+def test_routes_across_the_model_keep_clearance_from_the_source(model):
+    name, res, twin, oracle = model
+    planned, tried = plan_seeded(twin, name, ROUTES_PER_MODEL)
     assert len(planned) >= 3, f"{name}: only {len(planned)} routes in {tried} tries"
     problems = []
     for r in planned:

@@ -66,13 +66,9 @@ from lxml import etree
 from skytwin.airspace.building import LoadResult
 from skytwin.airspace.errors import CRSMissingError, MalformedInputError
 from skytwin.airspace.frame import Frame, parse_crs
-from skytwin.airspace.io.attributes import (
-    AttributeHeights,
-    NonFiniteAttribute,
-    parse_length_m,
-    read_heights,
-)
+from skytwin.airspace.io.attributes import parse_length_m
 from skytwin.airspace.io.common import (
+    apply_attribute_heights,
     ObjectError,
     Problems,
     RawModel,
@@ -399,22 +395,7 @@ class _Reader:
             raise ObjectError(oid, f"no usable coordinate: {why}")
         raw = RawObject(oid, kind, parent, surfaces, family=family,
                         repairs=list(self._repairs))
-        if attrs:
-            try:
-                a = read_heights(attrs, *self.fields)
-            except NonFiniteAttribute as exc:
-                raw.repairs.append(f"{exc}: ignored")
-                a = AttributeHeights()
-            rel, src = a.relative_top()
-            if a.roof_alt_m is not None:
-                raw.top_m, raw.height_source = a.roof_alt_m, a.roof_alt_source
-            if rel is not None:
-                if a.ground_alt_m is not None:
-                    top = a.ground_alt_m + rel
-                    if raw.top_m is None or top > raw.top_m:
-                        raw.top_m, raw.height_source = top, src
-                else:
-                    raw.height_m, raw.height_source = rel, src
+        apply_attribute_heights(raw, attrs, self.fields)
         self.objects.append(raw)
 
     def _attributes(self, bld) -> dict:

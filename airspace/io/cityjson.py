@@ -46,9 +46,9 @@ import numpy as np
 from skytwin.airspace.building import LoadResult
 from skytwin.airspace.errors import CRSMissingError, MalformedInputError
 from skytwin.airspace.frame import Frame, parse_crs
-from skytwin.airspace.io.attributes import AttributeHeights, NonFiniteAttribute, read_heights
 from skytwin.airspace.io.common import (
     ObjectError,
+    apply_attribute_heights,
     Problems,
     RawModel,
     RawObject,
@@ -333,23 +333,7 @@ class _Reader:
                               + (repairs[0] if repairs else "empty geometry"))
         raw = RawObject(oid, kind, parent, surfaces, family=self._family(oid, objs),
                         repairs=repairs)
-        attrs = obj.get("attributes")
-        if isinstance(attrs, dict) and attrs:
-            try:
-                a = read_heights(attrs, *self.fields)
-            except NonFiniteAttribute as exc:
-                repairs.append(f"{exc}: ignored")
-                a = AttributeHeights()
-            rel, src = a.relative_top()
-            if a.roof_alt_m is not None:
-                raw.top_m, raw.height_source = a.roof_alt_m, a.roof_alt_source
-            if rel is not None:
-                if a.ground_alt_m is not None:
-                    top = a.ground_alt_m + rel
-                    if raw.top_m is None or top > raw.top_m:
-                        raw.top_m, raw.height_source = top, src
-                else:
-                    raw.height_m, raw.height_source = rel, src
+        apply_attribute_heights(raw, obj.get("attributes"), self.fields)
         self.objects.append(raw)
 
     def _instance(self, oid, geom, nverts, offset):

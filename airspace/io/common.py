@@ -71,6 +71,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from skytwin.airspace.building import Building, LoadResult, Skipped
 from skytwin.airspace.errors import EmptyModelError, MalformedInputError, OutsideTwinError
 from skytwin.airspace.frame import Frame
+from skytwin.airspace.io.attributes import AttributeHeights, NonFiniteAttribute, read_heights
 
 __all__ = [
     "GRID_SIZE_M",
@@ -83,6 +84,7 @@ __all__ = [
     "Problems",
     "RawModel",
     "RawObject",
+    "apply_attribute_heights",
     "axis_swap",
     "build_result",
 ]
@@ -186,6 +188,33 @@ class RawModel:
     """Indices into ``xyz`` of terrain samples (CityJSON TINRelief), or None."""
     notes: list = field(default_factory=list)
     """File-level facts the reader inferred (axis order, dimension, CRS), for the audit."""
+
+
+def apply_attribute_heights(raw: RawObject, attrs, fields=(None, None)) -> None:
+    """Set ``raw``'s attribute heights from a dict of attributes (3D models).
+
+    A roof altitude becomes ``top_m``; a height above ground becomes ``top_m`` over a
+    given ground altitude, else the extrusion ``height_m`` over the lowest vertex; the
+    highest wins (:mod:`airspace.io.attributes`). A non-finite value is a repair.
+    """
+    if not isinstance(attrs, dict) or not attrs:
+        return
+    try:
+        a = read_heights(attrs, *fields)
+    except NonFiniteAttribute as exc:
+        raw.repairs.append(f"{exc}: ignored")
+        a = AttributeHeights()
+    rel, src = a.relative_top()
+    if a.roof_alt_m is not None:
+        raw.top_m, raw.height_source = a.roof_alt_m, a.roof_alt_source
+    if rel is None:
+        return
+    if a.ground_alt_m is not None:
+        top = a.ground_alt_m + rel
+        if raw.top_m is None or top > raw.top_m:
+            raw.top_m, raw.height_source = top, src
+    else:
+        raw.height_m, raw.height_source = rel, src
 
 
 class Problems:
