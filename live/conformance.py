@@ -422,6 +422,15 @@ class Monitor:
         self._f["exc_start"][s] = np.nan
         self._packed = None
 
+    def force(self, flight_id: str, state: str, t_s: float) -> None:
+        """Set the state from a command (operator or regulator), timers restarted."""
+        s = self._slot[flight_id]
+        code = {v: k for k, v in _STATE_NAME.items()}[state]
+        self.state[s] = code
+        self._f["exc_start"][s] = np.nan
+        self._f["conf_since"][s] = np.nan
+        self._f["nc_since"][s] = t_s if code == _NC else np.nan
+
     def remove(self, flight_id: str) -> None:
         s = self._slot.pop(flight_id, None)
         if s is None:

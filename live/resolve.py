@@ -82,6 +82,8 @@ class ResolutionParams:
         round trip).
     bands_min_agl_m : cruise floors tried, in order.
     holds_s : hovers tried at the start point before the new route.
+    good_enough_s : an advisory adding at most this delay ends the search (later bands
+        are not planned).
     ceiling_agl_m : the rules' ceiling.
     separation : minima for the check against others' remaining plans.
     """
@@ -89,6 +91,7 @@ class ResolutionParams:
     reaction_s: float = 3.0
     bands_min_agl_m: tuple = (10.0, 40.0, 70.0)
     holds_s: tuple = (0.0, 5.0, 10.0, 20.0, 40.0, 60.0)
+    good_enough_s: float = 5.0
     ceiling_agl_m: float = 120.0
     separation: Separation = field(default_factory=Separation)
 
@@ -277,6 +280,8 @@ class Resolver:
         best = None
         tried = 0
         for band in p.bands_min_agl_m:
+            if best is not None and best.added_delay_s <= p.good_enough_s:
+                break
             try:
                 route = self.planner.plan(RouteRequest(
                     (float(s_ll[0]), float(s_ll[1])), (float(g_ll[0]), float(g_ll[1])),
@@ -332,12 +337,21 @@ class Resolver:
                    for z in self._zones(t0, t1))
 
     def resolve(self, a: LiveFlight, b: LiveFlight, now_s: float, others=(),
-                cause=()) -> tuple[Advisory, str]:
+                cause=(), exclude=()) -> tuple[Advisory, str]:
         """Resolve a predicted loss between ``a`` and ``b``: ``(advisory, rule)``.
 
         ``others`` : remaining plans of every flight (including a and b: the giver's
-        own entry is ignored, the keeper's is kept).
+        own entry is ignored, the keeper's is kept). ``exclude`` : flight ids that
+        refused an advisory for this pair: the other one gives way (rule
+        ``"refused"``), unless both refused.
         """
+        ex = set(exclude)
+        if len(ex & {a.flight_id, b.flight_id}) == 1:
+            giver = b if a.flight_id in ex else a
+            keeper = a if giver is b else b
+            if giver.state != "contingent":
+                return self.replan(giver, now_s, others,
+                                   cause=(keeper.flight_id, *cause)), "refused"
         giver, rule = choose_giver(a, b)
         if giver is not None:
             keeper = b if giver is a else a

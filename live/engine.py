@@ -1,0 +1,463 @@
+"""The live-operations engine: telemetry in, lifecycle events and advisories out.
+
+This is the pure core the server wraps (no gRPC, no storage: the caller persists the
+events and track rows it returns and drains). It owns, for every known flight:
+its lifecycle state (:mod:`.lifecycle`), the newest accepted report
+(:class:`~.telemetry.TrackState`), its track (:class:`~.tracks.Tracks`), and, while
+airborne, its conformance timers (:class:`~.conformance.Monitor`).
+
+Data flow
+---------
+1. :meth:`LiveOps.ingest`: a batch of reports from one operator. Unknown flights,
+   flights of another operator and flights no longer active get their status from
+   here; the rest are validated (:func:`~.telemetry.validate_reports`). An accepted
+   report of an ``accepted`` flight activates it (actor ``service``, reason
+   ``first_telemetry``); accepted reports of airborne flights go through the
+   conformance check and timers. Returns per-report statuses and the transitions.
+2. :meth:`LiveOps.tick` (one call per second from one thread, for every flight):
+   the sweep timers, then tactical prediction of every airborne drone and of booked
+   flights departing within the look-ahead, then resolution of new predicted losses
+   (at most ``max_resolutions_per_tick``; a pair with an open advisory is not
+   resolved again until that advisory is answered or expires).
+3. :meth:`LiveOps.answer_advisory`: the operator accepts (the advisory's trajectory
+   becomes the approved one and the conformance timers restart) or refuses it.
+4. :meth:`LiveOps.zone_added`: a zone created while flights are airborne re-plans
+   every airborne flight whose remainder enters it (same resolver).
+5. Commands (:meth:`LiveOps.command`): operator and regulator transitions (end,
+   contingent, cancel, activate) checked against the lifecycle table.
+
+Threading: every public method takes the engine's lock for its bookkeeping only;
+route planning inside :meth:`tick` and :meth:`zone_added` runs outside the lock on a
+snapshot, so ingestion is never blocked behind a re-plan.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skytwin.live import lifecycle as lc
+from skytwin.live.conformance import ConformanceParams, Monitor
+from skytwin.live.errors import LiveInputError, ResolutionError
+from skytwin.live.resolve import Advisory, LiveFlight, ResolutionParams, Resolver, \
+    remaining, state_trajectory
+from skytwin.live.tactical import PredictedLoss, detect_losses, predict
+from skytwin.live.telemetry import ReportBatch, ReportStatus, TelemetryLimits, \
+    TrackState, validate_reports
+from skytwin.live.tracks import Tracks
+from skytwin.planner.timing import SpeedProfile
+from skytwin.planner.trajectory import Trajectory
+
+__all__ = ["FlightInfo", "IngestResult", "LiveOps", "TickResult"]
+
+
+@dataclass
+class FlightInfo:
+    """What the engine knows of one flight."""
+
+    flight_id: str
+    operator_id: str
+    trajectory: Trajectory
+    priority: float = 1.0
+    state: str = lc.ACCEPTED
+    speeds: SpeedProfile = field(default_factory=SpeedProfile)
+    slot: int = -1
+    ended_s: float | None = None
+
+
+@dataclass
+class IngestResult:
+    status: np.ndarray                # (n,) int8 ReportStatus
+    transitions: list                 # lifecycle Transition events, time order
+    conforming: np.ndarray            # (n,) bool (False where not applied)
+
+
+@dataclass
+class TickResult:
+    transitions: list
+    losses: list                      # PredictedLoss
+    advisories: list                  # Advisory issued this tick
+    failures: list                    # (flight ids, reason) of losses left unresolved
+    predicted: int                    # drones predicted
+    tick_ms: float = 0.0
+
+
+class LiveOps:
+    """See module docstring."""
+
+    def __init__(self, twin=None, zones=None, *, frame=None,
+                 conformance: ConformanceParams | None = None,
+                 telemetry: TelemetryLimits | None = None,
+                 resolution: ResolutionParams | None = None,
+                 horizon_s: float = 30.0, step_s: float = 1.0,
+                 separation_h_m: float = 30.0, separation_v_m: float = 10.0,
+                 max_resolutions_per_tick: int = 8, resolver: Resolver | None = None,
+                 tracks: Tracks | None = None, retry_after_s: float = 5.0,
+                 stale_after_s: float = 5.0):
+        if frame is None and twin is None:
+            raise LiveInputError("LiveOps needs a twin or a frame")
+        self.frame = frame if frame is not None else twin.frame
+        self.twin = twin
+        self.zones = zones
+        self.monitor = Monitor(conformance)
+        self.telemetry_limits = telemetry or TelemetryLimits()
+        self.track_state = TrackState(1024)
+        self.tracks = tracks or Tracks()
+        self.horizon_s = float(horizon_s)
+        self.step_s = float(step_s)
+        self.sep_h = float(separation_h_m)
+        self.sep_v = float(separation_v_m)
+        self.max_resolutions = int(max_resolutions_per_tick)
+        self._resolver = resolver
+        self._resolution = resolution
+        self._flights: dict[str, FlightInfo] = {}
+        self._by_slot: list[str] = []
+        self._vel = np.full((1024, 3), np.nan)
+        self.advisories: dict[str, tuple[Advisory, str]] = {}  # id -> (adv, status)
+        self._open_pair: dict[tuple, str] = {}
+        self._refused: dict[tuple, set] = {}   # pair -> flights that refused for it
+        self._retry_at: dict[tuple, float] = {}   # pair -> earliest next resolution
+        self.retry_after_s = float(retry_after_s)
+        self.stale_after_s = float(stale_after_s)
+        self._lock = threading.RLock()
+        self.stats = {"reports": 0, "accepted": 0, "losses": 0, "advisories": 0,
+                      "advisories_accepted": 0, "advisories_refused": 0,
+                      "unresolved": 0}
+
+    # ------------------------------------------------------------------ flights
+    @property
+    def resolver(self) -> Resolver | None:
+        if self._resolver is None and self.twin is not None:
+            self._resolver = Resolver(self.twin, self.zones, self._resolution)
+        return self._resolver
+
+    def register(self, flight_id: str, operator_id: str, trajectory: Trajectory, *,
+                 priority: float = 1.0, state: str = lc.ACCEPTED,
+                 speeds: SpeedProfile | None = None, now_s: float | None = None) -> None:
+        """Make a booked flight known (or restore one after a restart in ``state``)."""
+        if state not in lc.STATES:
+            raise LiveInputError(f"unknown state {state!r}")
+        with self._lock:
+            fi = self._flights.get(flight_id)
+            if fi is None:
+                slot = len(self._by_slot)
+                self._by_slot.append(flight_id)
+                self.track_state.ensure(slot + 1)
+                if slot >= self._vel.shape[0]:
+                    self._vel = np.vstack([self._vel, np.full((self._vel.shape[0], 3),
+                                                              np.nan)])
+                fi = FlightInfo(flight_id, operator_id, trajectory, float(priority), state,
+                                speeds or SpeedProfile(), slot)
+                self._flights[flight_id] = fi
+            else:
+                fi.trajectory = trajectory
+                fi.state = state
+            if state in lc.AIRBORNE and flight_id not in self.monitor:
+                self.monitor.activate(flight_id, trajectory,
+                                      trajectory.t_start_s if now_s is None else now_s,
+                                      state=state)
+
+    def get(self, flight_id: str) -> FlightInfo | None:
+        return self._flights.get(flight_id)
+
+    def state_of(self, flight_id: str) -> str | None:
+        fi = self._flights.get(flight_id)
+        return None if fi is None else fi.state
+
+    def forget(self, now_s: float, keep_s: float = 600.0) -> int:
+        """Drop flights that ended or were cancelled more than ``keep_s`` ago."""
+        with self._lock:
+            old = [f for f, fi in self._flights.items()
+                   if fi.state in lc.TERMINAL and fi.ended_s is not None
+                   and now_s - fi.ended_s > keep_s]
+            for f in old:
+                fi = self._flights.pop(f)
+                self.track_state.clear(fi.slot)
+                self._by_slot[fi.slot] = ""
+            self.tracks.prune(now_s)
+            return len(old)
+
+    # ------------------------------------------------------------------ transitions
+    def _apply(self, ev: lc.Transition) -> None:
+        """Record a checked transition (lock held)."""
+        fi = self._flights[ev.flight_id]
+        fi.state = ev.to_state
+        if ev.to_state in lc.TERMINAL:
+            fi.ended_s = ev.t_s
+            self.monitor.remove(ev.flight_id)
+            self.tracks.ended(ev.flight_id, ev.t_s)
+            for k in [k for k in self._open_pair if ev.flight_id in k]:
+                del self._open_pair[k]
+
+    def command(self, flight_id: str, to_state: str, actor: str, now_s: float,
+                reason: str = "declared", detail: str = "") -> lc.Transition:
+        """An operator or regulator transition (checked against the lifecycle)."""
+        with self._lock:
+            fi = self._flights.get(flight_id)
+            if fi is None:
+                raise KeyError(flight_id)
+            ev = lc.transition(fi.state, to_state, actor, flight_id=flight_id, t_s=now_s,
+                               reason=reason, detail=detail)
+            if to_state == lc.ACTIVATED and fi.state == lc.ACCEPTED:
+                self.monitor.activate(flight_id, fi.trajectory, now_s)
+            elif to_state == lc.CONTINGENT and flight_id in self.monitor:
+                self.monitor.force(flight_id, lc.CONTINGENT, now_s)
+            self._apply(ev)
+            return ev
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(self, operator_id: str | None, flight_ids, t_s, lon_deg, lat_deg, alt_m,
+               now_s: float, vel_mps=None, acc_h_m=None, acc_v_m=None) -> IngestResult:
+        """Validate and apply a batch of reports (see module docstring, step 1).
+
+        ``operator_id`` None = a trusted caller (regulator tools, tests): no ownership
+        check.
+        """
+        flight_ids = list(flight_ids)
+        n = len(flight_ids)
+        pre = np.zeros(n, np.int8)
+        slots = np.full(n, -1, np.int64)
+        with self._lock:
+            for k, fid in enumerate(flight_ids):
+                fi = self._flights.get(fid)
+                if fi is None:
+                    pre[k] = ReportStatus.UNKNOWN_FLIGHT
+                elif operator_id is not None and fi.operator_id != operator_id:
+                    pre[k] = ReportStatus.FOREIGN_FLIGHT
+                elif fi.state in lc.TERMINAL:
+                    pre[k] = ReportStatus.NOT_ACTIVE
+                else:
+                    slots[k] = fi.slot
+            batch = ReportBatch.from_wgs84(self.frame, slots, t_s, lon_deg, lat_deg, alt_m,
+                                           vel_mps, acc_h_m, acc_v_m)
+            status = validate_reports(batch, self.track_state, now_s,
+                                      self.telemetry_limits, pre_status=pre)
+            ok = status == ReportStatus.OK
+            self.stats["reports"] += n
+            self.stats["accepted"] += int(ok.sum())
+            conforming = np.zeros(n, np.bool_)
+            events: list[lc.Transition] = []
+            if not ok.any():
+                return IngestResult(status, events, conforming)
+            idx = np.flatnonzero(ok)
+            # velocity: reported, else finite difference (after the track update)
+            ids_ok = [flight_ids[k] for k in idx]
+            self.tracks.add(ids_ok, batch.t_s[idx], batch.xyz_m[idx], rows=[
+                (flight_ids[k], float(batch.t_s[k]), float(batch.lon_deg[k]),
+                 float(batch.lat_deg[k]), float(batch.alt_m[k])) for k in idx])
+            vel_given = np.all(np.isfinite(batch.vel_mps[idx]), axis=1)
+            for q, k in enumerate(idx):
+                s = slots[k]
+                if vel_given[q]:
+                    self._vel[s] = batch.vel_mps[k]
+                else:
+                    v = self.tracks.velocity(flight_ids[k])
+                    self._vel[s] = np.nan if v is None else v
+            # first telemetry activates a booked flight
+            for k in idx:
+                fi = self._flights[flight_ids[k]]
+                if fi.state == lc.ACCEPTED:
+                    ev = lc.transition(fi.state, lc.ACTIVATED, lc.SERVICE,
+                                       flight_id=fi.flight_id, t_s=float(batch.t_s[k]),
+                                       reason="first_telemetry")
+                    self.monitor.activate(fi.flight_id, fi.trajectory, float(batch.t_s[k]))
+                    self._apply(ev)
+                    events.append(ev)
+            msl = self.monitor.slots_of(ids_ok)
+            conf, evs = self.monitor.update(msl, batch.t_s[idx], batch.xyz_m[idx])
+            conforming[idx] = conf
+            for ev in evs:
+                self._check_and_apply(ev)
+                events.append(ev)
+            events.sort(key=lambda e: e.t_s)
+            return IngestResult(status, events, conforming)
+
+    def _check_and_apply(self, ev: lc.Transition) -> None:
+        fi = self._flights[ev.flight_id]
+        lc.transition(fi.state, ev.to_state, ev.actor)   # the monitor obeys the table
+        self._apply(ev)
+
+    # ------------------------------------------------------------------ tick
+    def _live_flight(self, fi: FlightInfo) -> LiveFlight:
+        s = fi.slot
+        t = self.track_state.last_t_s[s]
+        have = bool(np.isfinite(t))
+        return LiveFlight(fi.flight_id, fi.trajectory, fi.priority, fi.state,
+                          float(t) if have else None,
+                          self.track_state.last_xyz_m[s].copy() if have else None,
+                          self._vel[s].copy() if have else None, fi.speeds)
+
+    def _others(self, flights: list[LiveFlight], now_s: float) -> list[Trajectory]:
+        out = []
+        for lf in flights:
+            if lf.follows_plan:
+                r = remaining(lf.trajectory, now_s)
+                if r is not None:
+                    out.append(r)
+            elif lf.measured_t_s is not None:
+                out.append(state_trajectory(lf.flight_id, lf.measured_t_s,
+                                            lf.measured_xyz_m, lf.measured_vel_mps,
+                                            self.horizon_s, now_s))
+        return out
+
+    def tick(self, now_s: float, resolve: bool = True) -> TickResult:
+        """Sweep, predict, resolve (see module docstring, step 2)."""
+        import time as _time
+        t_start = _time.perf_counter()
+        with self._lock:
+            events = self.monitor.sweep(now_s)
+            for ev in events:
+                self._check_and_apply(ev)
+            plan_ids, plan_trajs, booked_ids, booked_trajs = [], [], [], []
+            m_ids, m_t, m_xyz, m_vel = [], [], [], []
+            flights = {}
+            horizon_end = now_s + self.horizon_s
+            for fid, fi in self._flights.items():
+                if fi.state == lc.ACTIVATED:
+                    if fi.trajectory.t_end_s >= now_s:
+                        plan_ids.append(fid)
+                        plan_trajs.append(fi.trajectory)
+                        flights[fid] = self._live_flight(fi)
+                elif fi.state in (lc.NONCONFORMING, lc.CONTINGENT):
+                    s = fi.slot
+                    last = self.track_state.last_t_s[s]
+                    if not now_s - last <= self.stale_after_s:
+                        # silent (lost link): its plan is the best estimate left
+                        if fi.trajectory.t_end_s >= now_s:
+                            plan_ids.append(fid)
+                            plan_trajs.append(fi.trajectory)
+                            flights[fid] = self._live_flight(fi)
+                    else:
+                        m_ids.append(fid)
+                        m_t.append(last)
+                        m_xyz.append(self.track_state.last_xyz_m[s])
+                        m_vel.append(self._vel[s])
+                        flights[fid] = self._live_flight(fi)
+                elif fi.state == lc.ACCEPTED and \
+                        fi.trajectory.t_start_s <= horizon_end and \
+                        fi.trajectory.t_end_s >= now_s:
+                    booked_ids.append(fid)
+                    booked_trajs.append(fi.trajectory)
+                    flights[fid] = self._live_flight(fi)
+            pred = predict(now_s, plan_ids=plan_ids, plan_trajs=plan_trajs,
+                           measured_ids=m_ids,
+                           measured_t_s=np.asarray(m_t, np.float64).reshape(-1),
+                           measured_xyz_m=np.asarray(m_xyz, np.float64).reshape(-1, 3),
+                           measured_vel_mps=np.asarray(m_vel, np.float64).reshape(-1, 3),
+                           booked_ids=booked_ids, booked_trajs=booked_trajs,
+                           horizon_s=self.horizon_s, step_s=self.step_s)
+            losses = detect_losses(pred, self.sep_h, self.sep_v)
+            self.stats["losses"] += len(losses)
+            todo = []
+            for loss in losses:
+                key = tuple(sorted((loss.flight_a, loss.flight_b)))
+                if key in self._open_pair or self._retry_at.get(key, -1.0) > now_s:
+                    continue
+                a, b = flights[loss.flight_a], flights[loss.flight_b]
+                if a.state == lc.ACCEPTED and b.state == lc.ACCEPTED:
+                    continue   # both still on the ground: strategic deconfliction's job
+                todo.append((key, loss, a, b))
+            todo.sort(key=lambda x: x[1].t_s)
+            todo = todo[:self.max_resolutions] if resolve and self.resolver else []
+            for key, *_ in todo:
+                self._open_pair[key] = "(resolving)"
+        advisories, failures = [], []
+        if todo:
+            others = self._others(list(flights.values()), now_s)
+            for key, loss, a, b in todo:
+                try:
+                    adv, _rule = self.resolver.resolve(
+                        a, b, now_s, others, exclude=self._refused.get(key, ()))
+                except ResolutionError as exc:
+                    failures.append((key, str(exc)))
+                    with self._lock:
+                        self._open_pair.pop(key, None)
+                        self._retry_at[key] = now_s + self.retry_after_s
+                        self.stats["unresolved"] += 1
+                    continue
+                advisories.append(adv)
+                # later resolutions this tick keep clear of the advised trajectory
+                others = [o for o in others if o.flight_id != adv.flight_id]
+                others.append(adv.trajectory)
+                with self._lock:
+                    self._open_pair[key] = adv.advisory_id
+                    self.advisories[adv.advisory_id] = (adv, "issued")
+                    self.stats["advisories"] += 1
+        return TickResult(events, losses, advisories, failures, len(pred),
+                          1e3 * (_time.perf_counter() - t_start))
+
+    # ------------------------------------------------------------------ advisories
+    def answer_advisory(self, advisory_id: str, accept: bool, operator_id: str | None,
+                        now_s: float) -> Advisory:
+        """Accept (new approved trajectory) or refuse an advisory."""
+        with self._lock:
+            entry = self.advisories.get(advisory_id)
+            if entry is None:
+                raise KeyError(advisory_id)
+            adv, status = entry
+            fi = self._flights.get(adv.flight_id)
+            if fi is None or (operator_id is not None and fi.operator_id != operator_id):
+                raise PermissionError(f"advisory {advisory_id} is not for a flight of "
+                                      f"operator {operator_id}")
+            if status != "issued":
+                raise LiveInputError(f"advisory {advisory_id} was already {status}")
+            if fi.state in lc.TERMINAL:
+                raise LiveInputError(f"flight {fi.flight_id} is {fi.state}")
+            for k in [k for k, v in self._open_pair.items() if v == advisory_id]:
+                del self._open_pair[k]
+                # the new plan needs a few reports to show in the measurements
+                self._retry_at[k] = now_s + min(self.retry_after_s, 3.0)
+            if accept:
+                fi.trajectory = adv.trajectory
+                if fi.flight_id in self.monitor:
+                    self.monitor.replace_trajectory(fi.flight_id, adv.trajectory)
+                self.advisories[advisory_id] = (adv, "accepted")
+                self.stats["advisories_accepted"] += 1
+            else:
+                self.advisories[advisory_id] = (adv, "refused")
+                self.stats["advisories_refused"] += 1
+                if adv.reason == "conflict":
+                    key = tuple(sorted((adv.flight_id, *adv.cause[:1])))
+                    self._refused.setdefault(key, set()).add(adv.flight_id)
+            return adv
+
+    def expire_advisories(self, now_s: float) -> list[str]:
+        """Unanswered advisories whose start has passed can no longer be flown."""
+        with self._lock:
+            gone = [k for k, (a, st) in self.advisories.items()
+                    if st == "issued" and a.start_s < now_s]
+            for k in gone:
+                adv, _ = self.advisories[k]
+                self.advisories[k] = (adv, "expired")
+                for p in [p for p, v in self._open_pair.items() if v == k]:
+                    del self._open_pair[p]
+            return gone
+
+    def zone_added(self, zone_id: str, now_s: float):
+        """Advisories for airborne flights whose remainder enters the new zone."""
+        if self.resolver is None:
+            return [], []
+        with self._lock:
+            flights = [self._live_flight(fi) for fi in self._flights.values()
+                       if fi.state in (lc.ACTIVATED, lc.NONCONFORMING)]
+        others = self._others(flights, now_s)
+        advs, errors = self.resolver.zone_reroutes(zone_id, flights, now_s, others)
+        with self._lock:
+            for adv in advs:
+                self.advisories[adv.advisory_id] = (adv, "issued")
+                self.stats["advisories"] += 1
+        return advs, errors
+
+    def counts(self) -> dict:
+        with self._lock:
+            by = {}
+            for fi in self._flights.values():
+                by[fi.state] = by.get(fi.state, 0) + 1
+            return {"flights": by, **self.stats, "tracks": len(self.tracks),
+                    "track_rows_pending": self.tracks.pending,
+                    "track_rows_dropped": self.tracks.dropped}
+
+
+__all__ += ["PredictedLoss"]
