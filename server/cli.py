@@ -1446,24 +1446,49 @@ def _main(argv) -> int:
     return args.func(args)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused by Ctrl-C (a KeyboardInterrupt in its chain)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one ``skytwin`` command; returns the exit code."""
+    """Run one ``skytwin`` command; returns the exit code.
+
+    Called without ``argv`` (as the ``skytwin`` program), Ctrl-C ends the process at
+    once with exit code 130 (``os._exit`` after flushing the output): planning threads
+    still running are not waited for, and the interpreter cannot turn the handled
+    interrupt into a death by SIGINT at exit.
+    """
     try:
-        return _main(argv)
+        rc = _main(argv)
     except KeyboardInterrupt:           # Ctrl-C: quiet, the conventional 128 + SIGINT
-        if _stderr_is_tty():
-            sys.stderr.write("\n")
-        return EXIT_INTERRUPTED
+        rc = EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:            # a bug: one line, the traceback on request
-        if os.environ.get("SKYTWIN_DEBUG"):
-            raise
-        _emit_error(f"internal error ({type(exc).__name__}: {exc}); run with "
-                    "SKYTWIN_DEBUG=1 for the traceback and please report it",
-                    "INTERNAL", _JSON_ERRORS)
-        return 1
+        if not _interrupted(exc):       # Ctrl-C inside a numba kernel surfaces wrapped
+            if os.environ.get("SKYTWIN_DEBUG"):  # (SystemError "... exception set")
+                raise
+            _emit_error(f"internal error ({type(exc).__name__}: {exc}); run with "
+                        "SKYTWIN_DEBUG=1 for the traceback and please report it",
+                        "INTERNAL", _JSON_ERRORS)
+            return 1
+        rc = EXIT_INTERRUPTED
+    if rc == EXIT_INTERRUPTED and argv is None:
+        if _stderr_is_tty():
+            sys.stderr.write("\n")
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(EXIT_INTERRUPTED)
+    return rc
 
 
 if __name__ == "__main__":
