@@ -45,6 +45,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from numba import njit
+
+from skytwin.airspace._jit import JIT
 from skytwin.live.tactical import loss_arrays
 from skytwin.planner.trajectory import Trajectory
 
@@ -124,28 +127,62 @@ class SimDrone:
 
 
 def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
-                  late_s=60.0, kinds=FAULT_KINDS) -> int:
+                  late_s=60.0, kinds=FAULT_KINDS, window=None) -> int:
     """Give a seeded share of the drones a fault (kinds in turn); returns the count.
 
     Onsets of in-flight faults fall in the cruise, at least 15 s after take-off and
-    30 s before landing (flights shorter than that get a late departure instead).
+    30 s before landing, and inside ``window = (t_lo, t_hi)`` when given (flights
+    without such a moment get a late departure instead, if their departure is in the
+    window, else no fault).
     """
     n = len(drones)
     k = int(round(share * n))
     pick = rng.choice(n, size=k, replace=False) if k else []
+    lo_w, hi_w = window if window is not None else (-np.inf, np.inf)
+    made = 0
     for q, i in enumerate(sorted(int(x) for x in pick)):
         d = drones[i]
         kind = kinds[q % len(kinds)]
         t0, t1 = d.trajectory.t_start_s, d.trajectory.t_end_s
-        if kind != "late" and t1 - t0 < 60.0:
+        a, b = max(t0 + 15.0, lo_w), min(t1 - 30.0, hi_w)
+        if kind != "late" and b <= a:
             kind = "late"
         if kind == "late":
+            if not lo_w <= t0 <= hi_w:
+                continue
             d.fault = Fault("late", t0, late_s)
         else:
-            onset = float(rng.uniform(t0 + 15.0, t1 - 30.0))
+            onset = float(rng.uniform(a, b))
             param = {"drift": drift_mps, "climb": climb_mps}.get(kind, 0.0)
             d.fault = Fault(kind, onset, param)
-    return k
+        made += 1
+    return made
+
+
+@njit(**JIT)
+def _plan_positions(off, tt, txyz, times, out):
+    """Clamped position of packed trajectory f at times[f] into out[f] (n, 3)."""
+    for f in range(off.shape[0] - 1):
+        a = off[f]
+        b = off[f + 1]
+        t = times[f]
+        if t <= tt[a]:
+            out[f, 0] = txyz[a, 0]
+            out[f, 1] = txyz[a, 1]
+            out[f, 2] = txyz[a, 2]
+            continue
+        if t >= tt[b - 1]:
+            out[f, 0] = txyz[b - 1, 0]
+            out[f, 1] = txyz[b - 1, 1]
+            out[f, 2] = txyz[b - 1, 2]
+            continue
+        i = a
+        while tt[i + 1] < t:
+            i += 1
+        span = tt[i + 1] - tt[i]
+        s = 0.0 if span <= 0.0 else (t - tt[i]) / span
+        for c in range(3):
+            out[f, c] = txyz[i, c] + s * (txyz[i + 1, c] - txyz[i, c])
 
 
 def percentile(values, q) -> float | None:
@@ -174,23 +211,59 @@ class Fleet:
 
     def __post_init__(self):
         self.index = {d.flight_id: k for k, d in enumerate(self.drones)}
+        self._packed = None
+        self._faulty = [k for k, d in enumerate(self.drones) if d.fault is not None]
+
+    def _pack(self):
+        if self._packed is None:
+            trs = [d.trajectory for d in self.drones]
+            lens = np.array([len(t.t_s) for t in trs], np.int64)
+            off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+            self._packed = (off, np.concatenate([t.t_s for t in trs]),
+                            np.ascontiguousarray(np.concatenate([t.xyz_m for t in trs])))
+            self._start = np.array([t.t_start_s for t in trs])
+            self._end = np.array([t.t_end_s for t in trs])
+            self._faulty = [k for k, d in enumerate(self.drones) if d.fault is not None]
+        return self._packed
+
+    def true_positions(self, t_s: float) -> np.ndarray:
+        """True positions (n, 3) of every drone at ``t_s`` (vectorised
+        :meth:`SimDrone.true_at`; faulty drones one by one)."""
+        off, tt, txyz = self._pack()
+        n = len(self.drones)
+        out = np.empty((n, 3))
+        if n:
+            _plan_positions(off, tt, txyz, np.full(n, float(t_s)), out)
+        for k in self._faulty:
+            d = self.drones[k]
+            if d.fault_active(t_s):
+                out[k] = d.true_at(t_s)
+        return out
 
     def tick_reports(self, t_s: float):
         """Record truth at ``t_s`` and return the reports to send:
         ``(flight_ids, t, lon, lat, alt, vel (n, 3))``."""
-        pos = np.array([d.true_at(t_s) for d in self.drones]).reshape(-1, 3)
+        pos = self.true_positions(t_s)
         self.truth.append(pos)
-        self.alive.append(np.array([d.airborne(t_s) for d in self.drones], bool))
-        who = [k for k, d in enumerate(self.drones) if d.reports_at(t_s)]
-        if not who:
+        shift = np.zeros(len(self.drones))
+        stop = np.zeros(len(self.drones), bool)
+        for k in self._faulty:
+            f = self.drones[k].fault
+            if f.kind == "late":
+                shift[k] = f.param
+            elif f.kind == "lost_link" and t_s >= f.onset_s:
+                stop[k] = True
+        self.alive.append((self._start + shift <= t_s) & (t_s <= self._end + shift))
+        rep = (self._start - 5.0 <= t_s) & (t_s <= self._end + shift + 2.0) & ~stop
+        who = np.flatnonzero(rep)
+        if not who.size:
             return [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, 3))
         p = pos[who].copy()
         m = len(who)
         p[:, :2] += self.rng.normal(0.0, self.noise_h_m, (m, 2))
         p[:, 2] += self.rng.normal(0.0, self.noise_v_m, m)
         lon, lat = self.frame.to_wgs84(p[:, 0], p[:, 1])
-        vel = np.array([(self.drones[k].true_at(t_s + 0.5) - self.drones[k].true_at(t_s - 0.5))
-                        for k in who])
+        vel = self.true_positions(t_s + 0.5)[who] - self.true_positions(t_s - 0.5)[who]
         self.sent += m
         return ([self.drones[k].flight_id for k in who], np.full(m, float(t_s)),
                 np.asarray(lon), np.asarray(lat), p[:, 2], vel)
@@ -215,6 +288,7 @@ class Fleet:
             d.refused += 1
             return False
         d.trajectory = trajectory
+        self._packed = None
         d.accepted += 1
         self.advisories_accepted += 1
         return True

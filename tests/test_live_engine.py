@@ -168,3 +168,15 @@ def test_fault_models():
     assert d.reports_at(49.0) and not d.reports_at(51.0)
     d = SimDrone("f", 0, tr, Fault("climb", 50.0, 3.0))
     assert np.allclose(d.true_at(100.0), [1080, 0, 100])   # +60 m at most
+
+
+def test_fleet_truth_is_the_drone_model(world):
+    twin, trajs = world
+    drones = [SimDrone(tr.flight_id, 0, tr) for tr in trajs[:20]]
+    assign_faults(drones, 0.5, np.random.default_rng(4))
+    fleet = Fleet(drones, twin.frame, np.random.default_rng(5))
+    for t in (T0 - 10, T0 + 30, T0 + 77.5, T0 + 200, T0 + 900):
+        want = np.array([d.true_at(t) for d in drones])
+        assert np.allclose(fleet.true_positions(t), want)
+        fleet.tick_reports(t)
+        assert fleet.alive[-1].tolist() == [d.airborne(t) for d in drones]
