@@ -135,11 +135,8 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
     # heavy reads (blocked-code queries, ED-269 import/export) get one thread of their
     # own, so that they delay neither bookings nor the cheap calls
     heavy = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skytwin-query")
-    from skytwin.server.services._base import Gate
-    lim = core.limits
-    gates = (Gate("planning", config.workers + lim.max_waiting_plan),
-             Gate("quick", 2 + lim.max_waiting_fast),
-             Gate("heavy read", 1 + lim.max_waiting_query, per_caller=1))  # shared
+    from skytwin.server.services._base import make_gates
+    gates = make_gates(core.limits, config.workers, 2)   # shared by every servicer
     kw = {"gates": gates, "query_executor": heavy}
     airspace_pb2_grpc.add_AirspaceServiceServicer_to_server(
         AirspaceServicer(core, executor, fast, **kw), server)

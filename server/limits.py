@@ -101,6 +101,7 @@ class Limits:
     deadline_plan_s: float
     deadline_batch_s: float
     max_waiting_plan: int
+    max_queue_wait_s: float
     max_waiting_fast: int
     max_waiting_query: int
     max_watchers: int

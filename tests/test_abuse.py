@@ -766,3 +766,30 @@ def test_server_still_answers_after_everything(stubs, srv):
     for zone in z.ListZones(zpb.ListZonesRequest(), metadata=md(REG)).zones:
         z.DeleteZone(zpb.DeleteZoneRequest(zone_id=zone.id), metadata=md(REG))
     assert_alive(srv)
+
+
+def test_gate_refuses_when_the_expected_queue_wait_is_too_long():
+    """Admission by expected wait: fast calls may queue deep, slow ones may not."""
+    from skytwin.server.service import OverloadedError
+    from skytwin.server.services._base import Gate
+    g = Gate("planning", capacity=100, threads=4, max_wait_s=5.0)
+    g.observe(0.02)                          # 20 ms calls: 100 in progress is fine
+    for _ in range(100):
+        g.enter()
+    with pytest.raises(OverloadedError, match="the limit is 100"):
+        g.enter()
+    for _ in range(100):
+        g.leave()
+    g.mean_s = 0.0
+    g.observe(2.0)                           # 2 s calls: 4 running + 10 queued = 5 s
+    for _ in range(14):
+        g.enter()
+    with pytest.raises(OverloadedError, match=r"about 5\.5 s of queueing"):
+        g.enter()
+    q = Gate("heavy read", capacity=5, per_caller=1)
+    q.enter("a")
+    with pytest.raises(OverloadedError, match="of this caller in progress"):
+        q.enter("a")
+    q.enter("b")
+    q.leave("a")
+    q.enter("a")

@@ -6,9 +6,12 @@ Every core call leaves the event loop on one of three pools: planning (PlanRoute
 SubmitFlight, SubmitBatch), heavy reads (QueryBlockedCodes, ED-269 import and export:
 one thread) or the small pool for cheap calls (get, list, cancel, zones). Each pool has
 a :class:`Gate`: at most ``threads + max_waiting`` calls may be admitted (running or
-queued); one more is refused at once with RESOURCE_EXHAUSTED
+queued), and a call that would have to queue is admitted only while its expected wait
+(calls ahead of it x the recent mean service time of the pool / threads) is at most
+``max_queue_wait_s``; otherwise it is refused at once with RESOURCE_EXHAUSTED
 (:class:`~server.service.OverloadedError`) instead of queueing for tens of seconds
-behind the others. The heavy-read gate also admits at most one call per caller, so a
+behind the others. Fast calls thus keep a deep queue (a load test at concurrency 64
+queues a few hundred milliseconds), slow ones a shallow one. The heavy-read gate also admits at most one call per caller, so a
 caller repeating expensive queries waits for its own, never makes another caller wait
 for more than one query per other caller. A call holds its place until its thread really
 finishes (a call that timed out still occupies its thread), so the count never
@@ -29,26 +32,45 @@ import time
 
 from skytwin.server.service import DeadlineError, OverloadedError
 
-__all__ = ["Base", "Gate"]
+__all__ = ["Base", "Gate", "make_gates"]
 
 
 class Gate:
     """Admission counter of one pool (event-loop thread only, no lock needed);
     ``per_caller`` caps the calls of one caller in progress (None: no cap)."""
 
-    def __init__(self, name: str, capacity: int, per_caller: int | None = None):
+    def __init__(self, name: str, capacity: int, per_caller: int | None = None,
+                 threads: int = 1, max_wait_s: float | None = None):
         self.name = name
         self.capacity = int(capacity)
         self.per_caller = per_caller
+        self.threads = max(1, int(threads))
+        self.max_wait_s = max_wait_s
+        self.mean_s = 0.0          # recent mean service time (EWMA, set by observe)
         self.inside = 0
         self.refused = 0
         self._by_caller: dict = {}
+
+    def expected_wait_s(self) -> float:
+        """Expected queueing time of a call arriving now."""
+        ahead = self.inside - self.threads + 1
+        return max(0, ahead) * self.mean_s / self.threads
+
+    def observe(self, service_s: float) -> None:
+        """Record one call's service time (called from the pool's threads)."""
+        self.mean_s = service_s if self.mean_s == 0.0 else 0.8 * self.mean_s + 0.2 * service_s
 
     def enter(self, caller=None) -> None:
         if self.inside >= self.capacity:
             self.refused += 1
             raise OverloadedError(f"server busy: {self.inside} {self.name} calls in "
                                   f"progress, the limit is {self.capacity}; retry later")
+        if self.max_wait_s is not None and self.expected_wait_s() > self.max_wait_s:
+            self.refused += 1
+            raise OverloadedError(f"server busy: {self.inside} {self.name} calls in "
+                                  f"progress, about {self.expected_wait_s():.1f} s of "
+                                  f"queueing (the limit is {self.max_wait_s:g} s); retry "
+                                  "later")
         if self.per_caller is not None and caller is not None:
             mine = self._by_caller.get(caller, 0)
             if mine >= self.per_caller:
@@ -69,6 +91,16 @@ class Gate:
                 self._by_caller.pop(caller, None)
 
 
+def make_gates(lim, plan_threads: int, fast_threads: int, query_threads: int = 1):
+    """The three gates (planning, quick, heavy read) for these pool sizes."""
+    return (Gate("planning", plan_threads + lim.max_waiting_plan, threads=plan_threads,
+                 max_wait_s=lim.max_queue_wait_s),
+            Gate("quick", fast_threads + lim.max_waiting_fast, threads=fast_threads,
+                 max_wait_s=lim.max_queue_wait_s),
+            Gate("heavy read", query_threads + lim.max_waiting_query, per_caller=1,
+                 threads=query_threads))
+
+
 class Base:
     """Holds the service core, the planning pool and the pool for cheap calls."""
 
@@ -79,18 +111,23 @@ class Base:
         self.query_executor = query_executor or self.fast_executor
         lim = core.limits
         if gates is None:
-            gates = (Gate("planning", getattr(executor, "_max_workers", 4)
-                          + lim.max_waiting_plan),
-                     Gate("quick", getattr(self.fast_executor, "_max_workers", 2)
-                          + lim.max_waiting_fast),
-                     Gate("heavy read", 1 + lim.max_waiting_query, per_caller=1))
+            gates = make_gates(lim, getattr(executor, "_max_workers", 4),
+                               getattr(self.fast_executor, "_max_workers", 2))
         self.plan_gate, self.fast_gate, self.query_gate = gates
 
     async def _call(self, pool, gate, limit_s, context, fn, *args, caller=None, **kwargs):
         gate.enter(caller)
         loop = asyncio.get_running_loop()
+        work = functools.partial(fn, *args, **kwargs)
+
+        def timed_work():
+            t0 = time.perf_counter()
+            try:
+                return work()
+            finally:
+                gate.observe(time.perf_counter() - t0)
         try:
-            cf = pool.submit(functools.partial(fn, *args, **kwargs))
+            cf = pool.submit(timed_work)
         except BaseException:
             gate.leave(caller)
             raise
