@@ -58,6 +58,7 @@ __all__ = [
     "DEV_TOKENS",
     "AuthInterceptor",
     "Authenticator",
+    "caller_or_none",
     "current_caller",
     "load_tokens",
     "server_credentials",
@@ -131,6 +132,11 @@ class Authenticator:
         if found is None:
             raise UnauthenticatedError("unknown or revoked token")
         return found
+
+
+def caller_or_none() -> Caller | None:
+    """The authenticated caller of the RPC being served, or None outside one."""
+    return _CALLER.get()
 
 
 def current_caller() -> Caller:

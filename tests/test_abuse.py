@@ -510,6 +510,46 @@ def test_capacity_and_server_deadline(tight):
     assert len(r.route.waypoints) >= 2
 
 
+@pytest.fixture(scope="module")
+def fair(tmp_path_factory):
+    lim = LIMITS.replace(max_waiting_plan=20, keep_workspace_voxels=1_000,
+                         deadline_plan_s=20.0)
+    s = start_server(tmp_path_factory.mktemp("fair") / "store.db", limits=lim, workers=1)
+    yield s
+    s.stop()
+
+
+def test_waiting_calls_are_served_round_robin_over_callers(fair):
+    """Operator A queues five plans on the one planning thread, then B one: B's plan is
+    served second, not after A's whole backlog."""
+    f = frpc.FlightServiceStub(fair.channel())
+    done: dict = {}
+
+    def plan(tag, token):
+        code, details, _ = timed(f.PlanRoute, fpb.PlanRouteRequest(
+            route=route_req(b=NEAR)), token)
+        done[tag] = (time.perf_counter(), code, details)
+
+    slot = fair.core._large_search
+    slot.acquire()                       # the first call blocks the only thread
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            futs = [pool.submit(plan, f"a{k}", OP_A) for k in range(5)]
+            time.sleep(0.5)              # A's five calls are in: one running, four waiting
+            futs.append(pool.submit(plan, "b", OP_B))
+            time.sleep(0.3)
+            slot.release()
+            slot = None
+            for fu in futs:
+                fu.result()
+    finally:
+        if slot is not None:
+            slot.release()
+    assert all(c == grpc.StatusCode.OK for _, c, _ in done.values()), done
+    order = sorted(done, key=lambda k: done[k][0])
+    assert order.index("b") <= 2, order  # after the running one and at most one more
+
+
 def test_flight_duration_limit(tight):
     f = frpc.FlightServiceStub(tight.channel())
     # 800 m straight at 1 m/s is over 60 s: refused before planning
@@ -769,23 +809,29 @@ def test_server_still_answers_after_everything(stubs, srv):
 
 
 def test_gate_refuses_when_the_expected_queue_wait_is_too_long():
-    """Admission by expected wait: fast calls may queue deep, slow ones may not."""
+    """Admission by expected wait: fast calls may queue deep, slow ones may not, and a
+    caller's wait is its own round-robin position, not the whole queue."""
     from skytwin.server.service import OverloadedError
     from skytwin.server.services._base import Gate
+
+    def fill(g, caller, running, waiting):
+        for k in range(running + waiting):
+            g.enter(caller)
+            if k >= running:
+                g.queue.put(caller, None)
+
     g = Gate("planning", capacity=100, threads=4, max_wait_s=5.0)
     g.observe(0.02)                          # 20 ms calls: 100 in progress is fine
-    for _ in range(100):
-        g.enter()
+    fill(g, "a", 4, 96)
     with pytest.raises(OverloadedError, match="the limit is 100"):
-        g.enter()
-    for _ in range(100):
-        g.leave()
-    g.mean_s = 0.0
-    g.observe(2.0)                           # 2 s calls: 4 running + 10 queued = 5 s
-    for _ in range(14):
-        g.enter()
+        g.enter("b")
+    g = Gate("planning", capacity=100, threads=4, max_wait_s=5.0)
+    g.observe(2.0)                           # 2 s calls on 4 threads
+    fill(g, "a", 4, 10)                      # A: 4 running, 10 waiting
     with pytest.raises(OverloadedError, match=r"about 5\.5 s of queueing"):
-        g.enter()
+        g.enter("a")                         # A's next call: behind its own 10
+    assert g.expected_wait_s("b") == pytest.approx(1.0)   # B's: served 2nd
+    g.enter("b")
     q = Gate("heavy read", capacity=5, per_caller=1)
     q.enter("a")
     with pytest.raises(OverloadedError, match="of this caller in progress"):

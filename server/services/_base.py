@@ -11,7 +11,14 @@ queued), and a call that would have to queue is admitted only while its expected
 ``max_queue_wait_s``; otherwise it is refused at once with RESOURCE_EXHAUSTED
 (:class:`~server.service.OverloadedError`) instead of queueing for tens of seconds
 behind the others. Fast calls thus keep a deep queue (a load test at concurrency 64
-queues a few hundred milliseconds), slow ones a shallow one. The heavy-read gate also admits at most one call per caller, so a
+queues a few hundred milliseconds), slow ones a shallow one.
+
+Fairness. Waiting calls are not served first come, first served: each pool takes its
+next call round robin over the callers with calls waiting (:class:`FairQueue`; the
+caller is the authenticated one). So an operator that queues many calls delays another
+operator's call by at most one call per other waiting caller, not by its whole backlog,
+and the expected wait used for admission is the new call's own (its round-robin
+position), so a light caller is not refused because a heavy one is queued. The heavy-read gate also admits at most one call per caller, so a
 caller repeating expensive queries waits for its own, never makes another caller wait
 for more than one query per other caller. A call holds its place until its thread really
 finishes (a call that timed out still occupies its thread), so the count never
@@ -27,12 +34,63 @@ they reserve anything (nothing is booked after the caller was told it failed).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
+import threading
 import time
+from collections import OrderedDict, deque
 
 from skytwin.server.service import DeadlineError, OverloadedError
 
-__all__ = ["Base", "Gate", "make_gates"]
+__all__ = ["Base", "FairQueue", "Gate", "make_gates"]
+
+
+class FairQueue:
+    """Waiting jobs per caller, served round robin (thread-safe).
+
+    Examples
+    --------
+    >>> q = FairQueue()
+    >>> for key, job in [("a", 1), ("a", 2), ("a", 3), ("b", 4), ("c", 5)]:
+    ...     q.put(key, job)
+    >>> q.position("b"), q.position("d")        # jobs served before a new one
+    (4, 3)
+    >>> [q.pop() for _ in range(5)]
+    [1, 4, 5, 2, 3]
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._q: OrderedDict = OrderedDict()
+
+    def put(self, key, job) -> None:
+        with self._lock:
+            self._q.setdefault(key, deque()).append(job)
+
+    def pop(self):
+        """The next caller's oldest job; that caller goes to the back of the round."""
+        with self._lock:
+            key = next(iter(self._q))
+            dq = self._q.pop(key)
+            job = dq.popleft()
+            if dq:
+                self._q[key] = dq
+            return job
+
+    def position(self, key) -> int:
+        """Jobs served before a new job of ``key`` (one round per job ahead of it)."""
+        with self._lock:
+            mine = len(self._q.get(key, ()))
+            return mine + sum(min(len(d), mine + 1) for k, d in self._q.items()
+                              if k != key)
+
+    def __len__(self):
+        with self._lock:
+            return sum(len(d) for d in self._q.values())
+
+    def run_next(self) -> None:
+        """Pool task: run the next job (each submitted task runs exactly one)."""
+        self.pop()()
 
 
 class Gate:
@@ -50,11 +108,15 @@ class Gate:
         self.inside = 0
         self.refused = 0
         self._by_caller: dict = {}
+        self.queue = FairQueue()
 
-    def expected_wait_s(self) -> float:
-        """Expected queueing time of a call arriving now."""
-        ahead = self.inside - self.threads + 1
-        return max(0, ahead) * self.mean_s / self.threads
+    def expected_wait_s(self, caller=None) -> float:
+        """Expected queueing time of a call of ``caller`` arriving now: none while a
+        thread is free, else its round-robin position x mean service time / threads."""
+        waiting = len(self.queue)
+        if self.inside - waiting < self.threads:
+            return 0.0
+        return (self.queue.position(caller) + 1) * self.mean_s / self.threads
 
     def observe(self, service_s: float) -> None:
         """Record one call's service time (called from the pool's threads)."""
@@ -65,12 +127,12 @@ class Gate:
             self.refused += 1
             raise OverloadedError(f"server busy: {self.inside} {self.name} calls in "
                                   f"progress, the limit is {self.capacity}; retry later")
-        if self.max_wait_s is not None and self.expected_wait_s() > self.max_wait_s:
+        wait_s = self.expected_wait_s(caller)
+        if self.max_wait_s is not None and wait_s > self.max_wait_s:
             self.refused += 1
             raise OverloadedError(f"server busy: {self.inside} {self.name} calls in "
-                                  f"progress, about {self.expected_wait_s():.1f} s of "
-                                  f"queueing (the limit is {self.max_wait_s:g} s); retry "
-                                  "later")
+                                  f"progress, about {wait_s:.1f} s of queueing (the limit "
+                                  f"is {self.max_wait_s:g} s); retry later")
         if self.per_caller is not None and caller is not None:
             mine = self._by_caller.get(caller, 0)
             if mine >= self.per_caller:
@@ -116,22 +178,33 @@ class Base:
         self.plan_gate, self.fast_gate, self.query_gate = gates
 
     async def _call(self, pool, gate, limit_s, context, fn, *args, caller=None, **kwargs):
+        if caller is None:
+            from skytwin.server.auth import caller_or_none
+            caller = caller_or_none()
         gate.enter(caller)
         loop = asyncio.get_running_loop()
         work = functools.partial(fn, *args, **kwargs)
+        cf: concurrent.futures.Future = concurrent.futures.Future()
 
-        def timed_work():
+        def job():
+            if not cf.set_running_or_notify_cancel():
+                return                     # withdrawn while waiting
             t0 = time.perf_counter()
             try:
-                return work()
+                result = work()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                cf.set_exception(exc)
+            else:
+                cf.set_result(result)
             finally:
                 gate.observe(time.perf_counter() - t0)
-        try:
-            cf = pool.submit(timed_work)
-        except BaseException:
-            gate.leave(caller)
-            raise
         cf.add_done_callback(lambda _f: loop.call_soon_threadsafe(gate.leave, caller))
+        gate.queue.put(caller, job)
+        try:
+            pool.submit(gate.queue.run_next)
+        except BaseException:
+            cf.cancel()
+            raise
         timeout = self.timeout_s(context, limit_s)
         afut = asyncio.wrap_future(cf)
         # a call abandoned at its deadline may still fail later: retrieve that quietly
@@ -139,7 +212,7 @@ class Base:
         try:
             return await asyncio.wait_for(asyncio.shield(afut), timeout)
         except (TimeoutError, asyncio.TimeoutError):
-            cf.cancel()       # withdrawn if still queued; a running call finishes alone
+            cf.cancel()       # withdrawn if still waiting; a running call finishes alone
             raise DeadlineError(f"deadline of {timeout:.3g} s exceeded") from None
         except asyncio.CancelledError:
             cf.cancel()
