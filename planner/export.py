@@ -90,7 +90,8 @@ def twin_geojson(twin, ids=None) -> dict:
                       "properties": {"kind": "building", "top_amsl_m": round(b.top_m, 2),
                                      "base_amsl_m": round(b.base_m, 2),
                                      "ground_amsl_m": round(b.ground_m, 2),
-                                     "height_agl_m": round(b.top_m - b.ground_m, 2)}})
+                                     "height_agl_m": round(b.top_m - b.ground_m, 2),
+                                     "height_source": b.height_source}})
     return {"type": "FeatureCollection", "features": feats}
 
 

@@ -35,10 +35,13 @@ def render_route_png(twin, route, path, zones=(), margin_m: float = 150.0) -> No
     idx = twin.index.query(view)
     fig, (ax, axp) = plt.subplots(1, 2, figsize=(14, 6.5),
                                   gridspec_kw={"width_ratios": [1.3, 1]})
-    patches, heights = [], []
+    patches, heights, unknown = [], [], []
     for n in idx:
         b = twin.buildings[n]
         ps = _patches(b.footprint)
+        if b.height_source == "unknown":  # blocked to the ceiling: not "120 m tall"
+            unknown += ps
+            continue
         patches += ps
         heights += [b.top_m - b.ground_m] * len(ps)
     if patches:
@@ -46,6 +49,11 @@ def render_route_png(twin, route, path, zones=(), margin_m: float = 150.0) -> No
         pc.set_array(np.asarray(heights))
         ax.add_collection(pc)
         fig.colorbar(pc, ax=ax, label="building height above ground [m]", shrink=0.7)
+    if unknown:
+        ax.add_collection(PatchCollection(unknown, facecolor="0.75", edgecolor="k",
+                                          hatch="xx", linewidth=0.2))
+        ax.add_patch(plt.Rectangle((0, 0), 0, 0, facecolor="0.75", hatch="xx",
+                                   edgecolor="k", label="height unknown (blocked)"))
     for z in zones:
         if getattr(z, "centre_m", None) is not None:
             ax.add_patch(plt.Circle(z.centre_m, z.radius_m, fill=False, hatch="//",

@@ -405,3 +405,14 @@ def test_twin_build_prints_the_audit_and_strict_refuses(tmp_path, capsys):
     assert main(["twin", "build", str(p), "--quiet", "--strict"]) == 2
     err = capsys.readouterr().err
     assert "unknown" in err and "no height" in err and "Traceback" not in err
+
+
+def test_exports_say_which_heights_are_unknown(tmp_path):
+    from skytwin.planner.export import twin_geojson
+
+    feats = [_square_feature("known", 24.94, 60.17, {"height": 12}),
+             _square_feature("unknown", 24.942, 60.17, {"building": "yes"})]
+    p = _write(tmp_path, "u.geojson", {"type": "FeatureCollection", "features": feats})
+    gj = twin_geojson(build_twin(load_city(p)))
+    src = {f["id"]: f["properties"]["height_source"] for f in gj["features"]}
+    assert src == {"known": "height", "unknown": "unknown"}
