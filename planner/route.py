@@ -202,7 +202,7 @@ class Planner:
     72 MB: any search within the 2 M-cell budget fits). A larger search (the finer
     fallback levels, up to ``max_fallback_voxels``: about 770 MB) first takes a slot of
     ``large_search`` (default :data:`LARGE_SEARCH_SLOTS`, shared by every planner of
-    the process), waiting at most ``large_search_wait_s`` (then
+    the process; the server uses two), waiting at most ``large_search_wait_s`` (then
     :class:`PlannerBusyError`), uses a workspace of its own and frees it before
     returning the slot. So memory per process is bounded by ``threads x 72 MB`` plus
     ``slots x 770 MB``, instead of every thread keeping its largest workspace forever

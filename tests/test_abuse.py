@@ -479,7 +479,8 @@ def test_limits_are_in_twin_info(stubs):
 @pytest.fixture(scope="module")
 def tight(tmp_path_factory):
     lim = LIMITS.replace(max_waiting_plan=0, keep_workspace_voxels=1_000,
-                         deadline_plan_s=1.0, max_flight_duration_s=60.0, max_watchers=1)
+                         large_search_slots=1, deadline_plan_s=1.0,
+                         max_flight_duration_s=60.0, max_watchers=1)
     s = start_server(tmp_path_factory.mktemp("tight") / "store.db", limits=lim, workers=1)
     yield s
     s.stop()
@@ -513,7 +514,7 @@ def test_capacity_and_server_deadline(tight):
 @pytest.fixture(scope="module")
 def fair(tmp_path_factory):
     lim = LIMITS.replace(max_waiting_plan=20, keep_workspace_voxels=1_000,
-                         deadline_plan_s=20.0)
+                         large_search_slots=1, deadline_plan_s=20.0)
     s = start_server(tmp_path_factory.mktemp("fair") / "store.db", limits=lim, workers=1)
     yield s
     s.stop()
