@@ -192,7 +192,7 @@ def main(argv=None):
     g.add_argument("--fault-share", type=float, default=0.1)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--city-km", type=float, default=6.0)
-    g.add_argument("--workdir", default="/tmp/skytwin_bench_live")
+    g.add_argument("--workdir", default="/tmp/bench_live_work")
     a = ap.parse_args(argv)
     if a.cmd == "kernels":
         res = {"tactical": bench_tactical(a.drones, a.peer_max),
@@ -204,7 +204,90 @@ def main(argv=None):
             print(f"\n{name}")
             table(rows)
     else:
-        from benchmarks_live_grpc import run_grpc  # noqa: F401  (phase 2)
+        print(json.dumps(run_grpc(a), indent=1))
+
+
+def _synthetic_twin(path, km, seed=7):
+    """A synthetic city twin saved to ``path`` (built once, then reused)."""
+    from pathlib import Path
+    p = Path(path)
+    if p.exists():
+        return p
+    from skytwin.airspace.twin import build_twin
+    from skytwin.fixtures.synthetic_city import generate_city, synthetic_frame
+    frame = synthetic_frame()
+    n = int(1500 * km * km)
+    twin = build_twin(generate_city(size_m=km * 1000.0, n_buildings=n, seed=seed,
+                                    frame=frame), frame=frame)
+    twin.save(p)
+    return p
+
+
+def _cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    import os
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_grpc(a):
+    """Serve a synthetic twin in a child process and fly ``skytwin simulate`` at it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+    wd = Path(a.workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    twin = _synthetic_twin(wd / f"synthetic_{a.city_km:g}km.npz", a.city_km)
+    db = wd / f"live_{a.drones}_{int(time.time())}.db"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = [sys.executable, "-m", "skytwin.server.cli"]
+    srv = subprocess.Popen(exe + ["serve", "--twin", str(twin), "--db", str(db), "--port",
+                                  str(port), "--workers", "2"],
+                           stdout=subprocess.DEVNULL, stderr=open(wd / "server.log", "w"))
+    try:
+        t0 = time.time()
+        import grpc
+        ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+        fut = grpc.channel_ready_future(ch)
+        while True:
+            try:
+                fut.result(timeout=1.0)
+                break
+            except grpc.FutureTimeoutError:
+                if srv.poll() is not None or time.time() - t0 > 300:
+                    raise RuntimeError("server did not start; see "
+                                       f"{wd / 'server.log'}") from None
+        ch.close()
+        ready_s = time.time() - t0
+        cpu0 = _cpu_s(srv.pid)
+        t1 = time.time()
+        sim = subprocess.run(
+            [sys.executable, "-m", "skytwin.server.simulate", "--target",
+             f"127.0.0.1:{port}", "--drones", str(a.drones), "--duration", str(a.duration),
+             "--fault-share", str(a.fault_share), "--seed", str(a.seed), "--json"],
+            capture_output=True, text=True, timeout=a.duration * 4 + 1800)
+        wall = time.time() - t1
+        cpu = _cpu_s(srv.pid) - cpu0
+        try:
+            rep = json.loads(sim.stdout)
+        except ValueError:
+            rep = {"stdout": sim.stdout[-2000:], "stderr": sim.stderr[-2000:]}
+        rep["exit_code"] = sim.returncode
+        rep["server_ready_s"] = round(ready_s, 1)
+        rep["server_cpu_s"] = round(cpu, 1)
+        rep["server_cpu_share_of_wall"] = round(cpu / wall, 2)
+        rep["db_bytes"] = os.path.getsize(db)
+        return rep
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(30)
+        except subprocess.TimeoutExpired:
+            srv.kill()
 
 
 if __name__ == "__main__":

@@ -119,10 +119,12 @@ class LiveOps:
         self._open_pair: dict[tuple, str] = {}
         self._refused: dict[tuple, set] = {}   # pair -> flights that refused for it
         self._retry_at: dict[tuple, float] = {}   # pair -> earliest next resolution
+        self._pairs_seen: set = set()             # distinct predicted pairs (a stat)
         self.retry_after_s = float(retry_after_s)
         self.stale_after_s = float(stale_after_s)
         self._lock = threading.RLock()
-        self.stats = {"reports": 0, "accepted": 0, "losses": 0, "advisories": 0,
+        self.stats = {"reports": 0, "accepted": 0, "losses": 0, "conflict_pairs": 0,
+                      "advisories": 0,
                       "advisories_accepted": 0, "advisories_refused": 0,
                       "unresolved": 0}
 
@@ -350,6 +352,9 @@ class LiveOps:
                            horizon_s=self.horizon_s, step_s=self.step_s)
             losses = detect_losses(pred, self.sep_h, self.sep_v)
             self.stats["losses"] += len(losses)
+            for loss in losses:
+                self._pairs_seen.add((loss.flight_a, loss.flight_b))
+            self.stats["conflict_pairs"] = len(self._pairs_seen)
             todo = []
             for loss in losses:
                 key = tuple(sorted((loss.flight_a, loss.flight_b)))

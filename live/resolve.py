@@ -60,7 +60,7 @@ import numpy as np
 from skytwin.airspace.zones import ground_range_from_grid, segment_intersects
 from skytwin.live.errors import LiveInputError, ResolutionError
 from skytwin.planner.conflicts import Separation
-from skytwin.planner.route import PlanError, Planner, RouteRequest
+from skytwin.planner.route import PlanError, Planner, RouteRequest, StartBlocked
 from skytwin.planner.smooth import quantize
 from skytwin.planner.timing import SpeedProfile
 from skytwin.planner.trajectory import Trajectory
@@ -256,16 +256,37 @@ class Resolver:
         ``others`` : remaining plans (Trajectory) of every other flight to keep clear of.
         """
         p = self.params
-        t_r = float(now_s) + p.reaction_s
         traj = flight.trajectory
         goal = traj.xyz_m[-1]
-        if t_r >= traj.t_end_s:
-            raise ResolutionError(f"flight {flight.flight_id} lands before a new route "
-                                  "could start")
-        start = quantize([flight.position_at(t_r)])[0]
         fr = self.twin.frame
-        s_ll = fr.to_wgs84(start[0], start[1])
         g_ll = fr.to_wgs84(goal[0], goal[1])
+        # the start: the predicted position after the reaction time; when the planner
+        # cannot start there (a search cell next to a tall building), a few seconds
+        # further along
+        failures = []
+        cached = {}
+        for extra in (0.0, 2.0, 4.0, 6.0):
+            t_r = float(now_s) + p.reaction_s + extra
+            if t_r >= traj.t_end_s:
+                raise ResolutionError(f"flight {flight.flight_id} lands before a new "
+                                      "route could start")
+            start = quantize([flight.position_at(t_r)])[0]
+            s_ll = fr.to_wgs84(start[0], start[1])
+            try:
+                cached[p.bands_min_agl_m[0]] = self.planner.plan(RouteRequest(
+                    (float(s_ll[0]), float(s_ll[1])), (float(g_ll[0]), float(g_ll[1])),
+                    depart_s=t_r, ceiling_agl_m=p.ceiling_agl_m,
+                    min_agl_m=float(p.bands_min_agl_m[0]), speeds=flight.speeds,
+                    flight_id=flight.flight_id, start_alt_amsl_m=float(start[2]),
+                    goal_alt_amsl_m=float(goal[2])))
+                break
+            except StartBlocked as exc:
+                failures.append(f"start at +{p.reaction_s + extra:g} s: {exc}")
+            except PlanError:
+                break       # another reason: the bands below say which
+        else:
+            raise ResolutionError(f"no advisory for flight {flight.flight_id}: "
+                                  + "; ".join(failures[:2]))
         # prefix: what the drone flies from now to the start point
         if flight.follows_plan:
             pre = remaining(traj, float(now_s))
@@ -283,7 +304,7 @@ class Resolver:
             if best is not None and best.added_delay_s <= p.good_enough_s:
                 break
             try:
-                route = self.planner.plan(RouteRequest(
+                route = cached.pop(band, None) or self.planner.plan(RouteRequest(
                     (float(s_ll[0]), float(s_ll[1])), (float(g_ll[0]), float(g_ll[1])),
                     depart_s=t_r, ceiling_agl_m=p.ceiling_agl_m, min_agl_m=float(band),
                     speeds=flight.speeds, flight_id=flight.flight_id,

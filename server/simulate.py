@@ -130,10 +130,10 @@ def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
                   late_s=60.0, kinds=FAULT_KINDS, window=None) -> int:
     """Give a seeded share of the drones a fault (kinds in turn); returns the count.
 
-    Onsets of in-flight faults fall in the cruise, at least 15 s after take-off and
-    30 s before landing, and inside ``window = (t_lo, t_hi)`` when given (flights
-    without such a moment get a late departure instead, if their departure is in the
-    window, else no fault).
+    Onsets of in-flight faults fall at least 8 s after take-off and 15 s before
+    landing, and inside ``window = (t_lo, t_hi)`` when given (flights without such a
+    moment get a late departure instead, if their departure is in the window, else no
+    fault).
     """
     n = len(drones)
     k = int(round(share * n))
@@ -144,11 +144,11 @@ def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
         d = drones[i]
         kind = kinds[q % len(kinds)]
         t0, t1 = d.trajectory.t_start_s, d.trajectory.t_end_s
-        a, b = max(t0 + 15.0, lo_w), min(t1 - 30.0, hi_w)
+        a, b = max(t0 + 8.0, lo_w), min(t1 - 15.0, hi_w)
         if kind != "late" and b <= a:
             kind = "late"
         if kind == "late":
-            if not lo_w <= t0 <= hi_w:
+            if not lo_w - 5.0 <= t0 <= hi_w:
                 continue
             d.fault = Fault("late", t0, late_s)
         else:
@@ -402,3 +402,462 @@ def zone_entries(drones, zone_local, truth, alive, t0_s, step_s, ground_range) -
                 break
     return out
 
+
+
+# ============================================================================ gRPC run
+@dataclass
+class SimConfig:
+    """``skytwin simulate`` options (see :func:`run_simulation`)."""
+
+    target: str
+    drones: int = 100
+    duration_s: float = 60.0
+    fault_share: float = 0.1
+    seed: int = 0
+    tokens: tuple = ()              # operator tokens; () = the development tokens
+    regulator_token: str | None = None
+    batch: int = 20                 # reports per stream message
+    rate_hz: float = 1.0
+    noise_h_m: float = 1.5
+    noise_v_m: float = 1.0
+    spread_s: float = 20.0          # departures spread after the start
+    popup_zones: int = 1
+    book_concurrency: int = 8
+    min_trip_m: float | None = None
+    lead_s: float | None = None     # departure of the first flight after booking starts
+    rpc_timeout_s: float = 30.0
+    max_ingest_p99_ms: float = 200.0
+    max_detect_p99_s: float = 5.0
+
+    def validate(self):
+        if self.drones < 1 or self.duration_s <= 0 or not 0 <= self.fault_share <= 1:
+            raise ValueError("need drones >= 1, duration > 0 and 0 <= fault share <= 1")
+        if self.batch < 1 or self.rate_hz <= 0:
+            raise ValueError("need batch >= 1 and rate > 0")
+
+
+def _tokens(cfg: SimConfig):
+    from skytwin.server.auth import DEV_TOKENS, load_tokens
+    if cfg.tokens:
+        return list(cfg.tokens), cfg.regulator_token
+    toks = load_tokens(DEV_TOKENS)
+    ops = sorted(t for t, c in toks.items() if c.role == "operator")
+    regs = sorted(t for t, c in toks.items() if c.role == "regulator")
+    return ops, (cfg.regulator_token or (regs[0] if regs else None))
+
+
+def _md(token):
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _traj_from_waypoints(fid, waypoints, frame):
+    from skytwin.server.convert import seconds
+    lon = np.array([w.position.lon_deg for w in waypoints])
+    lat = np.array([w.position.lat_deg for w in waypoints])
+    x, y = frame.to_local(lon, lat)
+    xyz = np.column_stack([x, y, [w.alt_amsl_m for w in waypoints]])
+    t = np.array([seconds(w.time) for w in waypoints])
+    return Trajectory(fid, xyz, t)
+
+
+async def _book(cfg, stubs, ops, frame, bounds, rng, t_dep0):
+    """Book ``cfg.drones`` flights (round robin over the operator tokens)."""
+    import asyncio
+
+    from google.protobuf.duration_pb2 import Duration
+
+    from skytwin.server.convert import timestamp
+    from skytwin.v1 import airspace_pb2 as apb
+    from skytwin.v1 import flights_pb2 as fpb
+    x0, y0 = frame.to_local(bounds.min_lon_deg, bounds.min_lat_deg)
+    x1, y1 = frame.to_local(bounds.max_lon_deg, bounds.max_lat_deg)
+    span = min(x1 - x0, y1 - y0)
+    min_trip = cfg.min_trip_m if cfg.min_trip_m is not None else \
+        min(0.6 * span, 12.0 * (cfg.duration_s + cfg.spread_s) * 0.8)
+    booked: list = []
+    failures: dict = {}
+    sem = asyncio.Semaphore(cfg.book_concurrency)
+    lock = asyncio.Lock()
+    attempts = 0
+
+    async def one(i):
+        nonlocal attempts
+        op = i % len(ops)
+        for _ in range(6):
+            attempts += 1
+            a = rng.uniform([x0 + 40, y0 + 40], [x1 - 40, y1 - 40])
+            for _ in range(50):
+                b = rng.uniform([x0 + 40, y0 + 40], [x1 - 40, y1 - 40])
+                if np.hypot(*(a - b)) >= min_trip:
+                    break
+            la = frame.to_wgs84(*a)
+            lb = frame.to_wgs84(*b)
+            dep = t_dep0 + rng.uniform(0, cfg.spread_s)
+            req = fpb.SubmitFlightRequest(
+                request_id=f"sim{cfg.seed}-{i}-{attempts}",
+                route=fpb.RouteRequest(start=apb.LonLat(lon_deg=la[0], lat_deg=la[1]),
+                                       goal=apb.LonLat(lon_deg=lb[0], lat_deg=lb[1]),
+                                       departure_time=timestamp(dep),
+                                       max_delay=Duration(seconds=30)))
+            async with sem:
+                try:
+                    resp = await stubs["flights"].SubmitFlight(
+                        req, metadata=_md(ops[op]), timeout=cfg.rpc_timeout_s)
+                except Exception as exc:  # noqa: BLE001 - counted, retried elsewhere
+                    code = getattr(exc, "code", lambda: None)()
+                    name = code.name if code is not None else type(exc).__name__
+                    failures[name] = failures.get(name, 0) + 1
+                    if name not in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
+                        await asyncio.sleep(0.2)
+                    continue
+            f = resp.flight
+            async with lock:
+                booked.append((i, op, f.flight_id, f.operator_id,
+                               _traj_from_waypoints(f.flight_id, f.route.waypoints, frame)))
+            return
+
+    await asyncio.gather(*(one(i) for i in range(cfg.drones)))
+    booked.sort()
+    return booked, failures
+
+
+async def _run(cfg: SimConfig) -> dict:
+    import asyncio
+    import time
+
+    import grpc
+
+    from skytwin.airspace.frame import Frame
+    from skytwin.server.convert import timestamp
+    from skytwin.v1 import airspace_pb2 as apb
+    from skytwin.v1 import airspace_pb2_grpc, flights_pb2_grpc, live_pb2, live_pb2_grpc, \
+        zones_pb2, zones_pb2_grpc
+
+    ops, reg = _tokens(cfg)
+    if not ops:
+        raise ValueError("need at least one operator token")
+    rng = np.random.default_rng(cfg.seed)
+    ch = grpc.aio.insecure_channel(cfg.target, options=[
+        ("grpc.max_receive_message_length", 64 << 20)])
+    stubs = {"air": airspace_pb2_grpc.AirspaceServiceStub(ch),
+             "flights": flights_pb2_grpc.FlightServiceStub(ch),
+             "zones": zones_pb2_grpc.ZoneServiceStub(ch),
+             "live": live_pb2_grpc.LiveServiceStub(ch)}
+    try:
+        info = await stubs["air"].GetTwinInfo(apb.GetTwinInfoRequest(),
+                                              metadata=_md(ops[0]), timeout=20,
+                                              wait_for_ready=True)
+    except grpc.aio.AioRpcError as exc:
+        await ch.close()
+        raise ConnectionError(f"cannot reach a SkyTwin server at {cfg.target}: "
+                              f"{exc.code().name}: {exc.details()}") from None
+    b = info.bounds
+    frame = Frame(0.5 * (b.min_lon_deg + b.max_lon_deg), 0.5 * (b.min_lat_deg + b.max_lat_deg))
+    t_book = time.time()
+    lead = cfg.lead_s if cfg.lead_s is not None else 15.0 + cfg.drones / 25.0
+    booked, book_fail = await _book(cfg, stubs, ops, frame, b, rng, t_book + lead)
+    book_s = time.time() - t_book
+    drones = [SimDrone(fid, op, tr) for (_i, op, fid, _opid, tr) in booked]
+    if not drones:
+        await ch.close()
+        raise RuntimeError(f"no flight could be booked: {book_fail}")
+    t_start = min(d.trajectory.t_start_s for d in drones) - 3.0
+    now = time.time()
+    if t_start < now:   # booking ran late: fly from now (early parts are skipped)
+        t_start = now
+    t_stop = t_start + cfg.duration_s
+    assign_faults(drones, cfg.fault_share, rng, window=(t_start + 5.0, t_stop - 8.0))
+    fleet = Fleet(drones, frame, rng, cfg.noise_h_m, cfg.noise_v_m, t0_s=t_start,
+                  step_s=1.0 / cfg.rate_hz)
+    op_of = {d.flight_id: d.operator for d in drones}
+
+    # ---------------------------------------------------------------- streams
+    sent_at: dict = {}          # report_id -> send time
+    lat_ms: list = []
+    statuses: dict = {}
+    accepted = [0]
+    answers: dict = {k: asyncio.Queue() for k in range(len(ops))}
+    adv_traj: dict = {}
+    zone_state: dict = {}
+    stream_errors: list = []
+    advisory_log: list = []
+
+    async def reader(k, call):
+        try:
+            async for resp in call:
+                t_rx = time.time()
+                for a in resp.acks:
+                    t_tx = sent_at.pop(a.report_id, None)
+                    if t_tx is not None:
+                        lat_ms.append(1e3 * (t_rx - t_tx))
+                    name = live_pb2.ReportStatus.Name(a.status)
+                    statuses[name] = statuses.get(name, 0) + 1
+                    if a.status == live_pb2.REPORT_STATUS_OK:
+                        accepted[0] += 1
+                for e in resp.events:
+                    fleet.on_event(e.flight_id, live_pb2.LifecycleState.Name(e.to_state)
+                                   .replace("LIFECYCLE_STATE_", "").lower(), t_rx)
+                for adv in resp.advisories:
+                    tr = _traj_from_waypoints(adv.flight_id, adv.waypoints, frame)
+                    ok = fleet.on_advisory(adv.flight_id, adv.advisory_id, tr, t_rx)
+                    advisory_log.append((adv.advisory_id, adv.flight_id, adv.reason, ok))
+                    await answers[k].put(live_pb2.AdvisoryAnswer(
+                        advisory_id=adv.advisory_id, accept=ok))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                stream_errors.append(f"{exc.code().name}: {exc.details()}")
+
+    queues = {k: asyncio.Queue() for k in range(len(ops))}
+
+    async def requests(k):
+        while True:
+            msg = await queues[k].get()
+            if msg is None:
+                return
+            yield msg
+
+    calls = {}
+    readers = []
+    for k in range(len(ops)):
+        calls[k] = stubs["live"].StreamTelemetry(requests(k), metadata=_md(ops[k]))
+        readers.append(asyncio.create_task(reader(k, calls[k])))
+
+    next_id = [1]
+
+    def send(t_s):
+        ids, t, lon, lat, alt, vel = fleet.tick_reports(t_s)
+        by_op: dict = {}
+        for q, fid in enumerate(ids):
+            by_op.setdefault(op_of[fid], []).append(q)
+        t_tx = time.time()
+        for k, qs in by_op.items():
+            pend = []
+            while not answers[k].empty():
+                pend.append(answers[k].get_nowait())
+            for a in range(0, len(qs), cfg.batch):
+                msg = live_pb2.TelemetryRequest()
+                if pend:
+                    msg.answers.extend(pend)
+                    pend = []
+                for q in qs[a:a + cfg.batch]:
+                    rid = next_id[0]
+                    next_id[0] += 1
+                    r = msg.reports.add(report_id=rid, flight_id=ids[q],
+                                        time=timestamp(float(t[q])),
+                                        alt_amsl_m=float(alt[q]),
+                                        velocity_east_mps=float(vel[q, 0]),
+                                        velocity_north_mps=float(vel[q, 1]),
+                                        velocity_up_mps=float(vel[q, 2]))
+                    r.position.lon_deg = float(lon[q])
+                    r.position.lat_deg = float(lat[q])
+                    sent_at[rid] = t_tx
+                queues[k].put_nowait(msg)
+            if pend:
+                queues[k].put_nowait(live_pb2.TelemetryRequest(answers=pend))
+
+    async def popup():
+        """A regulator zone on the path ahead of a healthy airborne drone."""
+        if not reg or cfg.popup_zones < 1:
+            return
+        await asyncio.sleep(max(0.0, t_start + 0.45 * cfg.duration_s - time.time()))
+        t = time.time()
+        cands = [d for d in drones if d.fault is None and d.airborne(t)
+                 and d.airborne(t + 60.0)]
+        if not cands:
+            zone_state["skipped"] = "no healthy drone airborne for 60 s more"
+            return
+        d = cands[int(rng.integers(len(cands)))]
+        c = d.true_at(t + 35.0)
+        lon, lat = frame.to_wgs84(c[0], c[1])
+        zid = f"sim{cfg.seed}-popup-{int(t)}"
+        agl = apb.ALTITUDE_REFERENCE_AGL
+        z = zones_pb2.Zone(id=zid, name="simulated pop-up closure", reason="simulation",
+                           circle=zones_pb2.Circle(centre=apb.LonLat(lon_deg=float(lon),
+                                                                     lat_deg=float(lat)),
+                                                   radius_m=50.0),
+                           lower=apb.Altitude(value_m=0.0, reference=agl),
+                           upper=apb.Altitude(value_m=500.0, reference=agl))
+        z.active_from.CopyFrom(timestamp(t))
+        z.active_until.CopyFrom(timestamp(t + 3600.0))
+        try:
+            await stubs["zones"].CreateZone(zones_pb2.CreateZoneRequest(zone=z),
+                                            metadata=_md(reg), timeout=cfg.rpc_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            zone_state["error"] = f"{exc.code().name}: {exc.details()}"
+            return
+        zone_state.update(id=zid, t=t, target=d.flight_id, centre=(float(c[0]), float(c[1])),
+                          radius_m=50.0)
+
+    pop = asyncio.create_task(popup())
+    # ---------------------------------------------------------------- fly
+    step = 1.0 / cfg.rate_hz
+    t_next = t_start
+    late = 0
+    while t_next <= t_stop:
+        delay = t_next - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -step:
+            late += 1
+        send(t_next)
+        t_next += step
+    await asyncio.sleep(2.0)           # the last acks
+    for k in queues:
+        queues[k].put_nowait(None)
+    await asyncio.sleep(0.5)
+    for c in calls.values():
+        c.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    if not pop.done():
+        pop.cancel()
+    live_status = None
+    try:
+        live_status = await stubs["live"].GetLiveStatus(
+            live_pb2.GetLiveStatusRequest(), metadata=_md(reg or ops[0]), timeout=10)
+    except grpc.aio.AioRpcError as exc:
+        stream_errors.append(f"GetLiveStatus: {exc.code().name}: {exc.details()}")
+    await ch.close()
+    elapsed = time.time() - t_start
+
+    # ---------------------------------------------------------------- report
+    m = fleet.metrics()
+    zone_entered = []
+    if zone_state.get("id"):
+        cx, cy = zone_state["centre"]
+        r = zone_state["radius_m"]
+        xyz = np.stack(fleet.truth, axis=1)
+        al = np.stack(fleet.alive, axis=1)
+        for k, d in enumerate(drones):
+            if not d.accepted:
+                continue
+            ts = t_start + np.arange(xyz.shape[1]) * step
+            inside = al[k] & (np.hypot(xyz[k, :, 0] - cx, xyz[k, :, 1] - cy) < r) & \
+                (ts >= zone_state["t"] + 1.0)
+            if inside.any():
+                zone_entered.append(d.flight_id)
+    sent = fleet.sent
+    out = {
+        "drones": len(drones),
+        "booked": len(drones),
+        "booking_failures": book_fail,
+        "booking_s": round(book_s, 1),
+        "duration_s": round(elapsed, 1),
+        "positions_sent": sent,
+        "positions_accepted": accepted[0],
+        "positions_per_s": round(accepted[0] / max(elapsed, 1e-9), 1),
+        "report_statuses": statuses,
+        "ingest_p50_ms": _r(percentile(lat_ms, 50)),
+        "ingest_p99_ms": _r(percentile(lat_ms, 99)),
+        "ingest_max_ms": _r(max(lat_ms) if lat_ms else None),
+        "unacked": len(sent_at),
+        "ticks_late": late,
+        **{k: (_r(v) if isinstance(v, float) else v) for k, v in m.items()},
+        "conflicts_predicted": (None if live_status is None
+                                else int(live_status.conflicts_predicted)),
+        "server_tick_p99_ms": None if live_status is None else _r(live_status.tick_p99_ms),
+        "advisories_by_reason": _count(a[2] for a in advisory_log),
+        "popup_zone": {**{k: v for k, v in zone_state.items() if k != "centre"},
+                       "entered_by_accepting_drones": zone_entered},
+        "stream_errors": stream_errors[:5],
+    }
+    checks = {
+        "all_reports_acked": sent > 0 and len(sent_at) == 0,
+        "all_reports_accepted": accepted[0] == sent,
+        f"ingest_p99_below_{cfg.max_ingest_p99_ms:g}ms":
+            out["ingest_p99_ms"] is not None and out["ingest_p99_ms"] < cfg.max_ingest_p99_ms,
+        "all_faults_detected": m["faults_detected"] == m["faults_injected"],
+        "no_false_alarms": m["false_alarms"] == 0,
+        f"detect_p99_within_{cfg.max_detect_p99_s:g}s":
+            m["faults_injected"] == 0 or (m["detect_p99_s"] is not None
+                                          and m["detect_p99_s"] <= cfg.max_detect_p99_s),
+        "no_losses_of_separation": m["losses_of_separation"] == 0,
+        "popup_zone_avoided": not zone_entered,
+        "no_stream_errors": not stream_errors,
+    }
+    out["checks"] = {k: "PASS" if v else "FAIL" for k, v in checks.items()}
+    out["result"] = "PASS" if all(checks.values()) else "FAIL"
+    return out
+
+
+def _r(v, nd=2):
+    return None if v is None else round(float(v), nd)
+
+
+def _count(it) -> dict:
+    out: dict = {}
+    for x in it:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+def run_simulation(cfg: SimConfig) -> dict:
+    """Book ``cfg.drones`` flights on the server at ``cfg.target``, fly them for
+    ``cfg.duration_s`` with telemetry at ``cfg.rate_hz`` over ``LiveService``
+    streams (one per operator token, ``cfg.batch`` reports per message), inject
+    faults on a seeded share, create a pop-up zone at 45 % of the run (regulator
+    token), answer advisories (healthy drones accept), and return the report dict
+    (``result`` PASS/FAIL with ``checks``)."""
+    import asyncio
+    cfg.validate()
+    return asyncio.run(_run(cfg))
+
+
+def format_report(rep: dict) -> str:
+    lines = [f"simulate: {rep['result']}"]
+    for k in ("drones", "booking_s", "duration_s", "positions_sent", "positions_accepted",
+              "positions_per_s", "ingest_p50_ms", "ingest_p99_ms", "faults_injected",
+              "faults_detected", "false_alarms", "detect_p50_s", "detect_p99_s",
+              "conflicts_predicted", "advisories_issued", "advisories_accepted",
+              "losses_of_separation", "losses_involving_faults"):
+        lines.append(f"  {k:24s} {rep.get(k)}")
+    for k, v in rep["checks"].items():
+        lines.append(f"  check {k:36s} {v}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``python -m skytwin.server.simulate`` (the same options as ``skytwin simulate``)."""
+    import argparse
+    import json
+    import sys
+    ap = argparse.ArgumentParser(prog="skytwin simulate", description=run_simulation.__doc__)
+    add_arguments(ap)
+    a = ap.parse_args(argv)
+    try:
+        rep = run_simulation(config_from_args(a))
+    except (ValueError, ConnectionError, RuntimeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if a.json:
+            print(json.dumps({"error": {"code": type(exc).__name__, "message": msg}}),
+                  file=sys.stderr)
+        else:
+            print(f"skytwin simulate: error: {msg}", file=sys.stderr)
+        return 2
+    print(json.dumps(rep) if a.json else format_report(rep))
+    return 0 if rep["result"] == "PASS" else 1
+
+
+def add_arguments(ap) -> None:
+    ap.add_argument("--target", required=True, metavar="HOST:PORT")
+    ap.add_argument("--drones", type=int, required=True, metavar="N")
+    ap.add_argument("--duration", type=float, required=True, metavar="S")
+    ap.add_argument("--fault-share", type=float, default=0.1, metavar="F")
+    ap.add_argument("--seed", type=int, default=0, metavar="K")
+    ap.add_argument("--token", action="append", default=[], metavar="T",
+                    help="operator token (repeat); default: the development tokens")
+    ap.add_argument("--regulator-token", default=None, metavar="T",
+                    help="regulator token for the pop-up zone (default: the development "
+                         "regulator when no --token is given)")
+    ap.add_argument("--batch", type=int, default=20, metavar="N",
+                    help="reports per stream message")
+    ap.add_argument("--json", action="store_true")
+
+
+def config_from_args(a) -> SimConfig:
+    return SimConfig(target=a.target, drones=a.drones, duration_s=a.duration,
+                     fault_share=a.fault_share, seed=a.seed, tokens=tuple(a.token),
+                     regulator_token=a.regulator_token, batch=a.batch)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

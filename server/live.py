@@ -1,0 +1,318 @@
+"""Live operations in the server: the hub between gRPC, the store and ``skytwin.live``.
+
+Design
+------
+One :class:`LiveHub` per server wraps a :class:`skytwin.live.engine.LiveOps` (the pure
+core: validation, conformance, prediction, resolution) and adds what needs a process:
+
+* **Bookings in.** The hub subscribes to the service core's change log: an accepted
+  flight is registered (state ``accepted``), a cancelled one is cancelled, a new zone
+  starts the zone re-planning on the hub's worker thread (not in the publisher).
+* **Durable transitions.** Every lifecycle transition (service, operator or regulator)
+  is written to the store's ``lifecycle`` table *before* it is acknowledged or
+  published: a report's ack travels in the same response as the events it caused,
+  and that response is only sent after the commit (group commit keeps this cheap:
+  transitions are rare next to reports). After a SIGKILL the server restarts with
+  every acknowledged transition, and the flights' states come back from the table.
+* **Tracks.** Accepted reports are kept in memory (:class:`skytwin.live.tracks.Tracks`:
+  the newest 512 per flight) and written to the store's ``track_points`` table in
+  batches by the persistence thread every ``persist_s`` (default 1 s, one transaction
+  per batch). Retention in the store: ``track_retention_s`` (default 7 days), pruned
+  by the same thread once per hour. Reports acknowledged but not yet persisted are
+  lost on a kill (at most ``persist_s`` of positions): position history is a replay
+  aid, not an acknowledged state change.
+* **One sweep thread** calls :meth:`LiveOps.tick` every ``tick_s`` (1 s): conformance
+  timers for all flights at once, prediction, resolution. Its transitions are stored,
+  then published; its advisories are published to the owning operator.
+* **Publication.** Subscribers (the telemetry streams of an operator, Watch streams)
+  register a callback; operators get the events and advisories of their own flights,
+  regulators everything. Events also go on the core's Watch stream as
+  ``flight_state`` changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from skytwin.live import lifecycle as lc
+from skytwin.live.conformance import ConformanceParams
+from skytwin.live.engine import LiveOps
+from skytwin.live.resolve import ResolutionParams, Resolver
+
+log = logging.getLogger("skytwin.live")
+
+__all__ = ["LiveHub"]
+
+
+class LiveHub:
+    """See module docstring."""
+
+    def __init__(self, core, *, clock=time.time, tick_s: float = 1.0,
+                 persist_s: float = 1.0, track_retention_s: float = 7 * 86400.0,
+                 conformance: ConformanceParams | None = None,
+                 resolution: ResolutionParams | None = None, start: bool = True):
+        from skytwin.planner.route import Planner
+        self.core = core
+        self.store = core.store
+        self.clock = clock
+        self.tick_s = float(tick_s)
+        self.persist_s = float(persist_s)
+        self.track_retention_s = float(track_retention_s)
+        resolver = Resolver(core.twin, core.zones, resolution,
+                            planner=Planner(core.twin, core.zones, checker=core.checker),
+                            validator=core.validator)
+        self.ops = LiveOps(core.twin, core.zones, conformance=conformance,
+                           resolver=resolver)
+        self._subs: list = []           # (operator_id or None, callback)
+        self._subs_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._work: list = []
+        self._work_cv = threading.Condition()
+        self.last_tick = None
+        self.tick_ms: list[float] = []
+        self._restore()
+        core.subscribe(self._on_change)
+        if start:
+            self.start()
+
+    # ------------------------------------------------------------------ restore
+    def _restore(self) -> None:
+        now = self.clock()
+        states = self.store.lifecycle_states()
+        n = 0
+        for rec in self.store.accepted_flights(t_from_s=now - 3600.0):
+            st = states.get(rec.flight_id, (lc.ACCEPTED, None))[0]
+            if st in lc.TERMINAL:
+                continue
+            self.ops.register(rec.flight_id, rec.operator_id, rec.trajectory,
+                              priority=rec.priority, state=st, now_s=now)
+            n += 1
+        log.info("live hub: %d flights restored (%d with a lifecycle state)", n,
+                 len(states))
+
+    # ------------------------------------------------------------------ threads
+    def start(self) -> None:
+        for name, fn in (("live-sweep", self._sweep_loop), ("live-persist", self._persist_loop),
+                         ("live-work", self._work_loop)):
+            th = threading.Thread(target=fn, name=name, daemon=True)
+            th.start()
+            self._threads.append(th)
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._work_cv:
+            self._work_cv.notify_all()
+        for th in self._threads:
+            th.join(10)
+        self._flush_tracks()
+        try:
+            self.core.unsubscribe(self._on_change)
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+
+    def _sweep_loop(self) -> None:
+        nxt = time.monotonic()
+        while not self._stop.is_set():
+            nxt += self.tick_s
+            try:
+                self.tick(self.clock())
+            except Exception:  # noqa: BLE001 - the sweep must go on
+                log.exception("live sweep failed")
+            delay = nxt - time.monotonic()
+            if delay < 0:
+                nxt = time.monotonic()
+                delay = 0
+            self._stop.wait(delay)
+
+    def _persist_loop(self) -> None:
+        last_prune = 0.0
+        while not self._stop.wait(self.persist_s):
+            self._flush_tracks()
+            now = self.clock()
+            if now - last_prune > 3600.0:
+                last_prune = now
+                try:
+                    self.store.prune_track_points(now - self.track_retention_s)
+                except Exception:  # noqa: BLE001
+                    log.exception("track pruning failed")
+
+    def _flush_tracks(self) -> None:
+        rows = self.ops.tracks.drain()
+        if not rows:
+            return
+        try:
+            self.store.add_track_points(rows)
+        except Exception:  # noqa: BLE001 - keep them for the next round
+            log.exception("track persistence failed; %d rows re-queued", len(rows))
+            self.ops.tracks.requeue(rows)
+
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._work_cv:
+                while not self._work and not self._stop.is_set():
+                    self._work_cv.wait(1.0)
+                if self._stop.is_set():
+                    return
+                job = self._work.pop(0)
+            try:
+                job()
+            except Exception:  # noqa: BLE001
+                log.exception("live job failed")
+
+    def _submit(self, job) -> None:
+        with self._work_cv:
+            self._work.append(job)
+            self._work_cv.notify()
+
+    # ------------------------------------------------------------------ changes in
+    def _on_change(self, ch) -> None:
+        if ch.kind == "flight_accepted" and ch.flight is not None:
+            rec = ch.flight
+            self.ops.register(rec.flight_id, rec.operator_id, rec.trajectory,
+                              priority=rec.priority)
+        elif ch.kind == "flight_cancelled" and ch.flight is not None:
+            fid = ch.flight.flight_id
+            if self.ops.state_of(fid) == lc.ACCEPTED:
+                actor = lc.REGULATOR if ch.reason and ch.actor != ch.flight.operator_id \
+                    else lc.OPERATOR
+                try:
+                    self._commit([self.ops.command(fid, lc.CANCELLED, actor, ch.time_s,
+                                                   reason="cancelled", detail=ch.reason)])
+                except Exception:  # noqa: BLE001
+                    log.exception("recording the cancellation of %s failed", fid)
+        elif ch.kind in ("zone_added", "zone_updated") and ch.zone is not None:
+            zid = ch.zone.id
+            self._submit(lambda: self.zone_added(zid))
+
+    # ------------------------------------------------------------------ publication
+    def subscribe(self, operator_id, callback) -> None:
+        """``callback(kind, obj)`` with kind ``"event"`` or ``"advisory"``, for the
+        flights of ``operator_id`` (None: every flight, for regulators)."""
+        with self._subs_lock:
+            self._subs.append((operator_id, callback))
+
+    def unsubscribe(self, callback) -> None:
+        with self._subs_lock:
+            self._subs = [s for s in self._subs if s[1] is not callback]
+
+    def _owner(self, flight_id):
+        fi = self.ops.get(flight_id)
+        return None if fi is None else fi.operator_id
+
+    def _publish(self, kind, items) -> None:
+        if not items:
+            return
+        with self._subs_lock:
+            subs = list(self._subs)
+        for it in items:
+            owner = self._owner(it.flight_id)
+            for op, cb in subs:
+                if op is None or op == owner:
+                    try:
+                        cb(kind, it)
+                    except Exception:  # noqa: BLE001 - a broken stream
+                        log.exception("live subscriber failed")
+
+    def _commit(self, events) -> list:
+        """Store the transitions (durably), then publish them; returns them with
+        their store sequence numbers as ``(seq, event)`` pairs."""
+        if not events:
+            return []
+        seqs = self.store.add_lifecycle_events(
+            [(e.flight_id, e.from_state, e.to_state, e.actor, e.t_s, e.reason, e.detail)
+             for e in events])
+        out = list(zip(seqs, events, strict=True))
+        self._publish("event", [_Seq(s, e) for s, e in out])
+        for e in events:   # the Watch stream (the store row was written with it)
+            self.core.publish_flight_state(e.flight_id, e.actor, e.to_state,
+                                           f"{e.from_state}->{e.to_state}: {e.reason}")
+        return out
+
+    # ------------------------------------------------------------------ API
+    def ingest(self, operator_id, flight_ids, t_s, lon, lat, alt, vel=None, acc_h=None,
+               acc_v=None):
+        """Validate and apply reports; transitions are durable when this returns.
+
+        Returns ``(status, [(seq, Transition)])``."""
+        res = self.ops.ingest(operator_id, flight_ids, t_s, lon, lat, alt,
+                              now_s=self.clock(), vel_mps=vel, acc_h_m=acc_h,
+                              acc_v_m=acc_v)
+        return res.status, self._commit(res.transitions)
+
+    def tick(self, now_s: float):
+        res = self.ops.tick(now_s)
+        self._commit(res.transitions)
+        if res.advisories:
+            self._publish("advisory", res.advisories)
+        self.ops.expire_advisories(now_s)
+        if int(now_s) % 60 == 0:
+            self.ops.forget(now_s)
+        self.last_tick = res
+        self.tick_ms.append(res.tick_ms)
+        del self.tick_ms[:-600]
+        return res
+
+    def zone_added(self, zone_id: str):
+        advs, errors = self.ops.zone_added(zone_id, self.clock())
+        for fid, msg in errors:
+            log.warning("no reroute around zone %s for flight %s: %s", zone_id, fid, msg)
+        self._publish("advisory", advs)
+        return advs, errors
+
+    def command(self, caller_role, caller_operator, flight_id, to_state, reason=""):
+        """An operator or regulator command; returns ``(seq, Transition)``."""
+        fi = self.ops.get(flight_id)
+        if fi is None:
+            raise KeyError(flight_id)
+        if caller_role != "regulator" and fi.operator_id != caller_operator:
+            raise PermissionError(f"flight {flight_id} belongs to another operator")
+        actor = lc.REGULATOR if caller_role == "regulator" else lc.OPERATOR
+        ev = self.ops.command(flight_id, to_state, actor, self.clock(),
+                              reason=reason or "declared")
+        return self._commit([ev])[0]
+
+    def answer(self, operator_id, advisory_id, accept: bool):
+        """Accept or refuse an advisory; an accepted one is stored as the flight's
+        approved trajectory (and replaces it in the strategic index)."""
+        adv = self.ops.answer_advisory(advisory_id, accept, operator_id, self.clock())
+        if accept:
+            tw = self.core.twin
+            xyz = adv.trajectory.xyz_m
+            lon, lat = tw.frame.to_wgs84(xyz[:, 0], xyz[:, 1])
+            g = tw.grid
+            i = np.clip(((xyz[:, 0] - g.x0_m) // g.dx_m).astype(np.int64), 0, g.nx - 1)
+            j = np.clip(((xyz[:, 1] - g.y0_m) // g.dx_m).astype(np.int64), 0, g.ny - 1)
+            agl = np.round(xyz[:, 2] - tw.ground_m[i, j].astype(np.float64), 2)
+            self.store.replace_trajectory(adv.flight_id, adv.trajectory,
+                                          np.column_stack([lon, lat]), agl, self.clock(),
+                                          actor=operator_id or "service",
+                                          reason=f"advisory {advisory_id}")
+            idx = self.core.index
+            with self.core._book:   # the booking lock guards the strategic index
+                if adv.flight_id in idx:
+                    idx.cancel(adv.flight_id)
+                idx.accept(adv.trajectory)
+        return adv
+
+    def status(self) -> dict:
+        c = self.ops.counts()
+        lt = self.last_tick
+        c["last_tick_ms"] = None if lt is None else round(lt.tick_ms, 2)
+        c["predicted"] = None if lt is None else lt.predicted
+        return c
+
+
+class _Seq:
+    """A transition with its store sequence number (what subscribers receive)."""
+
+    __slots__ = ("event", "flight_id", "seq")
+
+    def __init__(self, seq, event):
+        self.seq = seq
+        self.event = event
+        self.flight_id = event.flight_id
