@@ -25,6 +25,7 @@ most ``echo_chars`` characters of the input.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -327,7 +328,22 @@ def info_to_proto(d: dict) -> apb.GetTwinInfoResponse:
         skipped_count=d["skipped"], blocked_fraction=d["blocked_fraction"],
         source=d["source"], zone_count=d["zone_count"],
         accepted_flight_count=d["accepted_flight_count"],
-        limits=apb.Limits(**d["limits"]) if "limits" in d else None)
+        limits=apb.Limits(**d["limits"]) if "limits" in d else None,
+        audit=[_audit_to_proto(a) for a in d.get("audit", [])])
+
+
+def _audit_to_proto(a: dict) -> apb.SourceAudit:
+    """One file's build audit (``airspace.io``'s dict) as a message; the file name only."""
+    return apb.SourceAudit(
+        file=Path(str(a.get("path", ""))).name, format=a.get("format", ""),
+        crs=a.get("crs", ""), objects_seen=a.get("objects_seen", {}),
+        obstacles=a.get("obstacles", 0), repaired=a.get("repaired", 0),
+        hulled=a.get("hulled", 0), heights=a.get("heights", {}),
+        height_fields=a.get("height_fields", {}),
+        unknown_heights=a.get("unknown_heights", 0),
+        unknown_height_policy=a.get("unknown_height_policy", ""),
+        repairs=a.get("repairs", {}), skipped=a.get("skipped", 0),
+        skipped_reasons=a.get("skipped_reasons", {}), notes=a.get("notes", []))
 
 
 # ------------------------------------------------------------------------- changes

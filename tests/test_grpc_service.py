@@ -82,6 +82,13 @@ def test_twin_info(stubs):
     assert r.ceiling_agl_m == 120.0
     assert r.bounds.min_lon_deg < FROM[0] < r.bounds.max_lon_deg
     assert (r.column_count_x, r.column_count_y, r.layer_count) == twin.grid.shape
+    # the build's audit: every obstacle's height source, the unknown-height policy
+    (a_,) = r.audit
+    assert a_.file == "helsinki_centre.geojson" and "/" not in a_.file
+    assert a_.obstacles == len(twin.buildings) == sum(a_.heights.values())
+    unknown = sum(b.height_source == "unknown" for b in twin.buildings)
+    assert a_.unknown_heights == a_.heights["unknown"] == unknown > 0
+    assert "ceiling" in a_.unknown_height_policy
 
 
 def test_grid_code_round_trip(stubs):

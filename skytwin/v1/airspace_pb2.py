@@ -25,15 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19skytwin/v1/airspace.proto\x12\nskytwin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"M\n\x08\x41ltitude\x12\x0f\n\x07value_m\x18\x01 \x01(\x01\x12\x30\n\treference\x18\x02 \x01(\x0e\x32\x1d.skytwin.v1.AltitudeReference\"*\n\x06LonLat\x12\x0f\n\x07lon_deg\x18\x01 \x01(\x01\x12\x0f\n\x07lat_deg\x18\x02 \x01(\x01\"_\n\tLonLatBox\x12\x13\n\x0bmin_lon_deg\x18\x01 \x01(\x01\x12\x13\n\x0bmin_lat_deg\x18\x02 \x01(\x01\x12\x13\n\x0bmax_lon_deg\x18\x03 \x01(\x01\x12\x13\n\x0bmax_lat_deg\x18\x04 \x01(\x01\"\xbf\x07\n\x06Limits\x12\x1d\n\x15max_flight_duration_s\x18\x01 \x01(\x01\x12\x1c\n\x14min_cruise_speed_mps\x18\x02 \x01(\x01\x12\x1c\n\x14max_cruise_speed_mps\x18\x03 \x01(\x01\x12\x1e\n\x16min_vertical_speed_mps\x18\x04 \x01(\x01\x12\x1e\n\x16max_vertical_speed_mps\x18\x05 \x01(\x01\x12\x1d\n\x15max_departure_ahead_s\x18\x06 \x01(\x01\x12\x18\n\x10past_departure_s\x18\x07 \x01(\x01\x12\x13\n\x0bmax_delay_s\x18\x08 \x01(\x01\x12\x14\n\x0cmax_priority\x18\t \x01(\x01\x12\x14\n\x0cmax_id_chars\x18\n \x01(\x05\x12\x16\n\x0emax_text_chars\x18\x0b \x01(\x05\x12\x1b\n\x13max_grid_code_chars\x18\x0c \x01(\x05\x12\x12\n\necho_chars\x18\r \x01(\x05\x12\x1c\n\x14max_polygon_vertices\x18\x0e \x01(\x05\x12\x14\n\x0cmax_radius_m\x18\x0f \x01(\x01\x12\x1a\n\x12max_abs_altitude_m\x18\x10 \x01(\x01\x12\x11\n\tmax_zones\x18\x11 \x01(\x05\x12\x17\n\x0fmax_ed269_bytes\x18\x12 \x01(\x03\x12\x16\n\x0emax_json_depth\x18\x13 \x01(\x05\x12\x11\n\tmax_batch\x18\x14 \x01(\x05\x12\x15\n\rmax_page_size\x18\x15 \x01(\x05\x12\x1d\n\x15max_query_clearance_m\x18\x16 \x01(\x01\x12\x17\n\x0fmax_query_cells\x18\x17 \x01(\x05\x12\x19\n\x11max_blocked_codes\x18\x18 \x01(\x05\x12\x17\n\x0fmax_query_zones\x18\x19 \x01(\x05\x12\x13\n\x0bmax_solve_s\x18\x1a \x01(\x01\x12\x17\n\x0f\x64\x65\x61\x64line_fast_s\x18\x1b \x01(\x01\x12\x17\n\x0f\x64\x65\x61\x64line_plan_s\x18\x1c \x01(\x01\x12\x18\n\x10\x64\x65\x61\x64line_batch_s\x18\x1d \x01(\x01\x12\x18\n\x10max_waiting_plan\x18\x1e \x01(\x05\x12\x18\n\x10max_waiting_fast\x18\x1f \x01(\x05\x12\x19\n\x11max_waiting_query\x18  \x01(\x05\x12\x14\n\x0cmax_watchers\x18! \x01(\x05\x12\x1d\n\x15keep_workspace_voxels\x18\" \x01(\x03\x12\x1a\n\x12large_search_slots\x18# \x01(\x05\x12\x12\n\nrss_cap_mb\x18$ \x01(\x01\x12\x18\n\x10max_queue_wait_s\x18% \x01(\x01\"\x14\n\x12GetTwinInfoRequest\"\x9a\x03\n\x13GetTwinInfoResponse\x12%\n\x06\x62ounds\x18\x01 \x01(\x0b\x32\x15.skytwin.v1.LonLatBox\x12\x14\n\x0cresolution_m\x18\x02 \x01(\x01\x12\x0f\n\x07layer_m\x18\x03 \x01(\x01\x12\x13\n\x0b\x63learance_m\x18\x04 \x01(\x01\x12\x15\n\rceiling_agl_m\x18\x05 \x01(\x01\x12\x13\n\x0blayer_count\x18\x06 \x01(\x05\x12\x16\n\x0e\x63olumn_count_x\x18\x07 \x01(\x05\x12\x16\n\x0e\x63olumn_count_y\x18\x08 \x01(\x05\x12\x14\n\x0c\x66loor_amsl_m\x18\t \x01(\x01\x12\x16\n\x0e\x62uilding_count\x18\n \x01(\x05\x12\x15\n\rskipped_count\x18\x0b \x01(\x05\x12\x18\n\x10\x62locked_fraction\x18\x0c \x01(\x01\x12\x0e\n\x06source\x18\r \x01(\t\x12\x12\n\nzone_count\x18\x0e \x01(\x05\x12\x1d\n\x15\x61\x63\x63\x65pted_flight_count\x18\x0f \x01(\x05\x12\"\n\x06limits\x18\x10 \x01(\x0b\x32\x12.skytwin.v1.Limits\"\x8a\x01\n\x15\x45ncodeGridCodeRequest\x12$\n\x08position\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12&\n\x08\x61ltitude\x18\x02 \x01(\x0b\x32\x14.skytwin.v1.Altitude\x12\x12\n\nresolution\x18\x03 \x01(\x05\x12\x0f\n\x07layer_m\x18\x04 \x01(\x01\"\xfd\x01\n\x0cGridCodeInfo\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07h3_cell\x18\x02 \x01(\x04\x12\r\n\x05layer\x18\x03 \x01(\x03\x12\x0f\n\x07layer_m\x18\x04 \x01(\x01\x12\x30\n\treference\x18\x05 \x01(\x0e\x32\x1d.skytwin.v1.AltitudeReference\x12\x12\n\nresolution\x18\x06 \x01(\x05\x12\"\n\x06\x63\x65ntre\x18\x07 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12\x0e\n\x06z_lo_m\x18\x08 \x01(\x01\x12\x0e\n\x06z_hi_m\x18\t \x01(\x01\x12$\n\x08\x62oundary\x18\n \x03(\x0b\x32\x12.skytwin.v1.LonLat\"@\n\x16\x45ncodeGridCodeResponse\x12&\n\x04\x63ode\x18\x01 \x01(\x0b\x32\x18.skytwin.v1.GridCodeInfo\"%\n\x15\x44\x65\x63odeGridCodeRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"@\n\x16\x44\x65\x63odeGridCodeResponse\x12&\n\x04\x63ode\x18\x01 \x01(\x0b\x32\x18.skytwin.v1.GridCodeInfo\"}\n\x07\x42locker\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.skytwin.v1.Blocker.Kind\x12\n\n\x02id\x18\x02 \x01(\t\">\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_BUILDING\x10\x01\x12\r\n\tKIND_ZONE\x10\x02\"B\n\x0b\x42lockedCode\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12%\n\x08\x62lockers\x18\x02 \x03(\x0b\x32\x13.skytwin.v1.Blocker\"\xcc\x01\n\x18QueryBlockedCodesRequest\x12\"\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x15.skytwin.v1.LonLatBox\x12\x13\n\x0bz_lo_amsl_m\x18\x02 \x01(\x01\x12\x13\n\x0bz_hi_amsl_m\x18\x03 \x01(\x01\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nresolution\x18\x05 \x01(\x05\x12\x0f\n\x07layer_m\x18\x06 \x01(\x01\x12\x13\n\x0b\x63learance_m\x18\x07 \x01(\x01\"C\n\x19QueryBlockedCodesResponse\x12&\n\x05\x63odes\x18\x01 \x03(\x0b\x32\x17.skytwin.v1.BlockedCode*p\n\x11\x41ltitudeReference\x12\"\n\x1e\x41LTITUDE_REFERENCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LTITUDE_REFERENCE_AGL\x10\x01\x12\x1b\n\x17\x41LTITUDE_REFERENCE_AMSL\x10\x02\x32\xf5\x02\n\x0f\x41irspaceService\x12N\n\x0bGetTwinInfo\x12\x1e.skytwin.v1.GetTwinInfoRequest\x1a\x1f.skytwin.v1.GetTwinInfoResponse\x12W\n\x0e\x45ncodeGridCode\x12!.skytwin.v1.EncodeGridCodeRequest\x1a\".skytwin.v1.EncodeGridCodeResponse\x12W\n\x0e\x44\x65\x63odeGridCode\x12!.skytwin.v1.DecodeGridCodeRequest\x1a\".skytwin.v1.DecodeGridCodeResponse\x12`\n\x11QueryBlockedCodes\x12$.skytwin.v1.QueryBlockedCodesRequest\x1a%.skytwin.v1.QueryBlockedCodesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19skytwin/v1/airspace.proto\x12\nskytwin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"M\n\x08\x41ltitude\x12\x0f\n\x07value_m\x18\x01 \x01(\x01\x12\x30\n\treference\x18\x02 \x01(\x0e\x32\x1d.skytwin.v1.AltitudeReference\"*\n\x06LonLat\x12\x0f\n\x07lon_deg\x18\x01 \x01(\x01\x12\x0f\n\x07lat_deg\x18\x02 \x01(\x01\"_\n\tLonLatBox\x12\x13\n\x0bmin_lon_deg\x18\x01 \x01(\x01\x12\x13\n\x0bmin_lat_deg\x18\x02 \x01(\x01\x12\x13\n\x0bmax_lon_deg\x18\x03 \x01(\x01\x12\x13\n\x0bmax_lat_deg\x18\x04 \x01(\x01\"\xbf\x07\n\x06Limits\x12\x1d\n\x15max_flight_duration_s\x18\x01 \x01(\x01\x12\x1c\n\x14min_cruise_speed_mps\x18\x02 \x01(\x01\x12\x1c\n\x14max_cruise_speed_mps\x18\x03 \x01(\x01\x12\x1e\n\x16min_vertical_speed_mps\x18\x04 \x01(\x01\x12\x1e\n\x16max_vertical_speed_mps\x18\x05 \x01(\x01\x12\x1d\n\x15max_departure_ahead_s\x18\x06 \x01(\x01\x12\x18\n\x10past_departure_s\x18\x07 \x01(\x01\x12\x13\n\x0bmax_delay_s\x18\x08 \x01(\x01\x12\x14\n\x0cmax_priority\x18\t \x01(\x01\x12\x14\n\x0cmax_id_chars\x18\n \x01(\x05\x12\x16\n\x0emax_text_chars\x18\x0b \x01(\x05\x12\x1b\n\x13max_grid_code_chars\x18\x0c \x01(\x05\x12\x12\n\necho_chars\x18\r \x01(\x05\x12\x1c\n\x14max_polygon_vertices\x18\x0e \x01(\x05\x12\x14\n\x0cmax_radius_m\x18\x0f \x01(\x01\x12\x1a\n\x12max_abs_altitude_m\x18\x10 \x01(\x01\x12\x11\n\tmax_zones\x18\x11 \x01(\x05\x12\x17\n\x0fmax_ed269_bytes\x18\x12 \x01(\x03\x12\x16\n\x0emax_json_depth\x18\x13 \x01(\x05\x12\x11\n\tmax_batch\x18\x14 \x01(\x05\x12\x15\n\rmax_page_size\x18\x15 \x01(\x05\x12\x1d\n\x15max_query_clearance_m\x18\x16 \x01(\x01\x12\x17\n\x0fmax_query_cells\x18\x17 \x01(\x05\x12\x19\n\x11max_blocked_codes\x18\x18 \x01(\x05\x12\x17\n\x0fmax_query_zones\x18\x19 \x01(\x05\x12\x13\n\x0bmax_solve_s\x18\x1a \x01(\x01\x12\x17\n\x0f\x64\x65\x61\x64line_fast_s\x18\x1b \x01(\x01\x12\x17\n\x0f\x64\x65\x61\x64line_plan_s\x18\x1c \x01(\x01\x12\x18\n\x10\x64\x65\x61\x64line_batch_s\x18\x1d \x01(\x01\x12\x18\n\x10max_waiting_plan\x18\x1e \x01(\x05\x12\x18\n\x10max_waiting_fast\x18\x1f \x01(\x05\x12\x19\n\x11max_waiting_query\x18  \x01(\x05\x12\x14\n\x0cmax_watchers\x18! \x01(\x05\x12\x1d\n\x15keep_workspace_voxels\x18\" \x01(\x03\x12\x1a\n\x12large_search_slots\x18# \x01(\x05\x12\x12\n\nrss_cap_mb\x18$ \x01(\x01\x12\x18\n\x10max_queue_wait_s\x18% \x01(\x01\"\x14\n\x12GetTwinInfoRequest\"\xc2\x03\n\x13GetTwinInfoResponse\x12%\n\x06\x62ounds\x18\x01 \x01(\x0b\x32\x15.skytwin.v1.LonLatBox\x12\x14\n\x0cresolution_m\x18\x02 \x01(\x01\x12\x0f\n\x07layer_m\x18\x03 \x01(\x01\x12\x13\n\x0b\x63learance_m\x18\x04 \x01(\x01\x12\x15\n\rceiling_agl_m\x18\x05 \x01(\x01\x12\x13\n\x0blayer_count\x18\x06 \x01(\x05\x12\x16\n\x0e\x63olumn_count_x\x18\x07 \x01(\x05\x12\x16\n\x0e\x63olumn_count_y\x18\x08 \x01(\x05\x12\x14\n\x0c\x66loor_amsl_m\x18\t \x01(\x01\x12\x16\n\x0e\x62uilding_count\x18\n \x01(\x05\x12\x15\n\rskipped_count\x18\x0b \x01(\x05\x12\x18\n\x10\x62locked_fraction\x18\x0c \x01(\x01\x12\x0e\n\x06source\x18\r \x01(\t\x12\x12\n\nzone_count\x18\x0e \x01(\x05\x12\x1d\n\x15\x61\x63\x63\x65pted_flight_count\x18\x0f \x01(\x05\x12\"\n\x06limits\x18\x10 \x01(\x0b\x32\x12.skytwin.v1.Limits\x12&\n\x05\x61udit\x18\x11 \x03(\x0b\x32\x17.skytwin.v1.SourceAudit\"\xfb\x05\n\x0bSourceAudit\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0b\n\x03\x63rs\x18\x03 \x01(\t\x12>\n\x0cobjects_seen\x18\x04 \x03(\x0b\x32(.skytwin.v1.SourceAudit.ObjectsSeenEntry\x12\x11\n\tobstacles\x18\x05 \x01(\x05\x12\x10\n\x08repaired\x18\x06 \x01(\x05\x12\x0e\n\x06hulled\x18\x07 \x01(\x05\x12\x35\n\x07heights\x18\x08 \x03(\x0b\x32$.skytwin.v1.SourceAudit.HeightsEntry\x12@\n\rheight_fields\x18\t \x03(\x0b\x32).skytwin.v1.SourceAudit.HeightFieldsEntry\x12\x17\n\x0funknown_heights\x18\n \x01(\x05\x12\x1d\n\x15unknown_height_policy\x18\x0b \x01(\t\x12\x35\n\x07repairs\x18\x0c \x03(\x0b\x32$.skytwin.v1.SourceAudit.RepairsEntry\x12\x0f\n\x07skipped\x18\r \x01(\x05\x12\x44\n\x0fskipped_reasons\x18\x0e \x03(\x0b\x32+.skytwin.v1.SourceAudit.SkippedReasonsEntry\x12\r\n\x05notes\x18\x0f \x03(\t\x1a\x32\n\x10ObjectsSeenEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a.\n\x0cHeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x33\n\x11HeightFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a.\n\x0cRepairsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x35\n\x13SkippedReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\x8a\x01\n\x15\x45ncodeGridCodeRequest\x12$\n\x08position\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12&\n\x08\x61ltitude\x18\x02 \x01(\x0b\x32\x14.skytwin.v1.Altitude\x12\x12\n\nresolution\x18\x03 \x01(\x05\x12\x0f\n\x07layer_m\x18\x04 \x01(\x01\"\xfd\x01\n\x0cGridCodeInfo\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07h3_cell\x18\x02 \x01(\x04\x12\r\n\x05layer\x18\x03 \x01(\x03\x12\x0f\n\x07layer_m\x18\x04 \x01(\x01\x12\x30\n\treference\x18\x05 \x01(\x0e\x32\x1d.skytwin.v1.AltitudeReference\x12\x12\n\nresolution\x18\x06 \x01(\x05\x12\"\n\x06\x63\x65ntre\x18\x07 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12\x0e\n\x06z_lo_m\x18\x08 \x01(\x01\x12\x0e\n\x06z_hi_m\x18\t \x01(\x01\x12$\n\x08\x62oundary\x18\n \x03(\x0b\x32\x12.skytwin.v1.LonLat\"@\n\x16\x45ncodeGridCodeResponse\x12&\n\x04\x63ode\x18\x01 \x01(\x0b\x32\x18.skytwin.v1.GridCodeInfo\"%\n\x15\x44\x65\x63odeGridCodeRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"@\n\x16\x44\x65\x63odeGridCodeResponse\x12&\n\x04\x63ode\x18\x01 \x01(\x0b\x32\x18.skytwin.v1.GridCodeInfo\"}\n\x07\x42locker\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.skytwin.v1.Blocker.Kind\x12\n\n\x02id\x18\x02 \x01(\t\">\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_BUILDING\x10\x01\x12\r\n\tKIND_ZONE\x10\x02\"B\n\x0b\x42lockedCode\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12%\n\x08\x62lockers\x18\x02 \x03(\x0b\x32\x13.skytwin.v1.Blocker\"\xcc\x01\n\x18QueryBlockedCodesRequest\x12\"\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x15.skytwin.v1.LonLatBox\x12\x13\n\x0bz_lo_amsl_m\x18\x02 \x01(\x01\x12\x13\n\x0bz_hi_amsl_m\x18\x03 \x01(\x01\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nresolution\x18\x05 \x01(\x05\x12\x0f\n\x07layer_m\x18\x06 \x01(\x01\x12\x13\n\x0b\x63learance_m\x18\x07 \x01(\x01\"C\n\x19QueryBlockedCodesResponse\x12&\n\x05\x63odes\x18\x01 \x03(\x0b\x32\x17.skytwin.v1.BlockedCode*p\n\x11\x41ltitudeReference\x12\"\n\x1e\x41LTITUDE_REFERENCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LTITUDE_REFERENCE_AGL\x10\x01\x12\x1b\n\x17\x41LTITUDE_REFERENCE_AMSL\x10\x02\x32\xf5\x02\n\x0f\x41irspaceService\x12N\n\x0bGetTwinInfo\x12\x1e.skytwin.v1.GetTwinInfoRequest\x1a\x1f.skytwin.v1.GetTwinInfoResponse\x12W\n\x0e\x45ncodeGridCode\x12!.skytwin.v1.EncodeGridCodeRequest\x1a\".skytwin.v1.EncodeGridCodeResponse\x12W\n\x0e\x44\x65\x63odeGridCode\x12!.skytwin.v1.DecodeGridCodeRequest\x1a\".skytwin.v1.DecodeGridCodeResponse\x12`\n\x11QueryBlockedCodes\x12$.skytwin.v1.QueryBlockedCodesRequest\x1a%.skytwin.v1.QueryBlockedCodesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skytwin.v1.airspace_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALTITUDEREFERENCE']._serialized_start=2730
-  _globals['_ALTITUDEREFERENCE']._serialized_end=2842
+  _globals['_SOURCEAUDIT_OBJECTSSEENENTRY']._loaded_options = None
+  _globals['_SOURCEAUDIT_OBJECTSSEENENTRY']._serialized_options = b'8\001'
+  _globals['_SOURCEAUDIT_HEIGHTSENTRY']._loaded_options = None
+  _globals['_SOURCEAUDIT_HEIGHTSENTRY']._serialized_options = b'8\001'
+  _globals['_SOURCEAUDIT_HEIGHTFIELDSENTRY']._loaded_options = None
+  _globals['_SOURCEAUDIT_HEIGHTFIELDSENTRY']._serialized_options = b'8\001'
+  _globals['_SOURCEAUDIT_REPAIRSENTRY']._loaded_options = None
+  _globals['_SOURCEAUDIT_REPAIRSENTRY']._serialized_options = b'8\001'
+  _globals['_SOURCEAUDIT_SKIPPEDREASONSENTRY']._loaded_options = None
+  _globals['_SOURCEAUDIT_SKIPPEDREASONSENTRY']._serialized_options = b'8\001'
+  _globals['_ALTITUDEREFERENCE']._serialized_start=3536
+  _globals['_ALTITUDEREFERENCE']._serialized_end=3648
   _globals['_ALTITUDE']._serialized_start=74
   _globals['_ALTITUDE']._serialized_end=151
   _globals['_LONLAT']._serialized_start=153
@@ -45,27 +55,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTWININFOREQUEST']._serialized_start=1256
   _globals['_GETTWININFOREQUEST']._serialized_end=1276
   _globals['_GETTWININFORESPONSE']._serialized_start=1279
-  _globals['_GETTWININFORESPONSE']._serialized_end=1689
-  _globals['_ENCODEGRIDCODEREQUEST']._serialized_start=1692
-  _globals['_ENCODEGRIDCODEREQUEST']._serialized_end=1830
-  _globals['_GRIDCODEINFO']._serialized_start=1833
-  _globals['_GRIDCODEINFO']._serialized_end=2086
-  _globals['_ENCODEGRIDCODERESPONSE']._serialized_start=2088
-  _globals['_ENCODEGRIDCODERESPONSE']._serialized_end=2152
-  _globals['_DECODEGRIDCODEREQUEST']._serialized_start=2154
-  _globals['_DECODEGRIDCODEREQUEST']._serialized_end=2191
-  _globals['_DECODEGRIDCODERESPONSE']._serialized_start=2193
-  _globals['_DECODEGRIDCODERESPONSE']._serialized_end=2257
-  _globals['_BLOCKER']._serialized_start=2259
-  _globals['_BLOCKER']._serialized_end=2384
-  _globals['_BLOCKER_KIND']._serialized_start=2322
-  _globals['_BLOCKER_KIND']._serialized_end=2384
-  _globals['_BLOCKEDCODE']._serialized_start=2386
-  _globals['_BLOCKEDCODE']._serialized_end=2452
-  _globals['_QUERYBLOCKEDCODESREQUEST']._serialized_start=2455
-  _globals['_QUERYBLOCKEDCODESREQUEST']._serialized_end=2659
-  _globals['_QUERYBLOCKEDCODESRESPONSE']._serialized_start=2661
-  _globals['_QUERYBLOCKEDCODESRESPONSE']._serialized_end=2728
-  _globals['_AIRSPACESERVICE']._serialized_start=2845
-  _globals['_AIRSPACESERVICE']._serialized_end=3218
+  _globals['_GETTWININFORESPONSE']._serialized_end=1729
+  _globals['_SOURCEAUDIT']._serialized_start=1732
+  _globals['_SOURCEAUDIT']._serialized_end=2495
+  _globals['_SOURCEAUDIT_OBJECTSSEENENTRY']._serialized_start=2241
+  _globals['_SOURCEAUDIT_OBJECTSSEENENTRY']._serialized_end=2291
+  _globals['_SOURCEAUDIT_HEIGHTSENTRY']._serialized_start=2293
+  _globals['_SOURCEAUDIT_HEIGHTSENTRY']._serialized_end=2339
+  _globals['_SOURCEAUDIT_HEIGHTFIELDSENTRY']._serialized_start=2341
+  _globals['_SOURCEAUDIT_HEIGHTFIELDSENTRY']._serialized_end=2392
+  _globals['_SOURCEAUDIT_REPAIRSENTRY']._serialized_start=2394
+  _globals['_SOURCEAUDIT_REPAIRSENTRY']._serialized_end=2440
+  _globals['_SOURCEAUDIT_SKIPPEDREASONSENTRY']._serialized_start=2442
+  _globals['_SOURCEAUDIT_SKIPPEDREASONSENTRY']._serialized_end=2495
+  _globals['_ENCODEGRIDCODEREQUEST']._serialized_start=2498
+  _globals['_ENCODEGRIDCODEREQUEST']._serialized_end=2636
+  _globals['_GRIDCODEINFO']._serialized_start=2639
+  _globals['_GRIDCODEINFO']._serialized_end=2892
+  _globals['_ENCODEGRIDCODERESPONSE']._serialized_start=2894
+  _globals['_ENCODEGRIDCODERESPONSE']._serialized_end=2958
+  _globals['_DECODEGRIDCODEREQUEST']._serialized_start=2960
+  _globals['_DECODEGRIDCODEREQUEST']._serialized_end=2997
+  _globals['_DECODEGRIDCODERESPONSE']._serialized_start=2999
+  _globals['_DECODEGRIDCODERESPONSE']._serialized_end=3063
+  _globals['_BLOCKER']._serialized_start=3065
+  _globals['_BLOCKER']._serialized_end=3190
+  _globals['_BLOCKER_KIND']._serialized_start=3128
+  _globals['_BLOCKER_KIND']._serialized_end=3190
+  _globals['_BLOCKEDCODE']._serialized_start=3192
+  _globals['_BLOCKEDCODE']._serialized_end=3258
+  _globals['_QUERYBLOCKEDCODESREQUEST']._serialized_start=3261
+  _globals['_QUERYBLOCKEDCODESREQUEST']._serialized_end=3465
+  _globals['_QUERYBLOCKEDCODESRESPONSE']._serialized_start=3467
+  _globals['_QUERYBLOCKEDCODESRESPONSE']._serialized_end=3534
+  _globals['_AIRSPACESERVICE']._serialized_start=3651
+  _globals['_AIRSPACESERVICE']._serialized_end=4024
 # @@protoc_insertion_point(module_scope)

@@ -130,7 +130,7 @@ class GetTwinInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetTwinInfoResponse(_message.Message):
-    __slots__ = ("bounds", "resolution_m", "layer_m", "clearance_m", "ceiling_agl_m", "layer_count", "column_count_x", "column_count_y", "floor_amsl_m", "building_count", "skipped_count", "blocked_fraction", "source", "zone_count", "accepted_flight_count", "limits")
+    __slots__ = ("bounds", "resolution_m", "layer_m", "clearance_m", "ceiling_agl_m", "layer_count", "column_count_x", "column_count_y", "floor_amsl_m", "building_count", "skipped_count", "blocked_fraction", "source", "zone_count", "accepted_flight_count", "limits", "audit")
     BOUNDS_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_M_FIELD_NUMBER: _ClassVar[int]
     LAYER_M_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +147,7 @@ class GetTwinInfoResponse(_message.Message):
     ZONE_COUNT_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FLIGHT_COUNT_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_FIELD_NUMBER: _ClassVar[int]
     bounds: LonLatBox
     resolution_m: float
     layer_m: float
@@ -163,7 +164,77 @@ class GetTwinInfoResponse(_message.Message):
     zone_count: int
     accepted_flight_count: int
     limits: Limits
-    def __init__(self, bounds: _Optional[_Union[LonLatBox, _Mapping]] = ..., resolution_m: _Optional[float] = ..., layer_m: _Optional[float] = ..., clearance_m: _Optional[float] = ..., ceiling_agl_m: _Optional[float] = ..., layer_count: _Optional[int] = ..., column_count_x: _Optional[int] = ..., column_count_y: _Optional[int] = ..., floor_amsl_m: _Optional[float] = ..., building_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., blocked_fraction: _Optional[float] = ..., source: _Optional[str] = ..., zone_count: _Optional[int] = ..., accepted_flight_count: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    audit: _containers.RepeatedCompositeFieldContainer[SourceAudit]
+    def __init__(self, bounds: _Optional[_Union[LonLatBox, _Mapping]] = ..., resolution_m: _Optional[float] = ..., layer_m: _Optional[float] = ..., clearance_m: _Optional[float] = ..., ceiling_agl_m: _Optional[float] = ..., layer_count: _Optional[int] = ..., column_count_x: _Optional[int] = ..., column_count_y: _Optional[int] = ..., floor_amsl_m: _Optional[float] = ..., building_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., blocked_fraction: _Optional[float] = ..., source: _Optional[str] = ..., zone_count: _Optional[int] = ..., accepted_flight_count: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., audit: _Optional[_Iterable[_Union[SourceAudit, _Mapping]]] = ...) -> None: ...
+
+class SourceAudit(_message.Message):
+    __slots__ = ("file", "format", "crs", "objects_seen", "obstacles", "repaired", "hulled", "heights", "height_fields", "unknown_heights", "unknown_height_policy", "repairs", "skipped", "skipped_reasons", "notes")
+    class ObjectsSeenEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class HeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class HeightFieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class RepairsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class SkippedReasonsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CRS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_SEEN_FIELD_NUMBER: _ClassVar[int]
+    OBSTACLES_FIELD_NUMBER: _ClassVar[int]
+    REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    HULLED_FIELD_NUMBER: _ClassVar[int]
+    HEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_HEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_HEIGHT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    REPAIRS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_REASONS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    format: str
+    crs: str
+    objects_seen: _containers.ScalarMap[str, int]
+    obstacles: int
+    repaired: int
+    hulled: int
+    heights: _containers.ScalarMap[str, int]
+    height_fields: _containers.ScalarMap[str, int]
+    unknown_heights: int
+    unknown_height_policy: str
+    repairs: _containers.ScalarMap[str, int]
+    skipped: int
+    skipped_reasons: _containers.ScalarMap[str, int]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, file: _Optional[str] = ..., format: _Optional[str] = ..., crs: _Optional[str] = ..., objects_seen: _Optional[_Mapping[str, int]] = ..., obstacles: _Optional[int] = ..., repaired: _Optional[int] = ..., hulled: _Optional[int] = ..., heights: _Optional[_Mapping[str, int]] = ..., height_fields: _Optional[_Mapping[str, int]] = ..., unknown_heights: _Optional[int] = ..., unknown_height_policy: _Optional[str] = ..., repairs: _Optional[_Mapping[str, int]] = ..., skipped: _Optional[int] = ..., skipped_reasons: _Optional[_Mapping[str, int]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EncodeGridCodeRequest(_message.Message):
     __slots__ = ("position", "altitude", "resolution", "layer_m")
