@@ -1,0 +1,427 @@
+// SkyTwin web map: deck.gl (vendored) over the service's own HTTP API and event stream.
+// No network beyond this server; the token lives in sessionStorage and travels only in
+// the Authorization header. window.skytwin exposes the page's state for tests.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const S = window.skytwin = {
+    ready: false, firstRenderMs: null, buildings: 0, zones: 0, zonesActive: 0,
+    flights: 0, drones: 0, events: [], flightIds: [], zoneIds: [], highlighted: [],
+    lastSequence: 0, drawnUnixMs: {}, role: null, operatorId: null, frameMs: [], error: null,
+  };
+  let token = sessionStorage.getItem("skytwin-token") || "";
+  let deckgl = null, twin = null, flights = new Map(), zones = new Map();
+  let clockOffsetS = 0, tSel = null, live = true, highlight = new Set();
+  let draft = { mode: null, pts: [] }, clickMark = null, stream = null;
+  let layersDirty = true, lastDroneUpdate = 0, zonesVer = 0, flightsVer = 0;
+  const cache = {}, pendingDrawn = new Set();
+  const DRONE_HZ = 20;
+  // a flight about to depart (or just landed) needs one more update to appear/disappear
+  function dronesDue() {
+    const t = timeS();
+    for (const f of cache.flist || []) if (f.depart_unix_s <= t + 1 && f.arrive_unix_s >= t - 1) return 1;
+    return 0;
+  }
+
+  // ------------------------------------------------------------------ HTTP
+  async function api(path, opts) {
+    const o = Object.assign({ headers: {} }, opts || {});
+    o.headers = Object.assign({ Authorization: "Bearer " + token }, o.headers);
+    const r = await fetch(path, o);
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      const e = new Error((body.error && body.error.message) || r.statusText);
+      e.status = r.status; e.code = body.error && body.error.code;
+      throw e;
+    }
+    return body;
+  }
+  const nowS = () => Date.now() / 1000 + clockOffsetS;
+  const timeS = () => (live || tSel === null ? nowS() : tSel);
+
+  // ------------------------------------------------------------------ sign-in
+  $("signin-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    token = $("token").value.trim();
+    start();
+  });
+  $("signout").addEventListener("click", () => {
+    sessionStorage.removeItem("skytwin-token");
+    location.reload();
+  });
+
+  async function start() {
+    S.signInMs = performance.now();
+    $("signin-error").textContent = "";
+    let who;
+    try {
+      who = await api("/api/session");
+    } catch (e) {
+      $("signin-error").textContent = "Sign-in failed: " + e.message;
+      S.error = e.message;
+      return;
+    }
+    sessionStorage.setItem("skytwin-token", token);
+    S.role = who.role; S.operatorId = who.operator_id;
+    $("who").textContent = who.name + " (" + who.role + (who.operator_id ? " " + who.operator_id : "") + ")";
+    for (const id of ["top", "legend", "side"]) $(id).classList.remove("hidden");
+    $("signin").classList.add("hidden");
+    if (who.role === "regulator") $("draw").classList.remove("hidden");
+    const [tw, st] = await Promise.all([api("/api/twin"), api("/api/state")]);
+    twin = prepareTwin(tw);
+    clockOffsetS = st.now_s - Date.now() / 1000;
+    for (const z of st.zones) zones.set(z.id, z);
+    for (const f of st.flights) flights.set(f.flight_id, prepareFlight(f));
+    S.lastSequence = st.sequence;
+    setupTime();
+    makeDeck();
+    openStream(st.sequence);
+  }
+
+  // ------------------------------------------------------------------ data
+  function heightColour(h) {
+    const t = Math.max(0, Math.min(1, h / 60));
+    return [Math.round(150 - 90 * t), Math.round(185 - 85 * t), Math.round(215 - 35 * t), 255];
+  }
+  function prepareTwin(tw) {
+    const b = tw.buildings, polys = [];
+    for (let r = 0; r < b.rings.length; r++) {
+      const n = b.ring_building[r], ring = b.rings[r], base = b.base_m[n], xyz = [];
+      for (let k = 0; k < ring.length; k += 2) xyz.push([ring[k], ring[k + 1], base]);
+      polys.push({ n: n, polygon: xyz, h: b.top_m[n] - base, unknown: b.unknown[n] === 1,
+                   colour: b.unknown[n] === 1 ? [118, 118, 118, 255] : heightColour(b.top_m[n] - b.ground_m[n]) });
+    }
+    const bb = b.bounds;
+    const gz = tw.ground_min_m;
+    return { raw: tw, polys: polys, count: b.count, bounds: bb,
+             ground: [{ polygon: [[bb[0], bb[1], gz], [bb[2], bb[1], gz], [bb[2], bb[3], gz], [bb[0], bb[3], gz]] }] };
+  }
+  function prepareFlight(f) {
+    f.path = f.wp.map((w) => [w[0], w[1], w[2]]);
+    f.colour = opColour(f.operator_id);
+    return f;
+  }
+  function opColour(op) {
+    let h = 0;
+    for (const c of op || "") h = (h * 31 + c.charCodeAt(0)) >>> 0;
+    const palette = [[60, 230, 160], [90, 200, 255], [255, 230, 90], [200, 150, 255], [255, 140, 120]];
+    return palette[h % palette.length];
+  }
+  function dronePosition(f, t) {
+    const wp = f.wp;
+    if (t < wp[0][3] || t > wp[wp.length - 1][3]) return null;
+    let lo = 0, hi = wp.length - 1;
+    while (hi - lo > 1) { const m = (lo + hi) >> 1; if (wp[m][3] <= t) lo = m; else hi = m; }
+    const a = wp[lo], b = wp[hi], dt = b[3] - a[3], u = dt > 0 ? (t - a[3]) / dt : 0;
+    return [a[0] + u * (b[0] - a[0]), a[1] + u * (b[1] - a[1]), a[2] + u * (b[2] - a[2])];
+  }
+  function zoneActive(z, t) {
+    if (!z.window) return true;
+    const s = z.window[0], e = z.window[1];
+    return !((s !== null && t < s) || (e !== null && t > e));
+  }
+
+  // ------------------------------------------------------------------ time
+  function setupTime() {
+    const now = Math.floor(nowS());
+    const el = $("time");
+    el.min = String(now - 3600); el.max = String(now + 6 * 3600); el.value = String(now);
+    el.addEventListener("input", () => { live = false; $("live").checked = false; tSel = Number(el.value); layersDirty = true; });
+    $("live").addEventListener("change", () => { live = $("live").checked; layersDirty = true; });
+  }
+  function timeLabel(t) {
+    const d = new Date(t * 1000);
+    return d.toISOString().slice(11, 19) + " UTC";
+  }
+
+  // ------------------------------------------------------------------ layers
+  function buildLayers(t) {
+    const L = deck;
+    // stable arrays between changes, so deck.gl re-uses its GPU buffers frame to frame
+    const zkey = zones.size + ":" + zonesVer + ":" + [...zones.values()].map((z) => (zoneActive(z, t) ? 1 : 0)).join("");
+    if (zkey !== cache.zkey) { cache.zkey = zkey; cache.zlist = [...zones.values()].filter((z) => zoneActive(z, t)); }
+    if (flightsVer !== cache.fver) {
+      cache.fver = flightsVer; cache.flist = [...flights.values()];
+      for (const f of cache.flist) if (!(f.flight_id in S.drawnUnixMs)) pendingDrawn.add(f.flight_id);
+    }
+    const zlist = cache.zlist, flist = cache.flist;
+    const drones = [];
+    for (const f of flist) { const p = dronePosition(f, t); if (p) drones.push({ f: f, p: p }); }
+    S.buildings = twin.count; S.zones = zones.size; S.zonesActive = zlist.length;
+    S.flights = flist.length; S.drones = drones.length;
+    S.flightIds = flist.map((f) => f.flight_id).sort(); S.zoneIds = [...zones.keys()].sort();
+    S.highlighted = [...highlight].sort();
+    $("counts").textContent = `${twin.count} buildings · ${zlist.length}/${zones.size} zones active · ${flist.length} flights · ${drones.length} airborne`;
+    $("time-label").textContent = timeLabel(t);
+    const layers = [
+      new L.SolidPolygonLayer({ id: "ground", data: twin.ground, getPolygon: (d) => d.polygon,
+        getFillColor: [42, 47, 54, 255], extruded: false, pickable: false }),
+      new L.SolidPolygonLayer({ id: "buildings", data: twin.polys, getPolygon: (d) => d.polygon,
+        extruded: true, getElevation: (d) => d.h, getFillColor: (d) => d.colour,
+        pickable: true, material: { ambient: 0.45, diffuse: 0.6, shininess: 16 } }),
+      new L.SolidPolygonLayer({ id: "zones", data: zlist,
+        getPolygon: (d) => d.ring.map((p) => [p[0], p[1], d.band_amsl_m[0]]),
+        extruded: true, wireframe: true, getElevation: (d) => d.band_amsl_m[1] - d.band_amsl_m[0],
+        getFillColor: (d) => (d.temporary ? [255, 170, 0, 70] : [230, 60, 60, 70]),
+        getLineColor: (d) => (d.temporary ? [255, 170, 0, 200] : [230, 60, 60, 200]),
+        pickable: true, material: false, parameters: { depthWriteEnabled: false },
+        updateTriggers: { getPolygon: zonesVer } }),
+      new L.PathLayer({ id: "flights", data: flist, getPath: (d) => d.path,
+        getColor: (d) => (highlight.has(d.flight_id) ? [255, 0, 255, 255] : d.colour.concat([200])),
+        getWidth: (d) => (highlight.has(d.flight_id) ? 5 : 2.5), widthUnits: "pixels",
+        pickable: true, updateTriggers: { getColor: S.highlighted.join(), getWidth: S.highlighted.join() } }),
+      new L.ScatterplotLayer({ id: "drones", data: drones, getPosition: (d) => d.p,
+        getFillColor: (d) => (highlight.has(d.f.flight_id) ? [255, 0, 255, 255] : [255, 255, 255, 255]),
+        getLineColor: (d) => d.f.colour.concat([255]), stroked: true, lineWidthUnits: "pixels",
+        getLineWidth: 2, radiusUnits: "pixels", getRadius: 5, pickable: true }),
+    ];
+    const marks = [];
+    if (clickMark) marks.push({ p: clickMark, c: [255, 255, 255, 255] });
+    for (const p of draft.pts) marks.push({ p: [p[0], p[1], twin.raw.ground_max_m + 2], c: [255, 0, 255, 255] });
+    if (marks.length) layers.push(new L.ScatterplotLayer({ id: "marks", data: marks,
+      getPosition: (d) => d.p, getFillColor: (d) => d.c, radiusUnits: "pixels", getRadius: 6 }));
+    const outline = draftOutline();
+    if (outline) layers.push(new L.PathLayer({ id: "draft", data: [outline], getPath: (d) => d,
+      getColor: [255, 0, 255, 255], getWidth: 2, widthUnits: "pixels" }));
+    return layers;
+  }
+
+  function makeDeck() {
+    const bb = twin.bounds;
+    const lon = (bb[0] + bb[2]) / 2, lat = (bb[1] + bb[3]) / 2;
+    const spanM = Math.max((bb[2] - bb[0]) * 111320 * Math.cos(lat * Math.PI / 180), (bb[3] - bb[1]) * 110540);
+    const zoom = Math.max(10, Math.min(17, Math.log2(window.innerWidth * 156543 * Math.cos(lat * Math.PI / 180) / Math.max(spanM, 100)) - 1.2));
+    let firstLoaded = false;
+    deckgl = new deck.Deck({
+      parent: $("map"),
+      views: new deck.MapView({ repeat: false }),
+      initialViewState: { longitude: lon, latitude: lat, zoom: zoom, pitch: 50, bearing: -20, maxPitch: 85 },
+      controller: true,
+      layers: buildLayers(timeS()),
+      getCursor: () => (draft.mode ? "crosshair" : "grab"),
+      getTooltip: tooltip,
+      onAfterRender: () => {
+        // when each flight was first on screen (tests: booking-to-map latency)
+        if (pendingDrawn.size) { const t = Date.now(); for (const id of pendingDrawn) S.drawnUnixMs[id] = t; pendingDrawn.clear(); }
+        if (!firstLoaded && deckgl && deckgl.isInitialized && deckgl.props.layers.every((l) => l.isLoaded)) {
+          firstLoaded = true;
+          S.firstRenderMs = performance.now();  // since navigation start
+          S.ready = true;
+        }
+      },
+      onError: (e) => { S.error = String(e && e.message || e); },
+    });
+    S.deck = deckgl;
+    // clicks are read from the DOM (a press that did not move), not from deck.gl's tap
+    // gesture: with a software renderer a long frame between press and release makes
+    // the gesture time out, and a click must never be lost
+    let downAt = null;
+    $("map").addEventListener("pointerdown", (ev) => { downAt = [ev.clientX, ev.clientY]; });
+    $("map").addEventListener("click", (ev) => {
+      if (downAt && Math.hypot(ev.clientX - downAt[0], ev.clientY - downAt[1]) > 6) return;
+      const r = $("map").getBoundingClientRect();
+      const c = deckgl.getViewports()[0].unproject([ev.clientX - r.left, ev.clientY - r.top]);
+      onClick({ coordinate: c });
+    });
+    requestAnimationFrame(frame);
+  }
+
+  let lastFrame = null;
+  function frame(ts) {
+    if (lastFrame !== null) {
+      S.frameMs.push(ts - lastFrame);
+      if (S.frameMs.length > 600) S.frameMs.shift();
+    }
+    lastFrame = ts;
+    // drones move (at most DRONE_HZ) while some are airborne in live mode; otherwise
+    // nothing is redrawn until something changes (deck.gl redraws on new props only)
+    // the drone rate adapts to the renderer: with a slow (software) renderer, a change
+    // pushed by the server must not queue behind a stream of drone-only frames
+    const recent = S.frameMs.slice(-10).sort((a, b) => a - b);
+    const frameCost = recent.length ? recent[recent.length >> 1] : 16;
+    const droneEvery = Math.max(1000 / DRONE_HZ, 3 * frameCost);
+    if (layersDirty || (live && S.drones + dronesDue() > 0 && ts - lastDroneUpdate > droneEvery)) {
+      lastDroneUpdate = ts; layersDirty = false;
+      deckgl.setProps({ layers: buildLayers(timeS()) });
+    }
+    requestAnimationFrame(frame);
+  }
+  S.redraw = () => { layersDirty = true; };
+  S.project = (lon, lat, z) => {
+    const vp = deckgl.getViewports()[0];
+    return vp.project([lon, lat, z || 0]);
+  };
+  S.setView = (v) => {
+    deckgl.setProps({ initialViewState: Object.assign({}, deckgl.viewState || deckgl.props.initialViewState, v, { transitionDuration: 0 }) });
+  };
+  S.setTime = (t) => { live = false; $("live").checked = false; tSel = t; $("time").value = String(Math.round(t)); layersDirty = true; };
+
+  function tooltip(info) {
+    const o = info.object;
+    if (!o) return null;
+    if (info.layer.id === "buildings") {
+      const b = twin.raw.buildings, n = o.n;
+      return { text: `building ${b.ids[n]}\nroof ${b.top_m[n].toFixed(1)} m AMSL` + (o.unknown ? "\nheight unknown: blocked to the ceiling" : "") };
+    }
+    if (info.layer.id === "zones") return { text: `zone ${o.id}${o.name ? " " + o.name : ""}\n${o.band_amsl_m[0]}-${o.band_amsl_m[1]} m AMSL` };
+    if (info.layer.id === "flights") return { text: `flight ${o.flight_id} (${o.operator_id})` };
+    if (info.layer.id === "drones") return { text: `flight ${o.f.flight_id} airborne` };
+    return null;
+  }
+
+  // ------------------------------------------------------------------ click panel
+  function onClick(info) {
+    if (!info.coordinate) return;
+    const lon = info.coordinate[0], lat = info.coordinate[1];
+    if (draft.mode) { addDraftPoint(lon, lat); return; }
+    showPoint(lon, lat);
+  }
+  async function showPoint(lon, lat) {
+    const alt = Number($("alt").value) || 0;
+    const q = `/api/point?lon=${lon.toFixed(7)}&lat=${lat.toFixed(7)}&alt_agl_m=${alt}&t=${timeS().toFixed(0)}`;
+    try {
+      const p = await api(q);
+      clickMark = [lon, lat, p.alt_amsl_m];
+      S.point = p;
+      const rows = [
+        ["position", `${p.lon_deg.toFixed(6)}, ${p.lat_deg.toFixed(6)}`],
+        ["altitude", `${p.alt_agl_m} m AGL = ${p.alt_amsl_m} m AMSL`],
+        ["grid code", p.grid_code], ["H3 cell", p.h3_cell], ["layer", String(p.layer)],
+        ["Beidou", p.beidou], ["ground", `${p.ground_m} m AMSL`],
+        ["roof", p.roof ? `${p.roof.roof_m} m AMSL (${p.roof.building_id}; ${p.roof.unknown_height ? "height unknown: blocked to the ceiling" : "height from " + p.roof.height_source})` : "no building"],
+        ["blocked", p.blocked ? "yes, by " + p.blocked_by.map((b) => b.kind + " " + b.id).join(", ") : "no"],
+        ["zones", p.zones.length ? p.zones.map((z) => `${z.id} ${z.band_amsl_m[0]}-${z.band_amsl_m[1]} m AMSL${z.active ? "" : " (not active now)"}`).join("; ") : "none"],
+      ];
+      const tb = document.createElement("table");
+      for (const [k, v] of rows) {
+        const tr = tb.insertRow(); tr.insertCell().textContent = k; tr.insertCell().textContent = v;
+      }
+      $("info-body").replaceChildren(tb);
+    } catch (e) {
+      $("info-body").textContent = e.message;
+    }
+    layersDirty = true;
+  }
+  S.showPoint = showPoint;
+
+  // ------------------------------------------------------------------ zone drawing
+  function metersBetween(a, b) {
+    const k = Math.PI / 180, lat = (a[1] + b[1]) / 2 * k;
+    const dx = (b[0] - a[0]) * k * 6371008.8 * Math.cos(lat), dy = (b[1] - a[1]) * k * 6371008.8;
+    return Math.hypot(dx, dy);
+  }
+  function draftOutline() {
+    const z = twin.raw.ground_max_m + 2;
+    if (draft.mode === "circle" && draft.pts.length === 2) {
+      const c = draft.pts[0], r = metersBetween(c, draft.pts[1]), out = [];
+      const k = Math.PI / 180;
+      for (let i = 0; i <= 48; i++) {
+        const a = 2 * Math.PI * i / 48;
+        out.push([c[0] + r * Math.cos(a) / (6371008.8 * Math.cos(c[1] * k)) / k, c[1] + r * Math.sin(a) / 6371008.8 / k, z]);
+      }
+      return out;
+    }
+    if (draft.mode === "polygon" && draft.pts.length >= 2) {
+      const out = draft.pts.map((p) => [p[0], p[1], z]);
+      if (draft.pts.length >= 3) out.push(out[0]);
+      return out;
+    }
+    return null;
+  }
+  function setMode(m) {
+    draft = { mode: m, pts: [] };
+    $("draw-circle").classList.toggle("active", m === "circle");
+    $("draw-polygon").classList.toggle("active", m === "polygon");
+    S.draft = draft; layersDirty = true;
+  }
+  function addDraftPoint(lon, lat) {
+    if (draft.mode === "circle" && draft.pts.length >= 2) draft.pts = [];
+    draft.pts.push([lon, lat]);
+    S.draft = draft; layersDirty = true;
+  }
+  $("draw-circle").addEventListener("click", () => setMode("circle"));
+  $("draw-polygon").addEventListener("click", () => setMode("polygon"));
+  $("draw-clear").addEventListener("click", () => setMode(null));
+  $("z-create").addEventListener("click", createZone);
+  async function createZone() {
+    const ref = $("z-ref").value;
+    const body = { lower: { value_m: Number($("z-lower").value), reference: ref },
+                   upper: { value_m: Number($("z-upper").value), reference: ref },
+                   name: $("z-name").value || null, reason: $("z-reason").value };
+    if (draft.mode === "circle" && draft.pts.length === 2) {
+      body.circle = { lon_deg: draft.pts[0][0], lat_deg: draft.pts[0][1], radius_m: metersBetween(draft.pts[0], draft.pts[1]) };
+    } else if (draft.mode === "polygon" && draft.pts.length >= 3) {
+      body.polygon = draft.pts;
+    } else {
+      $("draw-result").textContent = "Draw a circle (2 clicks) or a polygon (3+ clicks) first.";
+      return;
+    }
+    const start = nowS() + 60 * Number($("z-start").value || 0), dur = Number($("z-dur").value || 0);
+    if (Number($("z-start").value || 0) > 0 || dur > 0) body.window = [start, dur > 0 ? start + 60 * dur : null];
+    try {
+      const r = await api("/api/zones", { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
+      zones.set(r.zone.id, r.zone); zonesVer++;
+      highlight = new Set(r.affected_flight_ids);
+      S.createdZone = r.zone.id;
+      $("draw-result").textContent = `Zone ${r.zone.id} created; ${r.affected_flight_ids.length} accepted flight(s) cross it` + (r.affected_flight_ids.length ? " (highlighted)." : ".");
+      setMode(null);
+    } catch (e) {
+      $("draw-result").textContent = "Refused: " + e.message;
+      S.error = e.message;
+    }
+    layersDirty = true;
+  }
+
+  // ------------------------------------------------------------------ push channel
+  async function openStream(since) {
+    const ctl = new AbortController();
+    stream = ctl;
+    try {
+      const r = await fetch(`/api/events?since=${since}`, { headers: { Authorization: "Bearer " + token }, signal: ctl.signal });
+      if (!r.ok) throw new Error("event stream: HTTP " + r.status);
+      const reader = r.body.getReader(), dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let at;
+        while ((at = buf.indexOf("\n\n")) >= 0) {
+          const msg = buf.slice(0, at); buf = buf.slice(at + 2);
+          let ev = "message", data = "";
+          for (const line of msg.split("\n")) {
+            if (line.startsWith("event: ")) ev = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (data) handle(ev, JSON.parse(data));
+        }
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+      S.error = String(e.message || e);
+    }
+    setTimeout(() => openStream(S.lastSequence), 2000);  // reconnect from where we were
+  }
+  function handle(ev, d) {
+    if (ev !== "change") return;
+    S.lastSequence = Math.max(S.lastSequence, d.sequence);
+    if (d.kind === "flight_accepted") flights.set(d.flight.flight_id, prepareFlight(d.flight));
+    else if (d.kind === "flight_cancelled") flights.delete(d.flight.flight_id);
+    else if (d.kind === "zone_added" || d.kind === "zone_updated") zones.set(d.zone.id, d.zone);
+    else if (d.kind === "zone_removed") zones.delete(d.zone.id);
+    zonesVer++; flightsVer++;
+    if (d.affected_flight_ids && d.affected_flight_ids.length) highlight = new Set(d.affected_flight_ids);
+    const subject = d.flight ? d.flight.flight_id : d.zone ? d.zone.id : "";
+    S.events.push({ sequence: d.sequence, kind: d.kind, subject: subject, receivedMs: performance.now(), receivedUnixMs: Date.now(), timeS: d.time_s });
+    if (S.events.length > 200) S.events.shift();
+    const li = document.createElement("li");
+    li.textContent = `${timeLabel(d.time_s)} ${d.kind.replace("_", " ")} ${subject}` + (d.actor ? ` by ${d.actor}` : "") + (d.reason ? ` (${d.reason})` : "");
+    $("events").prepend(li);
+    while ($("events").children.length > 50) $("events").lastChild.remove();
+    // draw the change now rather than at the next animation frame
+    layersDirty = false;
+    deckgl.setProps({ layers: buildLayers(timeS()) });
+  }
+
+  if (token) { $("token").value = token; start(); }
+})();

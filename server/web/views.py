@@ -1,0 +1,266 @@
+"""What the web map shows, as JSON-ready dicts built from the service core.
+
+Nothing here knows HTTP (:mod:`skytwin.server.web.app` does); every function takes the
+:class:`~skytwin.server.service.ServiceCore` (and the caller where visibility matters)
+and returns plain dicts and lists. Coordinates are WGS84 degrees rounded to 1e-7 deg
+(about 1 cm), heights metres AMSL rounded to 1 cm, times Unix seconds.
+
+Buildings and level of detail
+-----------------------------
+:func:`buildings_payload` sends every building of the twin, never fewer: hiding an
+obstacle on a safety map is worse than drawing it coarsely. Detail goes down with the
+number of buildings instead: up to :data:`EXACT_MAX_BUILDINGS` footprints are sent as
+they are (exterior rings, holes dropped: the extrusion is a display, the twin keeps the
+exact geometry); above it each footprint becomes its minimum rotated rectangle, which
+contains the footprint (coarser, never thinner) and has 4 vertices, so the 10 km
+synthetic city draws as boxes. The payload is built once per twin (the twin is
+immutable) and cached.
+
+Unknown heights: a building with ``height_source == "unknown"`` has no height in the
+data; the twin blocks its column to the ceiling, and the map draws it to that height
+with ``unknown: 1`` so the page can show it hatched-grey and translucent (never as a
+measured tower).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import shapely
+
+__all__ = ["EXACT_MAX_BUILDINGS", "buildings_payload", "change_json", "flight_json",
+           "point_info", "zone_json", "zone_from_json"]
+
+#: above this many buildings, footprints are sent as minimum rotated rectangles
+EXACT_MAX_BUILDINGS = 20_000
+
+_cache: dict = {}
+_cache_lock = threading.Lock()
+
+
+def _r7(v) -> float:
+    return round(float(v), 7)
+
+
+def _r2(v) -> float:
+    return round(float(v), 2)
+
+
+def buildings_payload(twin, lod: str = "auto") -> dict:
+    """Every building as flat arrays (see module docstring), cached per twin and lod.
+
+    Returns
+    -------
+    dict with ``lod`` ("exact" or "rect"), ``count`` (buildings), ``rings`` (list of
+    flat ``[lon, lat, lon, lat, ...]`` exterior rings, one or more per building),
+    ``ring_building`` (building index of each ring), ``base_m``, ``top_m``,
+    ``ground_m`` (per building, m AMSL), ``unknown`` (1 where the height is unknown),
+    ``ids`` and ``bounds`` (WGS84 box of the twin).
+    """
+    if lod == "auto":
+        lod = "exact" if len(twin.buildings) <= EXACT_MAX_BUILDINGS else "rect"
+    if lod not in ("exact", "rect"):
+        raise ValueError(f"lod must be 'auto', 'exact' or 'rect', got {lod!r}")
+    key = (id(twin), lod)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    geoms = twin.footprints
+    if lod == "rect":
+        geoms = shapely.oriented_envelope(geoms)
+    rings, owner = [], []
+    for n, g in enumerate(geoms):
+        parts = g.geoms if hasattr(g, "geoms") else [g]
+        for p in parts:
+            if p.geom_type != "Polygon" or p.is_empty:
+                p = p.buffer(0.5).envelope  # a degenerate rectangle (a line): keep it
+            xy = np.asarray(p.exterior.coords)[:-1]
+            rings.append(xy)
+            owner.append(n)
+    flat = np.concatenate(rings) if rings else np.zeros((0, 2))
+    lon, lat = twin.frame.to_wgs84(flat[:, 0], flat[:, 1])
+    ll = np.round(np.column_stack([lon, lat]), 7)
+    out_rings, at = [], 0
+    for xy in rings:
+        out_rings.append(ll[at:at + len(xy)].ravel().tolist())
+        at += len(xy)
+    b = twin.buildings
+    payload = {
+        "lod": lod, "count": len(b), "rings": out_rings, "ring_building": owner,
+        "base_m": [_r2(min(x.base_m, x.ground_m)) for x in b],
+        "top_m": [_r2(x.top_m) for x in b],
+        "ground_m": [_r2(x.ground_m) for x in b],
+        "unknown": [1 if x.height_source == "unknown" else 0 for x in b],
+        "ids": [str(x.id) for x in b],
+        "bounds": [_r7(v) for v in twin.bounds_wgs84()],
+    }
+    with _cache_lock:
+        _cache[key] = payload
+    return payload
+
+
+def _zone_ring(core, zone) -> list:
+    """The zone's outline as ``[[lon, lat], ...]`` (a circle as a 64-gon)."""
+    if zone.polygon is not None:
+        return [[_r7(a), _r7(b)] for a, b in zone.polygon]
+    c = zone.circle
+    x, y = core.twin.frame.to_local(c.lon_deg, c.lat_deg)
+    a = np.linspace(0.0, 2.0 * math.pi, 64, endpoint=False)
+    lon, lat = core.twin.frame.to_wgs84(x + c.radius_m * np.cos(a),
+                                        y + c.radius_m * np.sin(a))
+    return [[_r7(p), _r7(q)] for p, q in zip(lon, lat, strict=True)]
+
+
+def zone_json(core, zone) -> dict:
+    """A zone for the page: its fields, outline and band in m AMSL.
+
+    The band converts AGL limits with the ground under the zone's box: the bottom at
+    the lowest ground, the top at the highest (the volume drawn covers the zone
+    everywhere; the exact band per column is the twin's business).
+    """
+    from skytwin.airspace.zones import LocalZone
+    lz = LocalZone(zone, core.twin.frame)
+    g_lo, g_hi = core.ground_range(*lz.bounds_m)
+    lo, hi = zone.lower.amsl_m(g_lo), zone.upper.amsl_m(g_hi)
+    return {
+        "id": zone.id, "name": zone.name or "", "kind": zone.kind,
+        "temporary": zone.window is not None,
+        "lower": {"value_m": zone.lower.value_m, "reference": zone.lower.reference},
+        "upper": {"value_m": zone.upper.value_m, "reference": zone.upper.reference},
+        "band_amsl_m": [_r2(lo), _r2(hi)],
+        "window": None if zone.window is None else list(zone.window),
+        "reason": zone.reason, "authority": zone.authority.name,
+        "circle": None if zone.circle is None else
+        {"lon_deg": zone.circle.lon_deg, "lat_deg": zone.circle.lat_deg,
+         "radius_m": zone.circle.radius_m},
+        "ring": _zone_ring(core, zone),
+    }
+
+
+def zone_from_json(d: dict, default_id: str):
+    """A :class:`~skytwin.airspace.zones.Zone` from the page's zone form.
+
+    ``d`` holds ``circle`` ``{lon_deg, lat_deg, radius_m}`` or ``polygon``
+    ``[[lon, lat], ...]``, ``lower`` and ``upper`` ``{value_m, reference}``, optional
+    ``window`` ``[start_unix_s, end_unix_s]`` (either may be null), ``name``,
+    ``reason`` and ``id`` (default ``default_id``). Errors are ``ValueError`` (or
+    ``ZoneError``) naming the field.
+    """
+    from skytwin.airspace.zones import Altitude, Circle, Zone
+    if not isinstance(d, dict):
+        raise ValueError("the zone must be a JSON object")
+
+    def alt(name):
+        v = d.get(name)
+        if not isinstance(v, dict) or "value_m" not in v:
+            raise ValueError(f"{name} must be {{'value_m': number, 'reference': "
+                             "'AGL' or 'AMSL'}")
+        return Altitude(v["value_m"], str(v.get("reference", "AGL")))
+
+    circle = d.get("circle")
+    poly = d.get("polygon")
+    if (circle is None) == (poly is None):
+        raise ValueError("give exactly one of circle and polygon")
+    if circle is not None:
+        if not isinstance(circle, dict):
+            raise ValueError("circle must be {lon_deg, lat_deg, radius_m}")
+        try:
+            circle = Circle(float(circle["lon_deg"]), float(circle["lat_deg"]),
+                            float(circle["radius_m"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("circle must be {lon_deg, lat_deg, radius_m} "
+                             "(numbers)") from None
+        if not circle.radius_m > 0:
+            raise ValueError(f"circle.radius_m must be > 0, got {circle.radius_m}")
+    window = d.get("window")
+    if window is not None:
+        if not isinstance(window, (list, tuple)) or len(window) != 2:
+            raise ValueError("window must be [start_unix_s, end_unix_s] (null: open)")
+        window = tuple(None if w is None else float(w) for w in window)
+    return Zone(id=str(d.get("id") or default_id), lower=alt("lower"), upper=alt("upper"),
+                polygon=None if poly is None else tuple(tuple(p) for p in poly),
+                circle=circle, window=window, reason=str(d.get("reason") or ""),
+                authority=str(d.get("authority") or ""),
+                name=(str(d["name"]) if d.get("name") else None))
+
+
+def flight_json(rec) -> dict:
+    """A booked flight for the page: ``wp`` rows ``[lon, lat, alt_amsl_m, t_unix_s]``."""
+    t = rec.trajectory.t_s
+    rows = [[_r7(a), _r7(b), _r2(h), round(float(s), 3)]
+            for (a, b), h, s in zip(rec.lonlat_deg, rec.alt_amsl_m, t, strict=True)]
+    return {"flight_id": rec.flight_id, "operator_id": rec.operator_id,
+            "status": rec.status, "depart_unix_s": round(float(t[0]), 3),
+            "arrive_unix_s": round(float(t[-1]), 3), "wp": rows}
+
+
+def change_json(core, ch) -> dict:
+    """A change (already filtered with ``Change.for_caller``) for the event list."""
+    d = {"sequence": ch.sequence, "kind": ch.kind, "time_s": ch.time_s,
+         "actor": ch.actor, "affected_flight_ids": list(ch.affected_flight_ids),
+         "reason": ch.reason}
+    if ch.flight is not None:
+        d["flight"] = flight_json(ch.flight)
+    if ch.zone is not None:
+        d["zone"] = zone_json(core, ch.zone) if ch.kind != "zone_removed" else \
+            {"id": ch.zone.id}
+    return d
+
+
+def point_info(core, lon_deg: float, lat_deg: float, alt_agl_m: float,
+               t_s: float | None) -> dict:
+    """Everything about one point of the map (the click panel).
+
+    Grid code (H3 cell + layer, AMSL) and Beidou code of the point at ``alt_agl_m``
+    above the ground; ground and roof heights (roof: the highest building whose
+    footprint holds the point, with its height source); what blocks the code (buildings
+    with the twin's clearance and zones active at ``t_s``: the planner's protected
+    volumes); and every zone over the point with its band and whether it is active.
+    """
+    from skytwin.airspace import beidou
+    from skytwin.airspace.errors import OutsideTwinError
+    from skytwin.airspace.query import what_blocks
+    twin = core.twin
+    g = twin.grid
+    x, y = twin.frame.to_local(lon_deg, lat_deg)
+    x, y = float(x), float(y)
+    if not (g.x0_m <= x <= g.x1_m and g.y0_m <= y <= g.y1_m):
+        raise OutsideTwinError(f"point ({lon_deg:.6f}, {lat_deg:.6f}) is outside the twin")
+    i = min(int((x - g.x0_m) // g.dx_m), g.nx - 1)
+    j = min(int((y - g.y0_m) // g.dx_m), g.ny - 1)
+    ground = float(twin.ground_m[i, j])
+    alt = ground + float(alt_agl_m)
+    roof = None
+    if twin.buildings:
+        hits = twin.index.query(shapely.Point(x, y), predicate="intersects")
+        if len(hits):
+            top = max(hits, key=lambda n: twin.buildings[n].top_m)
+            b = twin.buildings[top]
+            roof = {"building_id": str(b.id), "roof_m": _r2(b.top_m),
+                    "height_source": b.height_source,
+                    "unknown_height": b.height_source == "unknown"}
+    code = core.encode_grid_code(lon_deg, lat_deg, alt, "AMSL")
+    blockers = what_blocks(twin, code, zones=core.zones, t_s=t_s,
+                           clearance_m=twin.clearance_m)
+    zones = []
+    for lz in core.zones.local_zones():
+        if lz.contains_2d(x, y):
+            lo, hi = lz.band_amsl(ground)
+            z = lz.zone
+            zones.append({"id": z.id, "name": z.name or "", "band_amsl_m": [_r2(lo), _r2(hi)],
+                          "active": t_s is None or z.active_during(t_s, t_s),
+                          "window": None if z.window is None else list(z.window)})
+    return {
+        "lon_deg": _r7(lon_deg), "lat_deg": _r7(lat_deg), "alt_agl_m": float(alt_agl_m),
+        "alt_amsl_m": _r2(alt), "ground_m": _r2(ground), "roof": roof,
+        "column_top_m": _r2(twin.top_m[i, j]),
+        "grid_code": str(code), "h3_cell": str(code).split("-")[0], "layer": code.layer,
+        # Beidou heights are geodetic; the twin's are AMSL: the geoid separation is
+        # taken as 0 here, as in airspace.beidou.codes_for_voxels by default
+        "beidou": beidou.encode(lon_deg, lat_deg, alt),
+        "blocked": bool(blockers),
+        "blocked_by": [{"kind": b.kind, "id": b.id} for b in blockers],
+        "zones": sorted(zones, key=lambda z: z["id"]),
+    }
