@@ -275,11 +275,18 @@ def _ring_table(rings: list[np.ndarray]):
     return np.concatenate(rings), starts, lens
 
 
-def _distinct_counts(rings: list[np.ndarray], pts: np.ndarray) -> np.ndarray:
-    """Number of distinct positions in each ring (``pts`` rows indexed by the rings)."""
+def _distinct_counts(rings: list[np.ndarray], pts: np.ndarray,
+                     flat: np.ndarray | None = None) -> np.ndarray:
+    """Number of distinct positions in each ring (``pts`` rows indexed by the rings).
+
+    ``flat`` (one bool per ring) compares x, y only for those rings (2D outlines).
+    One lexsort for all rings: call it once per model, not once per object.
+    """
     cat, _starts, lens = _ring_table(rings)
     ring_id = np.repeat(np.arange(len(rings)), lens)
     p = np.nan_to_num(pts[cat], nan=-1e300)
+    if flat is not None and p.shape[1] == 3:
+        p[np.repeat(flat, lens), 2] = 0.0
     keys = [p[:, k] for k in range(p.shape[1] - 1, -1, -1)] + [ring_id]
     order = np.lexsort(keys)
     sp, sr = p[order], ring_id[order]
@@ -288,33 +295,33 @@ def _distinct_counts(rings: list[np.ndarray], pts: np.ndarray) -> np.ndarray:
     return np.bincount(sr[new], minlength=len(rings))
 
 
-def _repair_surfaces(obj: RawObject, xyz: np.ndarray) -> None:
+def _repair_surfaces(obj: RawObject, xyz: np.ndarray, distinct: np.ndarray,
+                     finite_xy: np.ndarray) -> None:
     """Drop what cannot be a face, keep the object (repairs noted in ``obj.repairs``).
 
     Vertices with a non-finite x or y leave their ring; a ring with fewer than 3
     distinct positions (x, y for 2D outlines, x, y, z otherwise) is dropped, and with
-    its exterior ring the whole face.
+    its exterior ring the whole face. ``distinct`` holds the distinct-position count of
+    each of the object's rings (model-wide :func:`_distinct_counts`), ``finite_xy``
+    one bool per vertex of the model.
     """
-    finite_xy = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1])
+    rings = [r for surf in obj.surfaces for r in surf]
+    if not rings:
+        return
+    cat = np.concatenate(rings)
     if not obj.flat:
-        idx = _object_vertices(obj)
-        zz = xyz[idx, 2]
-        if np.any(np.isfinite(zz)) and not np.all(np.isfinite(zz)):
+        finite_z = np.isfinite(xyz[cat, 2])
+        if finite_z.any() and not finite_z.all():
             obj.repairs.append("non-finite height (z) of some vertices ignored")
-    surfaces = []
-    for surf in obj.surfaces:
-        kept = []
-        for r in surf:
-            if not np.all(finite_xy[r]):
-                r = r[finite_xy[r]]
-                obj.repairs.append("non-finite coordinates removed from a ring")
-            kept.append(r)
-        surfaces.append(kept)
-    rings = [r for surf in surfaces for r in surf]
-    if rings and any(len(r) for r in rings):
-        distinct = _distinct_counts(rings, xyz[:, :2] if obj.flat else xyz)
-    else:
-        distinct = np.zeros(len(rings), dtype=np.int64)
+    surfaces = obj.surfaces
+    if not finite_xy[cat].all():  # rare: filter ring by ring, count again
+        surfaces = [[r[finite_xy[r]] for r in surf] for surf in obj.surfaces]
+        obj.repairs.append("non-finite coordinates removed from a ring")
+        rings = [r for surf in surfaces for r in surf]
+        distinct = (_distinct_counts(rings, xyz[:, :2] if obj.flat else xyz)
+                    if any(len(r) for r in rings) else np.zeros(len(rings), np.int64))
+    elif np.all(distinct >= 3):
+        return  # the common case: nothing to repair
     out, k = [], 0
     for si, surf in enumerate(surfaces):
         n = len(surf)
@@ -340,15 +347,27 @@ def _check_objects(model: RawModel, problems: Problems):
     finite x and y (those of dropped faces included: they still bound its hull).
     """
     xyz = model.xyz
-    kept = []
+    finite_xy = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1])
+    rings, flat, first = [], [], [0]
     for obj in model.objects:
+        for surf in obj.surfaces:
+            rings.extend(surf)
+            flat.extend([obj.flat] * len(surf))
+        first.append(len(rings))
+    distinct = np.zeros(len(rings), dtype=np.int64)
+    nz = np.flatnonzero([len(r) > 0 for r in rings])
+    if nz.size:  # one lexsort for the whole model
+        distinct[nz] = _distinct_counts([rings[k] for k in nz], xyz,
+                                        np.asarray(flat, dtype=bool)[nz])
+    kept = []
+    for n, obj in enumerate(model.objects):
         idx = _object_vertices(obj)
         if idx.size:
-            idx = idx[np.isfinite(xyz[idx, 0]) & np.isfinite(xyz[idx, 1])]
+            idx = idx[finite_xy[idx]]
         if idx.size == 0:
             problems.report(obj.id, "no usable coordinate (no finite x, y)")
             continue
-        _repair_surfaces(obj, xyz)
+        _repair_surfaces(obj, xyz, distinct[first[n]:first[n + 1]], finite_xy)
         for name in ("base_m", "top_m", "ground_m", "height_m"):
             v = getattr(obj, name)
             if v is not None and not math.isfinite(v):
