@@ -49,6 +49,14 @@ class Building:
         ``"other LoDs or parts"`` (a 2D outline whose building is 3D elsewhere),
         ``"assumed"`` (the user's ``--unknown-height``) or ``"unknown"`` (no height in
         the data: the twin blocks the column up to its ceiling).
+    tags : dict of str to str, or None
+        What the model says about the object, as the reader found it (scalar values as
+        strings): GeoJSON properties (OSM tags: ``amenity``, ``power``...), CityJSON
+        ``attributes`` (a part's merged over its parent's), CityGML ``bldg:function``,
+        ``bldg:usage``, ``bldg:class`` and PLATEAU ``uro:`` usage codes plus generic
+        attributes. Used by :mod:`airspace.derived` (zones from map semantics) and
+        :mod:`airspace.risk` (occupancy by use); never by the obstacle geometry. Not
+        saved in twin files.
     """
 
     id: str
@@ -59,6 +67,7 @@ class Building:
     kind: str = "Building"
     parent_id: str | None = None
     height_source: str = "coordinates"
+    tags: dict | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def height_agl_m(self) -> float:

@@ -8,6 +8,10 @@ by -1, 0 or +1 (26 neighbours) and costs the Euclidean length of the step,
 ``sqrt((ax*dx)^2 + (ay*dy)^2 + (az*dz*vertical_factor)^2)`` for axis flags ``a`` and cell
 size ``(dx, dy, dz)`` (default 1, so 1, sqrt 2, sqrt 3 in grid units), plus an optional
 non-negative ``voxel_cost`` paid on entering a voxel (e.g. flying close to buildings).
+An optional per-column multiplier ``col_mult >= 1`` scales the length of every move by
+the multiplier of the column it enters (ground risk: ``1 + w * normalised risk``, see
+:mod:`airspace.risk`); because every move then costs at least its length, the
+obstacle-free length below stays an admissible and consistent heuristic.
 
 Movement rules
 --------------
@@ -354,6 +358,7 @@ def _astar(
     step_cost,
     axis_cost,
     voxel_cost,
+    col_mult,
     start,
     goal,
     max_expansions,
@@ -383,6 +388,8 @@ def _astar(
     need : (26,) int64, free-mask bits a move requires (its rule).
     step_cost : (26,) float64, cost of each move; axis_cost : (8,) float64, per axis set.
     voxel_cost : (n,) or (0,) float64, extra cost of entering a voxel (empty = none).
+    col_mult : ((nx+2)*(ny+2),) or (0,) float64 >= 1, multiplier on the length of a
+        move entering padded column ``u // nz`` (empty = none).
     start, goal : int, padded flat indices. max_expansions : int (<0 = unlimited).
     rec : (>= 2n,) float64 reused buffer, overwritten: rec[2v] = g,
         rec[2v+1] = 32*state + parent direction, state = 2*gen (seen in this query)
@@ -400,6 +407,7 @@ def _astar(
     seen = 64.0 * gen
     closed = seen + 32.0
     has_extra = voxel_cost.shape[0] > 0
+    has_mult = col_mult.shape[0] > 0
     syz = ny * nz
     gx = goal // syz
     gy = (goal - gx * syz) // nz
@@ -480,7 +488,10 @@ def _astar(
             mu = rec[2 * u + 1]
             if mu >= closed:
                 continue
-            ng = gv + step_cost[d]
+            if has_mult:
+                ng = gv + step_cost[d] * col_mult[u // nz]
+            else:
+                ng = gv + step_cost[d]
             if has_extra:
                 ng += voxel_cost[u]
             if mu >= seen and ng >= rec[2 * u]:
@@ -540,6 +551,8 @@ class SearchGrid:
         Non-zero = blocked. Copied into a padded ``uint8`` array with a blocked border.
     voxel_cost : (nx, ny, nz) array_like of float, optional
         Extra non-negative cost paid on entering each voxel (in the cost unit).
+    col_mult : (nx, ny) array_like of float, optional
+        Multiplier (finite, >= 1) on the length of every move entering a column.
 
     Examples
     --------
@@ -548,7 +561,7 @@ class SearchGrid:
     ((2, 3, 4), (4, 5, 6))
     """
 
-    def __init__(self, blocked, voxel_cost=None):
+    def __init__(self, blocked, voxel_cost=None, col_mult=None):
         blocked = np.asarray(blocked)
         if blocked.ndim != 3 or min(blocked.shape) < 1:
             raise ValueError(
@@ -575,6 +588,24 @@ class SearchGrid:
             pad[1:-1, 1:-1, 1:-1] = vc
             self.voxel_cost = pad.reshape(-1)
             self.max_voxel_cost = float(vc.max())
+        self.max_col_mult = 1.0
+        if col_mult is None:
+            self.col_mult = np.empty(0, dtype=np.float64)
+        else:
+            cm = np.asarray(col_mult, dtype=np.float64)
+            if cm.shape != self.shape[:2]:
+                raise ValueError(
+                    f"col_mult shape {cm.shape} differs from the grid's columns "
+                    f"{self.shape[:2]}"
+                )
+            if not np.isfinite(cm).all() or (cm < 1.0).any():
+                raise ValueError(
+                    "col_mult must be finite and >= 1 (keeps the heuristic admissible)"
+                )
+            pad = np.ones(self.padded.shape[:2], dtype=np.float64)
+            pad[1:-1, 1:-1] = cm
+            self.col_mult = pad.reshape(-1)
+            self.max_col_mult = float(cm.max())
 
     @property
     def blocked(self) -> NDArray[np.uint8]:
@@ -587,7 +618,10 @@ class SearchGrid:
         vc = None
         if self.voxel_cost.shape[0]:
             vc = self.voxel_cost.reshape(self.padded.shape)[1:-1, 1:-1, 1:-1][sl]
-        return SearchGrid(self.blocked[sl], vc)
+        cm = None
+        if self.col_mult.shape[0]:
+            cm = self.col_mult.reshape(self.padded.shape[:2])[1:-1, 1:-1][sl[:2]]
+        return SearchGrid(self.blocked[sl], vc, cm)
 
 
 class SearchWorkspace:
@@ -681,6 +715,7 @@ def find_path(
     voxel_cost=None,
     window=None,
     max_expansions: int | None = None,
+    col_mult=None,
 ) -> VoxelPath:
     """Least-cost 26-connected path between two voxels.
 
@@ -703,6 +738,10 @@ def find_path(
     voxel_cost : (nx, ny, nz) array_like of float, optional
         Extra cost (>= 0) for entering each voxel. Only with an ndarray ``blocked``
         (a :class:`SearchGrid` carries its own).
+    col_mult : (nx, ny) array_like of float, optional
+        Multiplier (finite, >= 1) on the length of every move entering a column (cost
+        of a move = length x multiplier, then ``voxel_cost``). Only with an ndarray
+        ``blocked`` (a :class:`SearchGrid` carries its own).
     window : (lo, hi) pair of 3-int sequences, optional
         Search only inside the half-open box ``[lo, hi)``; the returned indices stay in
         full-grid coordinates.
@@ -752,9 +791,9 @@ def find_path(
             f"vertical_factor must be finite and >= 0, got {vertical_factor}"
         )
     if isinstance(blocked, SearchGrid):
-        if voxel_cost is not None:
+        if voxel_cost is not None or col_mult is not None:
             raise ValueError(
-                "pass voxel_cost to SearchGrid(...), not with a SearchGrid"
+                "pass voxel_cost and col_mult to SearchGrid(...), not with a SearchGrid"
             )
         grid = blocked
     else:
@@ -788,9 +827,15 @@ def find_path(
                 raise ValueError(
                     f"voxel_cost shape {vc.shape} differs from blocked shape {shape}"
                 )
-            grid = SearchGrid(blocked[sl], None if vc is None else vc[sl])
+            cm = None if col_mult is None else np.asarray(col_mult)
+            if cm is not None and cm.shape != shape[:2]:
+                raise ValueError(
+                    f"col_mult shape {cm.shape} differs from the columns {shape[:2]}"
+                )
+            grid = SearchGrid(blocked[sl], None if vc is None else vc[sl],
+                              None if cm is None else cm[sl[:2]])
     elif grid is None:
-        grid = SearchGrid(blocked, voxel_cost)
+        grid = SearchGrid(blocked, voxel_cost, col_mult)
     ls = tuple(start[i] - lo[i] for i in range(3))
     lg = tuple(goal[i] - lo[i] for i in range(3))
     if grid.blocked[ls]:
@@ -814,7 +859,7 @@ def find_path(
     # Bucket width: 1/8 of the cheapest move; the ring spans the open list's f range
     # (2 * dearest move + dearest voxel), capped at 2**16 buckets by widening them.
     positive = step_cost[step_cost > 0]
-    span = 2.0 * float(step_cost.max()) + grid.max_voxel_cost
+    span = 2.0 * float(step_cost.max()) * grid.max_col_mult + grid.max_voxel_cost
     width = max(float(positive.min()) / 8.0 if positive.size else 1.0, span / 65536.0)
     n_buckets = int(span / width) + 4
     if workspace.bucket_head.shape[0] < n_buckets:
@@ -832,6 +877,7 @@ def find_path(
             step_cost,
             axis_cost,
             grid.voxel_cost,
+            grid.col_mult,
             s_flat,
             g_flat,
             budget,

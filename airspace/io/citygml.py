@@ -75,6 +75,7 @@ from skytwin.airspace.io.common import (
     RawObject,
     axis_swap,
     build_result,
+    scalar_tags,
 )
 
 __all__ = ["OBSTACLE_TYPES", "load_citygml", "read_citygml"]
@@ -170,6 +171,7 @@ class _Reader:
         self.counts: dict[str, int] = {}
         self._to_model: dict[str, pyproj.Transformer] = {}
         self.model_dim: str | None = None
+        self._semantics: dict[str, dict] = {}
 
     # -- coordinates ------------------------------------------------------------------
     def _ring(self, ring_el, srs, dim, oid) -> np.ndarray:
@@ -388,15 +390,36 @@ class _Reader:
         for lod in sorted(lods):
             surfaces.extend(self._collect(lods[lod], bld, srs, dim, oid, ids))
         attrs = self._attributes(bld)
+        tags = scalar_tags(self._semantics.get(parent) if parent else None,
+                           self._semantic_tags(bld, attrs))
+        self._semantics[oid] = tags
         if not surfaces:
             if has_parts:
                 return  # geometry lives in the parts: not a record, not skipped
             why = self._repairs[0] if self._repairs else "no LoD0-LoD4 geometry"
             raise ObjectError(oid, f"no usable coordinate: {why}")
         raw = RawObject(oid, kind, parent, surfaces, family=family,
-                        repairs=list(self._repairs))
+                        repairs=list(self._repairs), tags=tags)
         apply_attribute_heights(raw, attrs, self.fields)
         self.objects.append(raw)
+
+    def _semantic_tags(self, bld, attrs) -> dict:
+        """What the object is for: ``bldg:function``/``usage``/``class`` (CityGML 2.0
+        and 3.0), PLATEAU ``uro:`` usage codes anywhere inside the object's own
+        attribute elements (``detailedUsage``, ``orgUsage``, ``orgUsage2``...), keyed
+        ``"<prefix>:<name>"`` as written in the file, plus its generic attributes."""
+        out = {k: v for k, v in attrs.items() if isinstance(v, str)}
+        for ch in bld:
+            name = _local(ch.tag)
+            if name in ("function", "usage", "class") and ch.text and ch.text.strip():
+                key = f"bldg:{name}"
+                out[key] = (out[key] + ";" if key in out else "") + ch.text.strip()
+            elif ch.tag.startswith("{") and "/uro/" in ch.tag:
+                for el in ch.iter():
+                    n = _local(el.tag)
+                    if ("sage" in n or n == "buildingID") and el.text and el.text.strip():
+                        out.setdefault(f"uro:{n}", el.text.strip())
+        return out
 
     def _attributes(self, bld) -> dict:
         """Height-like attributes of one object: its own elements (``measuredHeight``,

@@ -53,6 +53,7 @@ from skytwin.airspace.io.common import (
     RawModel,
     RawObject,
     build_result,
+    scalar_tags,
 )
 
 __all__ = ["BUILDING_TYPES", "OBSTACLE_TYPES", "load_cityjson", "read_cityjson"]
@@ -331,8 +332,12 @@ class _Reader:
         if not surfaces:
             raise ObjectError(oid, "no usable coordinate: "
                               + (repairs[0] if repairs else "empty geometry"))
+        parent_obj = objs.get(parent) if parent is not None else None
         raw = RawObject(oid, kind, parent, surfaces, family=self._family(oid, objs),
-                        repairs=repairs)
+                        repairs=repairs, tags=scalar_tags(
+                            parent_obj.get("attributes")
+                            if isinstance(parent_obj, dict) else None,
+                            obj.get("attributes")))
         apply_attribute_heights(raw, obj.get("attributes"), self.fields)
         self.objects.append(raw)
 

@@ -85,6 +85,7 @@ __all__ = [
     "RawModel",
     "RawObject",
     "apply_attribute_heights",
+    "scalar_tags",
     "axis_swap",
     "build_result",
 ]
@@ -155,6 +156,9 @@ class RawObject:
         What the reader repaired in this object (for the audit; strict raises).
     attributes : bool
         Heights come from attributes only (``top_m`` None means "unknown").
+    tags : dict or None
+        The object's semantic attributes (:func:`scalar_tags`), passed on to
+        :attr:`Building.tags <airspace.building.Building.tags>`.
     """
 
     id: str
@@ -170,6 +174,7 @@ class RawObject:
     height_source: str | None = None
     repairs: list = field(default_factory=list)
     attributes: bool = False
+    tags: dict | None = None
 
 
 @dataclass
@@ -188,6 +193,37 @@ class RawModel:
     """Indices into ``xyz`` of terrain samples (CityJSON TINRelief), or None."""
     notes: list = field(default_factory=list)
     """File-level facts the reader inferred (axis order, dimension, CRS), for the audit."""
+
+
+MAX_TAGS = 64
+"""Most attributes kept per object (the first ones; keeps memory bounded)."""
+
+MAX_TAG_CHARS = 200
+"""Longest attribute value kept [characters] (longer values are cut)."""
+
+
+def scalar_tags(*dicts) -> dict:
+    """Scalar attributes of one or more dicts (later ones win) as ``{str: str}``.
+
+    Lists of scalars become their values joined by ``;`` (OSM's multi-value form);
+    nested objects are left out.
+
+    >>> scalar_tags({"amenity": "hospital", "height": 12.5, "x": {"a": 1}}, {"y": [1, 2]})
+    {'amenity': 'hospital', 'height': '12.5', 'y': '1;2'}
+    """
+    out: dict = {}
+    for d in dicts:
+        if not isinstance(d, dict):
+            continue
+        for k, v in d.items():
+            if len(out) >= MAX_TAGS and k not in out:
+                break
+            if isinstance(v, list) and v and all(
+                    isinstance(x, str | int | float | bool) for x in v):
+                v = ";".join(str(x) for x in v)
+            if isinstance(v, str | int | float | bool):
+                out[str(k)] = str(v)[:MAX_TAG_CHARS]
+    return out
 
 
 def apply_attribute_heights(raw: RawObject, attrs, fields=(None, None)) -> None:
@@ -587,7 +623,7 @@ def _obstacle(obj, idx, x, y, z, family_z, model_ground, unknown_height_m):
     if hulled:
         fp = _hull(x, y, idx)
     b = Building(obj.id, fp, float(base), float(top), float(ground), obj.kind,
-                 obj.parent_id, source)
+                 obj.parent_id, source, obj.tags or None)
     return b, hulled
 
 

@@ -71,6 +71,7 @@ from skytwin.airspace.io.common import (
     RawModel,
     RawObject,
     build_result,
+    scalar_tags,
 )
 
 __all__ = [
@@ -239,12 +240,12 @@ def read_geojson(path, crs=None, strict: bool = False, *, height_field: str | No
         except ObjectError as exc:
             problems.report(exc.object_id, exc.reason)
             continue
-        pending.append((oid, kind, surfaces, attrs, repairs))
+        pending.append((oid, kind, surfaces, attrs, repairs, scalar_tags(props)))
     xyz = np.concatenate(verts.blocks) if verts.blocks else np.zeros((0, 3))
     # Absolute heights only when every feature knows its ground; else above ground.
-    absolute = bool(pending) and all(a.ground_alt_m is not None for *_, a, _r in pending)
+    absolute = bool(pending) and all(a.ground_alt_m is not None for *_, a, _r, _t in pending)
     objects: list[RawObject] = []
-    for oid, kind, surfaces, a, repairs in pending:
+    for oid, kind, surfaces, a, repairs, tags in pending:
         ground = a.ground_alt_m if absolute else 0.0
         top, source = a.relative_top()
         if absolute:
@@ -263,7 +264,7 @@ def read_geojson(path, crs=None, strict: bool = False, *, height_field: str | No
         objects.append(
             RawObject(oid, kind, None, surfaces, flat=True, base_m=base, top_m=top,
                       ground_m=ground, height_source=source, repairs=repairs,
-                      attributes=True)
+                      attributes=True, tags=tags)
         )
     if not absolute:
         xyz[:, 2] = np.nan  # a z of unknown meaning is not a height above ground

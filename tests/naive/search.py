@@ -46,8 +46,10 @@ def dijkstra_cost(
     cell_size=(1.0, 1.0, 1.0),
     vertical_factor=1.0,
     voxel_cost=None,
+    col_mult=None,
 ) -> float:
-    """Least path cost from start to goal (``inf`` if unreachable)."""
+    """Least path cost from start to goal (``inf`` if unreachable); ``col_mult[x, y]``
+    multiplies the length of every move entering column ``(x, y)``."""
     blocked = np.asarray(blocked)
     start, goal = tuple(int(v) for v in start), tuple(int(v) for v in goal)
     dist = {start: 0.0}
@@ -64,7 +66,10 @@ def dijkstra_cost(
             b = (a[0] + m[0], a[1] + m[1], a[2] + m[2])
             if b in done or not move_allowed(blocked, a, b, rule):
                 continue
-            nd = d + step_cost(a, b, cell_size, vertical_factor)
+            length = step_cost(a, b, cell_size, vertical_factor)
+            if col_mult is not None:
+                length *= float(col_mult[b[0], b[1]])
+            nd = d + length
             if voxel_cost is not None:
                 nd += float(voxel_cost[b])
             if nd < dist.get(b, math.inf):
