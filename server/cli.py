@@ -775,6 +775,9 @@ def _check_serve(args) -> None:
     _check_tls(args.tls_cert, args.tls_key)
     _check_db(args.db)
     load_tokens(args.auth)
+    if args.limits is not None:
+        from skytwin.server.limits import load_limits
+        args.limits_loaded = load_limits(args.limits)
     if args.twin:
         _check_twin_file(args.twin)
     try:
@@ -806,6 +809,8 @@ def _cmd_serve(args) -> int:
     cfg = ServerConfig(city=args.city, twin=args.twin, db=args.db, auth=args.auth,
                        host=host, port=args.port, tls_cert=args.tls_cert,
                        tls_key=args.tls_key, workers=args.workers)
+    if args.limits is not None:
+        cfg.limits = args.limits_loaded
 
     def ready(port):
         scheme = "TLS" if args.tls_cert else "plaintext"
@@ -947,7 +952,8 @@ def _client_call(args, stubs):
             operator_id=args.operator or "", status=st, page_size=args.page_size,
             page_token=args.page_token or ""))
     if cmd == "cancel":
-        return f.CancelFlight(fpb.CancelFlightRequest(flight_id=args.flight_id))
+        return f.CancelFlight(fpb.CancelFlightRequest(flight_id=args.flight_id,
+                                                      reason=args.reason))
     if cmd == "watch":
         req = cpb.WatchRequest()
         if args.since is not None:
@@ -1215,6 +1221,9 @@ def _add_server_parsers(sub) -> None:
     s.add_argument("--tls-key", type=_in_file, metavar="FILE", default=None,
                    help="PEM private key of --tls-cert")
     s.add_argument("--workers", type=_count, default=4, help="planning threads")
+    s.add_argument("--limits", type=_in_file, metavar="FILE", default=None,
+                   help="limits on every request (JSON like fixtures/limits/"
+                        "default_limits.json; default: that file)")
     s.add_argument("--json", action="store_true",
                    help="errors as one JSON object on stderr")
     s.set_defaults(func=_cmd_serve)
@@ -1276,6 +1285,8 @@ def _add_server_parsers(sub) -> None:
     li.add_argument("--page-token", default=None, help="next_page_token of the last page")
     ca = cs.add_parser("cancel", help="CancelFlight")
     ca.add_argument("flight_id", help="flight id")
+    ca.add_argument("--reason", default="", help="why (required when a regulator cancels "
+                    "an operator's flight; recorded and sent to the operator)")
     w = cs.add_parser("watch", help="ChangeService.Watch (one JSON object a line)")
     w.add_argument("--box", default=None, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
                    help="only changes in this area (default: the whole twin)")

@@ -85,6 +85,13 @@ def test_client_commands(capsys, target, tmp_path):
     cancelled = json.loads(out)["flight"]
     check("flight", cancelled)
     assert cancelled["status"] == "cancelled" and cancelled["cancelled_unix_s"] > 0
+    # a regulator cancels an operator's flight only with a reason, which is kept
+    other = batch[0]["flight_id"]
+    rc, err = run(capsys, target, REG, "cancel", other)
+    assert rc == 2 and err["error"]["code"] == "INVALID_ARGUMENT"
+    assert "reason" in err["error"]["message"]
+    rc, out = run(capsys, target, REG, "cancel", other, "--reason", "police operation")
+    assert rc == 0 and json.loads(out)["flight"]["status"] == "cancelled"
     # zones: an operator is refused with the status name and the reason, on stderr
     rc, err = run(capsys, target, OP_A, "zones", "add", "--id", "C1", "--circle",
                   "24.937,60.176,20")
