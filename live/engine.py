@@ -370,7 +370,7 @@ class LiveOps:
                 self._open_pair[key] = "(resolving)"
         advisories, failures = [], []
         if todo:
-            others = self._others(list(flights.values()), now_s)
+            others = self._others(self._all_live(now_s), now_s)
             for key, loss, a, b in todo:
                 try:
                     adv, _rule = self.resolver.resolve(
@@ -383,8 +383,8 @@ class LiveOps:
                         self.stats["unresolved"] += 1
                     continue
                 advisories.append(adv)
-                # later resolutions this tick keep clear of the advised trajectory
-                others = [o for o in others if o.flight_id != adv.flight_id]
+                # later resolutions this tick keep clear of the advised trajectory as
+                # well as the approved one (the operator has not answered yet)
                 others.append(adv.trajectory)
                 with self._lock:
                     self._open_pair[key] = adv.advisory_id
@@ -440,20 +440,46 @@ class LiveOps:
                     del self._open_pair[p]
             return gone
 
+    def _all_live(self, now_s: float) -> list[LiveFlight]:
+        """Every flight not ended or cancelled whose plan is not over (what a new
+        trajectory must keep clear of: airborne and booked alike)."""
+        with self._lock:
+            return [self._live_flight(fi) for fi in self._flights.values()
+                    if fi.state not in lc.TERMINAL and fi.trajectory.t_end_s >= now_s]
+
     def zone_added(self, zone_id: str, now_s: float):
-        """Advisories for airborne flights whose remainder enters the new zone."""
+        """Advisories for the flights whose remainder enters the new zone: airborne
+        ones (activated, nonconforming) and booked ones not yet departed (they
+        re-plan from their pad at their departure time)."""
         if self.resolver is None:
             return [], []
-        with self._lock:
-            flights = [self._live_flight(fi) for fi in self._flights.values()
-                       if fi.state in (lc.ACTIVATED, lc.NONCONFORMING)]
-        others = self._others(flights, now_s)
+        everyone = self._all_live(now_s)
+        flights = [f for f in everyone
+                   if f.state in (lc.ACTIVATED, lc.NONCONFORMING, lc.ACCEPTED)]
+        others = self._others(everyone, now_s)
         advs, errors = self.resolver.zone_reroutes(zone_id, flights, now_s, others)
         with self._lock:
             for adv in advs:
                 self.advisories[adv.advisory_id] = (adv, "issued")
                 self.stats["advisories"] += 1
         return advs, errors
+
+    @staticmethod
+    def warm_up(frame) -> None:
+        """Compile (or load from the numba cache) every live kernel now, on a throwaway
+        engine: the first real report or sweep must not pay for it (DESIGN: warm the
+        kernels at server start)."""
+        from skytwin.planner.timing import to_trajectory
+        ops = LiveOps(frame=frame)
+        tr = to_trajectory("warm", [[0, 0, 0], [0, 0, 30], [300, 0, 30], [300, 0, 0]], 0.0)
+        ops.register("warm", "op", tr)
+        ops.register("warm2", "op", tr.shifted(1.0))
+        for t in (5.0, 6.0, 7.0):
+            p = tr.position_at(t)
+            lon, lat = frame.to_wgs84(p[0], p[1])
+            ops.ingest("op", ["warm", "warm2"], [t, t], [lon, lon], [lat, lat],
+                       [p[2], p[2] + 40.0], now_s=t, vel_mps=[[0, 0, 4], [0, 0, 4]])
+            ops.tick(t + 0.5, resolve=False)
 
     def counts(self) -> dict:
         with self._lock:

@@ -233,20 +233,30 @@ class Resolver:
                                    ground_range=self.ground_range)
         return rep
 
-    def _near(self, traj: Trajectory, others):
+    @staticmethod
+    def _boxes(others):
+        """Space-time boxes of ``others`` as arrays (one pass, then vector filters)."""
+        if not others:
+            z = np.zeros((0, 3))
+            return z, z, np.zeros(0), np.zeros(0)
+        lo = np.array([o.xyz_m.min(axis=0) for o in others])
+        hi = np.array([o.xyz_m.max(axis=0) for o in others])
+        t0 = np.array([o.t_start_s for o in others])
+        t1 = np.array([o.t_end_s for o in others])
+        return lo, hi, t0, t1
+
+    def _near(self, traj: Trajectory, others, boxes=None):
         sep = self.params.separation
-        lo = traj.xyz_m.min(axis=0) - [sep.horizontal_m, sep.horizontal_m, sep.vertical_m]
-        hi = traj.xyz_m.max(axis=0) + [sep.horizontal_m, sep.horizontal_m, sep.vertical_m]
+        pad = np.array([sep.horizontal_m, sep.horizontal_m, sep.vertical_m])
+        lo = traj.xyz_m.min(axis=0) - pad
+        hi = traj.xyz_m.max(axis=0) + pad
         t0 = traj.t_start_s - sep.time_buffer_s
         t1 = traj.t_end_s + sep.time_buffer_s
-        out = []
-        for o in others:
-            if o.flight_id == traj.flight_id or o.t_end_s < t0 or o.t_start_s > t1:
-                continue
-            if np.any(o.xyz_m.max(axis=0) < lo) or np.any(o.xyz_m.min(axis=0) > hi):
-                continue
-            out.append(o)
-        return out
+        olo, ohi, ot0, ot1 = boxes if boxes is not None else self._boxes(others)
+        hit = ((ot1 >= t0) & (ot0 <= t1) & np.all(ohi >= lo, axis=1)
+               & np.all(olo <= hi, axis=1))
+        return [others[k] for k in np.flatnonzero(hit)
+                if others[k].flight_id != traj.flight_id]
 
     # ------------------------------------------------------------------ re-plan
     def replan(self, flight: LiveFlight, now_s: float, others=(), *, reason="conflict",
@@ -265,8 +275,10 @@ class Resolver:
         # further along
         failures = []
         cached = {}
+        # a flight still on its pad keeps its departure time (it re-plans from the pad)
+        t_first = max(float(now_s) + p.reaction_s, traj.t_start_s)
         for extra in (0.0, 2.0, 4.0, 6.0):
-            t_r = float(now_s) + p.reaction_s + extra
+            t_r = t_first + extra
             if t_r >= traj.t_end_s:
                 raise ResolutionError(f"flight {flight.flight_id} lands before a new "
                                       "route could start")
@@ -288,7 +300,11 @@ class Resolver:
             raise ResolutionError(f"no advisory for flight {flight.flight_id}: "
                                   + "; ".join(failures[:2]))
         # prefix: what the drone flies from now to the start point
-        if flight.follows_plan:
+        if t_r <= traj.t_start_s or (flight.follows_plan and now_s <= traj.t_start_s
+                                     and np.allclose(start[:2], traj.xyz_m[0, :2])):
+            pre_xyz = np.vstack([start])         # still on the pad: no prefix
+            pre_t = np.array([t_r])
+        elif flight.follows_plan:
             pre = remaining(traj, float(now_s))
             k = pre.t_s < t_r
             pre_xyz = np.vstack([pre.xyz_m[k], start])
@@ -297,6 +313,7 @@ class Resolver:
             pre_xyz = np.vstack([flight.position_at(float(now_s)), start])
             pre_t = np.array([float(now_s), t_r])
         others = [o for o in others if o.flight_id != flight.flight_id]
+        boxes = self._boxes(others)
         failures = []
         best = None
         tried = 0
@@ -334,7 +351,7 @@ class Resolver:
                     np.concatenate([pre_t, r_t])
                 full = Trajectory(flight.flight_id, xyz, tt, traj.priority,
                                   traj.max_delay_s, dict(traj.meta))
-                near = self._near(full, others)
+                near = self._near(full, others, boxes)
                 if near:
                     vr = verify([full, *near], p.separation, focus=[flight.flight_id])
                     if vr.residual_conflicts:

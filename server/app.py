@@ -49,6 +49,7 @@ from skytwin.server.services import (
     AirspaceServicer,
     ChangeServicer,
     FlightServicer,
+    LiveServicer,
     ZoneServicer,
 )
 from skytwin.v1 import (
@@ -58,6 +59,8 @@ from skytwin.v1 import (
     changes_pb2_grpc,
     flights_pb2,
     flights_pb2_grpc,
+    live_pb2,
+    live_pb2_grpc,
     zones_pb2,
     zones_pb2_grpc,
 )
@@ -69,7 +72,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = tuple(
     m.DESCRIPTOR.services_by_name[n].full_name
     for m, n in ((airspace_pb2, "AirspaceService"), (zones_pb2, "ZoneService"),
-                 (flights_pb2, "FlightService"), (changes_pb2, "ChangeService")))
+                 (flights_pb2, "FlightService"), (changes_pb2, "ChangeService"),
+                 (live_pb2, "LiveService")))
 
 
 @dataclass
@@ -89,6 +93,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=load_limits)
     warm_up: bool = True
     grace_s: float = 5.0
+    live: bool = True                 # run the live-operations threads (issue 11)
 
 
 def load_twin(config: ServerConfig):
@@ -146,6 +151,11 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
         FlightServicer(core, executor, fast, **kw), server)
     changes_pb2_grpc.add_ChangeServiceServicer_to_server(
         ChangeServicer(core, executor, fast, **kw), server)
+    # live operations (issue 11): telemetry, conformance sweep, tactical resolution
+    from skytwin.server.live import LiveHub
+    hub = LiveHub(core, start=config.live)
+    live_pb2_grpc.add_LiveServiceServicer_to_server(
+        LiveServicer(core, hub, executor, fast, **kw), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -160,6 +170,7 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
     if port == 0:
         raise OSError(f"could not bind {address} (in use?)")
     server.skytwin_core = core
+    server.skytwin_hub = hub
     server.skytwin_health = health
     server.skytwin_executor = executor
     server.skytwin_fast_executor = fast
@@ -182,6 +193,7 @@ async def stop(server, grace_s: float = 5.0) -> None:
     server.skytwin_executor.shutdown(wait=True, cancel_futures=True)
     server.skytwin_fast_executor.shutdown(wait=True, cancel_futures=True)
     server.skytwin_query_executor.shutdown(wait=True, cancel_futures=True)
+    server.skytwin_hub.close()
     server.skytwin_core.close()
 
 

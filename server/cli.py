@@ -33,6 +33,8 @@ a terminal and never with ``--json``.
                    update, list, get, delete, query, import, export}} ...
     skytwin loadtest --target HOST:PORT [--drones N] [--concurrency C] [--duration S]
                      [--allow-remote] [--keep] [--json] ...
+    skytwin simulate --target HOST:PORT --drones N --duration S [--fault-share F]
+                     [--seed K] [--token T ...] [--regulator-token T] [--json]
 
 Routes and flights print in one format (``docs/route.schema.json``): the same names
 and units from ``skytwin route --json``, ``skytwin client plan/submit/get/...`` and the
@@ -1171,6 +1173,73 @@ def _cmd_loadtest(args) -> int:
     return 0 if rep["ok"] else 1
 
 
+# -------------------------------------------------------------------------- simulate
+def _cmd_simulate(args) -> int:
+    """Fly a simulated fleet against a running server (issue 11); exit 1 on FAIL."""
+    from skytwin.server.loadtest import REMOTE_WARNING, check_loopback
+    from skytwin.server.simulate import config_from_args, format_report, run_simulation
+    try:
+        cfg = config_from_args(args)
+        cfg.validate()
+        host, port = _split_target(args.target)
+        _resolve(host, port, "--target host")
+        try:
+            check_loopback(args.target)
+        except ValueError:
+            print(REMOTE_WARNING.format(target=args.target), file=sys.stderr, flush=True)
+        rep = run_simulation(cfg)
+    except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
+        return _fail(args, exc)
+    if args.json:
+        print(json.dumps(rep, default=str))
+    else:
+        print(format_report(rep))
+    return 0 if rep["result"] == "PASS" else 1
+
+
+def _fraction(text) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") \
+            from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return v
+
+
+def _add_simulate_parser(sub) -> None:
+    sm = sub.add_parser("simulate", help="fly a simulated fleet with telemetry, faults and "
+                        "a pop-up zone against a running server",
+                        description="Book N flights, fly them against a running SkyTwin "
+                        "server streaming telemetry at 1 Hz with noise, inject faults "
+                        "(drift, climb, hold, late departure, lost link) on a seeded "
+                        "share, close airspace with a pop-up zone at 45 % of the run, "
+                        "follow the advisories, and check detection, false alarms, "
+                        "ingestion latency and real losses of separation.")
+    sm.add_argument("--target", required=True, type=_loadtest_target, metavar="HOST:PORT",
+                    help="the server")
+    sm.add_argument("--drones", type=_count, required=True, metavar="N",
+                    help="flights to book and fly")
+    sm.add_argument("--duration", type=_positive, required=True, metavar="S",
+                    help="flying time [s] (real time)")
+    sm.add_argument("--fault-share", type=_fraction, default=0.1, metavar="F",
+                    help="share of drones given a fault")
+    sm.add_argument("--seed", type=int, default=0, metavar="K",
+                    help="seed of every random choice")
+    sm.add_argument("--token", action="append", default=[], metavar="T",
+                    help="operator token (repeat for several operators; default: the "
+                    "development operator tokens)")
+    sm.add_argument("--regulator-token", default=None, metavar="T",
+                    help="regulator token for the pop-up zone (default: the development "
+                    "regulator when no --token is given; none: no pop-up zone)")
+    sm.add_argument("--batch", type=_count, default=20, metavar="N",
+                    help="position reports per stream message")
+    sm.add_argument("--json", action="store_true", help="print one JSON object")
+    sm.set_defaults(func=_cmd_simulate)
+
+
 # --------------------------------------------------------------------------- parsers
 def _add_loadtest_parser(sub) -> None:
     lt = sub.add_parser("loadtest", help="fleet load test of a running server (loopback "
@@ -1443,6 +1512,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
     _add_server_parsers(sub)
     _add_loadtest_parser(sub)
+    _add_simulate_parser(sub)
     return p
 
 

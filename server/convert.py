@@ -63,6 +63,7 @@ _CHANGE_TO = {
     "zone_removed": cpb.CHANGE_KIND_ZONE_REMOVED,
     "flight_accepted": cpb.CHANGE_KIND_FLIGHT_ACCEPTED,
     "flight_cancelled": cpb.CHANGE_KIND_FLIGHT_CANCELLED,
+    "flight_state": cpb.CHANGE_KIND_FLIGHT_STATE_CHANGED,
 }
 
 
@@ -351,7 +352,7 @@ def change_to_proto(ch) -> cpb.Change:
     out = cpb.Change(sequence=ch.sequence, kind=_CHANGE_TO[ch.kind],
                      time=timestamp(ch.time_s), actor=ch.actor,
                      affected_flight_ids=list(ch.affected_flight_ids),
-                     reason=ch.reason or "")
+                     reason=ch.reason or "", flight_state=ch.flight_state or "")
     if ch.zone is not None:
         out.zone.CopyFrom(zone_to_proto(ch.zone))
     elif ch.flight is not None:

@@ -20,7 +20,8 @@ RequestTooLargeError, OverloadedError,           RESOURCE_EXHAUSTED
 DeadlineError, TimeoutError                      DEADLINE_EXCEEDED
 StartBlocked, GoalBlocked, PlanError (no route,  FAILED_PRECONDITION
   check failed), BookingRejectedError,
-  IdempotencyMismatchError
+  IdempotencyMismatchError,
+  IllegalTransitionError (lifecycle)
 PlanError(code="invalid"), MalformedInputError,  INVALID_ARGUMENT
   ZoneError, GridCodeError, OutsideTwinError,
   LimitError, other AirspaceError, ValueError,
@@ -85,6 +86,9 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
                 else grpc.StatusCode.FAILED_PRECONDITION)
     if isinstance(exc, BookingRejectedError):
         return grpc.StatusCode.FAILED_PRECONDITION
+    from skytwin.live.errors import IllegalTransitionError
+    if isinstance(exc, IllegalTransitionError):   # e.g. ending a flight that never flew
+        return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, (AirspaceError, ValueError)):
         return grpc.StatusCode.INVALID_ARGUMENT
     return None
@@ -130,7 +134,10 @@ def wrap_handler(handler, method: str, around):
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
             around.stream(handler.unary_stream, method), **kw)
-    return handler  # client-streaming methods: none in this API
+    if handler.stream_stream:   # LiveService.StreamTelemetry (same shape: iterator in)
+        return grpc.stream_stream_rpc_method_handler(
+            around.stream(handler.stream_stream, method), **kw)
+    return handler  # client-streaming (stream in, one response out): none in this API
 
 
 class _ErrorsAround:

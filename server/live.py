@@ -75,6 +75,8 @@ class LiveHub:
         self._work_cv = threading.Condition()
         self.last_tick = None
         self.tick_ms: list[float] = []
+        LiveOps.warm_up(core.twin.frame)
+        self._warm_resolver()
         self._restore()
         core.subscribe(self._on_change)
         if start:
@@ -94,6 +96,31 @@ class LiveHub:
             n += 1
         log.info("live hub: %d flights restored (%d with a lifecycle state)", n,
                  len(states))
+
+    def _warm_resolver(self) -> None:
+        """One re-plan with a conflict check, so the resolver's kernels (search,
+        verifier) are loaded before the first real advisory."""
+        from skytwin.live.resolve import LiveFlight
+        from skytwin.planner.route import PlanError, RouteRequest
+        tw = self.core.twin
+        g = tw.grid
+        cx, cy = 0.5 * (g.x0_m + g.x1_m), 0.5 * (g.y0_m + g.y1_m)
+        now = self.clock()
+        for dx in (0.0, 40.0, -40.0, 80.0):
+            a = tw.frame.to_wgs84(cx + dx, cy + dx)
+            b = tw.frame.to_wgs84(cx + dx + 150.0, cy + dx)
+            try:
+                r = self.ops.resolver.planner.plan(RouteRequest(
+                    (float(a[0]), float(a[1])), (float(b[0]), float(b[1])), depart_s=now,
+                    flight_id="warm-up"))
+                tr = r.trajectory
+                other = tr.shifted(2.0)
+                self.ops.resolver.replan(LiveFlight("warm-up", tr), now + 2.0,
+                                         [type(other)("warm-other", other.xyz_m,
+                                                      other.t_s)])
+                return
+            except (PlanError, Exception):  # noqa: BLE001 - warm-up is best effort
+                continue
 
     # ------------------------------------------------------------------ threads
     def start(self) -> None:
@@ -176,18 +203,24 @@ class LiveHub:
             self.ops.register(rec.flight_id, rec.operator_id, rec.trajectory,
                               priority=rec.priority)
         elif ch.kind == "flight_cancelled" and ch.flight is not None:
-            fid = ch.flight.flight_id
-            if self.ops.state_of(fid) == lc.ACCEPTED:
-                actor = lc.REGULATOR if ch.reason and ch.actor != ch.flight.operator_id \
-                    else lc.OPERATOR
-                try:
-                    self._commit([self.ops.command(fid, lc.CANCELLED, actor, ch.time_s,
-                                                   reason="cancelled", detail=ch.reason)])
-                except Exception:  # noqa: BLE001
-                    log.exception("recording the cancellation of %s failed", fid)
+            # recorded on the worker thread: publishing from inside the core's publish
+            # would deliver the new change before this one to later subscribers
+            self._submit(lambda: self._cancelled(ch))
         elif ch.kind in ("zone_added", "zone_updated") and ch.zone is not None:
             zid = ch.zone.id
             self._submit(lambda: self.zone_added(zid))
+
+    def _cancelled(self, ch) -> None:
+        fid = ch.flight.flight_id
+        if self.ops.state_of(fid) != lc.ACCEPTED:
+            return
+        # the change carries the caller's name, not its role: a cancellation with a
+        # reason is recorded as the regulator's (a regulator must give one for another
+        # operator's flight), the caller's name goes into the detail
+        actor = lc.REGULATOR if ch.reason else lc.OPERATOR
+        self._commit([self.ops.command(
+            fid, lc.CANCELLED, actor, ch.time_s, reason="cancelled",
+            detail=f"by {ch.actor}" + (f": {ch.reason}" if ch.reason else ""))])
 
     # ------------------------------------------------------------------ publication
     def subscribe(self, operator_id, callback) -> None:

@@ -187,8 +187,8 @@ ServiceLimits = Limits  # the former name of the limits record (server.limits)
 class Change:
     """One change in the airspace (see :class:`ServiceCore` change log).
 
-    ``kind`` is ``zone_added``, ``zone_updated``, ``zone_removed``, ``flight_accepted`` or
-    ``flight_cancelled``; ``zone`` or ``flight`` (a store ``FlightRecord``) is the subject;
+    ``kind`` is ``zone_added``, ``zone_updated``, ``zone_removed``, ``flight_accepted``,
+    ``flight_cancelled`` or ``flight_state`` (a live-operations lifecycle transition); ``zone`` or ``flight`` (a store ``FlightRecord``) is the subject;
     ``bbox_deg`` its WGS84 bounding box ``(min_lon, min_lat, max_lon, max_lat)``.
     """
 
@@ -202,6 +202,7 @@ class Change:
     affected_flight_ids: tuple = ()
     affected_operators: tuple = ()   # operator of each affected flight (same order)
     reason: str = ""                 # e.g. why a regulator cancelled a flight
+    flight_state: str = ""           # flight_state changes: the lifecycle state after
 
     def in_box(self, box) -> bool:
         """Whether the subject's bounding box meets ``box`` (None = everywhere)."""
@@ -1013,13 +1014,23 @@ class ServiceCore:
         return rec
 
     # ---------------------------------------------------------------- change log
+    def publish_flight_state(self, flight_id: str, actor: str, to_state: str,
+                             reason: str = "") -> None:
+        """Publish a lifecycle transition already stored by live operations (its
+        ``flight_state`` event row is written with it, so sequence numbers stay
+        above every number handed out before a restart)."""
+        rec = self.store.get_flight(flight_id)
+        if rec is not None:
+            self._publish("flight_state", actor, _flight_bbox(rec), flight=rec,
+                          reason=reason, flight_state=to_state)
+
     def _publish(self, kind, actor, bbox, zone=None, flight=None, affected=(),
-                 affected_operators=None, reason=""):
+                 affected_operators=None, reason="", flight_state=""):
         self._seq += 1
         ops = tuple(affected_operators) if affected_operators is not None else \
             tuple(self._owner.get(f, "") for f in affected)
         ch = Change(self._seq, kind, self.clock(), actor, tuple(bbox), zone, flight,
-                    tuple(affected), ops, reason)
+                    tuple(affected), ops, reason, flight_state)
         self._changes.append(ch)
         with self._subs_lock:
             subs = list(self._subs)

@@ -134,15 +134,59 @@ __all__ = [
     "zone_to_json",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+_LIVE_TABLES = (
+    """CREATE TABLE IF NOT EXISTS lifecycle (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    flight_id TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    time_s REAL NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS lifecycle_flight ON lifecycle (flight_id, seq)",
+    """CREATE TABLE IF NOT EXISTS track_points (
+    flight_id TEXT NOT NULL,
+    t_s REAL NOT NULL,
+    lon_deg REAL NOT NULL,
+    lat_deg REAL NOT NULL,
+    alt_amsl_m REAL NOT NULL,
+    PRIMARY KEY (flight_id, t_s)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS track_points_time ON track_points (t_s)",
+)
 _MIGRATIONS = {  # from version -> statements that bring it to version + 1
     1: ("ALTER TABLE flights ADD COLUMN request_digest TEXT",
         "ALTER TABLE flights ADD COLUMN cancel_reason TEXT",
         "ALTER TABLE events ADD COLUMN reason TEXT"),
+    # v3 (issue 11): lifecycle and track tables; the events table is rebuilt (SQLite's
+    # documented way to change a CHECK) to admit 'flight_state' rows, keeping every
+    # row, its sequence number and the AUTOINCREMENT counter
+    2: (*_LIVE_TABLES,
+        "DROP TABLE IF EXISTS events_v3",
+        """CREATE TABLE events_v3 (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN
+        ('flight_accepted', 'flight_cancelled', 'zone_put', 'zone_deleted',
+         'flight_state')),
+    id TEXT NOT NULL,
+    time_s REAL NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT
+)""",
+        "INSERT INTO events_v3 (seq, kind, id, time_s, actor, reason) "
+        "SELECT seq, kind, id, time_s, actor, reason FROM events",
+        "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM "
+        "sqlite_sequence WHERE name = 'events'), 0)) WHERE name = 'events_v3'",
+        "DROP TABLE events",
+        "ALTER TABLE events_v3 RENAME TO events"),
 }
 APPLICATION_ID = 0x536B7954  # "SkyT": marks the file as a SkyTwin store
 FLIGHT_STATUSES = ("accepted", "cancelled")
-EVENT_KINDS = ("flight_accepted", "flight_cancelled", "zone_put", "zone_deleted")
+EVENT_KINDS = ("flight_accepted", "flight_cancelled", "zone_put", "zone_deleted",
+               "flight_state")
 BUSY_TIMEOUT_MS = 10_000
 MAX_GROUP = 512  # most writes committed in one transaction
 _F8 = np.dtype("<f8")
@@ -465,7 +509,8 @@ CREATE TABLE twin_ref (
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL CHECK (kind IN
-        ('flight_accepted', 'flight_cancelled', 'zone_put', 'zone_deleted')),
+        ('flight_accepted', 'flight_cancelled', 'zone_put', 'zone_deleted',
+         'flight_state')),
     id TEXT NOT NULL,
     time_s REAL NOT NULL,
     actor TEXT NOT NULL,
@@ -720,6 +765,8 @@ class Store:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
+                for stmt in _LIVE_TABLES:
+                    conn.execute(stmt)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif app != APPLICATION_ID:
@@ -1167,6 +1214,110 @@ class Store:
             dict(zip(("seq", "kind", "id", "time_s", "actor", "reason"), r, strict=True))
             for r in rows
         ]
+
+    # -- live operations (issue 11) ---------------------------------------------------
+    def add_lifecycle_events(self, events) -> list[int]:
+        """Store lifecycle transitions durably, each with its ``flight_state`` change
+        event, in one transaction; returns their ``lifecycle`` sequence numbers.
+
+        ``events``: tuples ``(flight_id, from_state, to_state, actor, time_s, reason,
+        detail)``. A route change (an accepted advisory) is a row with
+        ``from_state == to_state``.
+        """
+        rows = [(str(f), str(a), str(b), str(ac), float(t), str(r or ""), str(d or ""))
+                for f, a, b, ac, t, r, d in events]
+
+        def tx(conn):
+            out = []
+            for row in rows:
+                cur = conn.execute(
+                    "INSERT INTO lifecycle (flight_id, from_state, to_state, actor, time_s, "
+                    "reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+                out.append(cur.lastrowid)
+                self._event(conn, "flight_state", row[0], row[4], row[3],
+                            f"{row[1]}->{row[2]}: {row[5]}")
+            return out
+
+        return self._write(tx) if rows else []
+
+    def lifecycle_events(self, flight_id: str) -> list[tuple]:
+        """``[(seq, Transition)]`` of one flight, oldest first."""
+        from skytwin.live.lifecycle import Transition
+        rows = self._read(
+            "SELECT seq, flight_id, from_state, to_state, actor, time_s, reason, detail "
+            "FROM lifecycle WHERE flight_id = ? ORDER BY seq", (str(flight_id),))
+        return [(r[0], Transition(*r[1:])) for r in rows]
+
+    def lifecycle_states(self) -> dict:
+        """``{flight_id: (state, time_s)}``: the newest lifecycle state of every flight
+        that has one."""
+        rows = self._read(
+            "SELECT l.flight_id, l.to_state, l.time_s FROM lifecycle l JOIN "
+            "(SELECT flight_id, max(seq) AS m FROM lifecycle GROUP BY flight_id) x "
+            "ON l.seq = x.m")
+        return {f: (st, t) for f, st, t in rows}
+
+    def add_track_points(self, rows) -> int:
+        """Append accepted reports ``(flight_id, t_s, lon_deg, lat_deg, alt_amsl_m)``
+        in one transaction (a repeated (flight, time) keeps the first)."""
+        rows = [(str(f), float(t), float(lo), float(la), float(al))
+                for f, t, lo, la, al in rows]
+
+        def tx(conn):
+            conn.executemany("INSERT OR IGNORE INTO track_points VALUES (?, ?, ?, ?, ?)",
+                             rows)
+            return len(rows)
+
+        return self._write(tx) if rows else 0
+
+    def track_points(self, flight_id: str, t0_s: float = -math.inf,
+                     t1_s: float = math.inf) -> list[tuple]:
+        """Stored reports of one flight in ``[t0_s, t1_s]``, oldest first."""
+        return self._read(
+            "SELECT t_s, lon_deg, lat_deg, alt_amsl_m FROM track_points "
+            "WHERE flight_id = ? AND t_s >= ? AND t_s <= ? ORDER BY t_s",
+            (str(flight_id), float(max(t0_s, -1e300)), float(min(t1_s, 1e300))))
+
+    def prune_track_points(self, before_s: float) -> int:
+        """Delete stored reports older than ``before_s`` (the retention)."""
+        return self._write(lambda conn: conn.execute(
+            "DELETE FROM track_points WHERE t_s < ?", (float(before_s),)).rowcount)
+
+    def replace_trajectory(self, flight_id: str, trajectory, lonlat_deg, alt_agl_m,
+                           now_s: float, actor: str, reason: str = "") -> FlightRecord:
+        """A new approved trajectory for an accepted flight (an accepted advisory);
+        recorded as a lifecycle row ``state -> state`` with ``reason``."""
+        old = self.get_flight(flight_id)
+        if old is None:
+            raise StoreNotFoundError(f"flight {flight_id} not found")
+        tr = Trajectory(old.trajectory.flight_id, trajectory.xyz_m, trajectory.t_s,
+                        old.trajectory.priority, old.trajectory.max_delay_s,
+                        dict(old.trajectory.meta))
+        new = replace(old, trajectory=tr, lonlat_deg=np.asarray(lonlat_deg, np.float64),
+                      alt_amsl_m=tr.xyz_m[:, 2].copy(),
+                      alt_agl_m=np.asarray(alt_agl_m, np.float64))
+        norm, row = _normalised(new)
+        blobs = _blobs(norm)
+
+        def tx(conn):
+            st = conn.execute("SELECT to_state FROM lifecycle WHERE flight_id = ? "
+                              "ORDER BY seq DESC LIMIT 1", (flight_id,)).fetchone()
+            state = st[0] if st else "accepted"
+            conn.execute(
+                "UPDATE flights SET t_start_s = ?, t_end_s = ?, n_points = ?, xyz_m = ?, "
+                "t_s = ?, lonlat_deg = ?, alt_amsl_m = ?, alt_agl_m = ?, crc32 = ? "
+                "WHERE flight_id = ?",
+                (tr.t_start_s, tr.t_end_s, len(tr.t_s), *blobs, _crc(blobs), flight_id))
+            conn.execute(
+                "INSERT INTO lifecycle (flight_id, from_state, to_state, actor, time_s, "
+                "reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (flight_id, state, state, str(actor), float(now_s), "rerouted",
+                 str(reason)))
+            self._event(conn, "flight_state", flight_id, now_s, actor,
+                        f"{state}->{state}: rerouted")
+            return norm
+
+        return self._write(tx)
 
     def last_event_seq(self) -> int:
         """The newest event's sequence number (0 when there is none)."""

@@ -28,19 +28,19 @@ from skytwin.v1 import flights_pb2 as skytwin_dot_v1_dot_flights__pb2
 from skytwin.v1 import zones_pb2 as skytwin_dot_v1_dot_zones__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18skytwin/v1/changes.proto\x12\nskytwin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19skytwin/v1/airspace.proto\x1a\x18skytwin/v1/flights.proto\x1a\x16skytwin/v1/zones.proto\"e\n\x0cWatchRequest\x12%\n\x06region\x18\x01 \x01(\x0b\x32\x15.skytwin.v1.LonLatBox\x12\x1b\n\x0esince_sequence\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence\"\xf9\x01\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.skytwin.v1.ChangeKind\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12 \n\x04zone\x18\x05 \x01(\x0b\x32\x10.skytwin.v1.ZoneH\x00\x12$\n\x06\x66light\x18\x06 \x01(\x0b\x32\x12.skytwin.v1.FlightH\x00\x12\x1b\n\x13\x61\x66\x66\x65\x63ted_flight_ids\x18\x07 \x03(\t\x12\x0e\n\x06reason\x18\x08 \x01(\tB\t\n\x07subject*\xc4\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43HANGE_KIND_ZONE_ADDED\x10\x01\x12\x1c\n\x18\x43HANGE_KIND_ZONE_UPDATED\x10\x02\x12\x1c\n\x18\x43HANGE_KIND_ZONE_REMOVED\x10\x03\x12\x1f\n\x1b\x43HANGE_KIND_FLIGHT_ACCEPTED\x10\x04\x12 \n\x1c\x43HANGE_KIND_FLIGHT_CANCELLED\x10\x05\x32H\n\rChangeService\x12\x37\n\x05Watch\x12\x18.skytwin.v1.WatchRequest\x1a\x12.skytwin.v1.Change0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18skytwin/v1/changes.proto\x12\nskytwin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19skytwin/v1/airspace.proto\x1a\x18skytwin/v1/flights.proto\x1a\x16skytwin/v1/zones.proto\"e\n\x0cWatchRequest\x12%\n\x06region\x18\x01 \x01(\x0b\x32\x15.skytwin.v1.LonLatBox\x12\x1b\n\x0esince_sequence\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence\"\x8f\x02\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.skytwin.v1.ChangeKind\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12 \n\x04zone\x18\x05 \x01(\x0b\x32\x10.skytwin.v1.ZoneH\x00\x12$\n\x06\x66light\x18\x06 \x01(\x0b\x32\x12.skytwin.v1.FlightH\x00\x12\x1b\n\x13\x61\x66\x66\x65\x63ted_flight_ids\x18\x07 \x03(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x14\n\x0c\x66light_state\x18\t \x01(\tB\t\n\x07subject*\xea\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43HANGE_KIND_ZONE_ADDED\x10\x01\x12\x1c\n\x18\x43HANGE_KIND_ZONE_UPDATED\x10\x02\x12\x1c\n\x18\x43HANGE_KIND_ZONE_REMOVED\x10\x03\x12\x1f\n\x1b\x43HANGE_KIND_FLIGHT_ACCEPTED\x10\x04\x12 \n\x1c\x43HANGE_KIND_FLIGHT_CANCELLED\x10\x05\x12$\n CHANGE_KIND_FLIGHT_STATE_CHANGED\x10\x06\x32H\n\rChangeService\x12\x37\n\x05Watch\x12\x18.skytwin.v1.WatchRequest\x1a\x12.skytwin.v1.Change0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skytwin.v1.changes_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANGEKIND']._serialized_start=506
-  _globals['_CHANGEKIND']._serialized_end=702
+  _globals['_CHANGEKIND']._serialized_start=528
+  _globals['_CHANGEKIND']._serialized_end=762
   _globals['_WATCHREQUEST']._serialized_start=150
   _globals['_WATCHREQUEST']._serialized_end=251
   _globals['_CHANGE']._serialized_start=254
-  _globals['_CHANGE']._serialized_end=503
-  _globals['_CHANGESERVICE']._serialized_start=704
-  _globals['_CHANGESERVICE']._serialized_end=776
+  _globals['_CHANGE']._serialized_end=525
+  _globals['_CHANGESERVICE']._serialized_start=764
+  _globals['_CHANGESERVICE']._serialized_end=836
 # @@protoc_insertion_point(module_scope)

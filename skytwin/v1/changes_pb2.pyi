@@ -21,12 +21,14 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_ZONE_REMOVED: _ClassVar[ChangeKind]
     CHANGE_KIND_FLIGHT_ACCEPTED: _ClassVar[ChangeKind]
     CHANGE_KIND_FLIGHT_CANCELLED: _ClassVar[ChangeKind]
+    CHANGE_KIND_FLIGHT_STATE_CHANGED: _ClassVar[ChangeKind]
 CHANGE_KIND_UNSPECIFIED: ChangeKind
 CHANGE_KIND_ZONE_ADDED: ChangeKind
 CHANGE_KIND_ZONE_UPDATED: ChangeKind
 CHANGE_KIND_ZONE_REMOVED: ChangeKind
 CHANGE_KIND_FLIGHT_ACCEPTED: ChangeKind
 CHANGE_KIND_FLIGHT_CANCELLED: ChangeKind
+CHANGE_KIND_FLIGHT_STATE_CHANGED: ChangeKind
 
 class WatchRequest(_message.Message):
     __slots__ = ("region", "since_sequence")
@@ -37,7 +39,7 @@ class WatchRequest(_message.Message):
     def __init__(self, region: _Optional[_Union[_airspace_pb2.LonLatBox, _Mapping]] = ..., since_sequence: _Optional[int] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("sequence", "kind", "time", "actor", "zone", "flight", "affected_flight_ids", "reason")
+    __slots__ = ("sequence", "kind", "time", "actor", "zone", "flight", "affected_flight_ids", "reason", "flight_state")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +48,7 @@ class Change(_message.Message):
     FLIGHT_FIELD_NUMBER: _ClassVar[int]
     AFFECTED_FLIGHT_IDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    FLIGHT_STATE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     kind: ChangeKind
     time: _timestamp_pb2.Timestamp
@@ -54,4 +57,5 @@ class Change(_message.Message):
     flight: _flights_pb2.Flight
     affected_flight_ids: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., zone: _Optional[_Union[_zones_pb2.Zone, _Mapping]] = ..., flight: _Optional[_Union[_flights_pb2.Flight, _Mapping]] = ..., affected_flight_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    flight_state: str
+    def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., zone: _Optional[_Union[_zones_pb2.Zone, _Mapping]] = ..., flight: _Optional[_Union[_flights_pb2.Flight, _Mapping]] = ..., affected_flight_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., flight_state: _Optional[str] = ...) -> None: ...
