@@ -10,7 +10,7 @@
     lastSequence: 0, drawnUnixMs: {}, role: null, operatorId: null, frameMs: [], error: null,
   };
   let token = sessionStorage.getItem("skytwin-token") || "";
-  let deckgl = null, twin = null, flights = new Map(), zones = new Map();
+  let deckgl = null, viewState = null, twin = null, flights = new Map(), zones = new Map();
   let clockOffsetS = 0, tSel = null, live = true, highlight = new Set();
   let draft = { mode: null, pts: [] }, clickMark = null, stream = null;
   let layersDirty = true, lastDroneUpdate = 0, zonesVer = 0, flightsVer = 0;
@@ -75,7 +75,8 @@
     S.lastSequence = st.sequence;
     setupTime();
     makeDeck();
-    openStream(st.sequence);
+    // the stream replays the last retained changes (the recent-events list), then live
+    openStream(Math.max(0, st.sequence - 30));
   }
 
   // ------------------------------------------------------------------ data
@@ -188,14 +189,17 @@
 
   function makeDeck() {
     const bb = twin.bounds;
-    const lon = (bb[0] + bb[2]) / 2, lat = (bb[1] + bb[3]) / 2;
-    const spanM = Math.max((bb[2] - bb[0]) * 111320 * Math.cos(lat * Math.PI / 180), (bb[3] - bb[1]) * 110540);
-    const zoom = Math.max(10, Math.min(17, Math.log2(window.innerWidth * 156543 * Math.cos(lat * Math.PI / 180) / Math.max(spanM, 100)) - 1.2));
+    // the whole twin in view (seen from the south-south-west, pitched)
+    const fit = new deck.WebMercatorViewport({ width: window.innerWidth, height: window.innerHeight })
+      .fitBounds([[bb[0], bb[1]], [bb[2], bb[3]]], { padding: 60 });
+    viewState = { longitude: fit.longitude, latitude: fit.latitude - (bb[3] - bb[1]) * 0.25,
+                  zoom: fit.zoom + 0.7, pitch: 50, bearing: -20, maxPitch: 85 };
     let firstLoaded = false;
     deckgl = new deck.Deck({
       parent: $("map"),
       views: new deck.MapView({ repeat: false }),
-      initialViewState: { longitude: lon, latitude: lat, zoom: zoom, pitch: 50, bearing: -20, maxPitch: 85 },
+      viewState: viewState,
+      onViewStateChange: (e) => { viewState = e.viewState; deckgl.setProps({ viewState: viewState }); },
       controller: true,
       layers: buildLayers(timeS()),
       getCursor: () => (draft.mode ? "crosshair" : "grab"),
@@ -252,7 +256,8 @@
     return vp.project([lon, lat, z || 0]);
   };
   S.setView = (v) => {
-    deckgl.setProps({ initialViewState: Object.assign({}, deckgl.viewState || deckgl.props.initialViewState, v, { transitionDuration: 0 }) });
+    viewState = Object.assign({}, viewState, v);
+    deckgl.setProps({ viewState: viewState });
   };
   S.setTime = (t) => { live = false; $("live").checked = false; tSel = t; $("time").value = String(Math.round(t)); layersDirty = true; };
 
