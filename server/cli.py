@@ -27,7 +27,7 @@ a terminal and never with ``--json``.
                   [--geojson FILE] [--czml FILE] [--png FILE] [--json]
     skytwin demo [--out DIR]
     skytwin serve [--city PATH | --twin FILE] [--port N] [--db PATH] [--auth FILE]
-                  [--host H] [--tls-cert F --tls-key F] [--workers N]
+                  [--host H] [--tls-cert F --tls-key F] [--workers N] [--web PORT|off]
     skytwin client [--target HOST:PORT] [--token T] [--ca F] {info, encode, decode,
                    blocked, plan, submit, batch, get, list, cancel, watch, zones {add,
                    update, list, get, delete, query, import, export}} ...
@@ -788,6 +788,28 @@ def _check_serve(args) -> None:
         raise UsageError(f"--host {args.host!r} does not resolve "
                          f"({getattr(exc, 'strerror', None) or exc})") from None
     _check_port_free(args.host, args.port)
+    args.web_port = _web_port(args)
+    if args.web_port:
+        if args.web_port == args.port:
+            raise UsageError(f"--web {args.web_port} is the gRPC --port; give another")
+        _check_port_free(args.host, args.web_port)
+
+
+def _web_port(args):
+    """The web map's port: ``--web PORT``, ``off`` (None), or by default
+    :data:`~skytwin.server.web.DEV_WEB_PORT` beside the default gRPC port and any free
+    port (0) beside another one (so that several servers never fight over one port)."""
+    from skytwin.server.web import DEV_WEB_PORT
+    if args.web == "off":
+        return None
+    if args.web is not None:
+        return args.web
+    return DEV_WEB_PORT if args.port == 50051 else 0
+
+
+def _web_arg(text):
+    """An argparse type: a port number or ``off``."""
+    return "off" if text.strip().lower() == "off" else _port(text)
 
 
 def _cmd_serve(args) -> int:
@@ -796,7 +818,7 @@ def _cmd_serve(args) -> int:
     import logging
 
     from skytwin.airspace.errors import AirspaceError
-    from skytwin.server.app import ServerConfig, serve
+    from skytwin.server.app import ServerConfig
     from skytwin.server.auth import DEV_TOKENS
 
     try:
@@ -814,7 +836,7 @@ def _cmd_serve(args) -> int:
     if args.limits is not None:
         cfg.limits = args.limits_loaded
 
-    def ready(port):
+    def ready(port, web=None):
         scheme = "TLS" if args.tls_cert else "plaintext"
         print(f"skytwin serving on {host}:{port} ({scheme}); db {args.db}", flush=True)
         if Path(args.auth).resolve() == DEV_TOKENS.resolve():
@@ -822,9 +844,12 @@ def _cmd_serve(args) -> int:
                   flush=True)
         else:
             print(f"auth: tokens from {args.auth}", flush=True)
+        if web is not None:
+            print(f"map: {web.url}", flush=True)
 
     try:
-        asyncio.run(serve(cfg, on_ready=ready))
+        from skytwin.server.web import serve_with_web
+        asyncio.run(serve_with_web(cfg, args.web_port, on_ready=ready))
     except (AirspaceError, OSError, ValueError) as exc:
         return _fail(args, exc)
     return 0
@@ -1290,6 +1315,10 @@ def _add_server_parsers(sub) -> None:
     s.add_argument("--tls-key", type=_in_file, metavar="FILE", default=None,
                    help="PEM private key of --tls-cert")
     s.add_argument("--workers", type=_count, default=4, help="planning threads")
+    s.add_argument("--web", type=_web_arg, metavar="PORT|off", default=None,
+                   help="the live web map's port, same process and tokens (default: 8051 "
+                        "beside the default --port 50051, else any free port; the URL is "
+                        "printed as 'map: URL'; off: no map)")
     s.add_argument("--limits", type=_in_file, metavar="FILE", default=None,
                    help="limits on every request (JSON like fixtures/limits/"
                         "default_limits.json; default: that file)")
