@@ -86,7 +86,8 @@ lower limit of SORA's top band): a linear scale, so that the planner's extra cos
 Exposure
     ``people_overflown`` = integral of density along the horizontal track,
     [people/km² x km]: the people in a 1 km-wide strip centred on the track (multiply
-    by a swath width in km for a narrower strip). Sampled every cell/8.
+    by a swath width in km for a narrower strip). Computed from the exact length of
+    the track in each cell.
 """
 
 from __future__ import annotations
@@ -387,7 +388,11 @@ class RiskLayer:
         return self._norm[period]
 
     def bands(self, period: str = "day") -> np.ndarray:
-        return population_band(self.density(period))
+        """SORA band (1-6) per cell, int8 (cached)."""
+        key = "bands-" + period
+        if key not in self._norm:
+            self._norm[key] = population_band(self.density(period))
+        return self._norm[key]
 
     def cell_of(self, x_m, y_m):
         """Cell indices (clipped to the layer) of local points."""
@@ -403,14 +408,14 @@ class RiskLayer:
         return _pool_max(np.ascontiguousarray(values, dtype=np.float64), self.k, int(i0),
                          int(j0), int(f), int(ni), int(nj), self.fine_nx, self.fine_ny)
 
-    def samples(self, xy: np.ndarray):
-        """Sample points every cell/8 along a horizontal polyline ``(n, 2)``.
+    def samples(self, xy: np.ndarray, per_cell: int = 64):
+        """Sample points every cell/``per_cell`` along a horizontal polyline ``(n, 2)``.
 
         Returns ``(mid_x, mid_y, ds_m)``: midpoints of the pieces and their lengths.
         """
         xy = np.asarray(xy, dtype=np.float64)
         mids_x, mids_y, ds = [], [], []
-        step = self.cell_m / 8.0
+        step = self.cell_m / per_cell
         for a, b in zip(xy[:-1], xy[1:], strict=True):
             L = float(math.hypot(*(b - a)))
             if L == 0.0:
@@ -425,10 +430,45 @@ class RiskLayer:
             return xy[:1, 0], xy[:1, 1], np.zeros(1)
         return np.concatenate(mids_x), np.concatenate(mids_y), np.concatenate(ds)
 
+    def track_cells(self, xy: np.ndarray):
+        """The cells a horizontal polyline ``(n, 2)`` crosses, exactly.
+
+        Each segment is cut where it crosses a cell boundary (the parameters of every
+        x and y grid line between its ends); each piece lies in one cell, found at its
+        midpoint. Returns ``(i, j, length_m)`` per piece (a lone point: its cell, 0 m).
+        A segment that only touches a cell at one point (a corner) does not cross it.
+        """
+        xy = np.asarray(xy, dtype=np.float64)
+        ii, jj, ll = [], [], []
+        c = self.cell_m
+        for a, b in zip(xy[:-1], xy[1:], strict=True):
+            d = b - a
+            L = float(math.hypot(d[0], d[1]))
+            if L == 0.0:
+                continue
+            ts = [np.array([0.0, 1.0])]
+            for ax, o in ((0, self.x0_m), (1, self.y0_m)):
+                if d[ax] != 0.0:
+                    lo, hi = sorted((a[ax], b[ax]))
+                    k0, k1 = math.ceil((lo - o) / c), math.floor((hi - o) / c)
+                    if k1 >= k0:
+                        ts.append((o + np.arange(k0, k1 + 1) * c - a[ax]) / d[ax])
+            t = np.unique(np.clip(np.concatenate(ts), 0.0, 1.0))
+            mid = 0.5 * (t[:-1] + t[1:])
+            keep = t[1:] > t[:-1]
+            i, j = self.cell_of(a[0] + mid * d[0], a[1] + mid * d[1])
+            ii.append(i[keep])
+            jj.append(j[keep])
+            ll.append(np.diff(t)[keep] * L)
+        if not ll:
+            i, j = self.cell_of(xy[:1, 0], xy[:1, 1])
+            return i, j, np.zeros(1)
+        return np.concatenate(ii), np.concatenate(jj), np.concatenate(ll)
+
     def exposure(self, xy: np.ndarray, period: str = "day") -> dict:
-        """People overflown and the worst band along a horizontal polyline."""
-        x, y, ds = self.samples(xy)
-        i, j = self.cell_of(x, y)
+        """People overflown and the worst band along a horizontal polyline (exact
+        cell crossings, :meth:`track_cells`)."""
+        i, j, ds = self.track_cells(xy)
         d = self.density(period)[i, j].astype(np.float64)
         bands = population_band(d)
         length_by_band = {BAND_NAMES[b]: round(float(ds[bands == b].sum()), 1)

@@ -38,7 +38,8 @@ import shapely
 from shapely.geometry import mapping
 
 __all__ = ["conflict_positions", "conflicts_geojson", "geoid_height_m", "route_czml",
-           "route_geojson", "route_json", "trajectories_czml", "trajectories_geojson",
+           "risk_cells_geojson", "route_geojson", "route_json", "trajectories_czml",
+           "trajectories_geojson",
            "twin_geojson"]
 
 _GEOID = None
@@ -95,15 +96,23 @@ def route_json(route) -> dict:
            round(float(d["depart_unix_s"]), 3)}
     for k in ("voxel_length_m", "expansions", "search_ms", "total_ms"):
         out[k] = d[k]
+    if d.get("exposure") is not None:
+        out["exposure"] = d["exposure"]
     return out
 
 
-def route_geojson(route, buildings_near: list | None = None) -> dict:
-    """A FeatureCollection: the route line, its waypoints, and optionally buildings.
+def route_geojson(route, buildings_near: list | None = None, derived=None,
+                  risk=None, period: str = "day", frame=None) -> dict:
+    """A FeatureCollection: the route line, its waypoints, and optionally buildings,
+    derived zones and the ground-risk cells under the route.
 
     The line's properties are :func:`route_json` without the waypoints (plus
-    ``kind: "route"``); each waypoint is a Point whose properties are its waypoint of
-    :func:`route_json` (plus ``kind: "waypoint"`` and its ``index``).
+    ``kind: "route"``; its ``exposure`` when the planner had a risk layer); each waypoint
+    is a Point whose properties are its waypoint of :func:`route_json` (plus
+    ``kind: "waypoint"`` and its ``index``). ``derived`` (DerivedZone list) adds one
+    Polygon per zone (``kind: "derived_zone"``, category, rule, source_id, band);
+    ``risk`` (RiskLayer) with the twin's ``frame`` adds the cells the route crosses
+    (``kind: "risk_cell"``, people per km² and SORA band in ``period``).
     """
     coords = [[round(float(lo), 9), round(float(la), 9), round(float(a), 2)]
               for (lo, la), a in zip(route.lonlat_deg, route.alt_amsl_m, strict=True)]
@@ -117,7 +126,48 @@ def route_geojson(route, buildings_near: list | None = None) -> dict:
                       "properties": {"kind": "waypoint", "index": n, **w}})
     if buildings_near:
         feats.extend(buildings_near)
+    for dz in derived or ():
+        z = dz.zone
+        ring = [[round(lo, 9), round(la, 9)] for lo, la in z.polygon]
+        feats.append({"type": "Feature", "id": z.id,
+                      "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]},
+                      "properties": {"kind": "derived_zone", "category": dz.category,
+                                     "rule": dz.rule, "source_id": dz.source_id,
+                                     "matched": dz.matched, "name": z.name,
+                                     "lower_m": z.lower.value_m,
+                                     "lower_reference": z.lower.reference,
+                                     "upper_m": z.upper.value_m,
+                                     "upper_reference": z.upper.reference}})
+    if risk is not None:
+        feats.extend(risk_cells_geojson(risk, route.xyz_m[:, :2], frame, period))
     return {"type": "FeatureCollection", "features": feats}
+
+
+def risk_cells_geojson(risk, xy_m, frame, period: str = "day") -> list:
+    """The risk layer's cells crossed by a local polyline, as WGS84 polygons."""
+    from skytwin.airspace.risk import BAND_NAMES
+    if frame is None:
+        return []
+    i, j, _ = risk.track_cells(np.asarray(xy_m))
+    cells = sorted(set(zip(i.tolist(), j.tolist(), strict=True)))
+    dens = risk.density(period)
+    bands = risk.bands(period)
+    out = []
+    for a, b in cells:
+        x0, y0 = risk.x0_m + a * risk.cell_m, risk.y0_m + b * risk.cell_m
+        xs = np.array([x0, x0 + risk.cell_m, x0 + risk.cell_m, x0, x0])
+        ys = np.array([y0, y0, y0 + risk.cell_m, y0 + risk.cell_m, y0])
+        lon, lat = frame.to_wgs84(xs, ys)
+        out.append({"type": "Feature",
+                    "geometry": {"type": "Polygon", "coordinates": [
+                        [[round(float(p), 9), round(float(q), 9)]
+                         for p, q in zip(lon, lat, strict=True)]]},
+                    "properties": {"kind": "risk_cell", "people_per_km2":
+                                   round(float(dens[a, b]), 1),
+                                   "band": int(bands[a, b]),
+                                   "band_name": BAND_NAMES[int(bands[a, b])],
+                                   "period": period}})
+    return out
 
 
 def twin_geojson(twin, ids=None) -> dict:

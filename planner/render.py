@@ -2,7 +2,8 @@
 
 matplotlib with the Agg backend (no screen needed). Buildings are drawn in the local
 frame coloured by height; the route is drawn over them with its waypoints; zones are
-hatched; the profile plots altitude AMSL against distance along the route together with
+hatched; with a ground-risk layer the people per km² are drawn under the buildings
+(SORA band colours) and derived zones are outlined by category; the profile plots altitude AMSL against distance along the route together with
 the ground and the highest roof near the route.
 """
 
@@ -26,8 +27,34 @@ def _patches(geom):
     return [MplPolygon(np.asarray(p.exterior.coords)[:, :2], closed=True) for p in polys]
 
 
-def render_route_png(twin, route, path, zones=(), margin_m: float = 150.0) -> None:
-    """Write a two-panel PNG of ``route`` in ``twin`` to ``path``."""
+_CATEGORY_COLOUR = {"restricted": "red", "authorisation": "darkorange",
+                    "altitude-limited": "purple", "warning": "gold"}
+
+
+def _draw_risk(ax, fig, risk, period):
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    from skytwin.airspace.risk import BAND_NAMES
+    bands = risk.bands(period).astype(float)
+    nx, ny = bands.shape
+    ext = (risk.x0_m, risk.x0_m + nx * risk.cell_m, risk.y0_m, risk.y0_m + ny * risk.cell_m)
+    cmap = ListedColormap(["#f7fcf5", "#e5f5e0", "#fff7bc", "#fec44f", "#fe9929",
+                           "#cc4c02"])
+    im = ax.imshow(bands.T, origin="lower", extent=ext, cmap=cmap, alpha=0.55,
+                   norm=BoundaryNorm(np.arange(0.5, 7.5), cmap.N), interpolation="none",
+                   zorder=0)
+    cb = fig.colorbar(im, ax=ax, shrink=0.7, ticks=range(1, 7))
+    cb.ax.set_yticklabels([f"{BAND_NAMES[b]} /km²" for b in range(1, 7)])
+    cb.set_label(f"SORA population band ({period})")
+
+
+def render_route_png(twin, route, path, zones=(), margin_m: float = 150.0, risk=None,
+                     derived=(), period: str = "day") -> None:
+    """Write a two-panel PNG of ``route`` in ``twin`` to ``path``.
+
+    ``risk`` (RiskLayer) draws the population bands under the map; ``derived``
+    (DerivedZone list) outlines the derived zones, coloured by category.
+    """
     xyz = route.xyz_m
     x0, y0 = xyz[:, 0].min() - margin_m, xyz[:, 1].min() - margin_m
     x1, y1 = xyz[:, 0].max() + margin_m, xyz[:, 1].max() + margin_m
@@ -35,6 +62,17 @@ def render_route_png(twin, route, path, zones=(), margin_m: float = 150.0) -> No
     idx = twin.index.query(view)
     fig, (ax, axp) = plt.subplots(1, 2, figsize=(14, 6.5),
                                   gridspec_kw={"width_ratios": [1.3, 1]})
+    if risk is not None:
+        _draw_risk(ax, fig, risk, period)
+    seen_cat = set()
+    for d in derived:
+        lon, lat = np.array(d.zone.polygon).T
+        x, y = twin.frame.to_local(lon, lat)
+        c = _CATEGORY_COLOUR.get(d.category, "red")
+        label = None if d.category in seen_cat else f"derived zone: {d.category}"
+        seen_cat.add(d.category)
+        ax.add_patch(MplPolygon(np.column_stack([x, y]), closed=True, fill=False,
+                                edgecolor=c, lw=1.8, ls="--", label=label, zorder=3))
     patches, heights, unknown = [], [], []
     for n in idx:
         b = twin.buildings[n]
@@ -72,8 +110,13 @@ def render_route_png(twin, route, path, zones=(), margin_m: float = 150.0) -> No
     ax.set_xlabel("x east [m] (local frame)")
     ax.set_ylabel("y north [m]")
     ax.legend(loc="upper right")
-    ax.set_title(f"route {route.length_m:.0f} m, {route.duration_s:.0f} s, "
-                 f"clearance {route.clearance_m:g} m")
+    title = (f"route {route.length_m:.0f} m, {route.duration_s:.0f} s, "
+             f"clearance {route.clearance_m:g} m")
+    ex = getattr(route, "exposure", None)
+    if ex and "people_overflown" in ex:
+        title += (f"\n{ex['people_overflown']:.0f} people/km²·km overflown, worst band "
+                  f"{ex['worst_band_name']}, risk weight {ex['risk_weight']:g}")
+    ax.set_title(title)
     # profile
     seg = np.linalg.norm(np.diff(xyz[:, :2], axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(seg)])

@@ -33,6 +33,20 @@ Steps
 7. **Time** it (:mod:`planner.timing`) and check zones again with the real times.
 
 A route is only returned after the final polyline passed every exact check.
+
+Ground risk (issue 13)
+----------------------
+With a :class:`~airspace.risk.RiskLayer` the planner reports every route's
+``exposure`` (people overflown, worst SORA band crossed, derived zones near the route,
+warnings), also with ``risk_weight = 0``. ``risk_weight = w > 0`` makes the cost of a
+move ``length x (1 + w x r)`` with ``r`` the normalised risk of the column it enters
+(max-pooled over a coarse search cell): every move costs at least its length, so the
+obstacle-free length stays an admissible, consistent heuristic and the search stays
+exact. ``max_band`` blocks every column whose band is above it. Smoothing then only
+replaces a piece of the voxel path by a straight segment that costs no more,
+weighted the same way, and stays within ``max_band`` (with ``w = 0`` and no cap it is
+unchanged). The people overflown are counted along the final track in the period
+(day / night) of the departure's local solar time.
 """
 
 from __future__ import annotations
@@ -130,8 +144,16 @@ class RouteRequest:
     goal_alt_amsl_m: float | None = None
     climb_factor: float = 1.0
     proximity_cost_m: float = 0.0
+    risk_weight: float = 0.0
+    max_band: int | None = None
 
     def __post_init__(self):
+        if not (math.isfinite(self.risk_weight) and 0.0 <= self.risk_weight <= 1000.0):
+            raise PlanError(f"risk_weight must be in [0, 1000], got {self.risk_weight}",
+                            code="invalid")
+        if self.max_band is not None and self.max_band not in range(1, 7):
+            raise PlanError(f"max_band must be a SORA population band 1-6, got "
+                            f"{self.max_band}", code="invalid")
         if not (math.isfinite(self.climb_factor) and self.climb_factor >= 1.0):
             raise PlanError(f"climb_factor must be >= 1 (1 = no climb penalty), got "
                             f"{self.climb_factor}", code="invalid")
@@ -157,6 +179,7 @@ class Route:
     search_ms: float
     total_ms: float
     zones_considered: list[str] = field(default_factory=list)
+    exposure: dict | None = None
 
     @property
     def length_m(self) -> float:
@@ -188,6 +211,7 @@ class Route:
             "search_ms": round(self.search_ms, 2),
             "total_ms": round(self.total_ms, 2),
             "depart_unix_s": t0,
+            **({"exposure": self.exposure} if self.exposure is not None else {}),
         }
 
 
@@ -214,9 +238,14 @@ class Planner:
                  max_fallback_voxels: int = 48_000_000,
                  checker: ExactChecker | None = None,
                  keep_workspace_voxels: int = 4_500_000, large_search=None,
-                 large_search_wait_s: float = 10.0):
+                 large_search_wait_s: float = 10.0, risk=None, derived=None,
+                 near_m: float = 100.0):
         self.twin = twin
         self.zones = zones
+        self.risk = risk
+        self.near_m = float(near_m)
+        from skytwin.airspace.zones import LocalZone
+        self._derived = [(d, LocalZone(d.zone, twin.frame)) for d in (derived or [])]
         self.max_search_voxels = int(max_search_voxels)
         self.max_fallback_voxels = int(max_fallback_voxels)
         self.checker = checker or ExactChecker.for_twin(twin)
@@ -236,6 +265,9 @@ class Planner:
         if not (0.0 < req.min_agl_m < req.ceiling_agl_m):
             raise PlanError(f"altitude limits must satisfy 0 < min_agl_m < ceiling_agl_m, "
                             f"got {req.min_agl_m} and {req.ceiling_agl_m}", code="invalid")
+        if self.risk is None and (req.risk_weight > 0 or req.max_band is not None):
+            raise PlanError("risk_weight and max_band need a ground-risk layer (the "
+                            "planner has none)", code="invalid")
         s_xy = self._local(req.start_lonlat, "start")
         e_xy = self._local(req.goal_lonlat, "goal")
         s_col = g.column_of(*s_xy)
@@ -245,6 +277,20 @@ class Planner:
         self._check_endpoint(s_xy, gs, "start", StartBlocked)
         self._check_endpoint(e_xy, ge, "goal", GoalBlocked)
 
+        period = None
+        if self.risk is not None:
+            from skytwin.airspace.risk import period_at
+            period = period_at(req.depart_s, req.start_lonlat[0])
+            if req.max_band is not None:
+                bands = self.risk.bands(period)
+                for xy, name, exc in ((s_xy, "start", StartBlocked),
+                                      (e_xy, "goal", GoalBlocked)):
+                    i, j = self.risk.cell_of(*xy)
+                    if bands[i, j] > req.max_band:
+                        raise exc(f"{name} lies in SORA population band {int(bands[i, j])}"
+                                  f", above max_band {req.max_band}",
+                                  code=f"{name}_band")
+        self._period = period
         straight = math.dist(s_xy, e_xy)
         est_s = self._duration_bound_s(straight, req)
         t0, t1 = req.depart_s, req.depart_s + est_s
@@ -289,7 +335,10 @@ class Planner:
         def is_clear(p0, p1):
             return self._segment_ok(p0, p1, req, active)
 
-        smooth_air = shortcut_quantized(air, is_clear)
+        accept = None
+        if period is not None and (req.risk_weight > 0 or req.max_band is not None):
+            accept = self._risk_accept(air, req, period)
+        smooth_air = shortcut_quantized(air, is_clear, accept=accept)
         if smooth_air is None:
             raise PlanError("internal check failed: the voxel path does not pass the exact "
                             "clearance check (the twin may be stale); route refused",
@@ -318,7 +367,8 @@ class Planner:
             straight_m=float(math.dist((s_xy[0], s_xy[1], gs), (e_xy[0], e_xy[1], ge))),
             level=level, expansions=int(vp.expansions), search_ms=search_ms,
             total_ms=1e3 * (time.perf_counter() - t_all),
-            zones_considered=[z.id for z in active])
+            zones_considered=[z.id for z in active],
+            exposure=self._exposure(xyz, req, period))
 
     # ------------------------------------------------------------------ helpers
     def _local(self, lonlat, name):
@@ -390,6 +440,7 @@ class Planner:
         s_xy, s_col, gs = start
         e_xy, e_col, ge = goal
         wgrid, blocked = self._window_grid(win, level, req, active)
+        col_mult = self._risk_columns(win, level, req, blocked)
         si = self._start_cell(wgrid, s_xy, gs, blocked, "start", StartBlocked, req, active)
         gi = self._start_cell(wgrid, e_xy, ge, blocked, "goal", GoalBlocked, req, active)
         # take-off and landing columns must not meet an active zone
@@ -427,7 +478,8 @@ class Planner:
                 extra = np.where(near & (blocked == 0), req.proximity_cost_m, 0.0)
             vp = search.find_path(blocked, si, gi, rule="strict", workspace=ws,
                                   cell_size=(wgrid.dx_m, wgrid.dx_m, wgrid.dz_m),
-                                  vertical_factor=req.climb_factor, voxel_cost=extra)
+                                  vertical_factor=req.climb_factor, voxel_cost=extra,
+                                  col_mult=col_mult)
         finally:
             if large:
                 del ws
@@ -435,6 +487,93 @@ class Planner:
             elif ws.heap.shape[0] > 3 * (1 << 20):
                 ws._alloc_heap(1 << 16)
         return wgrid, vp, 1e3 * (time.perf_counter() - t_s)
+
+    # ------------------------------------------------------------------ ground risk
+    def _risk_columns(self, win, level, req, blocked):
+        """Per search column: the cost multiplier ``1 + w x r`` (None when w = 0);
+        columns above ``max_band`` are blocked in ``blocked`` (in place)."""
+        period = getattr(self, "_period", None)
+        if self.risk is None or period is None:
+            return None
+        ni, nj = blocked.shape[:2]
+        i0, j0 = win[0], win[2]
+        if req.max_band is not None:
+            bands = self.risk.bands(period).astype(np.float64)
+            over = self.risk.pooled(bands, i0, j0, level, ni, nj) > req.max_band
+            blocked[over] = 1
+        if req.risk_weight <= 0:
+            return None
+        r = self.risk.pooled(self.risk.normalised(period), i0, j0, level, ni, nj)
+        return 1.0 + req.risk_weight * r
+
+    def _segment_risk(self, p0, p1, period, w):
+        """Risk-weighted cost ``length x (1 + w x mean r)`` of a segment (``mean r``
+        weighted by the exact length in each cell) and the highest band it crosses."""
+        rk = self.risk
+        i, j, ds = rk.track_cells(np.array([p0[:2], p1[:2]]))
+        r = rk.normalised(period)[i, j]
+        mean_r = float((r * ds).sum() / ds.sum()) if ds.sum() > 0 else float(r[0])
+        band = int(rk.bands(period)[i, j].max())
+        return math.dist(p0, p1) * (1.0 + w * mean_r), band
+
+    def _risk_accept(self, air, req, period):
+        w, cap = req.risk_weight, req.max_band
+        # the voxel path's own segments, all at once (each sampled K times)
+        rk = self.risk
+        seg = np.diff(air, axis=0)
+        hl = np.hypot(seg[:, 0], seg[:, 1])
+        k = max(1, math.ceil(float(hl.max(initial=0.0)) / (rk.cell_m / 8.0)))
+        t = (np.arange(k) + 0.5) / k
+        i, j = rk.cell_of(air[:-1, 0:1] + t[None, :] * seg[:, 0:1],
+                          air[:-1, 1:2] + t[None, :] * seg[:, 1:2])
+        mean_r = rk.normalised(period)[i, j].mean(axis=1)
+        costs = np.linalg.norm(seg, axis=1) * (1.0 + w * mean_r)
+        prefix = np.concatenate([[0.0], np.cumsum(costs)])
+
+        def accept(a, b):
+            cost, band = self._segment_risk(air[a], air[b], period, w)
+            if cap is not None and band > cap:
+                return False
+            return cost <= prefix[b] - prefix[a] + 1e-9
+
+        return accept
+
+    def _exposure(self, xyz, req, period):
+        """The route's exposure report (None without a risk layer or derived zones)."""
+        if self.risk is None and not self._derived:
+            return None
+        out: dict = {"risk_weight": req.risk_weight, "max_band": req.max_band}
+        warnings = []
+        if self.risk is not None:
+            out.update(self.risk.exposure(xyz[:, :2], period))
+            out["population_source"] = self.risk.source
+            if out["worst_band"] >= 5:
+                over = sum(v for k, v in out["length_by_band_m"].items()
+                           if k in ("<50000", ">=50000"))
+                warnings.append(f"overflies {over:.0f} m of densities above 5,000 "
+                                f"people/km2 (worst band {out['worst_band_name']}, "
+                                f"iGRC {out['igrc']})")
+            if self.risk.source.startswith("estimated"):
+                warnings.append("population estimated from the city model (buildings x "
+                                "occupancy), not census data")
+        from shapely.geometry import LineString, Point
+        track = (LineString(xyz[:, :2]) if len(np.unique(xyz[:, :2], axis=0)) > 1
+                 else Point(xyz[0, :2]))
+        near = []
+        for d, lz in self._derived:
+            dist = lz.distance_to_geom(track)
+            if dist <= self.near_m:
+                near.append({"id": d.zone.id, "category": d.category, "rule": d.rule,
+                             "source_id": d.source_id, "distance_m": round(dist, 1)})
+                if d.category == "warning" and dist <= 0.0:
+                    warnings.append(f"passes through warning zone {d.zone.id} "
+                                    f"({d.rule})")
+                elif dist > 0.0:
+                    warnings.append(f"passes {dist:.0f} m from {d.category} zone "
+                                    f"{d.zone.id} ({d.rule})")
+        out["derived_zones_near"] = sorted(near, key=lambda n: n["distance_m"])
+        out["warnings"] = warnings
+        return out
 
     def workspace_bytes(self) -> int:
         """Bytes held by this planner's kept search workspace (0 when none)."""

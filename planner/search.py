@@ -11,7 +11,13 @@ non-negative ``voxel_cost`` paid on entering a voxel (e.g. flying close to build
 An optional per-column multiplier ``col_mult >= 1`` scales the length of every move by
 the multiplier of the column it enters (ground risk: ``1 + w * normalised risk``, see
 :mod:`airspace.risk`); because every move then costs at least its length, the
-obstacle-free length below stays an admissible and consistent heuristic.
+obstacle-free length below stays an admissible and consistent heuristic. With a
+multiplier the search also takes the max of that length and a per-column lower bound:
+the exact least cost to the goal's column in 2D (8-connected moves of horizontal
+length x the multiplier of the column entered, by a Dijkstra over the columns, see
+:func:`_column_bound`). Every 3D move costs at least its 2D projection, so that bound is
+admissible and consistent too, and so is the max of the two; it keeps a risk-weighted
+search focused (without it, A* floods the whole window once detours are dear).
 
 Movement rules
 --------------
@@ -359,6 +365,7 @@ def _astar(
     axis_cost,
     voxel_cost,
     col_mult,
+    h_col,
     start,
     goal,
     max_expansions,
@@ -390,6 +397,8 @@ def _astar(
     voxel_cost : (n,) or (0,) float64, extra cost of entering a voxel (empty = none).
     col_mult : ((nx+2)*(ny+2),) or (0,) float64 >= 1, multiplier on the length of a
         move entering padded column ``u // nz`` (empty = none).
+    h_col : same shape as col_mult or (0,), float64: a consistent lower bound of the
+        cost from each padded column to the goal (max-ed with the octile heuristic).
     start, goal : int, padded flat indices. max_expansions : int (<0 = unlimited).
     rec : (>= 2n,) float64 reused buffer, overwritten: rec[2v] = g,
         rec[2v+1] = 32*state + parent direction, state = 2*gen (seen in this query)
@@ -408,6 +417,7 @@ def _astar(
     closed = seen + 32.0
     has_extra = voxel_cost.shape[0] > 0
     has_mult = col_mult.shape[0] > 0
+    has_hcol = h_col.shape[0] > 0
     syz = ny * nz
     gx = goal // syz
     gy = (goal - gx * syz) // nz
@@ -427,6 +437,8 @@ def _astar(
     sy0 = (start - sx0 * syz) // nz
     sz0 = start - sx0 * syz - sy0 * nz
     h0 = _heuristic(sx0, sy0, sz0, gx, gy, gz, axis_cost)
+    if has_hcol and h_col[start // nz] > h0:
+        h0 = h_col[start // nz]
     cur = np.int64(np.floor(h0 * inv_w))
     size = _heap_push(heap, 0, np.floor(h0 * _KEY_SCALE + 0.5), 0.0, start)
     expansions = 0
@@ -498,9 +510,14 @@ def _astar(
                 continue
             rec[2 * u] = ng
             rec[2 * u + 1] = seen + d
-            f = ng + _heuristic(
+            hu = _heuristic(
                 vx + ddx[d], vy + ddy[d], vz + ddz[d], gx, gy, gz, axis_cost
             )
+            if has_hcol and h_col[u // nz] > hu:
+                hu = h_col[u // nz]
+                if hu == np.inf:
+                    continue  # cut off from the goal's column: cannot reach it
+            f = ng + hu
             key = np.floor(f * _KEY_SCALE + 0.5)
             b = np.int64(np.floor(f * inv_w))
             if b <= cur:
@@ -537,6 +554,95 @@ def _astar(
         if i > 0:
             v -= offsets[np.int64(rec[2 * v + 1] - closed)]
     return FOUND, rec[2 * goal], expansions, path
+
+
+@njit(**JIT)
+def _column_bound(col_mult, open_col, nxp, nyp, goal_col, cx, cy, out):
+    """Least 2D cost from every padded column to ``goal_col`` (Dijkstra).
+
+    col_mult : (nxp*nyp,) float64 >= 1, multiplier of the column a move enters.
+    open_col : (nxp*nyp,) uint8, 1 where the column has a free voxel (a path never
+        enters a column blocked from bottom to top; diagonal moves between open columns
+        are allowed whatever the corners, so the bound stays below the 3D cost).
+    cx, cy : float, column sizes in cost units. out : (nxp*nyp,) float64, overwritten
+    with the costs (inf where the goal column cannot be reached through open columns:
+    no 3D path from there exists either).
+    A move from a to a neighbour b (8-connected) costs ``hypot(ax*cx, ay*cy) *
+    col_mult[b]``; the search runs from the goal over reversed moves.
+    """
+    n = nxp * nyp
+    for i in range(n):
+        out[i] = np.inf
+    cap = 8 * n + 8
+    hk = np.empty(cap, dtype=np.float64)
+    hn = np.empty(cap, dtype=np.int64)
+    out[goal_col] = 0.0
+    hk[0] = 0.0
+    hn[0] = goal_col
+    size = 1
+    diag = np.sqrt(cx * cx + cy * cy)
+    while size > 0:
+        k = hk[0]
+        b = hn[0]
+        size -= 1
+        # pop: move the last entry to the root and sift down
+        lk = hk[size]
+        ln = hn[size]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= size:
+                break
+            if c + 1 < size and hk[c + 1] < hk[c]:
+                c += 1
+            if hk[c] < lk:
+                hk[i] = hk[c]
+                hn[i] = hn[c]
+                i = c
+            else:
+                break
+        hk[i] = lk
+        hn[i] = ln
+        if k > out[b]:
+            continue
+        bx = b // nyp
+        by = b - bx * nyp
+        for ax in range(-1, 2):
+            for ay in range(-1, 2):
+                if ax == 0 and ay == 0:
+                    continue
+                x = bx + ax
+                y = by + ay
+                if x < 0 or y < 0 or x >= nxp or y >= nyp:
+                    continue
+                a = x * nyp + y
+                if open_col[a] == 0:
+                    continue
+                if ax != 0 and ay != 0:
+                    step = diag
+                elif ax != 0:
+                    step = cx
+                else:
+                    step = cy
+                nd = k + step * col_mult[b]
+                if nd < out[a]:
+                    out[a] = nd
+                    if size >= cap:
+                        continue  # cannot happen: each column improves at most 8 times
+                    # push and sift up
+                    j = size
+                    size += 1
+                    while j > 0:
+                        p = (j - 1) // 2
+                        if hk[p] > nd:
+                            hk[j] = hk[p]
+                            hn[j] = hn[p]
+                            j = p
+                        else:
+                            break
+                    hk[j] = nd
+                    hn[j] = a
+    return out
 
 
 # --------------------------------------------------------------------------- objects
@@ -856,6 +962,17 @@ def find_path(
     s_flat = ((ls[0] + 1) * ny + ls[1] + 1) * nz + ls[2] + 1
     g_flat = ((lg[0] + 1) * ny + lg[1] + 1) * nz + lg[2] + 1
     budget = -1 if max_expansions is None else int(max_expansions)
+    if grid.col_mult.shape[0]:
+        h_col = np.empty(grid.col_mult.shape[0], dtype=np.float64)
+        open_col = (grid.padded == 0).any(axis=2).reshape(-1).view(np.uint8)
+        _column_bound(grid.col_mult, open_col, pshape[0], pshape[1], g_flat // nz,
+                      float(cell[0]), float(cell[1]), h_col)
+        if not np.isfinite(h_col[s_flat // nz]):
+            raise NoRouteError(
+                f"no route from {start} to {goal} under the {rule!r} rule: every column "
+                "around the goal's is blocked from bottom to top")
+    else:
+        h_col = np.empty(0, dtype=np.float64)
     # Bucket width: 1/8 of the cheapest move; the ring spans the open list's f range
     # (2 * dearest move + dearest voxel), capped at 2**16 buckets by widening them.
     positive = step_cost[step_cost > 0]
@@ -878,6 +995,7 @@ def find_path(
             axis_cost,
             grid.voxel_cost,
             grid.col_mult,
+            h_col,
             s_flat,
             g_flat,
             budget,

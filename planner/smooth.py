@@ -38,7 +38,7 @@ def quantize(xyz_m, quantum_m: float = QUANTUM_M) -> np.ndarray:
     return np.round(np.asarray(xyz_m, dtype=np.float64) * scale) / scale
 
 
-def shortcut(points, is_clear: IsClear) -> list[int]:
+def shortcut(points, is_clear: IsClear, accept=None) -> list[int]:
     """Indices of the waypoints kept from ``points`` (first and last always kept).
 
     Parameters
@@ -47,15 +47,27 @@ def shortcut(points, is_clear: IsClear) -> list[int]:
         A polyline whose consecutive segments all pass ``is_clear``.
     is_clear : callable(p0, p1) -> bool
         Exact test of one straight segment.
+    accept : callable(i, j) -> bool, optional
+        A further condition on replacing ``points[i..j]`` by one segment (the
+        risk-aware planner: the segment must not cost more, weighted by ground risk,
+        than the piece it replaces). Consecutive points are always accepted.
     """
     pts = np.asarray(points, dtype=np.float64)
+    if accept is not None:
+        plain = is_clear
+
+        def is_clear_idx(a, b):
+            return (b == a + 1 or accept(a, b)) and plain(pts[a], pts[b])
+    else:
+        def is_clear_idx(a, b):
+            return is_clear(pts[a], pts[b])
     n = len(pts)
     if n <= 2:
         return list(range(n))
     keep = [0]
     a = 0
     while a < n - 1:
-        if is_clear(pts[a], pts[n - 1]):
+        if is_clear_idx(a, n - 1):
             keep.append(n - 1)
             break
         good, step = a + 1, 1
@@ -64,14 +76,14 @@ def shortcut(points, is_clear: IsClear) -> list[int]:
             cand = a + 2 * step
             if cand >= bad:
                 break
-            if is_clear(pts[a], pts[cand]):
+            if is_clear_idx(a, cand):
                 good, step = cand, 2 * step
             else:
                 bad = cand
                 break
         while bad - good > 1:  # bisect between a visible and a hidden point
             mid = (good + bad) // 2
-            if is_clear(pts[a], pts[mid]):
+            if is_clear_idx(a, mid):
                 good = mid
             else:
                 bad = mid
@@ -83,7 +95,7 @@ def shortcut(points, is_clear: IsClear) -> list[int]:
         changed = False
         i = 1
         while i < len(keep) - 1:
-            if is_clear(pts[keep[i - 1]], pts[keep[i + 1]]):
+            if is_clear_idx(keep[i - 1], keep[i + 1]):
                 del keep[i]
                 changed = True
             else:
@@ -91,7 +103,8 @@ def shortcut(points, is_clear: IsClear) -> list[int]:
     return keep
 
 
-def shortcut_quantized(points, is_clear: IsClear, quantum_m: float = QUANTUM_M):
+def shortcut_quantized(points, is_clear: IsClear, quantum_m: float = QUANTUM_M,
+                       accept=None):
     """Smooth, quantize, and repair: a rounded polyline whose every segment is clear.
 
     Returns
@@ -102,7 +115,7 @@ def shortcut_quantized(points, is_clear: IsClear, quantum_m: float = QUANTUM_M):
     """
     pts = np.asarray(points, dtype=np.float64)
     q = quantize(pts, quantum_m)
-    keep = shortcut(pts, is_clear)
+    keep = shortcut(pts, is_clear, accept)
     out = [q[keep[0]]]
     for a, b in zip(keep[:-1], keep[1:], strict=True):
         if is_clear(out[-1], q[b]):
