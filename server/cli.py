@@ -22,7 +22,10 @@ a terminal and never with ``--json``.
     skytwin twin info FILE [--json]
     skytwin route [--city PATH | --twin FILE] --from LON,LAT[,ALT] --to LON,LAT[,ALT]
                   [--depart TIME] [--zones ED269.json] [--json] [--geojson FILE]
-                  [--czml FILE] [--png FILE]
+                  [--czml FILE] [--png FILE] [--risk-weight W] [--max-band B]
+                  [--population FILE] [--derive-zones] [--zone-rules FILE]
+                  [--authorisation ID ...]
+    skytwin zones derive PATH [--rules FILE] [--ed269 FILE] [--json]
     skytwin fleet [--city PATH | --twin FILE] [--flights N] [--method cpsat|fcfs]
                   [--geojson FILE] [--czml FILE] [--png FILE] [--json]
     skytwin demo [--out DIR]
@@ -173,6 +176,17 @@ _layer = _number(float, 0.1, 100.0, what="the vertical layer height [m]")
 _clearance = _number(float, 0.0, 500.0, what="the clearance [m]")
 _unknown_height = _number(float, 0.1, 1000.0,
                           what="the assumed height of buildings with no height [m]")
+_risk_weight = _number(float, 0.0, 1000.0, what="the risk weight")
+_band = _number(int, 1, 6, what="the SORA population band")
+
+
+def _population_file(text) -> Path:
+    """An argparse type: a readable population file, ``.csv`` or ``.asc``."""
+    p = _in_file(text)
+    if p.suffix.lower() not in (".csv", ".asc"):
+        raise argparse.ArgumentTypeError(f"{text}: a population file is .csv (lon, lat, "
+                                         "people) or .asc (ESRI ASCII grid)")
+    return p
 
 
 def _in_file(text) -> Path:
@@ -619,24 +633,45 @@ def _cmd_route(args) -> int:
         zones_in = load_ed269(args.zones) if args.zones else []
         if args.twin:
             _check_twin_file(args.twin)
+        derive = args.derive_zones or args.zone_rules is not None
+        if derive and args.twin:
+            raise UsageError("--derive-zones needs --city: twin files do not keep the "
+                             "model's attributes")
+        rules = None
+        if derive:
+            from skytwin.airspace.derived import load_derived_rules
+            rules = load_derived_rules(args.zone_rules)
         twin = _twin_from_args(args, status)
         zones = ZoneLayer(twin.frame)
         for z in zones_in:
             zones.add(z)
+        derived = []
+        if derive:
+            from skytwin.airspace.derived import blocking_zones, derive_zones
+            derived = derive_zones(twin.buildings, twin.frame, rules)
+            for z in blocking_zones(derived, args.authorisation):
+                zones.replace(z)
+        with status.step("ground risk"):
+            risk = _risk_layer(args, twin)
         with status.step("planning the route"):
-            route = Planner(twin, zones).plan(RouteRequest(
+            route = Planner(twin, zones, risk=risk, derived=derived).plan(RouteRequest(
                 start, goal, depart_s=depart, flight_id="cli", start_alt_amsl_m=s_alt,
-                goal_alt_amsl_m=g_alt))
+                goal_alt_amsl_m=g_alt, risk_weight=args.risk_weight,
+                max_band=args.max_band))
+        period = route.exposure["period"]
         if args.geojson:
             near = twin.index.query(_route_box(route, 60.0))
             extra = twin_geojson(twin, {twin.buildings[n].id for n in near})["features"]
-            _write_json(args.geojson, route_geojson(route, extra))
+            _write_json(args.geojson, route_geojson(route, extra, derived=derived,
+                                                    risk=risk, period=period,
+                                                    frame=twin.frame))
         if args.czml:
             _write_json(args.czml, route_czml(route))
         if args.png:
             from skytwin.planner.render import render_route_png
             render_route_png(twin, route, args.png, zones=zones.local_zones(
-                route.trajectory.t_start_s, route.trajectory.t_end_s))
+                route.trajectory.t_start_s, route.trajectory.t_end_s), risk=risk,
+                derived=derived, period=period)
     except (AirspaceError, OSError, ValueError) as exc:
         return _fail(args, exc)
     d = route_json(route)
@@ -644,6 +679,49 @@ def _cmd_route(args) -> int:
         print(json.dumps(d))
     else:
         _print_route(d)
+    return 0
+
+
+def _risk_layer(args, twin):
+    """The ground-risk layer of a route: the population file, else the estimate."""
+    from skytwin.airspace.risk import estimate_population, read_population
+    if args.population:
+        return read_population(args.population, twin.frame, twin.grid)
+    return estimate_population(twin.buildings, twin.grid)
+
+
+def _cmd_zones_derive(args) -> int:
+    from skytwin.airspace.derived import (
+        category_counts,
+        derive_zones,
+        derived_ed269,
+        load_derived_rules,
+    )
+    from skytwin.airspace.errors import AirspaceError
+    from skytwin.airspace.io import load_city
+
+    status = _Status(not args.json)
+    try:
+        rules = load_derived_rules(args.rules)
+        with status.step(_describe_inputs([args.path])):
+            result = load_city(str(args.path))
+        derived = derive_zones(result.buildings, result.frame, rules)
+        if args.ed269:
+            _write_json(args.ed269, derived_ed269(derived))
+    except (AirspaceError, OSError, ValueError) as exc:
+        return _fail(args, exc)
+    counts = category_counts(derived)
+    if args.json:
+        print(json.dumps({"source": str(args.path), "rules": rules.path,
+                          "objects": len(result.buildings), "count": len(derived),
+                          "counts": counts, "zones": [d.to_dict() for d in derived]}))
+        return 0
+    print(f"{len(derived)} derived zones from {len(result.buildings)} objects of "
+          f"{Path(args.path).name} (rules {Path(rules.path).name})")
+    print("  " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    for d in derived:
+        print(f"  {d.zone.id:<40} {d.category:<16} {d.matched:<28} "
+              f"buffer {d.buffer_m:g} m  {d.zone.name}")
     return 0
 
 
@@ -661,6 +739,15 @@ def _print_route(d: dict) -> None:
     print(f"clearance        {d['clearance_m']} m from every building (exact check)")
     print(f"search           {d['expansions']} expansions, {d['search_ms']:.1f} ms "
           f"(cells of {d['search_level']}x the twin resolution); total {d['total_ms']:.1f} ms")
+    ex = d.get("exposure")
+    if ex:
+        print(f"ground risk      {ex['people_overflown']:.1f} people/km2 x km overflown "
+              f"({ex['period']}), worst SORA band {ex['worst_band_name']} (iGRC "
+              f"{ex['igrc']}), risk weight {ex['risk_weight']:g}")
+        for z in ex["derived_zones_near"]:
+            print(f"  derived zone   {z['id']} ({z['category']}) at {z['distance_m']:.0f} m")
+        for w in ex["warnings"]:
+            print(f"  warning        {w}")
     print("  t [s]      lon [deg]      lat [deg]  alt AMSL [m]  alt AGL [m]")
     for w in d["waypoints"]:
         print(f"  {w['t_s']:8.2f}  {w['lon_deg']:.9f}  {w['lat_deg']:.9f}  "
@@ -1504,7 +1591,45 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the 4D trajectory as CZML (Cesium)")
     r.add_argument("--png", type=_out_file, metavar="FILE", default=None,
                    help="render map view + altitude profile")
+    r.add_argument("--risk-weight", type=_risk_weight, default=0.0, metavar="W",
+                   help="trade length for ground risk: a move costs length x (1 + W x "
+                   "normalised risk); 0 = shortest route (the exposure is reported "
+                   "either way)")
+    r.add_argument("--max-band", type=_band, default=None, metavar="B",
+                   help="never overfly a cell of SORA population band above B (1: <5, "
+                   "2: <50, 3: <500, 4: <5,000, 5: <50,000, 6: more people per km2)")
+    r.add_argument("--population", type=_population_file, metavar="FILE", default=None,
+                   help="people on the ground: .csv points (lon, lat, people) or .asc "
+                   "ESRI ASCII grid (people per cell); default: estimated from the city "
+                   "model's buildings")
+    r.add_argument("--derive-zones", action="store_true",
+                   help="derive zones from the city model's semantics (hospitals, "
+                   "prisons, power plants...) and avoid the restricted, altitude-limited "
+                   "and unauthorised ones (needs --city)")
+    r.add_argument("--zone-rules", type=_in_file, metavar="FILE", default=None,
+                   help="derived-zone rules file (implies --derive-zones; default "
+                   "fixtures/rules/derived_zones.json)")
+    r.add_argument("--authorisation", action="append", default=[], metavar="ID",
+                   help="a derived zone id or rule id the operator is authorised for "
+                   "(repeat)")
     r.set_defaults(func=_cmd_route)
+
+    zn = sub.add_parser("zones", help="zones from the city model (derive)",
+                        description="Zones derived from what the city model says about "
+                        "its objects, by rules kept as data.")
+    zs = zn.add_subparsers(dest="zones_command", required=True, metavar="COMMAND")
+    zd = zs.add_parser("derive", help="list the zones derived from a city model",
+                       description="Read a city model and print the zones its "
+                       "semantics call for (OSM tags, CityGML/PLATEAU usage and function "
+                       "codes, CityJSON attributes), each with its rule, source object "
+                       "and category, and a count per category.")
+    zd.add_argument("path", type=_in_file, metavar="PATH", help="city model file")
+    zd.add_argument("--rules", type=_in_file, metavar="FILE", default=None,
+                    help="rules file (default: fixtures/rules/derived_zones.json)")
+    zd.add_argument("--ed269", type=_out_file, metavar="FILE", default=None,
+                    help="also write the zones as ED-269 JSON")
+    zd.add_argument("--json", action="store_true", help="print one JSON object")
+    zd.set_defaults(func=_cmd_zones_derive)
 
     fl = sub.add_parser("fleet", help="plan a delivery fleet, detect and resolve conflicts",
                         description="Plan delivery flights from hubs over a city, detect "

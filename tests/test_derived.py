@@ -238,3 +238,43 @@ def test_plateau_supply_facilities_become_authorisation_zones(city_data):
     assert all(d.matched == "bldg:usage=452" and d.category == "authorisation"
                for d in supply)
     assert category_counts(derived)["authorisation"] == n452
+
+
+# ------------------------------------------------------------------------ command line
+def _cli(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "skytwin.server.cli", *args],
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_cli_zones_derive_json_lists_provenance_and_counts(tmp_path):
+    out = tmp_path / "dz.json"
+    r = _cli("zones", "derive", str(HELSINKI), "--json", "--ed269", str(out))
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["counts"] == {"restricted": 0, "authorisation": 1, "altitude-limited": 0,
+                           "warning": 1}
+    court = _source_features(HELSINKI, "amenity", "courthouse")[0]
+    z = next(z for z in d["zones"] if z["rule"] == "government")
+    assert z["source_id"] == court["id"] and z["category"] == "authorisation"
+    assert len(parse_ed269(json.loads(out.read_text()), skip_unrestricted=False)) == 2
+    bad = _cli("zones", "derive", str(HELSINKI), "--rules", str(HELSINKI), "--json")
+    assert bad.returncode == 2 and "schema" in json.loads(bad.stderr)["error"]["message"]
+
+
+def test_cli_route_reports_exposure_with_and_without_weight(tmp_path):
+    args = ["route", "--from", "24.94030,60.17150", "--to", "24.95240,60.16760",
+            "--depart", "2027-01-15T11:00:00Z", "--json"]
+    r0 = _cli(*args, "--risk-weight", "0")
+    r3 = _cli(*args, "--risk-weight", "3", "--derive-zones",
+              "--geojson", str(tmp_path / "r.geojson"))
+    assert r0.returncode == 0 and r3.returncode == 0, r0.stderr + r3.stderr
+    e0, e3 = json.loads(r0.stdout)["exposure"], json.loads(r3.stdout)["exposure"]
+    assert e0["people_overflown"] > 0 and 1 <= e0["worst_band"] <= 6
+    assert e3["people_overflown"] < e0["people_overflown"]
+    kinds = {f["properties"]["kind"] for f in
+             json.loads((tmp_path / "r.geojson").read_text())["features"]}
+    assert {"route", "derived_zone", "risk_cell"} <= kinds
+    bad = _cli(*args, "--risk-weight", "-1")
+    assert bad.returncode == 2 and "risk weight" in bad.stderr
