@@ -298,6 +298,11 @@ class Planner:
 
         level0, _ = self._choose_window(s_col, e_col, straight)
         level = level0
+        if req.risk_weight > 0 and self.risk is not None:
+            # risk-weighted searches start one level coarser (8x fewer cells): the
+            # risk field is ~50 m cells, and a dear detour makes A* close far more of
+            # the window; a blocked start or goal cell falls back finer as usual
+            level = level0 * RISK_LEVEL_FACTOR
         while True:
             level, win = self._choose_window(s_col, e_col, straight, level)
             try:
@@ -762,6 +767,10 @@ class Planner:
                          f"{req.ceiling_agl_m:.0f} m AGL, clearance {self.twin.clearance_m} m, "
                          f"search cells of {self.twin.grid.dx_m * level:g} m): {exc}")
 
+
+RISK_LEVEL_FACTOR = 2
+"""A search with ``risk_weight > 0`` starts at this times the usual level (see
+:meth:`Planner.plan`; measured in benchmarks/RESULTS.md)."""
 
 _CACHE_LOCK = threading.Lock()
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
