@@ -250,13 +250,10 @@ class LiveOps:
                 (flight_ids[k], float(batch.t_s[k]), float(batch.lon_deg[k]),
                  float(batch.lat_deg[k]), float(batch.alt_m[k])) for k in idx])
             vel_given = np.all(np.isfinite(batch.vel_mps[idx]), axis=1)
-            for q, k in enumerate(idx):
-                s = slots[k]
-                if vel_given[q]:
-                    self._vel[s] = batch.vel_mps[k]
-                else:
-                    v = self.tracks.velocity(flight_ids[k])
-                    self._vel[s] = np.nan if v is None else v
+            self._vel[slots[idx[vel_given]]] = batch.vel_mps[idx[vel_given]]
+            for k in idx[~vel_given]:
+                v = self.tracks.velocity(flight_ids[k])
+                self._vel[slots[k]] = np.nan if v is None else v
             # first telemetry activates a booked flight
             for k in idx:
                 fi = self._flights[flight_ids[k]]
@@ -292,7 +289,15 @@ class LiveOps:
                           self._vel[s].copy() if have else None, fi.speeds)
 
     def _others(self, flights: list[LiveFlight], now_s: float) -> list[Trajectory]:
+        """Remaining plans of ``flights`` plus every advisory still waiting for its
+        answer (either may become what the drone flies)."""
         out = []
+        with self._lock:
+            for adv, status in self.advisories.values():
+                if status == "issued":
+                    r = remaining(adv.trajectory, now_s)
+                    if r is not None:
+                        out.append(r)
         for lf in flights:
             if lf.follows_plan:
                 r = remaining(lf.trajectory, now_s)
@@ -304,14 +309,28 @@ class LiveOps:
                                             self.horizon_s, now_s))
         return out
 
-    def tick(self, now_s: float, resolve: bool = True) -> TickResult:
-        """Sweep, predict, resolve (see module docstring, step 2)."""
-        import time as _time
-        t_start = _time.perf_counter()
+    def sweep(self, now_s: float) -> list:
+        """The conformance timers of every flight at once (silence, excursion limit,
+        end); returns the transitions (already applied)."""
         with self._lock:
             events = self.monitor.sweep(now_s)
             for ev in events:
                 self._check_and_apply(ev)
+            return events
+
+    def tick(self, now_s: float, resolve: bool = True) -> TickResult:
+        """Sweep, then predict and resolve (see module docstring, step 2)."""
+        events = self.sweep(now_s)
+        res = self.predict_and_resolve(now_s, resolve)
+        res.transitions = events
+        return res
+
+    def predict_and_resolve(self, now_s: float, resolve: bool = True) -> TickResult:
+        """Tactical prediction of every drone and resolution of new losses."""
+        import time as _time
+        t_start = _time.perf_counter()
+        events: list = []
+        with self._lock:
             plan_ids, plan_trajs, booked_ids, booked_trajs = [], [], [], []
             m_ids, m_t, m_xyz, m_vel = [], [], [], []
             flights = {}

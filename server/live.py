@@ -124,7 +124,9 @@ class LiveHub:
 
     # ------------------------------------------------------------------ threads
     def start(self) -> None:
-        for name, fn in (("live-sweep", self._sweep_loop), ("live-persist", self._persist_loop),
+        for name, fn in (("live-sweep", self._sweep_loop),
+                         ("live-resolve", self._resolve_loop),
+                         ("live-persist", self._persist_loop),
                          ("live-work", self._work_loop)):
             th = threading.Thread(target=fn, name=name, daemon=True)
             th.start()
@@ -143,13 +145,22 @@ class LiveHub:
             pass
 
     def _sweep_loop(self) -> None:
+        """Conformance timers every ``tick_s``; never waits for a re-plan."""
+        self._every(lambda: self._commit(self.ops.sweep(self.clock())), "sweep")
+
+    def _resolve_loop(self) -> None:
+        """Prediction and resolution every ``tick_s`` (a slow round delays the next
+        one, never the sweep or the ingestion)."""
+        self._every(lambda: self.tick(self.clock(), sweep=False), "prediction")
+
+    def _every(self, fn, what) -> None:
         nxt = time.monotonic()
         while not self._stop.is_set():
             nxt += self.tick_s
             try:
-                self.tick(self.clock())
-            except Exception:  # noqa: BLE001 - the sweep must go on
-                log.exception("live sweep failed")
+                fn()
+            except Exception:  # noqa: BLE001 - the loop must go on
+                log.exception("live %s failed", what)
             delay = nxt - time.monotonic()
             if delay < 0:
                 nxt = time.monotonic()
@@ -277,8 +288,8 @@ class LiveHub:
                               acc_v_m=acc_v)
         return res.status, self._commit(res.transitions)
 
-    def tick(self, now_s: float):
-        res = self.ops.tick(now_s)
+    def tick(self, now_s: float, sweep: bool = True):
+        res = self.ops.tick(now_s) if sweep else self.ops.predict_and_resolve(now_s)
         self._commit(res.transitions)
         if res.advisories:
             self._publish("advisory", res.advisories)

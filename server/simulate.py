@@ -241,11 +241,24 @@ class Fleet:
                 out[k] = d.true_at(t_s)
         return out
 
-    def tick_reports(self, t_s: float):
-        """Record truth at ``t_s`` and return the reports to send:
-        ``(flight_ids, t, lon, lat, alt, vel (n, 3))``."""
+    def record_truth(self, t_s: float) -> np.ndarray:
+        """Append the true positions and airborne flags at ``t_s`` (the audit grid:
+        call it every ``step_s``)."""
         pos = self.true_positions(t_s)
         self.truth.append(pos)
+        shift = np.zeros(len(self.drones))
+        for k in self._faulty:
+            f = self.drones[k].fault
+            if f.kind == "late":
+                shift[k] = f.param
+        self.alive.append((self._start + shift <= t_s) & (t_s <= self._end + shift))
+        return pos
+
+    def tick_reports(self, t_s: float, mask=None, record: bool = True):
+        """Return the reports of the drones in ``mask`` (all: None) at ``t_s``:
+        ``(flight_ids, t, lon, lat, alt, vel (n, 3))``; with ``record``, the truth at
+        ``t_s`` is recorded first (:meth:`record_truth`)."""
+        pos = self.record_truth(t_s) if record else self.true_positions(t_s)
         shift = np.zeros(len(self.drones))
         stop = np.zeros(len(self.drones), bool)
         for k in self._faulty:
@@ -254,8 +267,9 @@ class Fleet:
                 shift[k] = f.param
             elif f.kind == "lost_link" and t_s >= f.onset_s:
                 stop[k] = True
-        self.alive.append((self._start + shift <= t_s) & (t_s <= self._end + shift))
         rep = (self._start - 5.0 <= t_s) & (t_s <= self._end + shift + 2.0) & ~stop
+        if mask is not None:
+            rep &= mask
         who = np.flatnonzero(rep)
         if not who.size:
             return [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, 3))
@@ -303,12 +317,13 @@ class Fleet:
             return [], []
         xyz = np.stack(self.truth, axis=1)            # (n, T, 3)
         valid = np.stack(self.alive, axis=1)
-        i, j, k, u, *_ = loss_arrays(xyz, valid, h_m, v_m)
+        i, j, k, u, hh, vv = loss_arrays(xyz, valid, h_m, v_m)
         out, clean = [], []
-        for a, b, kk, uu in zip(i.tolist(), j.tolist(), k.tolist(), u.tolist(),
-                                strict=True):
+        for a, b, kk, uu, h1, v1 in zip(i.tolist(), j.tolist(), k.tolist(), u.tolist(),
+                                        hh.tolist(), vv.tolist(), strict=True):
             da, db = self.drones[a], self.drones[b]
-            rec = (da.flight_id, db.flight_id, self.t0_s + (kk + uu) * self.step_s)
+            rec = (da.flight_id, db.flight_id, round(self.t0_s + (kk + uu) * self.step_s, 1),
+                   round(h1, 1), round(v1, 1))
             out.append(rec)
             if not (da.fault or db.fault or da.refused or db.refused):
                 clean.append(rec)
@@ -577,7 +592,7 @@ async def _run(cfg: SimConfig) -> dict:
     t_stop = t_start + cfg.duration_s
     assign_faults(drones, cfg.fault_share, rng, window=(t_start + 5.0, t_stop - 8.0))
     fleet = Fleet(drones, frame, rng, cfg.noise_h_m, cfg.noise_v_m, t0_s=t_start,
-                  step_s=1.0 / cfg.rate_hz)
+                  step_s=0.5 / cfg.rate_hz)
     op_of = {d.flight_id: d.operator for d in drones}
 
     # ---------------------------------------------------------------- streams
@@ -634,8 +649,12 @@ async def _run(cfg: SimConfig) -> dict:
 
     next_id = [1]
 
-    def send(t_s):
-        ids, t, lon, lat, alt, vel = fleet.tick_reports(t_s)
+    n_slots = 10          # drones report spread over the second, as real ones do
+    slot_of = np.arange(len(drones)) % n_slots
+
+    def send(t_s, j):
+        ids, t, lon, lat, alt, vel = fleet.tick_reports(t_s, slot_of == j,
+                                                        record=j in (0, n_slots // 2))
         by_op: dict = {}
         for q, fid in enumerate(ids):
             by_op.setdefault(op_of[fid], []).append(q)
@@ -704,12 +723,14 @@ async def _run(cfg: SimConfig) -> dict:
     t_next = t_start
     late = 0
     while t_next <= t_stop:
-        delay = t_next - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif delay < -step:
-            late += 1
-        send(t_next)
+        for j in range(n_slots):
+            t_sub = t_next + j * step / n_slots
+            delay = t_sub - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -step:
+                late += 1
+            send(t_sub, j)
         t_next += step
     await asyncio.sleep(2.0)           # the last acks
     for k in queues:
@@ -737,7 +758,7 @@ async def _run(cfg: SimConfig) -> dict:
         r = zone_state["radius_m"]
         xyz = np.stack(fleet.truth, axis=1)
         al = np.stack(fleet.alive, axis=1)
-        ts = t_start + np.arange(xyz.shape[1]) * step
+        ts = t_start + np.arange(xyz.shape[1]) * fleet.step_s
         tz = zone_state["t"]
         for k, d in enumerate(drones):
             if d.fault is not None or d.refused:
