@@ -3,6 +3,7 @@
     python benchmarks/bench_service.py [--drones 1000] [--concurrency 16 64]
                                        [--duration 30] [--trivial-s 8] [--operators 8]
                                        [--seed 0] [--json] [--out-json FILE]
+                                       [--no-before]
 
 For each concurrency level, in one run: a fresh server (``python -m skytwin.server serve`` in a
 subprocess on a free loopback port, bundled Helsinki city, a temporary SQLite store and a
@@ -14,7 +15,17 @@ threads, the default), then
    concurrency): ``GetTwinInfo`` (authenticated, answered on the event loop) and the
    gRPC health ``Check`` (no interceptors' work beyond the pass-through);
 2. the load test (:func:`server.loadtest.run_loadtest`) with ``--drones`` simulated
-   drones for ``--duration`` seconds, with its post-run checks.
+   drones for ``--duration`` seconds, with its post-run checks; each SubmitFlight books
+   the PlanRoute preview by its ``plan_id`` (issue 14: plan once, book that plan);
+3. unless ``--no-before``: on another fresh server, the same load test with the client
+   of before issue 14 (SubmitFlight sends the route only, the server plans it again),
+   reported under ``before`` in the same level, for the side-by-side comparison.
+
+JSON (``--json``): one object; ``levels`` is a list, one entry per concurrency level in
+the order given, each with ``concurrency``, ``plan_ok_per_s``, ``plan_p99_ms``,
+``submit_ok_per_s``, ``submit_p99_ms``, ``checks`` (``"PASS"``/``"FAIL"``: every
+post-run check of the load test passed), ``check_results`` (each check's verdict), the
+full figures, and ``before`` (the same headline keys for the route-only client).
 
 Reported: sustained PlanRoute and SubmitFlight rates (calls/s, and OK/s) with p50/p99,
 their ratio to the trivial RPC's rate, and the CPU the server process and the client
@@ -140,6 +151,32 @@ def _idle_probe(target, reg_tok) -> dict:
     return out
 
 
+def _headline(plan, sub, ok) -> dict:
+    return {"plan_ok_per_s": plan.get("ok_per_s", 0.0), "plan_p99_ms": plan.get("p99_ms"),
+            "submit_ok_per_s": sub.get("ok_per_s", 0.0),
+            "submit_calls_per_s": sub.get("calls_per_s", 0.0),
+            "submit_p50_ms": sub.get("p50_ms"), "submit_p99_ms": sub.get("p99_ms"),
+            "checks": "PASS" if ok else "FAIL"}
+
+
+def bench_before(concurrency, args, tmp: Path) -> dict:
+    """The load test on a fresh server with the route-only client (before issue 14)."""
+    tokens = tmp / "tokens.toml"
+    _tokens(tokens, args.operators)
+    server = Server(tmp, tokens)
+    try:
+        cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
+                         duration_s=args.duration, operators=args.operators, tokens=tokens,
+                         seed=args.seed, book_plan=False)
+        load = _phase(server, lambda: run_loadtest(cfg))
+    finally:
+        server.close()
+    r = load["rpcs"]
+    return dict(_headline(r.get("PlanRoute", {}), r.get("SubmitFlight", {}), load["ok"]),
+                check_results={k: v["ok"] for k, v in load["checks"].items()},
+                flights=load["flights"], load_cpu=load["cpu"])
+
+
 def bench_level(concurrency, args, tmp: Path) -> dict:
     tokens = tmp / "tokens.toml"
     op_tok, reg_tok = _tokens(tokens, args.operators)
@@ -160,14 +197,15 @@ def bench_level(concurrency, args, tmp: Path) -> dict:
     plan, sub = r.get("PlanRoute", {}), r.get("SubmitFlight", {})
     ceiling = info["ok_per_s"]
     return {
-        "concurrency": concurrency, "server_start_s": round(server.start_s, 2),
+        "concurrency": concurrency, **_headline(plan, sub, load["ok"]),
+        "server_start_s": round(server.start_s, 2),
         "trivial": {"GetTwinInfo": info, "Check": health},
         "plan": plan, "submit": sub,
         "plan_ratio": round(plan.get("calls_per_s", 0) / ceiling, 5),
         "submit_ratio": round(sub.get("calls_per_s", 0) / ceiling, 5),
         "all_calls_per_s": round(load["requests"] / load["elapsed_s"], 2),
         "flights": load["flights"], "zone": load["zone"], "errors": load["errors_by_code"],
-        "checks": {k: v["ok"] for k, v in load["checks"].items()},
+        "check_results": {k: v["ok"] for k, v in load["checks"].items()},
         "check_detail": {k: {kk: vv for kk, vv in v.items() if kk.endswith("_s") or
                              kk in ("flights", "accepted_before_the_zone")}
                          for k, v in load["checks"].items()},
@@ -201,14 +239,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--out-json", default=None, help="also write the JSON object here")
+    ap.add_argument("--no-before", action="store_true",
+                    help="skip the route-only (before issue 14) run of each level")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()
     out = []
     for c in args.concurrency:
         with tempfile.TemporaryDirectory() as tmp:
             out.append(bench_level(c, args, Path(tmp)))
+        if not args.no_before:
+            with tempfile.TemporaryDirectory() as tmp:
+                out[-1]["before"] = bench_before(c, args, Path(tmp))
         if not args.json:
-            print(f"concurrency {c} done: {json.dumps(out[-1]['checks'])}", file=sys.stderr)
+            print(f"concurrency {c} done: {json.dumps(out[-1]['check_results'])}",
+                  file=sys.stderr)
     res = {"drones": args.drones, "duration_s": args.duration, "operators": args.operators,
            "cores": os.cpu_count(), "loadavg_before": load0, "loadavg_after":
            os.getloadavg(), "levels": out}
@@ -233,6 +277,14 @@ def main(argv=None) -> int:
                 print(f"c={d['concurrency']}: trivial {name}: {t['ok_per_s']:.0f}/s, p50 "
                       f"{t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, cores server/client "
                       f"{t['cpu']['server_cores']:.2f}/{t['cpu']['client_cores']:.2f}")
+        for d in out:
+            b = d.get("before")
+            if b:
+                print(f"c={d['concurrency']}: SubmitFlight OK/s {d['submit_ok_per_s']:.1f} "
+                      f"(p99 {d['submit_p99_ms']:.0f} ms) booking the plan_id vs "
+                      f"{b['submit_ok_per_s']:.1f} (p99 {b['submit_p99_ms']:.0f} ms) route "
+                      f"only; PlanRoute OK/s {d['plan_ok_per_s']:.1f} vs "
+                      f"{b['plan_ok_per_s']:.1f}; checks {d['checks']} / {b['checks']}")
     return 0 if all(d["ok"] for d in out) else 1
 
 

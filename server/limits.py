@@ -108,6 +108,9 @@ class Limits:
     keep_workspace_voxels: int
     large_search_slots: int
     rss_cap_mb: float
+    plan_hold_s: float
+    max_held_plans: int
+    max_held_plans_per_operator: int
 
     def as_dict(self) -> dict:
         """``{name: value}`` of every limit."""

@@ -20,7 +20,9 @@ The load test is an ordinary client: everything it knows comes through the publi
   token file, round robin when there are fewer tokens than operators) and is based at
   hub ``i % hubs``. A delivery is: PlanRoute (preview) from the hub to a random point of
   the twin, departing within ``spread_s`` from now; then SubmitFlight with a fresh
-  request id (sometimes sent twice at once: a retry racing its original); sometimes a
+  request id, booking the previewed plan by its ``plan_id`` (with the same ``route``, so
+  that an expired handle falls back to planning; ``book_plan=False`` sends the route
+  only, the behaviour before issue 14, which plans every delivery twice) (sometimes sent twice at once: a retry racing its original); sometimes a
   sequential retry of the same request id (must be ``replayed`` with the same flight
   id); sometimes a cancellation of the flight just booked. A regulator creates one
   no-fly circle at half time on a hub-to-destination corridor (CreateZone), and
@@ -195,6 +197,9 @@ class LoadConfig:
     keep : bool
         Leave the run's flights and zone in the server (default: cancel and delete them
         after the checks).
+    book_plan : bool
+        Book the PlanRoute preview by its ``plan_id`` (default); False: SubmitFlight
+        with the route only (the server plans again).
     """
 
     target: str
@@ -215,6 +220,7 @@ class LoadConfig:
     zone_radius_m: float = 60.0
     allow_remote: bool = False
     keep: bool = False
+    book_plan: bool = True
 
     def validate(self) -> None:
         """Raise ValueError naming the first out-of-range field."""
@@ -377,6 +383,8 @@ class _Run:
     idempotency_problems: list = field(default_factory=list)
     dup_rejected: list = field(default_factory=list)  # a racing retry refused, original booked
     goals: list = field(default_factory=list)         # (hub, lon, lat) of planned routes
+    plan_handles: int = 0                             # submits sent with a plan_id
+    replanned: int = 0                                # ... answered replanned=true
     zone: dict = field(default_factory=dict)
     watch: list = field(default_factory=list)
 
@@ -466,15 +474,18 @@ class _LoadTest:
                                  goal=apb.LonLat(lon_deg=goal[0], lat_deg=goal[1]),
                                  departure_time=_ts(dep), max_delay=Duration(seconds=600))
         flights = c.stub(w, "flights")
-        _, code, _ = await c.call(self.stats, "PlanRoute", flights.PlanRoute,
-                                     fpb.PlanRouteRequest(route=route), token)
+        pr, code, _ = await c.call(self.stats, "PlanRoute", flights.PlanRoute,
+                                      fpb.PlanRouteRequest(route=route), token)
         if code != "OK" or self.stop.is_set():
             return
+        plan_id = pr.plan_id if cfg.book_plan else ""
         self.state.goals.append((drone.hub, goal[0], goal[1]))
         drone.trips += 1
         rid = f"{self.run_id}-d{drone.index}-{drone.trips}"
         key = (op_id, rid)
-        req = fpb.SubmitFlightRequest(request_id=rid, route=route)
+        req = fpb.SubmitFlightRequest(request_id=rid, route=route, plan_id=plan_id)
+        if plan_id:
+            self.state.plan_handles += 1
         dup = rng.random() < cfg.p_dup
         retry = rng.random() < cfg.p_retry
         cancel = rng.random() < cfg.p_cancel
@@ -485,6 +496,7 @@ class _LoadTest:
         results = [r for r in results if r[1] != "NOT_SENT"]
         n = len(results)
         oks = [r for r, code, _ in results if code == "OK"]
+        self.state.replanned += sum(bool(r.replanned) for r in oks if not r.replayed)
         for r in oks:
             self._note_booking(key, r)
         if dup and oks and len(oks) < n:
@@ -900,7 +912,9 @@ class _LoadTest:
             "failures": failures,
             "flights": {"booked": len(st.bookings), "cancelled": len(st.cancelled),
                         "racing_retry_refused": len(st.dup_rejected),
-                        "racing_retry_refused_samples": st.dup_rejected[:5]},
+                        "racing_retry_refused_samples": st.dup_rejected[:5],
+                        "booked_by_plan_id": st.plan_handles,
+                        "replanned": st.replanned},
             "zone": zone,
             "watch": [{"role": w["role"], "events": dict(w["events"]),
                        "zone_seen": w["zone_seen_s"] is not None, "end": w["end"]}

@@ -76,6 +76,16 @@ number of zones). The final conflict check (:func:`planner.verify.verify` with
 ``focus``) costs in proportion to the new flight's own duration, so a long flight
 already booked cannot make later bookings slow under the booking lock.
 
+Plan once, book that plan (issue 14). An operator's PlanRoute preview is held in a
+:class:`server.plans.PlanCache` under a ``plan_id`` (held ``plan_hold_s``, bounded
+count, bound to the operator and to the request message); SubmitFlight with that id
+skips planning and books the held trajectory: the critical section above (place
+against the flights accepted *now*, validator with the zones active now, verifier
+against the flights near it) is exactly what can have changed since the preview (the
+twin is immutable). It re-plans only when it must: a zone created or changed since
+the plan makes the final checks fail (``_zone_gen`` counts zone changes), or the
+handle expired and the request carries its route. See :mod:`server.plans`.
+
 Idempotency. A request id is bound to its request: the servicer passes a digest of the
 request message (SHA-256 of its deterministic serialisation), stored with the flight.
 A retry with the same id and the same request replays the booked flight; the same id
@@ -280,6 +290,10 @@ class ServiceCore:
             layer_shifts=(0,), min_cruise_m=g_lo, max_cruise_m=g_hi + self.ceiling_agl_m)
         self.index = AcceptedIndex(self.sep, self.deconflict_options)
         self._info = None
+        from skytwin.server.plans import PlanCache
+        self.plans = PlanCache(self.limits.plan_hold_s, self.limits.max_held_plans,
+                               self.limits.max_held_plans_per_operator, clock=clock)
+        self._zone_gen = 0          # zone changes so far (held plans record it)
         self._book = threading.Lock()
         self._pending: dict = {}  # (operator_id, request_id) -> Event of the running submit
         self._owner: dict = {}    # flight id -> operator id, for every reserved flight
@@ -514,6 +528,7 @@ class ServiceCore:
             LocalZone(zone, self.twin.frame)  # validate projection before persisting
             self.store.put_zone(zone, caller.name, self.clock())
             self.zones.replace(zone)
+            self._zone_gen += 1
             affected = self.affected_flights(zone)
             self._publish("zone_updated" if exists else "zone_added", caller.name,
                           self._zone_bbox(zone.id), zone=zone, affected=affected,
@@ -533,6 +548,7 @@ class ServiceCore:
             bbox = self._zone_bbox(zone_id)
             self.store.delete_zone(zone_id, caller.name, self.clock())
             self.zones.remove(zone_id)
+            self._zone_gen += 1
             self._publish("zone_removed", caller.name, bbox, zone=zone)
         return zone
 
@@ -608,6 +624,16 @@ class ServiceCore:
                              f"of {mx:g} s; fly faster or split the flight")
         return route
 
+    def hold_plan(self, caller: Caller, route_digest: str, req, meta: dict, route):
+        """Hold ``route`` (just planned for ``req``) for ``caller``'s SubmitFlight;
+        the :class:`server.plans.HeldPlan`, or ``None`` for a caller that cannot book.
+
+        ``route_digest`` identifies the ``RouteRequest`` message it was planned for."""
+        if caller.role != OPERATOR or not caller.operator_id:
+            return None
+        return self.plans.put(caller.operator_id, route_digest, req, meta, route,
+                              self._zone_gen)
+
     def _check_duration_bound(self, req):
         """Refuse before planning a flight that cannot be short enough: it lasts at
         least straight distance / cruise speed."""
@@ -645,10 +671,10 @@ class ServiceCore:
         if deadline_s is not None and time.monotonic() >= deadline_s:
             raise DeadlineError(f"deadline exceeded before {what}; nothing was booked")
 
-    def _trajectory(self, route, req_meta):
+    def _trajectory(self, route, req_meta, flight_id=None):
         from skytwin.planner.trajectory import Trajectory
         tr = route.trajectory
-        return Trajectory(tr.flight_id, tr.xyz_m, tr.t_s, priority=req_meta["priority"],
+        return Trajectory(flight_id or tr.flight_id, tr.xyz_m, tr.t_s, priority=req_meta["priority"],
                           max_delay_s=req_meta["max_delay_s"],
                           meta={"speeds": req_meta["speeds"]})
 
@@ -773,12 +799,18 @@ class ServiceCore:
         return out
 
     def submit_flight(self, caller: Caller, request_id: str, req, meta: dict,
-                      deadline_s: float | None = None, digest: str | None = None):
+                      deadline_s: float | None = None, digest: str | None = None, *,
+                      plan_id: str | None = None, route_digest: str | None = None,
+                      info: dict | None = None):
         """Plan, place, check and persist one flight; ``(FlightRecord, replayed)``.
 
         ``req`` is a :class:`planner.route.RouteRequest` (its ``flight_id`` is replaced);
         ``meta`` holds ``priority``, ``max_delay_s`` and ``speeds`` (a dict);
         ``digest`` identifies the request (a retry must carry the same one).
+        ``plan_id`` books a held plan (:meth:`hold_plan`) instead of planning; ``req``
+        and ``meta`` may then be ``None`` (the plan's are used) or must come with
+        ``route_digest`` equal to the plan's. ``info``, when given, receives
+        ``replanned`` (bool) and ``plan_used`` (bool).
         """
         self._require_operator(caller)
         if not request_id:
@@ -805,7 +837,8 @@ class ServiceCore:
                 return old, True
             # the original failed: try ourselves
         try:
-            return self._submit_once(caller, request_id, req, meta, deadline_s, digest)
+            return self._submit_once(caller, request_id, req, meta, deadline_s, digest,
+                                     plan_id, route_digest, info)
         except BookingRejectedError as exc:
             raise self._redacted(exc, caller) from None
         finally:
@@ -813,24 +846,76 @@ class ServiceCore:
                 self._pending.pop(key, None)
             mine.set()
 
-    def _submit_once(self, caller, request_id, req, meta, deadline_s, digest=None):
+    def _take_plan(self, caller, plan_id, req, route_digest):
+        """The held plan ``plan_id`` of ``caller`` or ``None`` (expired, with ``req``
+        to plan instead); errors for another operator's plan, a different request, or
+        an expired plan without a request."""
+        from skytwin.server.plans import PlanExpiredError
+        try:
+            hp = self.plans.take(plan_id, caller.operator_id,
+                                 route_digest if req is not None else None)
+        except ValueError:
+            raise LimitError(f"route differs from the request plan "
+                             f"{echo(plan_id, self.limits.echo_chars)} was made for; send "
+                             "the same route or leave it unset") from None
+        except PermissionError:
+            raise NotOwnerError(f"plan {echo(plan_id, self.limits.echo_chars)} was made "
+                                "by another operator") from None
+        except PlanExpiredError:
+            if req is None:
+                raise BookingRejectedError(
+                    f"plan {echo(plan_id, self.limits.echo_chars)} is unknown or expired "
+                    f"(plans are held {self.limits.plan_hold_s:g} s and booked once); "
+                    "plan again or send the route with the plan_id") from None
+            return None
+        return hp
+
+    def _submit_once(self, caller, request_id, req, meta, deadline_s, digest=None,
+                     plan_id=None, route_digest=None, info=None):
         from dataclasses import replace
+        info = {} if info is None else info
+        info.update(replanned=False, plan_used=False)
         self._check_deadline(deadline_s, "planning")
+        hp = None
+        if plan_id:
+            hp = self._take_plan(caller, plan_id, req, route_digest)
+            if hp is None:
+                info["replanned"] = True
+            else:
+                req, meta = hp.req, hp.meta
+        elif req is None:
+            raise ValueError("route is required (or a plan_id from PlanRoute)")
         self._check_departure(req)
         req = replace(req, flight_id=self._new_id())
         meta = dict(meta, **_request_meta(req))
-        route = self.plan(req)
-        traj = self._trajectory(route, meta)
+        route = hp.route if hp is not None else self.plan(req)
+        traj = self._trajectory(route, meta, req.flight_id)
         self._check_deadline(deadline_s, "booking")
-        with self._book:                     # reserve: place, check, hold the slot
-            old = self._replay(self.store.find_request(caller.operator_id, request_id),
-                               request_id, digest)
-            if old is not None:
-                return old, True
-            p = self._place_checked(traj, req.speeds)
+        while True:
+            with self._book:                 # reserve: place, check, hold the slot
+                old = self._replay(self.store.find_request(caller.operator_id,
+                                                           request_id), request_id, digest)
+                if old is not None:
+                    return old, True
+                try:
+                    p = self._place_checked(traj, req.speeds)
+                except BookingRejectedError as exc:
+                    # the held plan may only have failed because a zone changed since
+                    # it was made: plan again (once), outside the lock
+                    if hp is None or self._zone_gen == hp.zone_generation \
+                            or "no-fly volume" not in exc.reason:
+                        raise
+                    p = None
+                if p is not None:
+                    self._check_deadline(deadline_s, "booking")
+                    self.index.accept(p.trajectory)
+                    self._owner[p.trajectory.flight_id] = caller.operator_id
+                    break
+            hp = None
+            info["replanned"] = True
+            traj = self._trajectory(self.plan(req), meta, req.flight_id)
             self._check_deadline(deadline_s, "booking")
-            self.index.accept(p.trajectory)
-            self._owner[p.trajectory.flight_id] = caller.operator_id
+        info["plan_used"] = not info["replanned"]
         fid = p.trajectory.flight_id
         try:                                 # persist outside the lock (group commit)
             rec = self.store.add_flight(self._record(caller, request_id, p, req, meta,

@@ -17,7 +17,7 @@ from skytwin.server.services._base import Base
 from skytwin.v1 import flights_pb2 as pb
 from skytwin.v1 import flights_pb2_grpc as rpc
 
-__all__ = ["FlightServicer", "request_digest"]
+__all__ = ["FlightServicer", "request_digest", "route_digest"]
 
 
 def request_digest(msg) -> str:
@@ -29,28 +29,45 @@ def request_digest(msg) -> str:
     return hashlib.sha256(m.SerializeToString(deterministic=True)).hexdigest()
 
 
+def route_digest(route) -> str:
+    """SHA-256 hex of a ``RouteRequest`` message (binds a held plan to its request)."""
+    return hashlib.sha256(route.SerializeToString(deterministic=True)).hexdigest()
+
+
 class FlightServicer(Base, rpc.FlightServiceServicer):
     def _request(self, msg, where="route"):
         return convert.route_request_from_proto(msg, self.core.clock(), self.core.ceiling_agl_m,
                                                 self.core.limits, where)
 
     async def PlanRoute(self, request, context):
-        current_caller()
-        req, _ = self._request(request.route)
+        caller = current_caller()
+        req, meta = self._request(request.route)
         route = await self.run_in(context, self.core.limits.deadline_plan_s, self.core.plan,
                                   req)
-        return pb.PlanRouteResponse(route=convert.route_to_proto(route))
+        out = pb.PlanRouteResponse(route=convert.route_to_proto(route))
+        held = self.core.hold_plan(caller, route_digest(request.route), req, meta, route)
+        if held is not None:     # operators: a handle for SubmitFlight (server.plans)
+            out.plan_id = held.plan_id
+            out.plan_expire_time.FromNanoseconds(int(held.expires_unix_s * 1e9))
+        return out
 
     async def SubmitFlight(self, request, context):
         caller = current_caller()
         lim = self.core.limits
         check_id(lim, "request_id", request.request_id)
-        req, meta = self._request(request.route)
+        check_id(lim, "plan_id", request.plan_id, required=False)
+        req = meta = digest_route = None
+        if request.HasField("route") or not request.plan_id:
+            req, meta = self._request(request.route)
+            digest_route = route_digest(request.route)
+        info: dict = {}
         rec, replayed = await self.run_in(
             context, lim.deadline_plan_s, self.core.submit_flight, caller,
             request.request_id, req, meta, self.deadline_s(context, lim.deadline_plan_s),
-            request_digest(request))
-        return pb.SubmitFlightResponse(flight=convert.flight_to_proto(rec), replayed=replayed)
+            request_digest(request), plan_id=request.plan_id or None,
+            route_digest=digest_route, info=info)
+        return pb.SubmitFlightResponse(flight=convert.flight_to_proto(rec), replayed=replayed,
+                                       replanned=bool(info.get("replanned")))
 
     async def SubmitBatch(self, request, context):
         caller = current_caller()

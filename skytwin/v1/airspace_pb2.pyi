@@ -48,7 +48,7 @@ class LonLatBox(_message.Message):
     def __init__(self, min_lon_deg: _Optional[float] = ..., min_lat_deg: _Optional[float] = ..., max_lon_deg: _Optional[float] = ..., max_lat_deg: _Optional[float] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_flight_duration_s", "min_cruise_speed_mps", "max_cruise_speed_mps", "min_vertical_speed_mps", "max_vertical_speed_mps", "max_departure_ahead_s", "past_departure_s", "max_delay_s", "max_priority", "max_id_chars", "max_text_chars", "max_grid_code_chars", "echo_chars", "max_polygon_vertices", "max_radius_m", "max_abs_altitude_m", "max_zones", "max_ed269_bytes", "max_json_depth", "max_batch", "max_page_size", "max_query_clearance_m", "max_query_cells", "max_blocked_codes", "max_query_zones", "max_solve_s", "deadline_fast_s", "deadline_plan_s", "deadline_batch_s", "max_waiting_plan", "max_waiting_fast", "max_waiting_query", "max_watchers", "keep_workspace_voxels", "large_search_slots", "rss_cap_mb", "max_queue_wait_s")
+    __slots__ = ("max_flight_duration_s", "min_cruise_speed_mps", "max_cruise_speed_mps", "min_vertical_speed_mps", "max_vertical_speed_mps", "max_departure_ahead_s", "past_departure_s", "max_delay_s", "max_priority", "max_id_chars", "max_text_chars", "max_grid_code_chars", "echo_chars", "max_polygon_vertices", "max_radius_m", "max_abs_altitude_m", "max_zones", "max_ed269_bytes", "max_json_depth", "max_batch", "max_page_size", "max_query_clearance_m", "max_query_cells", "max_blocked_codes", "max_query_zones", "max_solve_s", "deadline_fast_s", "deadline_plan_s", "deadline_batch_s", "max_waiting_plan", "max_waiting_fast", "max_waiting_query", "max_watchers", "keep_workspace_voxels", "large_search_slots", "rss_cap_mb", "max_queue_wait_s", "plan_hold_s", "max_held_plans", "max_held_plans_per_operator")
     MAX_FLIGHT_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     MIN_CRUISE_SPEED_MPS_FIELD_NUMBER: _ClassVar[int]
     MAX_CRUISE_SPEED_MPS_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,9 @@ class Limits(_message.Message):
     LARGE_SEARCH_SLOTS_FIELD_NUMBER: _ClassVar[int]
     RSS_CAP_MB_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HOLD_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_HELD_PLANS_FIELD_NUMBER: _ClassVar[int]
+    MAX_HELD_PLANS_PER_OPERATOR_FIELD_NUMBER: _ClassVar[int]
     max_flight_duration_s: float
     min_cruise_speed_mps: float
     max_cruise_speed_mps: float
@@ -123,7 +126,10 @@ class Limits(_message.Message):
     large_search_slots: int
     rss_cap_mb: float
     max_queue_wait_s: float
-    def __init__(self, max_flight_duration_s: _Optional[float] = ..., min_cruise_speed_mps: _Optional[float] = ..., max_cruise_speed_mps: _Optional[float] = ..., min_vertical_speed_mps: _Optional[float] = ..., max_vertical_speed_mps: _Optional[float] = ..., max_departure_ahead_s: _Optional[float] = ..., past_departure_s: _Optional[float] = ..., max_delay_s: _Optional[float] = ..., max_priority: _Optional[float] = ..., max_id_chars: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_grid_code_chars: _Optional[int] = ..., echo_chars: _Optional[int] = ..., max_polygon_vertices: _Optional[int] = ..., max_radius_m: _Optional[float] = ..., max_abs_altitude_m: _Optional[float] = ..., max_zones: _Optional[int] = ..., max_ed269_bytes: _Optional[int] = ..., max_json_depth: _Optional[int] = ..., max_batch: _Optional[int] = ..., max_page_size: _Optional[int] = ..., max_query_clearance_m: _Optional[float] = ..., max_query_cells: _Optional[int] = ..., max_blocked_codes: _Optional[int] = ..., max_query_zones: _Optional[int] = ..., max_solve_s: _Optional[float] = ..., deadline_fast_s: _Optional[float] = ..., deadline_plan_s: _Optional[float] = ..., deadline_batch_s: _Optional[float] = ..., max_waiting_plan: _Optional[int] = ..., max_waiting_fast: _Optional[int] = ..., max_waiting_query: _Optional[int] = ..., max_watchers: _Optional[int] = ..., keep_workspace_voxels: _Optional[int] = ..., large_search_slots: _Optional[int] = ..., rss_cap_mb: _Optional[float] = ..., max_queue_wait_s: _Optional[float] = ...) -> None: ...
+    plan_hold_s: float
+    max_held_plans: int
+    max_held_plans_per_operator: int
+    def __init__(self, max_flight_duration_s: _Optional[float] = ..., min_cruise_speed_mps: _Optional[float] = ..., max_cruise_speed_mps: _Optional[float] = ..., min_vertical_speed_mps: _Optional[float] = ..., max_vertical_speed_mps: _Optional[float] = ..., max_departure_ahead_s: _Optional[float] = ..., past_departure_s: _Optional[float] = ..., max_delay_s: _Optional[float] = ..., max_priority: _Optional[float] = ..., max_id_chars: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_grid_code_chars: _Optional[int] = ..., echo_chars: _Optional[int] = ..., max_polygon_vertices: _Optional[int] = ..., max_radius_m: _Optional[float] = ..., max_abs_altitude_m: _Optional[float] = ..., max_zones: _Optional[int] = ..., max_ed269_bytes: _Optional[int] = ..., max_json_depth: _Optional[int] = ..., max_batch: _Optional[int] = ..., max_page_size: _Optional[int] = ..., max_query_clearance_m: _Optional[float] = ..., max_query_cells: _Optional[int] = ..., max_blocked_codes: _Optional[int] = ..., max_query_zones: _Optional[int] = ..., max_solve_s: _Optional[float] = ..., deadline_fast_s: _Optional[float] = ..., deadline_plan_s: _Optional[float] = ..., deadline_batch_s: _Optional[float] = ..., max_waiting_plan: _Optional[int] = ..., max_waiting_fast: _Optional[int] = ..., max_waiting_query: _Optional[int] = ..., max_watchers: _Optional[int] = ..., keep_workspace_voxels: _Optional[int] = ..., large_search_slots: _Optional[int] = ..., rss_cap_mb: _Optional[float] = ..., max_queue_wait_s: _Optional[float] = ..., plan_hold_s: _Optional[float] = ..., max_held_plans: _Optional[int] = ..., max_held_plans_per_operator: _Optional[int] = ...) -> None: ...
 
 class GetTwinInfoRequest(_message.Message):
     __slots__ = ()

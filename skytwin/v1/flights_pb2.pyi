@@ -112,26 +112,34 @@ class PlanRouteRequest(_message.Message):
     def __init__(self, route: _Optional[_Union[RouteRequest, _Mapping]] = ...) -> None: ...
 
 class PlanRouteResponse(_message.Message):
-    __slots__ = ("route",)
+    __slots__ = ("route", "plan_id", "plan_expire_time")
     ROUTE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     route: Route
-    def __init__(self, route: _Optional[_Union[Route, _Mapping]] = ...) -> None: ...
+    plan_id: str
+    plan_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, route: _Optional[_Union[Route, _Mapping]] = ..., plan_id: _Optional[str] = ..., plan_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitFlightRequest(_message.Message):
-    __slots__ = ("request_id", "route")
+    __slots__ = ("request_id", "route", "plan_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     route: RouteRequest
-    def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[RouteRequest, _Mapping]] = ...) -> None: ...
+    plan_id: str
+    def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[RouteRequest, _Mapping]] = ..., plan_id: _Optional[str] = ...) -> None: ...
 
 class SubmitFlightResponse(_message.Message):
-    __slots__ = ("flight", "replayed")
+    __slots__ = ("flight", "replayed", "replanned")
     FLIGHT_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    REPLANNED_FIELD_NUMBER: _ClassVar[int]
     flight: Flight
     replayed: bool
-    def __init__(self, flight: _Optional[_Union[Flight, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    replanned: bool
+    def __init__(self, flight: _Optional[_Union[Flight, _Mapping]] = ..., replayed: _Optional[bool] = ..., replanned: _Optional[bool] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("request_id", "routes", "max_solve_s")
