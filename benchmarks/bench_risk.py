@@ -11,9 +11,9 @@ skipped for every weight.
 Reported per city and weight, against w = 0 on the same pairs: mean and median
 reduction of people overflown (person·km per km², i.e. people in a 1 km strip), mean
 length increase, median search-time ratio, planning p99 [ms] and its ratio to w = 0's
-p99; plus the derived zones by category, and the number of route segments that enter
-a blocking derived zone (shapely on the zone polygons projected with a fresh pyproj
-transformer to the city's UTM zone, not the planner's code: must be 0).
+p99; plus the derived zones by category, and how many times a route crosses a blocking
+derived zone (shapely on the zone polygons projected with a fresh pyproj transformer to
+the city's UTM zone, not the planner's code: must be 0).
 
     python benchmarks/bench_risk.py                 # all cities, 40 pairs each
     python benchmarks/bench_risk.py --pairs 100 --weights 1,3,10 --json
@@ -59,7 +59,7 @@ DEPART_S = 1_800_000_000.0 + 3 * 3600.0   # a fixed time (mid-day in Europe)
 
 
 def independent_violations(route_lonlat, zones) -> int:
-    """Route segments entering a blocking zone, checked with shapely in UTM."""
+    """Blocking zones the route crosses, checked with shapely in UTM."""
     import pyproj
     from shapely.geometry import LineString, Polygon
     lon0, lat0 = route_lonlat[0]
@@ -181,7 +181,7 @@ def main(argv=None):
               f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['p99_ratio']:.2f} |")
     print()
     print("| city | buildings | derived (restricted / authorisation / altitude-limited / "
-          "warning) | blocking | people (day, est.) | segments entering a blocking zone |")
+          "warning) | blocking | people (day, est.) | routes crossing a blocking zone |")
     print("|---|---|---|---|---|---|")
     for m in metas:
         d = m["derived"]
