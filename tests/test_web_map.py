@@ -190,8 +190,9 @@ def test_map_draws_the_city_zones_and_flights(srv, stubs, page):
     # unknown-height buildings are drawn to the ceiling, in their own colour
     unknown = [k for k, b in enumerate(twin.buildings) if b.height_source == "unknown"]
     if unknown:
-        got = js(page, f"window.skytwin.deck.props.layers[1].props.data.find(d => d.n === "
-                       f"{unknown[0]})")
+        got = js(page, f"(d => ({{unknown: d.unknown, colour: d.colour, h: d.h}}))("
+                       f"window.skytwin.deck.props.layers[1].props.data.find(d => d.n === "
+                       f"{unknown[0]}))")
         assert got["unknown"] and got["colour"][:3] == [118, 118, 118]
         assert got["h"] == pytest.approx(twin.buildings[unknown[0]].top_m
                                          - min(twin.buildings[unknown[0]].base_m,

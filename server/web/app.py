@@ -159,6 +159,21 @@ async def _twin(request):
     return resp
 
 
+async def _district(request):
+    _caller(request)
+    core = request.app[CORE]
+    raw = request.query.get("bbox", "")
+    try:
+        box = [float(v) for v in raw.split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4:
+        raise ValueError("bbox must be west,south,east,north in degrees")
+    resp = web.json_response(await _run(views.buildings_in_box, core.twin, box))
+    resp.enable_compression()
+    return resp
+
+
 def _flights(core, caller, t_from_s) -> list:
     out, token = [], None
     while True:
@@ -286,6 +301,7 @@ def build_app(core, authenticator) -> web.Application:
     app.router.add_get("/static/{path:.+}", _static)
     app.router.add_get("/api/session", _session)
     app.router.add_get("/api/twin", _twin)
+    app.router.add_get("/api/buildings", _district)
     app.router.add_get("/api/state", _state_route)
     app.router.add_get("/api/point", _point)
     app.router.add_post("/api/zones", _create_zone)

@@ -7,14 +7,18 @@ and returns plain dicts and lists. Coordinates are WGS84 degrees rounded to 1e-7
 
 Buildings and level of detail
 -----------------------------
-:func:`buildings_payload` sends every building of the twin, never fewer: hiding an
-obstacle on a safety map is worse than drawing it coarsely. Detail goes down with the
-number of buildings instead: up to :data:`EXACT_MAX_BUILDINGS` footprints are sent as
-they are (exterior rings, holes dropped: the extrusion is a display, the twin keeps the
-exact geometry); above it each footprint becomes its minimum rotated rectangle, which
-contains the footprint (coarser, never thinner) and has 4 vertices, so the 10 km
-synthetic city draws as boxes. The payload is built once per twin (the twin is
-immutable) and cached.
+Nothing is ever dropped: hiding an obstacle on a safety map is worse than drawing it
+coarsely, so detail goes down by merging, never by omission. A twin of up to
+:data:`EXACT_MAX_BUILDINGS` buildings is sent whole, exact exterior rings (holes
+dropped: the extrusion is a display, the twin keeps the exact geometry). A larger one
+(the 10 km synthetic city: 100,000) is sent as *blocks* for the overview
+(:func:`buildings_payload` ``lod="blocks"``: one box per square tile, at most
+:data:`MAX_BLOCKS`, enclosing every footprint of the tile from the lowest base to the
+highest roof: coarser, never thinner), and the page asks for the exact buildings of
+the district it shows once zoomed in (:func:`buildings_in_box`; minimum rotated
+rectangles, which contain their footprints, if the district holds more than
+:data:`EXACT_MAX_BUILDINGS`). Payloads of the whole twin are built once per twin (it is
+immutable) and cached. Measured in benchmarks/RESULTS.md ("Web map").
 
 Unknown heights: a building with ``height_source == "unknown"`` has no height in the
 data; the twin blocks its column to the ceiling, and the map draws it to that height
@@ -30,11 +34,13 @@ import threading
 import numpy as np
 import shapely
 
-__all__ = ["EXACT_MAX_BUILDINGS", "buildings_payload", "change_json", "flight_json",
+__all__ = ["EXACT_MAX_BUILDINGS", "MAX_BLOCKS", "buildings_in_box", "buildings_payload", "change_json", "flight_json",
            "point_info", "zone_json", "zone_from_json"]
 
-#: above this many buildings, footprints are sent as minimum rotated rectangles
-EXACT_MAX_BUILDINGS = 20_000
+#: above this many buildings, the overview gets blocks and districts exact footprints
+EXACT_MAX_BUILDINGS = 5_000
+#: at most this many blocks in the overview of a large twin
+MAX_BLOCKS = 1_500
 
 _cache: dict = {}
 _cache_lock = threading.Lock()
@@ -48,28 +54,8 @@ def _r2(v) -> float:
     return round(float(v), 2)
 
 
-def buildings_payload(twin, lod: str = "auto") -> dict:
-    """Every building as flat arrays (see module docstring), cached per twin and lod.
-
-    Returns
-    -------
-    dict with ``lod`` ("exact" or "rect"), ``count`` (buildings), ``rings`` (list of
-    flat ``[lon, lat, lon, lat, ...]`` exterior rings, one or more per building),
-    ``ring_building`` (building index of each ring), ``base_m``, ``top_m``,
-    ``ground_m`` (per building, m AMSL), ``unknown`` (1 where the height is unknown),
-    ``ids`` and ``bounds`` (WGS84 box of the twin).
-    """
-    if lod == "auto":
-        lod = "exact" if len(twin.buildings) <= EXACT_MAX_BUILDINGS else "rect"
-    if lod not in ("exact", "rect"):
-        raise ValueError(f"lod must be 'auto', 'exact' or 'rect', got {lod!r}")
-    key = (id(twin), lod)
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-    geoms = twin.footprints
-    if lod == "rect":
-        geoms = shapely.oriented_envelope(geoms)
+def _payload(twin, idx, geoms, lod: str) -> dict:
+    """Flat arrays for buildings ``idx`` drawn as ``geoms`` (local frame)."""
     rings, owner = [], []
     for n, g in enumerate(geoms):
         parts = g.geoms if hasattr(g, "geoms") else [g]
@@ -86,9 +72,10 @@ def buildings_payload(twin, lod: str = "auto") -> dict:
     for xy in rings:
         out_rings.append(ll[at:at + len(xy)].ravel().tolist())
         at += len(xy)
-    b = twin.buildings
-    payload = {
-        "lod": lod, "count": len(b), "rings": out_rings, "ring_building": owner,
+    b = [twin.buildings[i] for i in idx]
+    return {
+        "lod": lod, "count": len(b), "buildings_total": len(twin.buildings),
+        "rings": out_rings, "ring_building": owner,
         "base_m": [_r2(min(x.base_m, x.ground_m)) for x in b],
         "top_m": [_r2(x.top_m) for x in b],
         "ground_m": [_r2(x.ground_m) for x in b],
@@ -96,9 +83,101 @@ def buildings_payload(twin, lod: str = "auto") -> dict:
         "ids": [str(x.id) for x in b],
         "bounds": [_r7(v) for v in twin.bounds_wgs84()],
     }
+
+
+def _blocks(twin, max_blocks: int) -> dict:
+    """Buildings merged per square tile: one box per occupied tile, enclosing every
+    footprint whose centre lies in it (box = their joint bounds), from the lowest base
+    to the highest roof (coarser, never thinner); grey when that roof is unknown."""
+    bounds = shapely.bounds(twin.footprints)               # (n, 4)
+    cx = 0.5 * (bounds[:, 0] + bounds[:, 2])
+    cy = 0.5 * (bounds[:, 1] + bounds[:, 3])
+    area = max((cx.max() - cx.min()) * (cy.max() - cy.min()), 1.0)
+    tile = max(50.0, math.sqrt(area / max_blocks))
+    key = np.floor((cx - cx.min()) / tile).astype(np.int64) * 1_000_000 + \
+        np.floor((cy - cy.min()) / tile).astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    ks, starts = np.unique(key[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    top, base = twin.bld_top_m, np.minimum(twin.bld_base_m, twin.bld_ground_m)
+    unknown = np.array([b.height_source == "unknown" for b in twin.buildings])
+    geoms, rows = [], []
+    for k, g in zip(ks, groups, strict=True):
+        x0, y0 = bounds[g, 0].min(), bounds[g, 1].min()
+        x1, y1 = bounds[g, 2].max(), bounds[g, 3].max()
+        geoms.append(shapely.box(x0, y0, x1, y1))
+        hi = g[np.argmax(top[g])]
+        rows.append((f"block:{int(k)}", float(base[g].min()), float(top[hi]),
+                     float(twin.bld_ground_m[g].min()), bool(unknown[hi]), len(g)))
+    p = _payload(twin, [], geoms, "blocks")
+    p.update(count=len(rows), tile_m=round(tile, 1), ids=[r[0] for r in rows],
+             base_m=[_r2(r[1]) for r in rows], top_m=[_r2(r[2]) for r in rows],
+             ground_m=[_r2(r[3]) for r in rows], unknown=[int(r[4]) for r in rows],
+             members=[r[5] for r in rows])
+    return p
+
+
+def buildings_payload(twin, lod: str = "auto") -> dict:
+    """Every building as flat arrays (see module docstring), cached per twin and lod.
+
+    ``lod``: ``"exact"`` footprints, ``"rect"`` minimum rotated rectangles, ``"blocks"``
+    one box per tile (at most :data:`MAX_BLOCKS`), ``"auto"``: exact up to
+    :data:`EXACT_MAX_BUILDINGS` buildings, else blocks (the page then asks for the
+    exact buildings of the district it shows, :func:`buildings_in_box`).
+
+    Returns
+    -------
+    dict with ``lod``, ``count`` (drawn objects), ``buildings_total``, ``rings`` (list
+    of flat ``[lon, lat, lon, lat, ...]`` exterior rings), ``ring_building`` (object
+    index of each ring), ``base_m``, ``top_m``, ``ground_m`` (m AMSL), ``unknown`` (1
+    where the height is unknown), ``ids`` and ``bounds`` (WGS84 box of the twin).
+    """
+    if lod == "auto":
+        lod = "exact" if len(twin.buildings) <= EXACT_MAX_BUILDINGS else "blocks"
+    if lod not in ("exact", "rect", "blocks"):
+        raise ValueError(f"lod must be 'auto', 'exact', 'rect' or 'blocks', got {lod!r}")
+    key = (id(twin), lod)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    n = len(twin.buildings)
+    if lod == "blocks" and n:
+        payload = _blocks(twin, MAX_BLOCKS)
+    else:
+        geoms = twin.footprints if lod == "exact" else shapely.oriented_envelope(
+            twin.footprints)
+        payload = _payload(twin, range(n), geoms, lod)
     with _cache_lock:
         _cache[key] = payload
     return payload
+
+
+def buildings_in_box(twin, box_deg, max_count: int = EXACT_MAX_BUILDINGS) -> dict:
+    """The buildings meeting a WGS84 box ``(w, s, e, n)``, exact footprints (minimum
+    rotated rectangles when more than ``max_count``, the nearest ``max_count`` to the
+    box centre when even more than 4 x that)."""
+    w, s_, e, n = (float(v) for v in box_deg)
+    if not (w < e and s_ < n):
+        raise ValueError(f"bbox must be west,south,east,north with west < east and "
+                         f"south < north, got {box_deg}")
+    lon = np.array([w, e, e, w])
+    lat = np.array([s_, s_, n, n])
+    x, y = twin.frame.to_local(lon, lat)
+    poly = shapely.Polygon(np.column_stack([x, y]))
+    idx = np.sort(np.asarray(twin.index.query(poly, predicate="intersects"), np.int64))
+    lod = "exact"
+    if len(idx) > 4 * max_count:
+        c = poly.centroid
+        d = shapely.distance(twin.footprints[idx], c)
+        idx = np.sort(idx[np.argsort(d)[:4 * max_count]])
+    if len(idx) > max_count:
+        lod = "rect"
+    geoms = twin.footprints[idx]
+    if lod == "rect":
+        geoms = shapely.oriented_envelope(geoms)
+    p = _payload(twin, idx.tolist(), geoms, lod)
+    p["bbox"] = [w, s_, e, n]
+    return p
 
 
 def _zone_ring(core, zone) -> list:

@@ -84,18 +84,48 @@
     const t = Math.max(0, Math.min(1, h / 60));
     return [Math.round(150 - 90 * t), Math.round(185 - 85 * t), Math.round(215 - 35 * t), 255];
   }
-  function prepareTwin(tw) {
-    const b = tw.buildings, polys = [];
+  function preparePolys(b) {
+    const polys = [];
     for (let r = 0; r < b.rings.length; r++) {
       const n = b.ring_building[r], ring = b.rings[r], base = b.base_m[n], xyz = [];
       for (let k = 0; k < ring.length; k += 2) xyz.push([ring[k], ring[k + 1], base]);
-      polys.push({ n: n, polygon: xyz, h: b.top_m[n] - base, unknown: b.unknown[n] === 1,
+      polys.push({ n: n, src: b, polygon: xyz, h: b.top_m[n] - base, unknown: b.unknown[n] === 1,
                    colour: b.unknown[n] === 1 ? [118, 118, 118, 255] : heightColour(b.top_m[n] - b.ground_m[n]) });
     }
-    const bb = b.bounds;
-    const gz = tw.ground_min_m;
-    return { raw: tw, polys: polys, count: b.count, bounds: bb,
+    return polys;
+  }
+  function prepareTwin(tw) {
+    const b = tw.buildings, bb = b.bounds, gz = tw.ground_min_m;
+    return { raw: tw, polys: preparePolys(b), count: b.buildings_total, lod: b.lod, bounds: bb,
+             detail: null,
              ground: [{ polygon: [[bb[0], bb[1], gz], [bb[2], bb[1], gz], [bb[2], bb[3], gz], [bb[0], bb[3], gz]] }] };
+  }
+  // level of detail (large twins): blocks in the overview, the district's own
+  // buildings once zoomed in (fetched for the view's box after the view settles)
+  const DETAIL_ZOOM = 15;
+  let detailTimer = null, detailSeq = 0;
+  function buildingPolys() {
+    if (twin.lod !== "blocks" || viewState.zoom < DETAIL_ZOOM || !twin.detail) return twin.polys;
+    return twin.detail.polys;
+  }
+  function viewChanged() {
+    if (twin.lod !== "blocks") return;
+    clearTimeout(detailTimer);
+    detailTimer = setTimeout(loadDetail, 250);
+  }
+  async function loadDetail() {
+    if (viewState.zoom < DETAIL_ZOOM) { if (twin.detail) { twin.detail = null; layersDirty = true; } return; }
+    const b = deckgl.getViewports()[0].getBounds();
+    const d = twin.detail && twin.detail.bbox;
+    if (d && b[0] >= d[0] && b[1] >= d[1] && b[2] <= d[2] && b[3] <= d[3]) return;
+    const w = b[2] - b[0], h = b[3] - b[1];   // a margin, so small pans need no request
+    const box = [b[0] - w / 4, b[1] - h / 4, b[2] + w / 4, b[3] + h / 4];
+    const seq = ++detailSeq;
+    const p = await api("/api/buildings?bbox=" + box.map((v) => v.toFixed(6)).join(","));
+    if (seq !== detailSeq) return;
+    twin.detail = { bbox: box, polys: preparePolys(p), lod: p.lod };
+    S.detail = { lod: p.lod, count: p.count };
+    layersDirty = true;
   }
   function prepareFlight(f) {
     f.path = f.wp.map((w) => [w[0], w[1], w[2]]);
@@ -148,7 +178,7 @@
     const zlist = cache.zlist, flist = cache.flist;
     const drones = [];
     for (const f of flist) { const p = dronePosition(f, t); if (p) drones.push({ f: f, p: p }); }
-    S.buildings = twin.count; S.zones = zones.size; S.zonesActive = zlist.length;
+    S.buildings = twin.count; S.buildingsLod = twin.lod; S.zones = zones.size; S.zonesActive = zlist.length;
     S.flights = flist.length; S.drones = drones.length;
     S.flightIds = flist.map((f) => f.flight_id).sort(); S.zoneIds = [...zones.keys()].sort();
     S.highlighted = [...highlight].sort();
@@ -157,7 +187,7 @@
     const layers = [
       new L.SolidPolygonLayer({ id: "ground", data: twin.ground, getPolygon: (d) => d.polygon,
         getFillColor: [42, 47, 54, 255], extruded: false, pickable: false }),
-      new L.SolidPolygonLayer({ id: "buildings", data: twin.polys, getPolygon: (d) => d.polygon,
+      new L.SolidPolygonLayer({ id: "buildings", data: buildingPolys(), getPolygon: (d) => d.polygon,
         extruded: true, getElevation: (d) => d.h, getFillColor: (d) => d.colour,
         pickable: true, material: { ambient: 0.45, diffuse: 0.6, shininess: 16 } }),
       new L.SolidPolygonLayer({ id: "zones", data: zlist,
@@ -199,7 +229,7 @@
       parent: $("map"),
       views: new deck.MapView({ repeat: false }),
       viewState: viewState,
-      onViewStateChange: (e) => { viewState = e.viewState; deckgl.setProps({ viewState: viewState }); },
+      onViewStateChange: (e) => { viewState = e.viewState; deckgl.setProps({ viewState: viewState }); viewChanged(); },
       controller: true,
       layers: buildLayers(timeS()),
       getCursor: () => (draft.mode ? "crosshair" : "grab"),
@@ -258,6 +288,7 @@
   S.setView = (v) => {
     viewState = Object.assign({}, viewState, v);
     deckgl.setProps({ viewState: viewState });
+    viewChanged();
   };
   S.setTime = (t) => { live = false; $("live").checked = false; tSel = t; $("time").value = String(Math.round(t)); layersDirty = true; };
 
@@ -265,8 +296,9 @@
     const o = info.object;
     if (!o) return null;
     if (info.layer.id === "buildings") {
-      const b = twin.raw.buildings, n = o.n;
-      return { text: `building ${b.ids[n]}\nroof ${b.top_m[n].toFixed(1)} m AMSL` + (o.unknown ? "\nheight unknown: blocked to the ceiling" : "") };
+      const b = o.src, n = o.n;
+      const what = b.lod === "blocks" ? `${b.members[n]} buildings (block)` : `building ${b.ids[n]}`;
+      return { text: `${what}\nroof ${b.top_m[n].toFixed(1)} m AMSL` + (o.unknown ? "\nheight unknown: blocked to the ceiling" : "") };
     }
     if (info.layer.id === "zones") return { text: `zone ${o.id}${o.name ? " " + o.name : ""}\n${o.band_amsl_m[0]}-${o.band_amsl_m[1]} m AMSL` };
     if (info.layer.id === "flights") return { text: `flight ${o.flight_id} (${o.operator_id})` };
