@@ -290,8 +290,6 @@ def use_class(tags) -> str:
             u = _alkis_use(str(v).split(";")[0].strip())
             if u:
                 return u
-    if "building:part" in tags and "building" not in tags:
-        return "unknown"
     return "unknown"
 
 
@@ -426,7 +424,6 @@ class RiskLayer:
             mids_y.append(a[1] + t * (b[1] - a[1]))
             ds.append(np.full(n, L / n))
         if not ds:
-            i, j = self.cell_of(xy[:1, 0], xy[:1, 1])
             return xy[:1, 0], xy[:1, 1], np.zeros(1)
         return np.concatenate(mids_x), np.concatenate(mids_y), np.concatenate(ds)
 
@@ -528,7 +525,6 @@ def estimate_population(buildings, grid, cell_m: float = 50.0) -> RiskLayer:
     tree = shapely.STRtree([b.footprint for b in whole]) if whole else None
     used = skipped_parts = unknown = 0
     by_use: dict[str, int] = {}
-    nx, ny = layer.shape
     for b in buildings:
         if b.kind.endswith("Part"):
             if b.parent_id in ids:
@@ -573,7 +569,6 @@ def estimate_population(buildings, grid, cell_m: float = 50.0) -> RiskLayer:
     layer.notes = {"buildings_counted": used, "parts_skipped": skipped_parts,
                    "unknown_height_assumed_storeys": unknown,
                    "unknown_storeys": UNKNOWN_STOREYS, "by_use": by_use}
-    del nx, ny
     return _finish(layer)
 
 
