@@ -7,7 +7,7 @@
   const S = window.skytwin = {
     ready: false, firstRenderMs: null, buildings: 0, zones: 0, zonesActive: 0,
     flights: 0, drones: 0, events: [], flightIds: [], zoneIds: [], highlighted: [],
-    lastSequence: 0, drawnUnixMs: {}, role: null, operatorId: null, frameMs: [], error: null,
+    lastSequence: 0, drawnUnixMs: {}, layerUnixMs: {}, role: null, operatorId: null, frameMs: [], error: null,
   };
   let token = sessionStorage.getItem("skytwin-token") || "";
   let deckgl = null, viewState = null, twin = null, flights = new Map(), zones = new Map();
@@ -173,7 +173,11 @@
     if (zkey !== cache.zkey) { cache.zkey = zkey; cache.zlist = [...zones.values()].filter((z) => zoneActive(z, t)); }
     if (flightsVer !== cache.fver) {
       cache.fver = flightsVer; cache.flist = [...flights.values()];
-      for (const f of cache.flist) if (!(f.flight_id in S.drawnUnixMs)) pendingDrawn.add(f.flight_id);
+      const t = Date.now();
+      for (const f of cache.flist) {
+        if (!(f.flight_id in S.drawnUnixMs)) pendingDrawn.add(f.flight_id);
+        if (!(f.flight_id in S.layerUnixMs)) S.layerUnixMs[f.flight_id] = t;  // in the layer's data
+      }
     }
     const zlist = cache.zlist, flist = cache.flist;
     const drones = [];
