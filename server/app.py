@@ -82,7 +82,7 @@ class ServerConfig:
 
     city: Path = field(default_factory=default_city)
     twin: Path | None = None          # a saved twin (.npz) instead of building from city
-    db: Path = Path("skytwin.db")
+    db: Path | str = Path("skytwin.db")   # or a postgresql:// URL (several instances)
     auth: Path = DEV_TOKENS
     host: str = "127.0.0.1"
     port: int = 0
@@ -117,13 +117,13 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
     Call it from the event loop that will run the server. ``twin`` skips loading (tests
     share one twin). The service core is ``server.skytwin_core``.
     """
-    from skytwin.server.store import Store
+    from skytwin.server.pgstore import open_store
     if twin is None:
         twin, twin_ref = load_twin(config)
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ValueError("give both --tls-cert and --tls-key, or neither")
     auth = Authenticator.from_file(config.auth)
-    store = Store(config.db)
+    store = open_store(config.db)   # SQLite file, or postgresql://... (pgstore)
     core = ServiceCore(twin, store, limits=config.limits, twin_ref=twin_ref)
     if config.warm_up:
         core.warm_up()

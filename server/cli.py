@@ -353,7 +353,22 @@ def _check_tls(cert, key) -> None:
                          f"and private key ({why})") from None
 
 
+def _db_arg(text):
+    """An argparse type: a PostgreSQL URL (kept as text) or an SQLite file path."""
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
+    return Path(text)
+
+
+def _db_shown(db) -> str:
+    """``db`` for printing (a URL's password masked)."""
+    from skytwin.server.pgstore import _redact_dsn
+    return _redact_dsn(db) if isinstance(db, str) else str(db)
+
+
 def _check_db(path) -> None:
+    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+        return    # checked when the store connects (one clear error line)
     p = Path(path)
     if p.is_dir():
         raise UsageError(f"--db {p} is a folder; give a database file name")
@@ -925,7 +940,8 @@ def _cmd_serve(args) -> int:
 
     def ready(port, web=None):
         scheme = "TLS" if args.tls_cert else "plaintext"
-        print(f"skytwin serving on {host}:{port} ({scheme}); db {args.db}", flush=True)
+        print(f"skytwin serving on {host}:{port} ({scheme}); db {_db_shown(args.db)}",
+              flush=True)
         if Path(args.auth).resolve() == DEV_TOKENS.resolve():
             print(f"auth: DEVELOPMENT tokens from {DEV_TOKENS} (never use in production)",
                   flush=True)
@@ -1394,8 +1410,10 @@ def _add_server_parsers(sub) -> None:
                      help="a twin saved by 'skytwin twin build --out' (instead of --city)")
     s.add_argument("--port", type=_port, default=50051, help="port (0: any free port)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind")
-    s.add_argument("--db", type=Path, metavar="FILE", default=Path("skytwin.db"),
-                   help="SQLite store (created if missing; its folder must exist)")
+    s.add_argument("--db", type=_db_arg, metavar="FILE|URL", default=Path("skytwin.db"),
+                   help="SQLite store (created if missing; its folder must exist), or "
+                   "postgresql://USER@HOST:PORT/DB: several serve processes share one "
+                   "airspace (server/pgstore.py)")
     s.add_argument("--auth", type=_in_file, metavar="FILE", default=DEV_TOKENS, help="TOML token file "
                    "(default: the development tokens; never in production)")
     s.add_argument("--tls-cert", type=_in_file, metavar="FILE", default=None, help="PEM certificate chain")

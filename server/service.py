@@ -86,6 +86,19 @@ twin is immutable). It re-plans only when it must: a zone created or changed sin
 the plan makes the final checks fail (``_zone_gen`` counts zone changes), or the
 handle expired and the request carries its route. See :mod:`server.plans`.
 
+Several instances on one database (issue 14). With a shared store
+(:class:`server.pgstore.PgStore`, ``store.shared``) the database is the one source of
+truth and its ``events`` table the one change feed: every instance follows it
+(:meth:`ServiceCore._sync_locked`, woken by LISTEN/NOTIFY, polling as a fallback) and
+applies other instances' bookings, cancellations and zone changes to its reservation
+index and zone layer, and publishes *every* change, its own included, from the feed
+with the feed's sequence number, so every instance's Watch sees every instance's
+changes, numbered alike. Bookings, batches and zone changes run under the database's
+booking lock (:meth:`server.pgstore.PgStore.booking_lock`): catch up with the feed,
+place, check, then commit *inside* the lock (so the next instance to take it sees the
+flight); no two instances can accept conflicting flights. With SQLite nothing of this
+runs (``shared`` is false).
+
 Idempotency. A request id is bound to its request: the servicer passes a digest of the
 request message (SHA-256 of its deterministic serialisation), stored with the flight.
 A retry with the same id and the same request replays the booked flight; the same id
@@ -95,6 +108,7 @@ Flights stored before digests existed replay as before.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -307,6 +321,12 @@ class ServiceCore:
         self._changes: deque = deque(maxlen=change_log_size)
         self._subs: list = []
         self._subs_lock = threading.Lock()
+        self._shared = bool(getattr(store, "shared", False))
+        self._listener = None
+        if self._shared:        # zones put between list_zones and the cursor above
+            for z in store.list_zones():
+                self.zones.replace(z)
+        self._zone_seen = {z.id for z in self.zones.list()}
         for rec in store.accepted_flights(t_from_s=self.clock()):
             self.index.accept(rec.trajectory)
             self._owner[rec.flight_id] = rec.operator_id
@@ -317,6 +337,82 @@ class ServiceCore:
             store.set_twin_ref(twin_ref)
         log.info("service core: %d zones, %d accepted flights", len(self.zones),
                  len(self.index))
+        if self._shared:
+            self._stop_listen = threading.Event()
+            self._listener = threading.Thread(
+                target=store.listen, args=(self._on_notify, self._stop_listen),
+                daemon=True, name="skytwin-feed")
+            self._listener.start()
+
+    # ---------------------------------------------------------------- shared store
+    def _booking_lock(self):
+        """The database's booking lock with a shared store, else nothing."""
+        return self.store.booking_lock() if self._shared else contextlib.nullcontext()
+
+    def _on_notify(self) -> None:
+        try:
+            with self._book:
+                self._sync_locked()
+        except Exception:   # noqa: BLE001 - keep following the feed
+            log.exception("following the store's change feed failed")
+
+    def _sync_locked(self) -> None:
+        """Apply and publish every stored event after ``self._seq`` (shared store;
+        call with the booking lock held)."""
+        while True:
+            evs = self.store.events_since(self._seq, 1000)
+            if not evs:
+                return
+            for ev in evs:
+                self._apply_event(ev)
+                self._seq = max(self._seq, int(ev["seq"]))
+
+    def _apply_event(self, ev) -> None:
+        kind, oid, seq, actor = ev["kind"], ev["id"], int(ev["seq"]), ev["actor"]
+        if kind in ("flight_accepted", "flight_cancelled", "flight_state"):
+            rec = self.store.get_flight(oid)
+            if rec is None:
+                return
+            if kind == "flight_accepted":
+                if rec.status == ACCEPTED and oid not in self.index \
+                        and rec.trajectory.t_end_s >= self.clock():
+                    self.index.accept(rec.trajectory)
+                self._owner[oid] = rec.operator_id
+                self._publish(kind, actor, _flight_bbox(rec), flight=rec, seq=seq)
+            elif kind == "flight_cancelled":
+                if oid in self.index:
+                    self.index.cancel(oid)
+                self._publish(kind, actor, _flight_bbox(rec), flight=rec,
+                              reason=ev["reason"] or "", seq=seq)
+                self._owner.pop(oid, None)
+            else:
+                head, _, why = (ev["reason"] or "").partition(": ")
+                to_state = head.partition("->")[2]
+                if why == "rerouted" and oid in self.index and rec.status == ACCEPTED:
+                    self.index.cancel(oid)
+                    self.index.accept(rec.trajectory)
+                self._publish("flight_state", actor, _flight_bbox(rec), flight=rec,
+                              reason=why, flight_state=to_state, seq=seq)
+        elif kind == "zone_put":
+            zone = self.store.get_zone(oid)
+            if zone is None:          # deleted since: its zone_deleted event follows
+                return
+            existed = oid in self._zone_seen
+            self.zones.replace(zone)
+            self._zone_gen += 1
+            self._zone_seen.add(oid)
+            affected = self.affected_flights(zone)
+            self._publish("zone_updated" if existed else "zone_added", actor,
+                          self._zone_bbox(oid), zone=zone, affected=affected, seq=seq)
+        elif kind == "zone_deleted":
+            self._zone_seen.discard(oid)
+            if oid not in self.zones:
+                return
+            zone = self.zones.get(oid)
+            bbox = self._zone_bbox(oid)
+            self.zones.remove(oid)
+            self._zone_gen += 1
+            self._publish("zone_removed", actor, bbox, zone=zone, seq=seq)
 
     # ---------------------------------------------------------------- planners
     def planner(self):
@@ -515,7 +611,9 @@ class ServiceCore:
         """Add (or with ``replace``, overwrite) a zone; returns ``(zone, affected ids)``."""
         self._require_regulator(caller, "create zones")
         self.check_zone(zone)
-        with self._book:
+        with self._book, self._booking_lock():
+            if self._shared:
+                self._sync_locked()
             exists = zone.id in self.zones
             if exists and not replace:
                 from skytwin.airspace.errors import ZoneError
@@ -527,6 +625,9 @@ class ServiceCore:
             from skytwin.airspace.zones import LocalZone
             LocalZone(zone, self.twin.frame)  # validate projection before persisting
             self.store.put_zone(zone, caller.name, self.clock())
+            if self._shared:      # applied and published from the feed
+                self._sync_locked()
+                return zone, self.affected_flights(zone)
             self.zones.replace(zone)
             self._zone_gen += 1
             affected = self.affected_flights(zone)
@@ -543,10 +644,15 @@ class ServiceCore:
 
     def delete_zone(self, caller: Caller, zone_id: str):
         self._require_regulator(caller, "delete zones")
-        with self._book:
+        with self._book, self._booking_lock():
+            if self._shared:
+                self._sync_locked()
             zone = self.zones.get(zone_id)
             bbox = self._zone_bbox(zone_id)
             self.store.delete_zone(zone_id, caller.name, self.clock())
+            if self._shared:      # applied and published from the feed
+                self._sync_locked()
+                return zone
             self.zones.remove(zone_id)
             self._zone_gen += 1
             self._publish("zone_removed", caller.name, bbox, zone=zone)
@@ -891,8 +997,11 @@ class ServiceCore:
         route = hp.route if hp is not None else self.plan(req)
         traj = self._trajectory(route, meta, req.flight_id)
         self._check_deadline(deadline_s, "booking")
+        rec = None
         while True:
-            with self._book:                 # reserve: place, check, hold the slot
+            with self._book, self._booking_lock():   # reserve: place, check, hold
+                if self._shared:
+                    self._sync_locked()
                 old = self._replay(self.store.find_request(caller.operator_id,
                                                            request_id), request_id, digest)
                 if old is not None:
@@ -910,6 +1019,14 @@ class ServiceCore:
                     self._check_deadline(deadline_s, "booking")
                     self.index.accept(p.trajectory)
                     self._owner[p.trajectory.flight_id] = caller.operator_id
+                    if self._shared:     # commit before another instance books
+                        try:
+                            rec = self.store.add_flight(self._record(
+                                caller, request_id, p, req, meta, digest))
+                        except BaseException:
+                            self.index.cancel(p.trajectory.flight_id)
+                            self._owner.pop(p.trajectory.flight_id, None)
+                            raise
                     break
             hp = None
             info["replanned"] = True
@@ -918,8 +1035,9 @@ class ServiceCore:
         info["plan_used"] = not info["replanned"]
         fid = p.trajectory.flight_id
         try:                                 # persist outside the lock (group commit)
-            rec = self.store.add_flight(self._record(caller, request_id, p, req, meta,
-                                                     digest))
+            if rec is None:
+                rec = self.store.add_flight(self._record(caller, request_id, p, req,
+                                                         meta, digest))
         except BaseException:
             self._release([fid])
             raise
@@ -989,7 +1107,10 @@ class ServiceCore:
                                        list(res.unplaced))
         by_id = {t.flight_id: t for t in res.trajectories}
         order = sorted(range(len(trajs)), key=lambda n: (by_id[trajs[n].flight_id].t_start_s, n))
-        with self._book:
+        recs = None
+        with self._book, self._booking_lock():
+            if self._shared:
+                self._sync_locked()
             old = self._find_batch(caller, rids, digest)
             if old is not None:
                 return old, True, "REPLAYED"
@@ -1010,6 +1131,10 @@ class ServiceCore:
                     self._owner[p.trajectory.flight_id] = caller.operator_id
                     placed[n] = p
                 self._check_deadline(deadline_s, "booking")
+                if self._shared:         # commit before another instance books
+                    recs = self.store.add_flights([
+                        self._record(caller, rids[n], placed[n], reqs[n], metas[n], digest)
+                        for n in range(len(reqs))])
             except BaseException:
                 for p in placed.values():
                     self.index.cancel(p.trajectory.flight_id)
@@ -1017,7 +1142,7 @@ class ServiceCore:
                 raise
         fids = [p.trajectory.flight_id for p in placed.values()]
         try:                                 # persist outside the lock, all or nothing
-            recs = self.store.add_flights([
+            recs = recs if recs is not None else self.store.add_flights([
                 self._record(caller, rids[n], placed[n], reqs[n], metas[n], digest)
                 for n in range(len(reqs))])
         except BaseException:
@@ -1091,6 +1216,11 @@ class ServiceCore:
                                  "(it is recorded and sent to the operator)")
             rec = self.store.cancel_flight(flight_id, self.clock(), actor=caller.name,
                                            reason=reason or None)
+            if self._shared:      # published from the feed
+                if flight_id in self.index:
+                    self.index.cancel(flight_id)
+                self._sync_locked()
+                return rec
             if flight_id in self.index:
                 self.index.cancel(flight_id)
             self._owner.pop(flight_id, None)
@@ -1104,17 +1234,26 @@ class ServiceCore:
         """Publish a lifecycle transition already stored by live operations (its
         ``flight_state`` event row is written with it, so sequence numbers stay
         above every number handed out before a restart)."""
+        if self._shared:          # published from the feed
+            with self._book:
+                self._sync_locked()
+            return
         rec = self.store.get_flight(flight_id)
         if rec is not None:
             self._publish("flight_state", actor, _flight_bbox(rec), flight=rec,
                           reason=reason, flight_state=to_state)
 
     def _publish(self, kind, actor, bbox, zone=None, flight=None, affected=(),
-                 affected_operators=None, reason="", flight_state=""):
-        self._seq += 1
+                 affected_operators=None, reason="", flight_state="", seq=None):
+        if seq is None and self._shared:   # everything is published from the feed
+            self._sync_locked()
+            return
+        if seq is None:
+            self._seq += 1
+            seq = self._seq
         ops = tuple(affected_operators) if affected_operators is not None else \
             tuple(self._owner.get(f, "") for f in affected)
-        ch = Change(self._seq, kind, self.clock(), actor, tuple(bbox), zone, flight,
+        ch = Change(seq, kind, self.clock(), actor, tuple(bbox), zone, flight,
                     tuple(affected), ops, reason, flight_state)
         self._changes.append(ch)
         with self._subs_lock:
@@ -1151,6 +1290,9 @@ class ServiceCore:
                 self._subs.remove(callback)
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._stop_listen.set()
+            self._listener.join(5)
         self.store.close()
 
 
