@@ -279,7 +279,9 @@ def change_json(core, ch) -> dict:
     """A change (already filtered with ``Change.for_caller``) for the event list."""
     d = {"sequence": ch.sequence, "kind": ch.kind, "time_s": ch.time_s,
          "actor": ch.actor, "affected_flight_ids": list(ch.affected_flight_ids),
-         "reason": ch.reason}
+         "reason": ch.reason,
+         # live operations: the lifecycle state a flight_state change moves to
+         "flight_state": getattr(ch, "flight_state", "") or ""}
     if ch.flight is not None:
         d["flight"] = flight_json(ch.flight)
     if ch.zone is not None:

@@ -13,7 +13,7 @@
   let deckgl = null, viewState = null, twin = null, flights = new Map(), zones = new Map();
   let clockOffsetS = 0, tSel = null, live = true, highlight = new Set();
   let draft = { mode: null, pts: [] }, clickMark = null, stream = null;
-  let layersDirty = true, lastDroneUpdate = 0, zonesVer = 0, flightsVer = 0;
+  let layersDirty = true, lastDroneUpdate = 0, zonesVer = 0, flightsVer = 0, stateVer = 0;
   const cache = {}, pendingDrawn = new Set();
   const DRONE_HZ = 20;
   // a flight about to depart (or just landed) needs one more update to appear/disappear
@@ -206,7 +206,9 @@
         getWidth: (d) => (highlight.has(d.flight_id) ? 5 : 2.5), widthUnits: "pixels",
         pickable: true, updateTriggers: { getColor: S.highlighted.join(), getWidth: S.highlighted.join() } }),
       new L.ScatterplotLayer({ id: "drones", data: drones, getPosition: (d) => d.p,
-        getFillColor: (d) => (highlight.has(d.f.flight_id) ? [255, 0, 255, 255] : [255, 255, 255, 255]),
+        getFillColor: (d) => (highlight.has(d.f.flight_id) ? [255, 0, 255, 255]
+          : d.f.state === "nonconforming" ? [255, 200, 0, 255] : d.f.state === "contingent" ? [255, 40, 40, 255] : [255, 255, 255, 255]),
+        updateTriggers: { getFillColor: [S.highlighted.join(), stateVer] },
         getLineColor: (d) => d.f.colour.concat([255]), stroked: true, lineWidthUnits: "pixels",
         getLineWidth: 2, radiusUnits: "pixels", getRadius: 5, pickable: true }),
     ];
@@ -306,7 +308,7 @@
     }
     if (info.layer.id === "zones") return { text: `zone ${o.id}${o.name ? " " + o.name : ""}\n${o.band_amsl_m[0]}-${o.band_amsl_m[1]} m AMSL` };
     if (info.layer.id === "flights") return { text: `flight ${o.flight_id} (${o.operator_id})` };
-    if (info.layer.id === "drones") return { text: `flight ${o.f.flight_id} airborne` };
+    if (info.layer.id === "drones") return { text: `flight ${o.f.flight_id} airborne` + (o.f.state ? ` (${o.f.state})` : "") };
     return null;
   }
 
@@ -448,6 +450,12 @@
     S.lastSequence = Math.max(S.lastSequence, d.sequence);
     if (d.kind === "flight_accepted") flights.set(d.flight.flight_id, prepareFlight(d.flight));
     else if (d.kind === "flight_cancelled") flights.delete(d.flight.flight_id);
+    else if (d.kind === "flight_state" && d.flight) {
+      // live operations: conformance / lifecycle state of the flight (drone colour)
+      const f = flights.get(d.flight.flight_id);
+      if (f) { f.state = d.flight_state; stateVer++; }
+      if (d.flight_state === "ended" || d.flight_state === "cancelled") flights.delete(d.flight.flight_id);
+    }
     else if (d.kind === "zone_added" || d.kind === "zone_updated") zones.set(d.zone.id, d.zone);
     else if (d.kind === "zone_removed") zones.delete(d.zone.id);
     zonesVer++; flightsVer++;
@@ -456,7 +464,7 @@
     S.events.push({ sequence: d.sequence, kind: d.kind, subject: subject, receivedMs: performance.now(), receivedUnixMs: Date.now(), timeS: d.time_s });
     if (S.events.length > 200) S.events.shift();
     const li = document.createElement("li");
-    li.textContent = `${timeLabel(d.time_s)} ${d.kind.replace("_", " ")} ${subject}` + (d.actor ? ` by ${d.actor}` : "") + (d.reason ? ` (${d.reason})` : "");
+    li.textContent = `${timeLabel(d.time_s)} ${d.kind.replace("_", " ")} ${subject}` + (d.flight_state ? ` -> ${d.flight_state}` : "") + (d.actor ? ` by ${d.actor}` : "") + (d.reason ? ` (${d.reason})` : "");
     $("events").prepend(li);
     while ($("events").children.length > 50) $("events").lastChild.remove();
     // draw the change now rather than at the next animation frame
