@@ -168,7 +168,10 @@ class LoadConfig:
     Attributes
     ----------
     target : str
-        ``HOST:PORT`` of the server, loopback only.
+        ``HOST:PORT`` of the server, loopback only; several instances of one service
+        (sharing a PostgreSQL database) as ``HOST:PORT,HOST:PORT``: the channels are
+        spread over them, so workers alternate between instances, and a regulator
+        watches on every instance (each must see every booking).
     drones, concurrency, duration_s :
         Simulated drones, concurrent client workers, length of the load phase [s].
     operators : int or None
@@ -224,7 +227,8 @@ class LoadConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first out-of-range field."""
-        check_loopback(self.target, self.allow_remote)
+        for t in self.target.split(","):
+            check_loopback(t, self.allow_remote)
         lim = {"drones": (1, 100_000), "concurrency": (1, 1024),
                "duration_s": (0.5, 3600.0), "max_requests": (1, 10_000_000),
                "hubs": (1, 20), "watchers": (1, 64), "rpc_timeout_s": (0.1, 600.0)}
@@ -316,7 +320,10 @@ class _Client:
         )
         self.grpc = grpc
         self.timeout_s = timeout_s
-        self.channels = [grpc.aio.insecure_channel(target) for _ in range(n_channels)]
+        targets = target.split(",")      # several instances: channel i -> target i % n
+        n_channels = max(n_channels, len(targets))
+        self.channels = [grpc.aio.insecure_channel(targets[i % len(targets)])
+                         for i in range(n_channels)]
         self.stubs = [{"air": airspace_pb2_grpc.AirspaceServiceStub(c),
                        "zones": zones_pb2_grpc.ZoneServiceStub(c),
                        "flights": flights_pb2_grpc.FlightServiceStub(c),
@@ -638,10 +645,12 @@ class _LoadTest:
                                          self.op_token(0)[1], self.bounds, cfg.hubs,
                                          self.rng, self.frame)
             # watchers first, live before the load starts
-            plan = [(self.reg_token, "regulator")]
+            n_targets = len(cfg.target.split(","))
+            plan = [(self.reg_token, "regulator" if n_targets == 1 else
+                     f"regulator @{cfg.target.split(',')[k]}") for k in range(n_targets)]
             plan += [(t, f"operator {o}") for o, t in self.op_tokens]
             readies = []
-            for n, (tok, role) in enumerate(plan[:cfg.watchers]):
+            for n, (tok, role) in enumerate(plan[:max(cfg.watchers, n_targets)]):
                 ev = asyncio.Event()
                 readies.append(ev)
                 tasks.append(asyncio.create_task(self.watcher(n, tok, role, ev)))
@@ -668,10 +677,10 @@ class _LoadTest:
             self.client.cap = None
             # let the watchers catch up with the last bookings, then cancel them
             mine = set(self.state.bookings)
-            reg_w = self.state.watch[0] if self.state.watch else None
+            regs = [w for w in self.state.watch if w["role"].startswith("regulator")]
             t_end = time.perf_counter() + 5.0
-            while (reg_w is not None and time.perf_counter() < t_end and
-                   not mine <= reg_w["accepted_ids"]):
+            while (regs and time.perf_counter() < t_end and
+                   not all(mine <= w["accepted_ids"] for w in regs)):
                 await asyncio.sleep(0.05)
             for call in self.watch_calls:
                 call.cancel()
@@ -867,8 +876,9 @@ class _LoadTest:
             "missing_cancelled": not_cancelled[:20]}
         # ---- 5. watch streams
         zone_ok = st.zone.get("code") == "OK"
-        reg_w = st.watch[0] if st.watch else None
-        missing = sorted(set(st.bookings) - reg_w["accepted_ids"]) if reg_w else []
+        regs = [w for w in st.watch if w["role"].startswith("regulator")]
+        missing = sorted(set().union(*(set(st.bookings) - w["accepted_ids"] for w in regs))) \
+            if regs else []
         not_seen = [w["role"] for w in st.watch if zone_ok and w["zone_seen_s"] is None]
         bad_end = [f"{w['role']}: {w['end']}" for w in st.watch
                    if w["end"] is None or not w["end"].startswith("CANCELLED")]
