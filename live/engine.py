@@ -466,7 +466,7 @@ class LiveOps:
             return [self._live_flight(fi) for fi in self._flights.values()
                     if fi.state not in lc.TERMINAL and fi.trajectory.t_end_s >= now_s]
 
-    def zone_added(self, zone_id: str, now_s: float):
+    def zone_added(self, zone_id: str, now_s: float, on_advisory=None):
         """Advisories for the flights whose remainder enters the new zone: airborne
         ones (activated, nonconforming) and booked ones not yet departed (they
         re-plan from their pad at their departure time)."""
@@ -476,12 +476,16 @@ class LiveOps:
         flights = [f for f in everyone
                    if f.state in (lc.ACTIVATED, lc.NONCONFORMING, lc.ACCEPTED)]
         others = self._others(everyone, now_s)
-        advs, errors = self.resolver.zone_reroutes(zone_id, flights, now_s, others)
-        with self._lock:
-            for adv in advs:
+
+        def record(adv):
+            with self._lock:
                 self.advisories[adv.advisory_id] = (adv, "issued")
                 self.stats["advisories"] += 1
-        return advs, errors
+            if on_advisory is not None:
+                on_advisory(adv)
+
+        return self.resolver.zone_reroutes(zone_id, flights, now_s, others,
+                                           on_advisory=record)
 
     @staticmethod
     def warm_up(frame) -> None:

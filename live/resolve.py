@@ -408,28 +408,54 @@ class Resolver:
         advs.sort(key=lambda v: (v.added_delay_s, v.flight_id))
         return advs[0], "cost"
 
-    def zone_reroutes(self, zone_id: str, flights, now_s: float, others=()):
+    def zone_reroutes(self, zone_id: str, flights, now_s: float, others=(),
+                      on_advisory=None):
         """Advisories for every flight whose remainder enters zone ``zone_id`` while it
-        is active; ``(advisories, errors)`` with errors as ``(flight_id, message)``."""
+        is active; ``(advisories, errors)`` with errors as ``(flight_id, message)``.
+
+        The most urgent first (earliest entry into the zone); ``on_advisory(adv)`` is
+        called as soon as each one is ready, so the first drone to reach the zone is
+        not kept waiting for the re-plans of the others.
+        """
         if self.zones is None:
             raise LiveInputError("this resolver has no zone layer")
         lz = self.zones.local(zone_id)
-        advs, errors = [], []
+        x0, y0, x1, y1 = lz.shape.bounds if lz.centre_m is None else (
+            lz.centre_m[0] - lz.radius_m, lz.centre_m[1] - lz.radius_m,
+            lz.centre_m[0] + lz.radius_m, lz.centre_m[1] + lz.radius_m)
+        entering = []
         for fl in flights:
             rem = remaining(fl.trajectory, float(now_s) + self.params.reaction_s)
-            if rem is None or not self._enters(lz, rem):
+            if rem is None:
                 continue
+            lo = rem.xyz_m.min(axis=0)
+            hi = rem.xyz_m.max(axis=0)
+            if hi[0] < x0 or lo[0] > x1 or hi[1] < y0 or lo[1] > y1:
+                continue                   # not even near the zone: the cheap test
+            t_in = self._enters(lz, rem)
+            if t_in is not None:
+                entering.append((t_in, fl))
+        entering.sort(key=lambda e: e[0])
+        advs, errors = [], []
+        for _t, fl in entering:
             try:
-                advs.append(self.replan(fl, now_s, others, reason="zone", cause=(zone_id,)))
+                adv = self.replan(fl, now_s, others, reason="zone", cause=(zone_id,))
             except ResolutionError as exc:
                 errors.append((fl.flight_id, str(exc)))
+                continue
+            advs.append(adv)
+            others = [*others, adv.trajectory]
+            if on_advisory is not None:
+                on_advisory(adv)
         return advs, errors
 
-    def _enters(self, lz, traj: Trajectory) -> bool:
+    def _enters(self, lz, traj: Trajectory) -> float | None:
+        """Start time of the first segment of ``traj`` that meets the zone while it is
+        active (None: never)."""
         z = lz.zone
         for s in range(len(traj.t_s) - 1):
             if z.active_during(float(traj.t_s[s]), float(traj.t_s[s + 1])) and \
                     segment_intersects(lz, traj.xyz_m[s], traj.xyz_m[s + 1],
                                        self.ground_range):
-                return True
-        return False
+                return float(traj.t_s[s])
+        return None

@@ -302,10 +302,10 @@ class LiveHub:
         return res
 
     def zone_added(self, zone_id: str):
-        advs, errors = self.ops.zone_added(zone_id, self.clock())
+        advs, errors = self.ops.zone_added(
+            zone_id, self.clock(), on_advisory=lambda a: self._publish("advisory", [a]))
         for fid, msg in errors:
             log.warning("no reroute around zone %s for flight %s: %s", zone_id, fid, msg)
-        self._publish("advisory", advs)
         return advs, errors
 
     def command(self, caller_role, caller_operator, flight_id, to_state, reason=""):

@@ -208,6 +208,7 @@ class Fleet:
     advisories_accepted: int = 0
     advisory_ids: set = field(default_factory=set)
     accepted_log: dict = field(default_factory=dict)   # flight -> [(reason, time)]
+    advisories_late: int = 0      # arrived after their start: refused
     sent: int = 0
 
     def __post_init__(self):
@@ -360,6 +361,7 @@ class Fleet:
             "detect_max_s": max(lat) if lat else None,
             "advisories_issued": self.advisories_issued,
             "advisories_accepted": self.advisories_accepted,
+            "advisories_too_late": self.advisories_late,
             "losses_of_separation": len(clean),
             "losses_involving_faults": len(all_l) - len(clean),
             "loss_pairs": [[*x, self.accepted_log.get(x[0], []),
@@ -623,8 +625,14 @@ async def _run(cfg: SimConfig) -> dict:
                                    .replace("LIFECYCLE_STATE_", "").lower(), t_rx)
                 for adv in resp.advisories:
                     tr = _traj_from_waypoints(adv.flight_id, adv.waypoints, frame)
-                    ok = fleet.on_advisory(adv.flight_id, adv.advisory_id, tr, t_rx,
-                                           adv.reason)
+                    # an advisory arriving after its start cannot be flown: refused
+                    late_adv = t_rx >= adv.start_time.seconds + 1e-9 * adv.start_time.nanos
+                    ok = (not late_adv) and fleet.on_advisory(
+                        adv.flight_id, adv.advisory_id, tr, t_rx, adv.reason)
+                    if late_adv:
+                        fleet.advisory_ids.add(adv.advisory_id)
+                        fleet.advisories_issued += 1
+                        fleet.advisories_late += 1
                     advisory_log.append((adv.advisory_id, adv.flight_id, adv.reason, ok))
                     await answers[k].put(live_pb2.AdvisoryAnswer(
                         advisory_id=adv.advisory_id, accept=ok))

@@ -225,9 +225,12 @@ def test_kill_9_keeps_acknowledged_transitions_and_ingestion_resumes(tmp_path):
 
 def test_simulate_small_fleet(server):
     from skytwin.server.simulate import SimConfig, run_simulation
+    # functional run on a shared machine: latency bounds are relaxed here, the
+    # benchmark (benchmarks/bench_live.py grpc) measures them
     rep = run_simulation(SimConfig(target=server.target, drones=8, duration_s=24.0,
                                    fault_share=0.25, seed=3, lead_s=4.0, spread_s=2.0,
-                                   min_trip_m=300.0))
+                                   min_trip_m=300.0, max_ingest_p99_ms=2000.0,
+                                   max_detect_p99_s=8.0))
     for key in ("drones", "positions_sent", "positions_accepted", "positions_per_s",
                 "ingest_p50_ms", "ingest_p99_ms", "faults_injected", "faults_detected",
                 "false_alarms", "detect_p50_s", "detect_p99_s", "conflicts_predicted",
