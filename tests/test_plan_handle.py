@@ -179,3 +179,57 @@ def test_cache_expiry_and_bounds():
     with pytest.raises(PlanExpiredError):
         c.take(b[1].plan_id, "B")
     assert len(c) == 0
+
+
+def test_single_booking_interleaves_with_a_large_batch(stubs, srv, monkeypatch):
+    """Fair booking: the batch's placement releases the booking lock between chunks, so
+    another operator's booking completes while the batch is still placing (each
+    placement is slowed to 30 ms here: 48 members hold the lock 1.4 s in one go)."""
+    import threading
+
+    from skytwin.planner.verify import verify
+    from skytwin.server.service import BATCH_CHUNK
+    f, _ = stubs
+    t = T0 + 80_000
+    real = srv.core._place_checked
+    batch_started = threading.Event()
+    in_batch = threading.local()
+
+    def slow(traj, speeds, others=()):
+        if getattr(in_batch, "on", False):
+            batch_started.set()
+            time.sleep(0.03)
+        return real(traj, speeds, others)
+    monkeypatch.setattr(srv.core, "_place_checked", slow)
+    real_batch = srv.core._submit_batch
+
+    def marked(*a, **kw):
+        in_batch.on = True
+        try:
+            return real_batch(*a, **kw)
+        finally:
+            in_batch.on = False
+    monkeypatch.setattr(srv.core, "_submit_batch", marked)
+    n = 3 * BATCH_CHUNK
+    routes = [route_req(FROM, TO, depart_s=t + 40.0 * k) for k in range(n)]
+    done = {}
+
+    def batch():
+        r = f.SubmitBatch(fpb.SubmitBatchRequest(request_id="fair-batch", routes=routes),
+                          metadata=md(OP_A), timeout=120)
+        done["batch"] = (time.monotonic(), len(r.flights))
+    th = threading.Thread(target=batch)
+    th.start()
+    assert batch_started.wait(120)
+    single = f.PlanRoute(fpb.PlanRouteRequest(route=route_req(depart_s=t + 7.0)),
+                         metadata=md(OP_B))
+    t_sub = time.monotonic()
+    r = f.SubmitFlight(fpb.SubmitFlightRequest(request_id="fair-single",
+                                               plan_id=single.plan_id), metadata=md(OP_B))
+    done["single"] = time.monotonic()
+    th.join(120)
+    assert done["batch"][1] == n
+    wait_s = done["single"] - t_sub
+    assert done["single"] < done["batch"][0], "the single booking waited for the batch"
+    assert wait_s < 0.03 * n * 0.75, wait_s
+    assert r.flight.flight_id and verify(srv.core.index.trajectories).ok
