@@ -34,7 +34,9 @@ from tests.grpc_fixtures import OP_A, OP_B, REG, md, start_server
 
 FROM = (24.94030, 60.17150)   # Railway Square
 TO = (24.95240, 60.16760)     # Market Square
-NOW = time.time()
+def now_s():
+    """Now (departures are relative to the test, not to collection time)."""
+    return time.time()
 
 
 def ll(p):
@@ -172,8 +174,8 @@ def test_map_draws_the_city_zones_and_flights(srv, stubs, page):
                     upper=apb.Altitude(value_m=80, reference=apb.ALTITUDE_REFERENCE_AGL),
                     reason="test")
     stubs[1].CreateZone(zpb.CreateZoneRequest(zone=zone), metadata=md(REG))
-    fa = book(stubs, OP_A, "web-a1", NOW + 5)
-    fb = book(stubs, OP_B, "web-b1", NOW + 400, a=TO, b=FROM)
+    fa = book(stubs, OP_A, "web-a1", now_s() + 5)
+    fb = book(stubs, OP_B, "web-b1", now_s() + 400, a=TO, b=FROM)
     ms = web_browser.sign_in(page, srv.web.url, REG)
     assert ms < 30_000
     twin = srv.core.twin
@@ -210,7 +212,7 @@ def test_booking_over_grpc_appears_within_1s(srv, stubs, page):
         web_browser.sign_in(page, srv.web.url, REG)
     lat = []
     for k in range(3):
-        f = book(stubs, OP_A, f"web-live-{k}", NOW + 3600 + 300 * k)
+        f = book(stubs, OP_A, f"web-live-{k}", now_s() + 3600 + 300 * k)
         t_booked = time.time()
         # on the map: in the data of the flights layer (deck.gl draws it in its next
         # frame, which a software renderer takes ~0.3-0.5 s to finish: checked too)
@@ -230,7 +232,7 @@ def test_regulator_draws_a_circle_zone_that_exists_over_grpc(srv, stubs, page):
     if not js(page, "window.skytwin && window.skytwin.ready"):
         web_browser.sign_in(page, srv.web.url, REG)
     # a flight crossing the centre: the new zone must highlight it
-    f = book(stubs, OP_A, "web-cross", NOW + 1800)
+    f = book(stubs, OP_A, "web-cross", now_s() + 1800)
     web_browser.wait_for(page, f"window.skytwin.flightIds.includes('{f.flight_id}')", 5)
     wp = f.route.waypoints[len(f.route.waypoints) // 2]
     centre = (wp.position.lon_deg, wp.position.lat_deg)
@@ -300,7 +302,7 @@ def test_click_shows_grid_code_heights_and_blockers(srv, page):
 
 
 def test_operator_sees_only_own_flights(srv, stubs, page):
-    mine = book(stubs, OP_B, "web-b2", NOW + 7200)
+    mine = book(stubs, OP_B, "web-b2", now_s() + 7200)
     ms = web_browser.sign_in(page, srv.web.url, OP_B)
     assert ms > 0
     ids = set(js(page, "window.skytwin.flightIds"))
@@ -308,8 +310,8 @@ def test_operator_sees_only_own_flights(srv, stubs, page):
                                                                status="accepted")}
     assert mine.flight_id in ids and ids <= own, ids - own
     # a new booking by B appears; one by A never does (nor its event)
-    other = book(stubs, OP_A, "web-a-hidden", NOW + 9000)
-    again = book(stubs, OP_B, "web-b3", NOW + 9600)
+    other = book(stubs, OP_A, "web-a-hidden", now_s() + 9000)
+    again = book(stubs, OP_B, "web-b3", now_s() + 9600)
     web_browser.wait_for(page, f"window.skytwin.flightIds.includes('{again.flight_id}')", 5)
     time.sleep(0.3)
     assert other.flight_id not in js(page, "window.skytwin.flightIds")
