@@ -34,6 +34,8 @@ from tests.grpc_fixtures import OP_A, OP_B, REG, md, start_server
 
 FROM = (24.94030, 60.17150)   # Railway Square
 TO = (24.95240, 60.16760)     # Market Square
+
+
 def now_s():
     """Now (departures are relative to the test, not to collection time)."""
     return time.time()
