@@ -192,6 +192,8 @@ def main(argv=None):
     g.add_argument("--fault-share", type=float, default=0.1)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--city-km", type=float, default=6.0)
+    g.add_argument("--lead", type=float, default=None,
+                   help="departures this long after booking starts (all after booking)")
     g.add_argument("--workdir", default="/tmp/bench_live_work")
     a = ap.parse_args(argv)
     if a.cmd == "kernels":
@@ -268,7 +270,8 @@ def run_grpc(a):
         sim = subprocess.run(
             [sys.executable, "-m", "skytwin.server.simulate", "--target",
              f"127.0.0.1:{port}", "--drones", str(a.drones), "--duration", str(a.duration),
-             "--fault-share", str(a.fault_share), "--seed", str(a.seed), "--json"],
+             "--fault-share", str(a.fault_share), "--seed", str(a.seed), "--json",
+             *(["--lead", str(a.lead)] if a.lead is not None else [])],
             capture_output=True, text=True, timeout=a.duration * 4 + 1800)
         wall = time.time() - t1
         cpu = _cpu_s(srv.pid) - cpu0

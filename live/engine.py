@@ -447,11 +447,12 @@ class LiveOps:
                     self._refused.setdefault(key, set()).add(adv.flight_id)
             return adv
 
-    def expire_advisories(self, now_s: float) -> list[str]:
-        """Unanswered advisories whose start has passed can no longer be flown."""
+    def expire_advisories(self, now_s: float, grace_s: float = 2.0) -> list[str]:
+        """Unanswered advisories whose start passed more than ``grace_s`` ago can no
+        longer be flown (the grace lets an answer sent just before the start arrive)."""
         with self._lock:
             gone = [k for k, (a, st) in self.advisories.items()
-                    if st == "issued" and a.start_s < now_s]
+                    if st == "issued" and a.start_s + grace_s < now_s]
             for k in gone:
                 adv, _ = self.advisories[k]
                 self.advisories[k] = (adv, "expired")
@@ -466,15 +467,20 @@ class LiveOps:
             return [self._live_flight(fi) for fi in self._flights.values()
                     if fi.state not in lc.TERMINAL and fi.trajectory.t_end_s >= now_s]
 
-    def zone_added(self, zone_id: str, now_s: float, on_advisory=None):
+    def zone_added(self, zone_id: str, now_s: float, on_advisory=None, stop=None,
+                   booked_within_s: float = 600.0):
         """Advisories for the flights whose remainder enters the new zone: airborne
-        ones (activated, nonconforming) and booked ones not yet departed (they
-        re-plan from their pad at their departure time)."""
+        ones (activated, nonconforming) and booked ones departing within
+        ``booked_within_s`` (they re-plan from their pad at their departure time;
+        later ones are listed as affected by the zone's creation and re-booked by
+        their operators). ``stop()`` ends the work early (server shutdown)."""
         if self.resolver is None:
             return [], []
         everyone = self._all_live(now_s)
         flights = [f for f in everyone
-                   if f.state in (lc.ACTIVATED, lc.NONCONFORMING, lc.ACCEPTED)]
+                   if f.state in (lc.ACTIVATED, lc.NONCONFORMING)
+                   or (f.state == lc.ACCEPTED
+                       and f.trajectory.t_start_s <= now_s + booked_within_s)]
         others = self._others(everyone, now_s)
 
         def record(adv):
@@ -485,7 +491,7 @@ class LiveOps:
                 on_advisory(adv)
 
         return self.resolver.zone_reroutes(zone_id, flights, now_s, others,
-                                           on_advisory=record)
+                                           on_advisory=record, stop=stop)
 
     @staticmethod
     def warm_up(frame) -> None:

@@ -409,7 +409,7 @@ class Resolver:
         return advs[0], "cost"
 
     def zone_reroutes(self, zone_id: str, flights, now_s: float, others=(),
-                      on_advisory=None):
+                      on_advisory=None, stop=None):
         """Advisories for every flight whose remainder enters zone ``zone_id`` while it
         is active; ``(advisories, errors)`` with errors as ``(flight_id, message)``.
 
@@ -438,6 +438,8 @@ class Resolver:
         entering.sort(key=lambda e: e[0])
         advs, errors = [], []
         for _t, fl in entering:
+            if stop is not None and stop():
+                break
             try:
                 adv = self.replan(fl, now_s, others, reason="zone", cause=(zone_id,))
             except ResolutionError as exc:

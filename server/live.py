@@ -136,8 +136,8 @@ class LiveHub:
         self._stop.set()
         with self._work_cv:
             self._work_cv.notify_all()
-        for th in self._threads:
-            th.join(10)
+        for th in self._threads:   # daemon threads; a re-plan in progress is not waited
+            th.join(2.0)           # for long (it checks the stop flag between flights)
         self._flush_tracks()
         try:
             self.core.unsubscribe(self._on_change)
@@ -303,7 +303,8 @@ class LiveHub:
 
     def zone_added(self, zone_id: str):
         advs, errors = self.ops.zone_added(
-            zone_id, self.clock(), on_advisory=lambda a: self._publish("advisory", [a]))
+            zone_id, self.clock(), on_advisory=lambda a: self._publish("advisory", [a]),
+            stop=self._stop.is_set)
         for fid, msg in errors:
             log.warning("no reroute around zone %s for flight %s: %s", zone_id, fid, msg)
         return advs, errors

@@ -209,6 +209,8 @@ class Fleet:
     advisory_ids: set = field(default_factory=set)
     accepted_log: dict = field(default_factory=dict)   # flight -> [(reason, time)]
     advisories_late: int = 0      # arrived after their start: refused
+    answers_refused: int = 0      # acceptances the service did not take
+    _previous: dict = field(default_factory=dict)
     sent: int = 0
 
     def __post_init__(self):
@@ -284,6 +286,18 @@ class Fleet:
         return ([self.drones[k].flight_id for k in who], np.full(m, float(t_s)),
                 np.asarray(lon), np.asarray(lat), p[:, 2], vel)
 
+    def answer_refused(self, advisory_id: str) -> None:
+        """The service did not take an acceptance (e.g. it arrived too late): the
+        drone goes back to its approved trajectory."""
+        prev = self._previous.pop(advisory_id, None)
+        if prev is not None:
+            k, tr = prev
+            self.drones[k].trajectory = tr
+            self.drones[k].accepted -= 1
+            self.advisories_accepted -= 1
+            self.answers_refused += 1
+            self._packed = None
+
     def on_event(self, flight_id: str, to_state: str, received_s: float) -> None:
         self.events.append((flight_id, to_state, received_s))
         if to_state in ("nonconforming", "contingent") and flight_id in self.index:
@@ -303,6 +317,7 @@ class Fleet:
         if d.fault_active(t_s):
             d.refused += 1
             return False
+        self._previous[advisory_id] = (k, d.trajectory)
         d.trajectory = trajectory
         self._packed = None
         d.accepted += 1
@@ -362,6 +377,7 @@ class Fleet:
             "advisories_issued": self.advisories_issued,
             "advisories_accepted": self.advisories_accepted,
             "advisories_too_late": self.advisories_late,
+            "acceptances_not_taken": self.answers_refused,
             "losses_of_separation": len(clean),
             "losses_involving_faults": len(all_l) - len(clean),
             "loss_pairs": [[*x, self.accepted_log.get(x[0], []),
@@ -620,6 +636,9 @@ async def _run(cfg: SimConfig) -> dict:
                     statuses[name] = statuses.get(name, 0) + 1
                     if a.status == live_pb2.REPORT_STATUS_OK:
                         accepted[0] += 1
+                for aa in resp.answer_acks:
+                    if not aa.ok:
+                        fleet.answer_refused(aa.advisory_id)
                 for e in resp.events:
                     fleet.on_event(e.flight_id, live_pb2.LifecycleState.Name(e.to_state)
                                    .replace("LIFECYCLE_STATE_", "").lower(), t_rx)
@@ -902,13 +921,17 @@ def add_arguments(ap) -> None:
                          "regulator when no --token is given)")
     ap.add_argument("--batch", type=int, default=20, metavar="N",
                     help="reports per stream message")
+    ap.add_argument("--lead", type=float, default=None, metavar="S",
+                    help="first departure this long after booking starts (default: "
+                    "20 s + 1/6 s per drone)")
     ap.add_argument("--json", action="store_true")
 
 
 def config_from_args(a) -> SimConfig:
     return SimConfig(target=a.target, drones=a.drones, duration_s=a.duration,
                      fault_share=a.fault_share, seed=a.seed, tokens=tuple(a.token),
-                     regulator_token=a.regulator_token, batch=a.batch)
+                     regulator_token=a.regulator_token, batch=a.batch,
+                     lead_s=getattr(a, "lead", None))
 
 
 if __name__ == "__main__":  # pragma: no cover
