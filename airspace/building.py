@@ -121,6 +121,10 @@ class LoadResult:
     terrain_xyz_m: np.ndarray | None = None
     """Optional ``(n, 3) float64`` terrain samples (local x, y; z [m AMSL]) from the
     model's relief (CityJSON TINRelief, CityGML dem:), for the twin's ground field."""
+    areas: list = field(default_factory=list)
+    """Tagged polygons that are not buildings (GeoJSON ``landuse=*``, ``amenity=*``
+    areas in a file that tags its buildings): records like buildings (``kind ==
+    "Area"``) for derived zones, never obstacles."""
     audit: list = field(default_factory=list)
     """One dict per source file: objects seen, obstacles, repaired, hulled, height
     sources, unknown heights and the policy applied, skipped with reasons (see

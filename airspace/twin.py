@@ -125,6 +125,7 @@ class Twin:
         self.resolution_m = float(resolution_m)
         self.layer_m = float(layer_m)
         self.ceiling_agl_m = float(ceiling_agl_m)
+        self.areas: list[Building] = []
         self.ground_m = ground_m
         self.top_m = top_m
         self.clear_top_m = clear_top_m
@@ -513,11 +514,13 @@ def build_twin(result_or_buildings, *, resolution_m: float = 2.0, layer_m: float
         frame = frame if frame is not None else res.frame
         if terrain_xyz_m is None:
             terrain_xyz_m = res.terrain_xyz_m
+        areas = list(getattr(res, "areas", []))
         meta.update(source=[str(res.path)], fmt=res.fmt, counts=dict(res.counts),
                     skipped=[{"object_id": s.object_id, "reason": s.reason}
                              for s in res.skipped],
                     has_terrain=bool(res.has_terrain), audit=list(res.audit))
     else:
+        areas = []
         buildings = list(result_or_buildings)
         if frame is None:
             raise ValueError("build_twin needs frame= when given a list of buildings")
@@ -571,7 +574,9 @@ def build_twin(result_or_buildings, *, resolution_m: float = 2.0, layer_m: float
     floor_k = floor_layers(clear_top, z0_m=grid.z0_m, dz_m=grid.dz_m, nz=grid.nz)
     meta["build_s"] = time.perf_counter() - t_start
     meta["peak_mem_mb"] = _peak_mem_mb()
-    return Twin(frame=frame, grid=grid, clearance_m=clearance_m,
+    twin = Twin(frame=frame, grid=grid, clearance_m=clearance_m,
                 resolution_m=resolution_m, layer_m=layer_m, ceiling_agl_m=ceiling_agl_m,
                 ground_m=ground, top_m=top, clear_top_m=clear_top, floor_k=floor_k,
                 buildings=buildings, meta=meta)
+    twin.areas = areas  # the reader's non-obstacle areas (for derived zones; not saved)
+    return twin

@@ -663,7 +663,7 @@ def _cmd_route(args) -> int:
         derived = []
         if derive:
             from skytwin.airspace.derived import blocking_zones, derive_zones
-            derived = derive_zones(twin.buildings, twin.frame, rules)
+            derived = derive_zones([*twin.buildings, *twin.areas], twin.frame, rules)
             for z in blocking_zones(derived, args.authorisation):
                 zones.replace(z)
         with status.step("ground risk"):
@@ -720,7 +720,7 @@ def _cmd_zones_derive(args) -> int:
         rules = load_derived_rules(args.rules)
         with status.step(_describe_inputs([args.path])):
             result = load_city(str(args.path))
-        derived = derive_zones(result.buildings, result.frame, rules)
+        derived = derive_zones([*result.buildings, *result.areas], result.frame, rules)
         if args.ed269:
             _write_json(args.ed269, derived_ed269(derived))
     except (AirspaceError, OSError, ValueError) as exc:

@@ -416,3 +416,26 @@ def test_exports_say_which_heights_are_unknown(tmp_path):
     gj = twin_geojson(build_twin(load_city(p)))
     src = {f["id"]: f["properties"]["height_source"] for f in gj["features"]}
     assert src == {"known": "height", "unknown": "unknown"}
+
+
+def test_tagged_file_keeps_its_non_building_polygons_as_areas(tmp_path):
+    """An OSM export with buildings and a landuse polygon: the building is an obstacle,
+    the landuse area is not (blocking it to the ceiling would close the district), and
+    it still yields its derived zone."""
+    from skytwin.airspace.derived import derive_zones
+
+    feats = [_square_feature("way/1", 24.94, 60.17, {"building": "yes", "height": 9}),
+             _square_feature("way/2", 24.942, 60.17, {"landuse": "military"}, d=0.002)]
+    p = _write(tmp_path, "osm.geojson", {"type": "FeatureCollection", "features": feats})
+    res = load_city(p)
+    assert [b.id for b in res.buildings] == ["way/1"]
+    assert [a.id for a in res.areas] == ["way/2"] and res.areas[0].kind == "Area"
+    twin = build_twin(res)
+    assert [a.id for a in twin.areas] == ["way/2"]
+    zones = derive_zones([*res.buildings, *res.areas], res.frame)
+    assert any(z.source_id == "way/2" for z in zones)
+    # a footprint layer that tags nothing: every polygon is a building
+    plain = _write(tmp_path, "plain.geojson", {"type": "FeatureCollection", "features": [
+        _square_feature("a", 24.94, 60.17, {"HAUTEUR": 9.0}),
+        _square_feature("b", 24.942, 60.17, {})]})
+    assert sorted(b.id for b in load_city(plain).buildings) == ["a", "b"]

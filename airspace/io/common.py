@@ -790,6 +790,7 @@ def build_result(
         )
 
     buildings: list[Building] = []
+    areas: list[Building] = []
     terrain = []
     audits = []
     for m, kept, lon, lat in prepared:
@@ -812,6 +813,9 @@ def build_result(
         for obj, idx in kept:
             b, hulled = _obstacle(obj, idx, x, y, z, family_z, model_ground,
                                   unknown_height_m)
+            if obj.kind == "Area":  # tagged, not a building: for derived zones only
+                areas.append(b)
+                continue
             if strict and (obj.repairs or hulled
                            or b.height_source in ("unknown", "assumed")):
                 what = obj.repairs[0] if obj.repairs else (
@@ -846,4 +850,5 @@ def build_result(
         counts=counts,
         terrain_xyz_m=np.concatenate(terrain).astype(np.float64) if terrain else None,
         audit=[a.as_dict() for a in audits],
+        areas=areas,
     )

@@ -31,8 +31,12 @@ or the user's stated assumption) and counts it in the audit.
 A feature tagged ``building:part`` (and not ``building``) is a ``"BuildingPart"``
 record (parts may rise above their outline); its ``parent_id`` is the building outline
 that contains it (the smallest one containing a point of the part), if any. A feature
-tagged both ``building`` and ``building:part`` counts as a ``"Building"``; any other
-polygon feature is a ``"Building"`` (a footprint layer need not tag its features).
+tagged both ``building`` and ``building:part`` counts as a ``"Building"``. In a file
+that tags its buildings (an OSM export), a polygon with neither tag and no height is an
+area (``landuse``, ``amenity``...): kept in ``LoadResult.areas`` for derived zones, not
+an obstacle (blocking a district's landuse polygon to the ceiling would close it); with
+a height it is an obstacle. In a file that tags none (a footprint layer such as BD
+TOPO) every polygon is a ``"Building"``.
 Features with ``building=no`` (and no ``building:part``) are counted as
 ``"NotBuilding"`` and skipped.
 
@@ -75,12 +79,18 @@ from skytwin.airspace.io.common import (
 )
 
 __all__ = [
+    "AREA_KIND",
     "LEVEL_HEIGHT_M",
     "assign_parents",
     "load_geojson",
     "parse_length_m",
     "read_geojson",
 ]
+
+AREA_KIND = "Area"
+"""Kind of a polygon feature that is not a building in a file that tags its buildings:
+``LoadResult.areas``, not an obstacle."""
+
 
 def _legacy_crs(doc, path) -> str:
     crs = doc.get("crs")
@@ -186,6 +196,13 @@ def read_geojson(path, crs=None, strict: bool = False, *, height_field: str | No
     features = doc.get("features")
     if not isinstance(features, list):
         raise MalformedInputError(path, "features", "features is not a list")
+    # A file that tags its buildings (building=*, building:part=*) says which polygons
+    # are buildings: its other polygons with no height either (landuse, amenity
+    # areas...) are areas, kept for derived zones but not obstacles. A file that tags
+    # none is a footprint layer: every polygon is a building.
+    tagged = any(isinstance(f, dict) and isinstance(f.get("properties"), dict)
+                 and ("building" in f["properties"] or "building:part" in f["properties"])
+                 for f in features)
     for i, feat in enumerate(features):
         if not isinstance(feat, dict):
             raise MalformedInputError(
@@ -240,6 +257,11 @@ def read_geojson(path, crs=None, strict: bool = False, *, height_field: str | No
         except ObjectError as exc:
             problems.report(exc.object_id, exc.reason)
             continue
+        if (tagged and not is_building and not is_part and attrs.roof_alt_m is None
+                and attrs.relative_top()[0] is None):
+            counts[kind] -= 1  # no building tag, no height: an area, not an obstacle
+            kind = AREA_KIND
+            counts[kind] = counts.get(kind, 0) + 1
         pending.append((oid, kind, surfaces, attrs, repairs, scalar_tags(props)))
     xyz = np.concatenate(verts.blocks) if verts.blocks else np.zeros((0, 3))
     # Absolute heights only when every feature knows its ground; else above ground.

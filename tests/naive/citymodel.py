@@ -152,6 +152,9 @@ def _osm_len(v):
 def read_geojson(path) -> list[RawObstacle]:
     doc = json.loads(open(path, "rb").read())
     out = []
+    # OSM exports tag buildings; a file that tags none is a footprint layer
+    tagged = any("building" in (f.get("properties") or {})
+                 or "building:part" in (f.get("properties") or {}) for f in doc["features"])
     for i, f in enumerate(doc["features"]):
         p = f.get("properties") or {}
         if str(p.get("building", "")).lower() == "no" and "building:part" not in p:
@@ -169,6 +172,8 @@ def read_geojson(path) -> list[RawObstacle]:
             top = 3.0 * _osm_len(p.get("building:levels")) + (roof or 0.0)
         if top is None and _osm_len(p.get("min_height")) and _osm_len(p.get("roof:height")):
             top = _osm_len(p.get("min_height")) + _osm_len(p.get("roof:height"))
+        if tagged and "building" not in p and "building:part" not in p and top is None:
+            continue  # a landuse / amenity area with no height: not a building
         o = RawObstacle(fid, "BuildingPart" if "building:part" in p and "building" not in p
                         else "Building", flat_top=math.inf if top is None else top)
         for poly in polys:
