@@ -439,3 +439,45 @@ def test_tagged_file_keeps_its_non_building_polygons_as_areas(tmp_path):
         _square_feature("a", 24.94, 60.17, {"HAUTEUR": 9.0}),
         _square_feature("b", 24.942, 60.17, {})]})
     assert sorted(b.id for b in load_city(plain).buildings) == ["a", "b"]
+
+
+def test_faceless_geometry_still_makes_an_obstacle(tmp_path):
+    """Points, lines and implicit geometries have coordinates: never skipped. A single
+    position is enclosed by a 5 m circle of unknown height (blocked to the ceiling)."""
+    doc = {"type": "CityJSON", "version": "2.0",
+           "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/7415"},
+           "CityObjects": {
+               "mast": {"type": "OtherConstruction",
+                        "geometry": [{"type": "MultiLineString", "lod": "1",
+                                      "boundaries": [[0, 1]]}]},
+               "tree": {"type": "SolitaryVegetationObject",
+                        "geometry": [{"type": "MultiPoint", "lod": "1",
+                                      "boundaries": [2]}]}},
+           "vertices": [[85000, 446000, 1.0], [85000, 446000, 31.0], [85050, 446000, 2.0]]}
+    res = load_city(_write(tmp_path, "pts.city.json", doc))
+    rec = {b.id: b for b in res.buildings}
+    assert rec["mast"].top_m == 31.0 and rec["mast"].height_source == "coordinates"
+    assert rec["tree"].height_source == "unknown"
+    assert rec["tree"].footprint.area == pytest.approx(3.1416 * 25, rel=0.02)
+    assert res.audit[0]["hulled"] == 2
+    veg = ('<veg:SolitaryVegetationObject xmlns:veg="http://www.opengis.net/citygml/'
+           'vegetation/2.0" gml:id="V1"><veg:lod1ImplicitRepresentation>'
+           "<core:ImplicitGeometry><core:transformationMatrix>1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1"
+           "</core:transformationMatrix><core:referencePoint><gml:Point>"
+           "<gml:pos>500000 5700000 40</gml:pos></gml:Point></core:referencePoint>"
+           "</core:ImplicitGeometry></veg:lod1ImplicitRepresentation>"
+           "</veg:SolitaryVegetationObject>")
+    res = load_city(_write(tmp_path, "veg.gml", _model(NS2, "EPSG:25832", [veg])))
+    (b,) = res.buildings
+    assert (b.id, b.height_source) == ("V1", "unknown") and b.footprint.area > 75
+
+
+def test_osm_structure_without_height_is_an_obstacle_not_an_area(tmp_path):
+    feats = [_square_feature("way/1", 24.94, 60.17, {"building": "yes", "height": 9}),
+             _square_feature("way/2", 24.942, 60.17, {"man_made": "tower"}),
+             _square_feature("way/3", 24.944, 60.17, {"landuse": "grass"})]
+    p = _write(tmp_path, "osm.geojson", {"type": "FeatureCollection", "features": feats})
+    res = load_city(p)
+    assert sorted(b.id for b in res.buildings) == ["way/1", "way/2"]
+    assert {b.id: b.height_source for b in res.buildings}["way/2"] == "unknown"
+    assert [a.id for a in res.areas] == ["way/3"]

@@ -230,6 +230,11 @@ class _Reader:
             pts = pts[:-1]
         elif len(pts) > 2:
             self._repairs.append("unclosed ring closed")
+        return self._store(pts, crs)
+
+    def _store(self, pts: np.ndarray, crs) -> np.ndarray:
+        """Append ``(n, 3)`` positions (easting/longitude first) in ``crs`` to the
+        model's vertices, in the model's CRS; returns their indices."""
         if self.model_crs is None:
             self.model_crs = crs
         elif crs != self.model_crs:
@@ -257,6 +262,35 @@ class _Reader:
                               "(the rings close in that dimension)")
                 return d
         return fits[0] if fits else None
+
+    def _points(self, elements, srs, dim) -> list[np.ndarray]:
+        """Positions of geometry that gives no face (curves, points, and the reference
+        point of an implicit geometry, which is all that locates a template placed from
+        a library): they bound the object's hull (:func:`airspace.io.common.
+        build_result`). Relative template coordinates are not placed."""
+        out = []
+        for el in elements:
+            for node in el.iter("{*}posList", "{*}pos", "{*}coordinates"):
+                if any(_local(a.tag) == "relativeGMLGeometry" for a in node.iterancestors()):
+                    continue
+                text = (node.text or "").replace(",", " ")
+                try:
+                    vals = np.array(text.split(), dtype=np.float64)
+                except ValueError:
+                    self._repairs.append("a position that is not a number ignored")
+                    continue
+                crs, swap = self.crs.get(node.get("srsName") or srs)
+                d = int(node.get("srsDimension") or dim or 0) or (
+                    3 if vals.size % 3 == 0 else 2)
+                if vals.size == 0 or vals.size % d or d not in (2, 3):
+                    continue
+                pts = vals.reshape(-1, d)
+                if d == 2:
+                    pts = np.column_stack((pts, np.full(len(pts), np.nan)))
+                if swap:
+                    pts = pts[:, [1, 0, 2]]
+                out.append(self._store(pts, crs))
+        return out
 
     def _geographic(self, crs) -> bool:
         horiz = crs.sub_crs_list[0] if crs.is_compound else crs
@@ -393,13 +427,16 @@ class _Reader:
         tags = scalar_tags(self._semantics.get(parent) if parent else None,
                            self._semantic_tags(bld, attrs))
         self._semantics[oid] = tags
-        if not surfaces:
+        points = [] if surfaces else self._points(
+            [e for lod in sorted(lods) for e in lods[lod]]
+            + [e for e in bld.iter("{*}ImplicitGeometry")], srs, dim)
+        if not surfaces and not points:
             if has_parts:
                 return  # geometry lives in the parts: not a record, not skipped
             why = self._repairs[0] if self._repairs else "no LoD0-LoD4 geometry"
             raise ObjectError(oid, f"no usable coordinate: {why}")
         raw = RawObject(oid, kind, parent, surfaces, family=family,
-                        repairs=list(self._repairs), tags=tags)
+                        repairs=list(self._repairs), tags=tags, points=points)
         apply_attribute_heights(raw, attrs, self.fields)
         self.objects.append(raw)
 

@@ -88,6 +88,17 @@ _SURFACE_DEPTH = {
 }
 
 
+_POINT_TYPES = ("GeometryInstance", "MultiPoint", "MultiLineString")
+"""Geometries read besides surfaces; points and lines bound an object's hull."""
+
+
+def _flat_indices(b) -> list:
+    """Every vertex index in a (nested) boundaries list."""
+    if isinstance(b, list):
+        return [i for x in b for i in _flat_indices(x)]
+    return [b]
+
+
 def _lod_key(geom: dict) -> float:
     try:
         return float(str(geom.get("lod", 0)))
@@ -309,7 +320,7 @@ class _Reader:
             g
             for g in obj.get("geometry") or []
             if isinstance(g, dict)
-            and (g.get("type") in _SURFACE_DEPTH or g.get("type") == "GeometryInstance")
+            and (g.get("type") in _SURFACE_DEPTH or g.get("type") in _POINT_TYPES)
         ]
         kind = obj["type"]
         parents = obj.get("parents") or []
@@ -319,17 +330,20 @@ class _Reader:
                 return  # geometry lives in its parts: not a record, not skipped
             raise ObjectError(oid, "no surface geometry (Solid/MultiSurface/...)")
         repairs: list[str] = []
-        surfaces = []
+        surfaces, points = [], []
         for geom in sorted(geoms, key=_lod_key, reverse=True):
             try:
                 if geom["type"] == "GeometryInstance":
                     surfaces.extend(self._instance(oid, geom, nverts, offset))
+                elif geom["type"] in _POINT_TYPES:  # no faces: bounds the hull
+                    points.append(_ring(_flat_indices(geom.get("boundaries")), nverts,
+                                        offset, oid))
                 else:
                     surfaces.extend(_surfaces(geom, nverts, offset, oid, repairs))
             except ObjectError as exc:
                 repairs.append(f"LoD {geom.get('lod', '?')} geometry dropped "
                                f"({exc.reason})")
-        if not surfaces:
+        if not surfaces and not any(len(p) for p in points):
             raise ObjectError(oid, "no usable coordinate: "
                               + (repairs[0] if repairs else "empty geometry"))
         parent_obj = objs.get(parent) if parent is not None else None
@@ -337,7 +351,8 @@ class _Reader:
                         repairs=repairs, tags=scalar_tags(
                             parent_obj.get("attributes")
                             if isinstance(parent_obj, dict) else None,
-                            obj.get("attributes")))
+                            obj.get("attributes")),
+                        points=[p for p in points if len(p)])
         apply_attribute_heights(raw, obj.get("attributes"), self.fields)
         self.objects.append(raw)
 

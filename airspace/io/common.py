@@ -156,6 +156,9 @@ class RawObject:
         What the reader repaired in this object (for the audit; strict raises).
     attributes : bool
         Heights come from attributes only (``top_m`` None means "unknown").
+    points : list of ndarray
+        Vertex indices of geometry that forms no face (points, curves, the reference
+        point of an implicit geometry): they bound the object's hull and its heights.
     tags : dict or None
         The object's semantic attributes (:func:`scalar_tags`), passed on to
         :attr:`Building.tags <airspace.building.Building.tags>`.
@@ -175,6 +178,7 @@ class RawObject:
     repairs: list = field(default_factory=list)
     attributes: bool = False
     tags: dict | None = None
+    points: list = field(default_factory=list)
 
 
 @dataclass
@@ -299,7 +303,7 @@ def _to_wgs84(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray):
 
 
 def _object_vertices(obj: RawObject) -> np.ndarray:
-    rings = [r for s in obj.surfaces for r in s]
+    rings = [r for s in obj.surfaces for r in s] + list(obj.points)
     return np.unique(np.concatenate(rings)) if rings else np.zeros(0, np.int64)
 
 
@@ -561,7 +565,12 @@ MIN_Z_EXTENT_M = 0.01
 vertices give its ground or roof level, not its height."""
 
 HULL_MIN_WIDTH_M = 0.5
-"""A hull with no area (collinear or single vertices) is widened by this buffer [m]."""
+"""A hull with no area (collinear vertices) is widened by this buffer [m]."""
+
+POINT_RADIUS_M = 5.0
+"""An object known by one position only (a tree or a mast given by its reference point)
+is enclosed by a circle of this radius [m]: its extent is unknown, so it is assumed
+(counted as hulled in the audit)."""
 
 
 def _hull(x, y, idx):
@@ -569,7 +578,8 @@ def _hull(x, y, idx):
     pts = shapely.multipoints(np.column_stack((x[idx], y[idx])))
     h = shapely.convex_hull(pts)
     if h.area <= 0.0:
-        h = shapely.buffer(h, HULL_MIN_WIDTH_M)
+        h = shapely.buffer(h, POINT_RADIUS_M if h.geom_type == "Point"
+                           else HULL_MIN_WIDTH_M)
     return shapely.orient_polygons(h, exterior_cw=False)
 
 

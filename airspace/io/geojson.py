@@ -32,10 +32,10 @@ A feature tagged ``building:part`` (and not ``building``) is a ``"BuildingPart"`
 record (parts may rise above their outline); its ``parent_id`` is the building outline
 that contains it (the smallest one containing a point of the part), if any. A feature
 tagged both ``building`` and ``building:part`` counts as a ``"Building"``. In a file
-that tags its buildings (an OSM export), a polygon with neither tag and no height is an
-area (``landuse``, ``amenity``...): kept in ``LoadResult.areas`` for derived zones, not
-an obstacle (blocking a district's landuse polygon to the ceiling would close it); with
-a height it is an obstacle. In a file that tags none (a footprint layer such as BD
+that tags its buildings (an OSM export), a polygon with neither tag, no height and a
+ground key (:data:`GROUND_AREA_KEYS`: ``landuse``, ``amenity``...) is an area: kept in
+``LoadResult.areas`` for derived zones, not an obstacle (blocking a district's landuse
+polygon to the ceiling would close it); any other polygon is an obstacle. In a file that tags none (a footprint layer such as BD
 TOPO) every polygon is a ``"Building"``.
 Features with ``building=no`` (and no ``building:part``) are counted as
 ``"NotBuilding"`` and skipped.
@@ -80,12 +80,23 @@ from skytwin.airspace.io.common import (
 
 __all__ = [
     "AREA_KIND",
+    "GROUND_AREA_KEYS",
     "LEVEL_HEIGHT_M",
     "assign_parents",
     "load_geojson",
     "parse_length_m",
     "read_geojson",
 ]
+
+GROUND_AREA_KEYS = frozenset({
+    "landuse", "leisure", "natural", "amenity", "boundary", "place", "highway",
+    "waterway", "water", "military", "aeroway", "parking", "area:highway", "tourism",
+    "historic", "public_transport", "railway", "surface",
+})
+"""OSM keys of polygons that describe ground (a land use, a park, a site, a road
+area): with no building tag and no height they are areas, not obstacles. A polygon with
+any other tags (``man_made=tower``, ``power=*``...) and no height stays an obstacle of
+unknown height."""
 
 AREA_KIND = "Area"
 """Kind of a polygon feature that is not a building in a file that tags its buildings:
@@ -197,9 +208,9 @@ def read_geojson(path, crs=None, strict: bool = False, *, height_field: str | No
     if not isinstance(features, list):
         raise MalformedInputError(path, "features", "features is not a list")
     # A file that tags its buildings (building=*, building:part=*) says which polygons
-    # are buildings: its other polygons with no height either (landuse, amenity
-    # areas...) are areas, kept for derived zones but not obstacles. A file that tags
-    # none is a footprint layer: every polygon is a building.
+    # are buildings: its other polygons that describe ground (GROUND_AREA_KEYS) and
+    # give no height are areas, kept for derived zones but not obstacles. A file that
+    # tags none is a footprint layer: every polygon is a building.
     tagged = any(isinstance(f, dict) and isinstance(f.get("properties"), dict)
                  and ("building" in f["properties"] or "building:part" in f["properties"])
                  for f in features)
@@ -258,7 +269,7 @@ def read_geojson(path, crs=None, strict: bool = False, *, height_field: str | No
             problems.report(exc.object_id, exc.reason)
             continue
         if (tagged and not is_building and not is_part and attrs.roof_alt_m is None
-                and attrs.relative_top()[0] is None):
+                and attrs.relative_top()[0] is None and GROUND_AREA_KEYS & props.keys()):
             counts[kind] -= 1  # no building tag, no height: an area, not an obstacle
             kind = AREA_KIND
             counts[kind] = counts.get(kind, 0) + 1

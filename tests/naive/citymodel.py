@@ -172,8 +172,9 @@ def read_geojson(path) -> list[RawObstacle]:
             top = 3.0 * _osm_len(p.get("building:levels")) + (roof or 0.0)
         if top is None and _osm_len(p.get("min_height")) and _osm_len(p.get("roof:height")):
             top = _osm_len(p.get("min_height")) + _osm_len(p.get("roof:height"))
-        if tagged and "building" not in p and "building:part" not in p and top is None:
-            continue  # a landuse / amenity area with no height: not a building
+        if tagged and "building" not in p and "building:part" not in p and top is None \
+                and {"landuse", "leisure", "natural", "amenity", "highway"} & p.keys():
+            continue  # a land-use / amenity / road area with no height: not a building
         o = RawObstacle(fid, "BuildingPart" if "building:part" in p and "building" not in p
                         else "Building", flat_top=math.inf if top is None else top)
         for poly in polys:
