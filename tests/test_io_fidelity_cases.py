@@ -481,3 +481,25 @@ def test_osm_structure_without_height_is_an_obstacle_not_an_area(tmp_path):
     assert sorted(b.id for b in res.buildings) == ["way/1", "way/2"]
     assert {b.id: b.height_source for b in res.buildings}["way/2"] == "unknown"
     assert [a.id for a in res.areas] == ["way/3"]
+
+
+def test_no_obstacle_is_lower_than_its_own_vertices(tmp_path):
+    """A roof-altitude attribute below the outline's own z (a data error) does not
+    lower the obstacle: the data is doubtful, so its height is unknown (blocked); an
+    extension object (+NoiseBarrier) is an obstacle."""
+    doc = {"type": "CityJSON", "version": "2.0",
+           "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/7415"},
+           "CityObjects": {
+               "f": {"type": "Building", "attributes": {"h_dak_max": 45.0},
+                     "geometry": [{"type": "MultiSurface", "lod": "0",
+                                   "boundaries": [[[0, 1, 2, 3]]]}]},
+               "w": {"type": "+NoiseBarrier",
+                     "geometry": [{"type": "MultiSurface", "lod": "1",
+                                   "boundaries": [[[4, 5, 6, 7]]]}]}},
+           "vertices": [[85000, 446000, 50.0], [85010, 446000, 50.0],
+                        [85010, 446010, 50.0], [85000, 446010, 50.0],
+                        [85100, 446000, 0.0], [85120, 446000, 0.0],
+                        [85120, 446000, 6.0], [85100, 446000, 6.0]]}
+    rec = {b.id: b for b in load_city(_write(tmp_path, "low.city.json", doc)).buildings}
+    assert rec["f"].top_m >= 50.0 + 120.0 and rec["f"].height_source == "unknown"
+    assert rec["w"].top_m == 6.0 and rec["w"].kind == "+NoiseBarrier"

@@ -77,7 +77,9 @@ OBSTACLE_TYPES = (
 """CityObject types that become obstacle records (:class:`~airspace.building.Building`):
 everything built or grown that stands above the ground (chimneys and dormers modelled
 as installations, bridges, masts, trees). Surfaces that lie on the ground (LandUse,
-Road, WaterBody, PlantCover, relief) and tunnels are not obstacles."""
+Road, WaterBody, PlantCover, relief) and tunnels are not obstacles. Extension types
+(``"+NoiseBarrier"``, any type starting with ``+``) are obstacles too: what a model
+adds on purpose is kept."""
 
 _SURFACE_DEPTH = {
     "MultiSurface": 0,
@@ -293,7 +295,7 @@ class _Reader:
             typ = obj.get("type", "?") if isinstance(obj, dict) else "?"
             self.counts[typ] = self.counts.get(typ, 0) + 1
             try:
-                if typ in OBSTACLE_TYPES:
+                if typ in OBSTACLE_TYPES or typ.startswith("+"):
                     self._building(oid, obj, city_objects, len(v), offset)
                 elif typ == "TINRelief":
                     for g in obj.get("geometry") or []:

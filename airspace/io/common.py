@@ -628,6 +628,8 @@ def _obstacle(obj, idx, x, y, z, family_z, model_ground, unknown_height_m):
         base = min(base, ground)
         if not top > base:
             base = top - UNKNOWN_TOP_AGL_M
+    if zf.size and float(zf.max()) > top:  # never below one of its own vertices
+        top = float(zf.max())
     fp = footprint_of(obj, x, y, z) if obj.surfaces else None
     hulled = fp is None
     if hulled:
