@@ -154,8 +154,6 @@ class RawObject:
         Which attribute gave ``top_m``/``height_m`` (for the audit).
     repairs : list of str
         What the reader repaired in this object (for the audit; strict raises).
-    attributes : bool
-        Heights come from attributes only (``top_m`` None means "unknown").
     points : list of ndarray
         Vertex indices of geometry that forms no face (points, curves, the reference
         point of an implicit geometry): they bound the object's hull and its heights.
@@ -176,7 +174,6 @@ class RawObject:
     family: str | None = None
     height_source: str | None = None
     repairs: list = field(default_factory=list)
-    attributes: bool = False
     tags: dict | None = None
     points: list = field(default_factory=list)
 

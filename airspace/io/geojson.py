@@ -297,7 +297,7 @@ def read_geojson(path, crs=None, strict: bool = False, *, height_field: str | No
         objects.append(
             RawObject(oid, kind, None, surfaces, flat=True, base_m=base, top_m=top,
                       ground_m=ground, height_source=source, repairs=repairs,
-                      attributes=True, tags=tags)
+                      tags=tags)
         )
     if not absolute:
         xyz[:, 2] = np.nan  # a z of unknown meaning is not a height above ground
