@@ -4,11 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -16,6 +11,7 @@ import grpc
 from skytwin.server.cli import main
 from skytwin.v1 import airspace_pb2 as apb
 from skytwin.v1 import airspace_pb2_grpc as arpc
+from tests.serve_process import start_serve
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "fixtures" / "limits" / "default_limits.json"
@@ -36,22 +32,9 @@ def test_serve_uses_the_given_limits(tmp_path):
     doc["limits"]["max_batch"] = 7
     lim = tmp_path / "tight.json"
     lim.write_text(json.dumps(doc))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-m", "skytwin.server.cli", "serve", "--port", "0",
-                          "--db", str(tmp_path / "s.db"), "--workers", "1", "--limits",
-                          str(lim)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
+    p, target = start_serve("--db", str(tmp_path / "s.db"), "--workers", "1", "--limits",
+                            str(lim))
     try:
-        target = None
-        deadline = time.monotonic() + 120
-        while target is None and time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"serving on ([\d.]+):(\d+)", line)
-            if m:
-                target = f"{m.group(1)}:{m.group(2)}"
-        assert target, "server did not start"
         with grpc.insecure_channel(target) as ch:
             info = arpc.AirspaceServiceStub(ch).GetTwinInfo(
                 apb.GetTwinInfoRequest(),

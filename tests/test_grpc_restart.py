@@ -8,14 +8,9 @@ of a pre-kill flight is delayed, never accepted on top of it.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -27,28 +22,15 @@ from skytwin.v1 import flights_pb2_grpc as frpc
 from skytwin.v1 import zones_pb2 as zpb
 from skytwin.v1 import zones_pb2_grpc as zrpc
 from tests.grpc_fixtures import OP_A, OP_B, REG, md
+from tests.serve_process import start_serve, stop_all
 
-REPO = Path(__file__).resolve().parents[1]
 FROM = (24.94030, 60.17150)
 TO = (24.95240, 60.16760)
 T0 = float(int(time.time()) + 7200)
 
 
 def _start(db):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-m", "skytwin.server.cli", "serve", "--port", "0",
-                          "--db", str(db), "--workers", "2"], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        m = re.search(r"serving on ([\d.]+):(\d+)", line)
-        if m:
-            return p, f"{m.group(1)}:{m.group(2)}"
-    p.kill()
-    raise RuntimeError("server did not start")
+    return start_serve("--db", str(db), "--workers", "2")
 
 
 def _route(depart_s):
@@ -61,10 +43,7 @@ def _route(depart_s):
 def procs():
     started = []
     yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
+    stop_all(started)
 
 
 def test_sigkill_mid_load_loses_nothing_and_rebuilds_the_index(tmp_path, procs):
