@@ -28,6 +28,7 @@ a terminal and never with ``--json``.
     skytwin zones derive PATH [--rules FILE] [--ed269 FILE] [--json]
     skytwin fleet [--city PATH | --twin FILE] [--flights N] [--method cpsat|fcfs]
                   [--geojson FILE] [--czml FILE] [--png FILE] [--json]
+                  [--ray off|local|auto|ADDRESS [--ray-cpus N] [--window S]]
     skytwin demo [--out DIR]
     skytwin serve [--city PATH | --twin FILE] [--port N] [--db PATH] [--auth FILE]
                   [--host H] [--tls-cert F --tls-key F] [--workers N] [--web PORT|off]
@@ -772,6 +773,8 @@ def _print_route(d: dict) -> None:
 # ----------------------------------------------------------------------------- fleet
 def _cmd_fleet(args) -> int:
     """Plan a delivery fleet over a city, detect its conflicts, resolve them, export."""
+    if args.ray is not None:
+        return _cmd_fleet_day(args)
     from skytwin.airspace.errors import AirspaceError
     from skytwin.fixtures.traffic import city_options, city_scenario
     from skytwin.planner.conflicts import Separation, detect
@@ -843,6 +846,95 @@ def _cmd_fleet(args) -> int:
         for fid, why in list(res.unplaced.items())[:5]:
             print(f"  unplaced {fid}: {why}")
     return 0 if out["residual"] == 0 else 1
+
+
+def _ray_mode(text: str) -> str:
+    """``--ray``: off (same windowed pipeline in this process), local, auto or an address."""
+    t = text.strip()
+    if t in ("off", "local", "auto") or t.startswith("ray://"):
+        return t
+    host, sep, port = t.rpartition(":")
+    if sep and host and port.isdigit() and 0 < int(port) < 65536:
+        return t
+    raise argparse.ArgumentTypeError(
+        f"expected off, local, auto or a cluster address HOST:PORT or ray://HOST:PORT, "
+        f"got {text!r}")
+
+
+def _cmd_fleet_day(args) -> int:
+    """``fleet --ray``: a fleet-day planned and deconflicted window by window
+    (:mod:`skytwin.planner.fleetday`), in this process (``off``) or over Ray."""
+    from skytwin.airspace.errors import AirspaceError
+    from skytwin.fixtures.traffic import city_options
+    from skytwin.planner import fleetday
+    from skytwin.planner.conflicts import Separation
+
+    status = _Status(not args.json)
+    executor = None
+    try:
+        drawn = [f"--{k}" for k in ("geojson", "czml", "png") if getattr(args, k)]
+        if drawn:
+            raise UsageError(f"{', '.join(drawn)} cannot be used with --ray (exports are for "
+                             "the one-piece pipeline): drop them or drop --ray")
+        depart0 = _parse_time(args.depart)
+        if args.twin:
+            _check_twin_file(args.twin)
+        twin = _twin_from_args(args, status)
+        spec = fleetday.FleetDaySpec(args.flights, seed=args.seed, duration_s=args.duration,
+                                     t0_s=depart0)
+        params = fleetday.WindowParams(method=args.method, random_seed=args.seed,
+                                       min_window_s=args.window)
+        t0 = time.perf_counter()
+        if args.ray == "off":
+            executor = fleetday.LocalExecutor(twin)
+        else:
+            from skytwin.server.fleet_ray import RayExecutor, RayUnavailableError
+            with status.step(f"starting Ray ({args.ray})"):
+                try:
+                    executor = RayExecutor(twin, args.ray, num_cpus=args.ray_cpus)
+                except RayUnavailableError as exc:
+                    raise UsageError(str(exc)) from None
+        t_ray = time.perf_counter()
+        with status.step(f"planning {args.flights} flights"):
+            flights = fleetday.plan_day(twin, executor, spec, progress=status.detail)
+        t_plan = time.perf_counter()
+        sep = Separation()
+        with status.step(f"resolving {len(flights)} flights by windows ({args.method})"):
+            res = fleetday.deconflict_day(flights, executor, sep, city_options(twin), params,
+                                          progress=status.detail)
+        t_end = time.perf_counter()
+        cache = (executor.numba_cache_stats() if hasattr(executor, "numba_cache_stats")
+                 else None)
+    except (AirspaceError, OSError, ValueError) as exc:
+        return _fail(args, exc)
+    finally:
+        if executor is not None and hasattr(executor, "close"):
+            executor.close()
+    rep = res.report
+    out = {"flights": len(flights), "asked": args.flights, "ray": args.ray,
+           "method": args.method, "status": res.status,
+           "residual": len(rep.residual_conflicts), "verifier_ok": bool(rep.ok),
+           "unplaced": res.unplaced,
+           "total_delay_s": float(sum(c.delay_s for c in res.choices.values())),
+           "relevelled": sum(c.layer_shift != 0 for c in res.choices.values()),
+           "windows": res.stats["windows"], "window_s": round(res.stats["window_s"], 1),
+           "ray_start_s": round(t_ray - t0, 2), "plan_s": round(t_plan - t_ray, 2),
+           "deconflict_s": round(t_end - t_plan, 2), "numba_cache": cache}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"flights          {out['flights']} planned ({args.flights} asked) in "
+              f"{out['plan_s']:.1f} s ({'this process' if args.ray == 'off' else 'Ray ' + args.ray})")
+        print(f"resolution       {args.method} in {out['windows']} windows of "
+              f"{out['window_s']:.0f} s: residual {out['residual']} (independent verifier), "
+              f"{len(res.unplaced)} unplaced, total delay {out['total_delay_s']:.0f} s, "
+              f"{out['relevelled']} re-levelled, {out['deconflict_s']:.1f} s")
+        if cache:
+            print(f"numba cache      workers loaded {sum(c['hits'] for c in cache)} kernels "
+                  f"from the cache, compiled {sum(c['misses'] for c in cache)}")
+        for fid, why in list(res.unplaced.items())[:5]:
+            print(f"  unplaced {fid}: {why}")
+    return 0 if out["residual"] == 0 and rep.ok else 1
 
 
 # ------------------------------------------------------------------------------ demo
@@ -1673,6 +1765,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="resolved flights as CZML (Cesium)")
     fl.add_argument("--png", type=_out_file, metavar="FILE", default=None,
                     help="render the fleet and its conflicts")
+    fl.add_argument("--ray", type=_ray_mode, metavar="MODE", default=None,
+                    help="plan and deconflict as a fleet-day in departure-time windows "
+                    "(skytwin.planner.fleetday), fanned out over Ray: 'local' (start Ray "
+                    "on this machine), 'auto' (join this machine's cluster), HOST:PORT or "
+                    "ray://HOST:PORT, or 'off' (the same pipeline in this process; same "
+                    "seed, same result). Needs pip install 'skytwin[ray]'. Default: the "
+                    "one-piece pipeline above, without Ray")
+    fl.add_argument("--ray-cpus", type=_count, default=None, metavar="N",
+                    help="CPUs of a local Ray instance (default: all)")
+    fl.add_argument("--window", type=_positive, default=1800.0, metavar="S",
+                    help="with --ray: shortest deconfliction window [s] (raised to the "
+                    "flights' reach, see planner/fleetday.py)")
     fl.add_argument("--json", action="store_true", help="print the summary as JSON")
     fl.set_defaults(func=_cmd_fleet)
 
