@@ -55,8 +55,8 @@ class Building:
         ``attributes`` (a part's merged over its parent's), CityGML ``bldg:function``,
         ``bldg:usage``, ``bldg:class`` and PLATEAU ``uro:`` usage codes plus generic
         attributes. Used by :mod:`airspace.derived` (zones from map semantics) and
-        :mod:`airspace.risk` (occupancy by use); never by the obstacle geometry. Not
-        saved in twin files.
+        :mod:`airspace.risk` (occupancy by use); never by the obstacle geometry.
+        Saved in twin files (:meth:`airspace.twin.Twin.save`).
     """
 
     id: str

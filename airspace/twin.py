@@ -39,7 +39,12 @@ allocated.
 Files: :meth:`Twin.save` writes one ``.npz`` (arrays, footprints as WKB bytes with
 offsets, metadata as UTF-8 JSON; no pickle) that :meth:`Twin.load` reads back
 identically; ``compress=True`` deflates it (the 10 km synthetic twin: 347 MB raw, 21 MB
-compressed).
+compressed). The objects' tags (what the model says about them: use, function, OSM
+tags, storeys) and the reader's non-obstacle areas are saved too (JSON, and the areas'
+footprints as WKB), so that a server started from a twin file derives the same zones
+and estimates the same population as one started from the city model (issue 13);
+files written before that load with no tags (no derived zones, every building of
+unknown use).
 """
 
 from __future__ import annotations
@@ -256,15 +261,26 @@ class Twin:
             "kinds": [b.kind for b in self.buildings],
             "parent_ids": [b.parent_id for b in self.buildings],
             "height_sources": [b.height_source for b in self.buildings],
+            "tags": [b.tags for b in self.buildings],
+            "areas": [{"id": a.id, "kind": a.kind, "parent_id": a.parent_id,
+                       "base_m": a.base_m, "top_m": a.top_m, "ground_m": a.ground_m,
+                       "height_source": a.height_source, "tags": a.tags}
+                      for a in self.areas],
             "meta": self.meta,
         }
-        head_bytes = np.frombuffer(json.dumps(head).encode("utf-8"), dtype=np.uint8)
+        a_wkb = shapely.to_wkb([a.footprint for a in self.areas]) if self.areas else []
+        a_off = np.zeros(len(a_wkb) + 1, dtype=np.int64)
+        a_off[1:] = np.cumsum([len(w) for w in a_wkb])
+        a_blob = np.frombuffer(b"".join(a_wkb), dtype=np.uint8)
+        head_bytes = np.frombuffer(json.dumps(head, default=str).encode("utf-8"),
+                                   dtype=np.uint8)
         with open(path, "wb") as fh:
             writer = np.savez_compressed if compress else np.savez
             writer(fh, head=head_bytes, ground_m=self.ground_m, top_m=self.top_m,
                    clear_top_m=self.clear_top_m, floor_k=self.floor_k,
                    bld_top_m=self.bld_top_m, bld_base_m=self.bld_base_m,
-                   bld_ground_m=self.bld_ground_m, wkb=blob, wkb_off=off)
+                   bld_ground_m=self.bld_ground_m, wkb=blob, wkb_off=off,
+                   area_wkb=a_blob, area_wkb_off=a_off)
         return path
 
     @classmethod
@@ -292,21 +308,36 @@ class Twin:
         blob = arrays["wkb"].tobytes()
         geoms = shapely.from_wkb([blob[off[n]:off[n + 1]] for n in range(len(off) - 1)])
         sources = head.get("height_sources")
+        tags = head.get("tags")
         buildings = [
             Building(id=head["ids"][n], footprint=geoms[n],
                      base_m=float(arrays["bld_base_m"][n]),
                      top_m=float(arrays["bld_top_m"][n]),
                      ground_m=float(arrays["bld_ground_m"][n]), kind=head["kinds"][n],
                      parent_id=head["parent_ids"][n],
-                     height_source=sources[n] if sources else "coordinates")
+                     height_source=sources[n] if sources else "coordinates",
+                     tags=tags[n] if tags else None)
             for n in range(len(off) - 1)
         ]
-        return cls(frame=Frame(*head["frame"]), grid=GridSpec.from_dict(head["grid"]),
+        areas = []
+        if head.get("areas"):
+            a_off = arrays["area_wkb_off"]
+            a_blob = arrays["area_wkb"].tobytes()
+            a_geoms = shapely.from_wkb([a_blob[a_off[n]:a_off[n + 1]]
+                                        for n in range(len(a_off) - 1)])
+            areas = [Building(id=a["id"], footprint=g, base_m=float(a["base_m"]),
+                              top_m=float(a["top_m"]), ground_m=float(a["ground_m"]),
+                              kind=a["kind"], parent_id=a["parent_id"],
+                              height_source=a["height_source"], tags=a["tags"])
+                     for a, g in zip(head["areas"], a_geoms, strict=True)]
+        twin = cls(frame=Frame(*head["frame"]), grid=GridSpec.from_dict(head["grid"]),
                    clearance_m=head["clearance_m"], resolution_m=head["resolution_m"],
                    layer_m=head["layer_m"], ceiling_agl_m=head["ceiling_agl_m"],
                    ground_m=arrays["ground_m"], top_m=arrays["top_m"],
                    clear_top_m=arrays["clear_top_m"], floor_k=arrays["floor_k"],
                    buildings=buildings, meta=head["meta"])
+        twin.areas = areas
+        return twin
 
     def __repr__(self):
         g = self.grid
@@ -578,5 +609,5 @@ def build_twin(result_or_buildings, *, resolution_m: float = 2.0, layer_m: float
                 resolution_m=resolution_m, layer_m=layer_m, ceiling_agl_m=ceiling_agl_m,
                 ground_m=ground, top_m=top, clear_top_m=clear_top, floor_k=floor_k,
                 buildings=buildings, meta=meta)
-    twin.areas = areas  # the reader's non-obstacle areas (for derived zones; not saved)
+    twin.areas = areas  # the reader's non-obstacle areas (for derived zones; saved)
     return twin

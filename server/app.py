@@ -94,6 +94,8 @@ class ServerConfig:
     warm_up: bool = True
     grace_s: float = 5.0
     live: bool = True                 # run the live-operations threads (issue 11)
+    zone_rules: Path | None = None    # derived-zone rules (issue 13); None = bundled
+    population: Path | None = None    # population .csv/.asc; None = estimated from model
 
 
 def load_twin(config: ServerConfig):
@@ -124,7 +126,8 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
         raise ValueError("give both --tls-cert and --tls-key, or neither")
     auth = Authenticator.from_file(config.auth)
     store = open_store(config.db)   # SQLite file, or postgresql://... (pgstore)
-    core = ServiceCore(twin, store, limits=config.limits, twin_ref=twin_ref)
+    core = ServiceCore(twin, store, limits=config.limits, twin_ref=twin_ref,
+                       zone_rules=config.zone_rules, population=config.population)
     if config.warm_up:
         core.warm_up()
     executor = ThreadPoolExecutor(max_workers=config.workers,

@@ -4,7 +4,12 @@ Design
 ------
 Tokens come from a TOML file (``tomllib``, no extra dependency), one ``[[token]]`` table
 each: ``token``, ``name``, ``role`` (``"operator"`` with its ``operator_id``, or
-``"regulator"``). ``fixtures/auth/dev_tokens.toml`` holds obviously fake development
+``"regulator"``), and for an operator optionally ``authorisations``: the derived zones
+(issue 13, :mod:`server.ground`) it is authorised to fly in, as a list of zone ids
+(``"DZ-hospital-way_123"``) or rule ids (``"hospital"``: every zone of that rule), e.g.
+``authorisations = ["hospital", "DZ-police-way_42"]``. An *authorisation* derived zone
+is avoided by every other operator; restricted zones are never lifted this way (a
+regulator disables or re-categorises one with ZoneService.OverrideDerivedZone). ``fixtures/auth/dev_tokens.toml`` holds obviously fake development
 tokens; a real deployment writes its own file (and never reuses those).
 
 Clients send ``authorization: Bearer <token>`` metadata. :class:`AuthInterceptor`
@@ -95,8 +100,13 @@ def load_tokens(path) -> dict[str, Caller]:
             raise MalformedInputError(str(p), where, "an operator token needs operator_id")
         if tok in out:
             raise MalformedInputError(str(p), where, "duplicate token")
+        auths = e.get("authorisations", [])
+        if not (isinstance(auths, list) and all(isinstance(x, str) and x for x in auths)):
+            raise MalformedInputError(str(p), where, "authorisations must be a list of "
+                                      "derived zone ids or rule ids (strings)")
         out[tok] = Caller(name=str(e.get("name") or op or role), role=role,
-                          operator_id=op if role == OPERATOR else None)
+                          operator_id=op if role == OPERATOR else None,
+                          authorisations=tuple(auths) if role == OPERATOR else ())
     return out
 
 

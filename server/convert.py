@@ -199,6 +199,16 @@ def zone_to_proto(z) -> zpb.Zone:
             out.active_from.CopyFrom(timestamp(z.window[0]))
         if z.window[1] is not None:
             out.active_until.CopyFrom(timestamp(z.window[1]))
+    d = getattr(z, "derived", None)     # a derived zone (server.ground, issue 13)
+    if d is not None:
+        out.derived.CopyFrom(zpb.DerivedInfo(
+            category=d.category, rule=d.rule, source_id=d.source_id, matched=d.matched,
+            members=list(d.members), buffer_m=d.buffer_m, sources=list(d.sources),
+            also_matched=list(d.also_matched), enabled=d.enabled,
+            rule_category=d.rule_category, overridden=d.overridden,
+            override_by=d.override_by, override_reason=d.override_reason))
+        if d.override_time_s is not None:
+            out.derived.override_time.CopyFrom(timestamp(d.override_time_s))
     return out
 
 
@@ -239,6 +249,8 @@ def route_request_from_proto(r: fpb.RouteRequest, now_s: float, ceiling_agl_m: f
         if r.HasField(name):
             check_range(f"{where}.{name}", getattr(r, name), -lim.max_abs_altitude_m,
                         lim.max_abs_altitude_m, "m")
+    check_range(f"{where}.risk_weight", r.risk_weight, 0.0, 1000.0)
+    check_range(f"{where}.max_band", r.max_band, 0, 6)
     depart_s = opt_time(r, "departure_time") or now_s
     if depart_s > now_s + lim.max_departure_ahead_s:
         raise LimitError(f"{where}.departure_time is {(depart_s - now_s) / 86400:.0f} days "
@@ -250,7 +262,8 @@ def route_request_from_proto(r: fpb.RouteRequest, now_s: float, ceiling_agl_m: f
         ceiling_agl_m=r.ceiling_agl_m or ceiling_agl_m,
         min_agl_m=r.min_agl_m or 10.0, speeds=speeds,
         start_alt_amsl_m=r.start_alt_amsl_m if r.HasField("start_alt_amsl_m") else None,
-        goal_alt_amsl_m=r.goal_alt_amsl_m if r.HasField("goal_alt_amsl_m") else None)
+        goal_alt_amsl_m=r.goal_alt_amsl_m if r.HasField("goal_alt_amsl_m") else None,
+        risk_weight=float(r.risk_weight), max_band=int(r.max_band) or None)
     meta = {"priority": float(priority), "max_delay_s": float(max_delay_s),
             "speeds": {"cruise_mps": speeds.cruise_mps, "climb_mps": speeds.climb_mps,
                        "descent_mps": speeds.descent_mps}}
@@ -270,7 +283,27 @@ def route_to_proto(route) -> fpb.Route:
         waypoints=_waypoints(route.lonlat_deg, route.alt_amsl_m, route.alt_agl_m, tr.t_s),
         length_m=route.length_m, duration=duration(route.duration_s),
         clearance_m=route.clearance_m, straight_m=route.straight_m,
-        search_level=route.level, zones_considered=list(route.zones_considered))
+        search_level=route.level, zones_considered=list(route.zones_considered),
+        exposure=exposure_to_proto(route.exposure))
+
+
+def exposure_to_proto(ex: dict | None) -> fpb.RouteExposure | None:
+    """A route's exposure report (:mod:`server.ground`) -> RouteExposure."""
+    if not ex:
+        return None
+    return fpb.RouteExposure(
+        people_overflown=ex.get("people_overflown", 0.0),
+        people_overflown_unit=ex.get("unit", ""), worst_band=ex.get("worst_band", 0),
+        worst_band_name=ex.get("worst_band_name", ""), igrc=ex.get("igrc") or 0,
+        max_density_ppl_km2=ex.get("max_density_ppl_km2", 0.0),
+        period=ex.get("period", ""), population_source=ex.get("population_source", ""),
+        length_by_band_m=ex.get("length_by_band_m", {}),
+        derived_zones_near=[fpb.DerivedZoneNear(
+            zone_id=n["id"], category=n["category"], rule=n["rule"],
+            source_id=n["source_id"], distance_m=n["distance_m"])
+            for n in ex.get("derived_zones_near", [])],
+        warnings=list(ex.get("warnings", [])), risk_weight=ex.get("risk_weight", 0.0),
+        max_band=ex.get("max_band") or 0)
 
 
 def flight_to_proto(rec) -> fpb.Flight:

@@ -98,7 +98,11 @@ EVENTS_LOCK = 0x536B7901    # pg_advisory_xact_lock key: event rows commit in or
 BOOKING_LOCK = 0x536B7902   # pg_advisory_lock key: one booking at a time, all instances
 SCHEMA_LOCK = 0x536B7903    # pg_advisory_xact_lock key: schema creation / migration
 CHANNEL = "skytwin_events"
-PG_MIGRATIONS: dict = {}    # from version -> statements (none yet: created at v3)
+_GROUND_TABLES = (  # v4 (issue 13): a regulator's overrides of derived zones
+    """CREATE TABLE IF NOT EXISTS derived_overrides (zone_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL, actor TEXT NOT NULL, updated_s DOUBLE PRECISION NOT NULL)""",
+)
+PG_MIGRATIONS: dict = {3: _GROUND_TABLES}    # from version -> statements (created at v3)
 
 _SCHEMA = (
     "CREATE TABLE skytwin_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -163,6 +167,7 @@ _SCHEMA = (
     alt_amsl_m DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (flight_id, t_s))""",
     "CREATE INDEX track_points_time ON track_points (t_s)",
+    *_GROUND_TABLES,
 )
 
 
@@ -505,6 +510,32 @@ class PgStore:
     def list_zones(self) -> list:
         return [zone_from_json(b) for (b,) in
                 self._read("SELECT body FROM zones ORDER BY zone_id")]
+
+    # -- derived-zone overrides (issue 13, see Store) ----------------------------------
+    def put_derived_override(self, zone_id: str, body: dict, actor: str,
+                             now_s: float) -> None:
+        text = json.dumps(body, sort_keys=True)
+
+        def tx(conn):
+            conn.execute("INSERT INTO derived_overrides (zone_id, body, actor, updated_s) "
+                         "VALUES (%s, %s, %s, %s) ON CONFLICT (zone_id) DO UPDATE SET "
+                         "body = EXCLUDED.body, actor = EXCLUDED.actor, "
+                         "updated_s = EXCLUDED.updated_s",
+                         (zone_id, text, str(actor), float(now_s)))
+            self._event(conn, "zone_put", zone_id, now_s, actor)
+
+        self._write(tx)
+
+    def delete_derived_override(self, zone_id: str, actor: str, now_s: float) -> None:
+        def tx(conn):
+            conn.execute("DELETE FROM derived_overrides WHERE zone_id = %s", (zone_id,))
+            self._event(conn, "zone_put", zone_id, now_s, actor)
+
+        self._write(tx)
+
+    def list_derived_overrides(self) -> dict:
+        return {z: (json.loads(b), a, float(t)) for z, b, a, t in self._read(
+            "SELECT zone_id, body, actor, updated_s FROM derived_overrides")}
 
     # -- twin reference ----------------------------------------------------------------
     def set_twin_ref(self, ref: dict) -> None:

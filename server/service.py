@@ -208,6 +208,7 @@ class Caller:
     name: str
     role: str
     operator_id: str | None = None
+    authorisations: tuple = ()   # derived zone ids or rule ids (server.ground, auth)
 
     @property
     def is_regulator(self) -> bool:
@@ -284,7 +285,7 @@ class ServiceCore:
 
     def __init__(self, twin, store, *, limits: Limits | None = None,
                  twin_ref: dict | None = None, clock=time.time, change_log_size=10_000,
-                 layer_shifts=(0, 1, 2)):
+                 layer_shifts=(0, 1, 2), zone_rules=None, population=None):
         from skytwin.airspace.rules import load_rules
         from skytwin.planner.conflicts import Separation
         from skytwin.planner.deconflict import AcceptedIndex, DeconflictOptions
@@ -300,6 +301,9 @@ class ServiceCore:
         rules = load_rules()
         self.ceiling_agl_m = float(rules.ceiling.value_m)
         self.zones = ZoneLayer(twin.frame, store.list_zones())
+        from skytwin.server.ground import GroundLayers   # issue 13: risk, derived zones
+        self.ground = GroundLayers(twin, zone_rules, population,
+                                   overrides=store.list_derived_overrides())
         self.checker = ExactChecker.for_twin(twin)
         self.validator = RouteValidator(twin.buildings, twin.clearance_m)
         self.zone_validator = RouteValidator([], twin.clearance_m)
@@ -727,13 +731,15 @@ class ServiceCore:
         return json.dumps(dump_ed269(self.zones.list(), country=country))
 
     # ---------------------------------------------------------------- flights
-    def plan(self, req):
-        """Plan a route (preview, reserves nothing); :class:`planner.route.Route`."""
+    def plan(self, req, caller: Caller | None = None):
+        """Plan a route (preview, reserves nothing); :class:`planner.route.Route`,
+        avoiding the derived zones that block ``caller`` (:mod:`server.ground`)."""
         if req.ceiling_agl_m > self.ceiling_agl_m:
             raise ValueError(f"ceiling_agl_m {req.ceiling_agl_m:g} is above the "
                              f"{self.ceiling_agl_m:g} m AGL limit of the rules")
         self._check_duration_bound(req)
-        route = self.planner().plan(req)
+        route = self.ground.plan(self.planner(), req,
+                                 caller.authorisations if caller is not None else ())
         mx = self.limits.max_flight_duration_s
         if route.duration_s > mx:
             raise LimitError(f"flight duration {route.duration_s:.0f} s is over the limit "
@@ -804,7 +810,8 @@ class ServiceCore:
         from skytwin.planner.verify import verify
         t0, t1 = traj.t_start_s, traj.t_end_s
         rep = self.validator.check(traj.xyz_m, traj.t_s, speeds,
-                                   zones=self.zones.local_zones(t0, t1),
+                                   zones=[*self.zones.local_zones(t0, t1),
+                                          *self.ground.blocking_everyone()],
                                    ground_range=self.ground_range)
         problems = list(rep.problems)
         # AGL ceiling on the cruise waypoints (ground under each waypoint, conservative:
@@ -1004,7 +1011,7 @@ class ServiceCore:
         self._check_departure(req)
         req = replace(req, flight_id=self._new_id())
         meta = dict(meta, **_request_meta(req))
-        route = hp.route if hp is not None else self.plan(req)
+        route = hp.route if hp is not None else self.plan(req, caller)
         traj = self._trajectory(route, meta, req.flight_id)
         self._check_deadline(deadline_s, "booking")
         rec = None
@@ -1040,7 +1047,7 @@ class ServiceCore:
                     break
             hp = None
             info["replanned"] = True
-            traj = self._trajectory(self.plan(req), meta, req.flight_id)
+            traj = self._trajectory(self.plan(req, caller), meta, req.flight_id)
             self._check_deadline(deadline_s, "booking")
         info["plan_used"] = not info["replanned"]
         fid = p.trajectory.flight_id
@@ -1103,7 +1110,7 @@ class ServiceCore:
         metas = [dict(m, **_request_meta(r)) for r, m in zip(reqs, metas, strict=True)]
         trajs = []
         for r, m in zip(reqs, metas, strict=True):
-            trajs.append(self._trajectory(self.plan(r), m))
+            trajs.append(self._trajectory(self.plan(r, caller), m))
         budget = min(max_solve_s or self.limits.max_solve_s, self.limits.max_solve_s)
         if deadline_s is not None:
             budget = max(0.5, min(budget, 0.5 * (deadline_s - time.monotonic())))

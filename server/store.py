@@ -134,7 +134,15 @@ __all__ = [
     "zone_to_json",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+_GROUND_TABLES = (   # v4 (issue 13): a regulator's overrides of derived zones
+    """CREATE TABLE IF NOT EXISTS derived_overrides (
+    zone_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    updated_s REAL NOT NULL
+)""",
+)
 _LIVE_TABLES = (
     """CREATE TABLE IF NOT EXISTS lifecycle (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -182,6 +190,7 @@ _MIGRATIONS = {  # from version -> statements that bring it to version + 1
         "sqlite_sequence WHERE name = 'events'), 0)) WHERE name = 'events_v3'",
         "DROP TABLE events",
         "ALTER TABLE events_v3 RENAME TO events"),
+    3: _GROUND_TABLES,
 }
 APPLICATION_ID = 0x536B7954  # "SkyT": marks the file as a SkyTwin store
 FLIGHT_STATUSES = ("accepted", "cancelled")
@@ -765,7 +774,7 @@ class Store:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
-                for stmt in _LIVE_TABLES:
+                for stmt in (*_LIVE_TABLES, *_GROUND_TABLES):
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -1174,6 +1183,36 @@ class Store:
             zone_from_json(b)
             for (b,) in self._read("SELECT body FROM zones ORDER BY zone_id")
         ]
+
+    # -- derived-zone overrides (issue 13) ---------------------------------------------
+    def put_derived_override(self, zone_id: str, body: dict, actor: str,
+                             now_s: float) -> None:
+        """Insert or replace a regulator's override of a derived zone (a JSON object,
+        see :mod:`server.ground`), with a ``zone_put`` event (the change's sequence
+        number survives restarts like any zone change's)."""
+        text = json.dumps(body, sort_keys=True)
+
+        def tx(conn):
+            conn.execute(
+                "INSERT OR REPLACE INTO derived_overrides (zone_id, body, actor, "
+                "updated_s) VALUES (?, ?, ?, ?)", (zone_id, text, str(actor), float(now_s)))
+            self._event(conn, "zone_put", zone_id, now_s, actor)
+
+        self._write(tx)
+
+    def delete_derived_override(self, zone_id: str, actor: str, now_s: float) -> None:
+        """Drop the override of a derived zone (none: nothing happens), with an event."""
+
+        def tx(conn):
+            conn.execute("DELETE FROM derived_overrides WHERE zone_id = ?", (zone_id,))
+            self._event(conn, "zone_put", zone_id, now_s, actor)
+
+        self._write(tx)
+
+    def list_derived_overrides(self) -> dict:
+        """``{zone_id: (body dict, actor, updated_s)}`` of every override."""
+        return {z: (json.loads(b), a, float(t)) for z, b, a, t in self._read(
+            "SELECT zone_id, body, actor, updated_s FROM derived_overrides")}
 
     # -- twin reference ----------------------------------------------------------------
     def set_twin_ref(self, ref: dict) -> None:

@@ -57,7 +57,7 @@ def test_nothing_failing_the_final_checks_is_accepted(core, monkeypatch):
                 upper=Altitude(200, "AGL"))
     _, affected = core.create_zone(REGULATOR, zone)
     assert affected == []
-    monkeypatch.setattr(core, "plan", lambda req: route)   # a stale / buggy planner
+    monkeypatch.setattr(core, "plan", lambda req, caller=None: route)  # stale planner
     with pytest.raises(BookingRejectedError, match="no-fly volume Z-MID"):
         core.submit_flight(OP, "stale", RouteRequest(FROM, TO, depart_s=T0), META)
     assert core.store.count_flights() == 0 and len(core.index) == 0

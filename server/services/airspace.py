@@ -1,4 +1,11 @@
-"""AirspaceService: twin information, grid codes, blocked codes."""
+"""AirspaceService: twin information, grid codes, blocked codes, ground risk.
+
+QueryGroundRisk (issue 13) answers from the server's risk layer (:mod:`server.ground`):
+the cells meeting a WGS84 box or a grid code's H3 cell, with people per km² by day and
+night, SORA bands and iGRC; every authenticated caller may read it (operators plan
+with it), and at most ``max_query_cells`` cells are examined (more:
+RESOURCE_EXHAUSTED).
+"""
 
 from __future__ import annotations
 
@@ -55,3 +62,38 @@ class AirspaceServicer(Base, rpc.AirspaceServiceServicer):
                                    request.resolution or None, request.layer_m or None,
                                    request.clearance_m)
         return convert.blocked_to_proto(res)
+
+    async def QueryGroundRisk(self, request, context):
+        caller = current_caller()
+        lim = self.core.limits
+        area = request.WhichOneof("area")
+        box = code = None
+        if area == "box":
+            box = convert.box_from_proto(request.box)
+        elif area == "grid_code":
+            if len(request.grid_code) > lim.max_grid_code_chars:
+                raise LimitError(f"grid_code: {len(request.grid_code)} characters, over "
+                                 f"the limit of {lim.max_grid_code_chars} (starts "
+                                 f"{echo(request.grid_code, lim.echo_chars)})")
+            code = self.core.decode_grid_code(request.grid_code)
+        else:
+            raise ValueError("give box or grid_code")
+        res = await self.run_query(caller, self.core.ground.risk_cells, box, code,
+                                   request.include_empty, lim.max_query_cells)
+        return convert_risk(res)
+
+
+def convert_risk(res: dict) -> pb.QueryGroundRiskResponse:
+    """:meth:`server.ground.GroundLayers.risk_cells` -> QueryGroundRiskResponse."""
+    return pb.QueryGroundRiskResponse(
+        cells=[pb.RiskCell(
+            corners=[pb.LonLat(lon_deg=lo, lat_deg=la) for lo, la in c["corners"]],
+            density_day_ppl_km2=c["density_day"], density_night_ppl_km2=c["density_night"],
+            band_day=c["band_day"], band_night=c["band_night"],
+            igrc_day=c["igrc_day"] or 0, igrc_night=c["igrc_night"] or 0, i=c["i"],
+            j=c["j"]) for c in res["cells"]],
+        cell_m=res["cell_m"], source=res["source"], worst_band_day=res["worst_band_day"],
+        worst_band_night=res["worst_band_night"],
+        max_density_day_ppl_km2=res["max_density_day"],
+        max_density_night_ppl_km2=res["max_density_night"],
+        drone_class=res["drone_class"], band_limits_ppl_km2=res["band_limits"])

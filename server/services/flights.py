@@ -43,7 +43,7 @@ class FlightServicer(Base, rpc.FlightServiceServicer):
         caller = current_caller()
         req, meta = self._request(request.route)
         route = await self.run_in(context, self.core.limits.deadline_plan_s, self.core.plan,
-                                  req)
+                                  req, caller)
         out = pb.PlanRouteResponse(route=convert.route_to_proto(route))
         held = self.core.hold_plan(caller, route_digest(request.route), req, meta, route)
         if held is not None:     # operators: a handle for SubmitFlight (server.plans)

@@ -343,3 +343,57 @@ class QueryBlockedCodesResponse(_message.Message):
     CODES_FIELD_NUMBER: _ClassVar[int]
     codes: _containers.RepeatedCompositeFieldContainer[BlockedCode]
     def __init__(self, codes: _Optional[_Iterable[_Union[BlockedCode, _Mapping]]] = ...) -> None: ...
+
+class RiskCell(_message.Message):
+    __slots__ = ("corners", "density_day_ppl_km2", "density_night_ppl_km2", "band_day", "band_night", "igrc_day", "igrc_night", "i", "j")
+    CORNERS_FIELD_NUMBER: _ClassVar[int]
+    DENSITY_DAY_PPL_KM2_FIELD_NUMBER: _ClassVar[int]
+    DENSITY_NIGHT_PPL_KM2_FIELD_NUMBER: _ClassVar[int]
+    BAND_DAY_FIELD_NUMBER: _ClassVar[int]
+    BAND_NIGHT_FIELD_NUMBER: _ClassVar[int]
+    IGRC_DAY_FIELD_NUMBER: _ClassVar[int]
+    IGRC_NIGHT_FIELD_NUMBER: _ClassVar[int]
+    I_FIELD_NUMBER: _ClassVar[int]
+    J_FIELD_NUMBER: _ClassVar[int]
+    corners: _containers.RepeatedCompositeFieldContainer[LonLat]
+    density_day_ppl_km2: float
+    density_night_ppl_km2: float
+    band_day: int
+    band_night: int
+    igrc_day: int
+    igrc_night: int
+    i: int
+    j: int
+    def __init__(self, corners: _Optional[_Iterable[_Union[LonLat, _Mapping]]] = ..., density_day_ppl_km2: _Optional[float] = ..., density_night_ppl_km2: _Optional[float] = ..., band_day: _Optional[int] = ..., band_night: _Optional[int] = ..., igrc_day: _Optional[int] = ..., igrc_night: _Optional[int] = ..., i: _Optional[int] = ..., j: _Optional[int] = ...) -> None: ...
+
+class QueryGroundRiskRequest(_message.Message):
+    __slots__ = ("box", "grid_code", "include_empty")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    GRID_CODE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_EMPTY_FIELD_NUMBER: _ClassVar[int]
+    box: LonLatBox
+    grid_code: str
+    include_empty: bool
+    def __init__(self, box: _Optional[_Union[LonLatBox, _Mapping]] = ..., grid_code: _Optional[str] = ..., include_empty: _Optional[bool] = ...) -> None: ...
+
+class QueryGroundRiskResponse(_message.Message):
+    __slots__ = ("cells", "cell_m", "source", "worst_band_day", "worst_band_night", "max_density_day_ppl_km2", "max_density_night_ppl_km2", "drone_class", "band_limits_ppl_km2")
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    CELL_M_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WORST_BAND_DAY_FIELD_NUMBER: _ClassVar[int]
+    WORST_BAND_NIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_DENSITY_DAY_PPL_KM2_FIELD_NUMBER: _ClassVar[int]
+    MAX_DENSITY_NIGHT_PPL_KM2_FIELD_NUMBER: _ClassVar[int]
+    DRONE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    BAND_LIMITS_PPL_KM2_FIELD_NUMBER: _ClassVar[int]
+    cells: _containers.RepeatedCompositeFieldContainer[RiskCell]
+    cell_m: float
+    source: str
+    worst_band_day: int
+    worst_band_night: int
+    max_density_day_ppl_km2: float
+    max_density_night_ppl_km2: float
+    drone_class: str
+    band_limits_ppl_km2: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, cells: _Optional[_Iterable[_Union[RiskCell, _Mapping]]] = ..., cell_m: _Optional[float] = ..., source: _Optional[str] = ..., worst_band_day: _Optional[int] = ..., worst_band_night: _Optional[int] = ..., max_density_day_ppl_km2: _Optional[float] = ..., max_density_night_ppl_km2: _Optional[float] = ..., drone_class: _Optional[str] = ..., band_limits_ppl_km2: _Optional[_Iterable[float]] = ...) -> None: ...

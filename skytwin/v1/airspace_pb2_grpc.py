@@ -54,6 +54,11 @@ class AirspaceServiceStub:
                 request_serializer=skytwin_dot_v1_dot_airspace__pb2.QueryBlockedCodesRequest.SerializeToString,
                 response_deserializer=skytwin_dot_v1_dot_airspace__pb2.QueryBlockedCodesResponse.FromString,
                 _registered_method=True)
+        self.QueryGroundRisk = channel.unary_unary(
+                '/skytwin.v1.AirspaceService/QueryGroundRisk',
+                request_serializer=skytwin_dot_v1_dot_airspace__pb2.QueryGroundRiskRequest.SerializeToString,
+                response_deserializer=skytwin_dot_v1_dot_airspace__pb2.QueryGroundRiskResponse.FromString,
+                _registered_method=True)
 
 
 class AirspaceServiceServicer:
@@ -83,6 +88,13 @@ class AirspaceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryGroundRisk(self, request, context):
+        """Ground risk (issue 13): people per km2, SORA bands and iGRC, by box or grid code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AirspaceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +117,11 @@ def add_AirspaceServiceServicer_to_server(servicer, server):
                     servicer.QueryBlockedCodes,
                     request_deserializer=skytwin_dot_v1_dot_airspace__pb2.QueryBlockedCodesRequest.FromString,
                     response_serializer=skytwin_dot_v1_dot_airspace__pb2.QueryBlockedCodesResponse.SerializeToString,
+            ),
+            'QueryGroundRisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryGroundRisk,
+                    request_deserializer=skytwin_dot_v1_dot_airspace__pb2.QueryGroundRiskRequest.FromString,
+                    response_serializer=skytwin_dot_v1_dot_airspace__pb2.QueryGroundRiskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +232,33 @@ class AirspaceService:
             '/skytwin.v1.AirspaceService/QueryBlockedCodes',
             skytwin_dot_v1_dot_airspace__pb2.QueryBlockedCodesRequest.SerializeToString,
             skytwin_dot_v1_dot_airspace__pb2.QueryBlockedCodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryGroundRisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skytwin.v1.AirspaceService/QueryGroundRisk',
+            skytwin_dot_v1_dot_airspace__pb2.QueryGroundRiskRequest.SerializeToString,
+            skytwin_dot_v1_dot_airspace__pb2.QueryGroundRiskResponse.FromString,
             options,
             channel_credentials,
             insecure,

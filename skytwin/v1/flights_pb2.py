@@ -27,47 +27,55 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from skytwin.v1 import airspace_pb2 as skytwin_dot_v1_dot_airspace__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18skytwin/v1/flights.proto\x12\nskytwin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19skytwin/v1/airspace.proto\"\xa5\x03\n\x0cRouteRequest\x12!\n\x05start\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12 \n\x04goal\x18\x02 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12\x32\n\x0e\x64\x65parture_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rceiling_agl_m\x18\x04 \x01(\x01\x12\x11\n\tmin_agl_m\x18\x05 \x01(\x01\x12\x18\n\x10\x63ruise_speed_mps\x18\x06 \x01(\x01\x12\x17\n\x0f\x63limb_speed_mps\x18\x07 \x01(\x01\x12\x19\n\x11\x64\x65scent_speed_mps\x18\x08 \x01(\x01\x12\x1d\n\x10start_alt_amsl_m\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0fgoal_alt_amsl_m\x18\n \x01(\x01H\x01\x88\x01\x01\x12,\n\tmax_delay\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08priority\x18\x0c \x01(\x01\x42\x13\n\x11_start_alt_amsl_mB\x12\n\x10_goal_alt_amsl_m\"\x81\x01\n\x08Waypoint\x12$\n\x08position\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12\x12\n\nalt_amsl_m\x18\x02 \x01(\x01\x12\x11\n\talt_agl_m\x18\x03 \x01(\x01\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc8\x01\n\x05Route\x12\'\n\twaypoints\x18\x01 \x03(\x0b\x32\x14.skytwin.v1.Waypoint\x12\x10\n\x08length_m\x18\x02 \x01(\x01\x12+\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x63learance_m\x18\x04 \x01(\x01\x12\x12\n\nstraight_m\x18\x05 \x01(\x01\x12\x14\n\x0csearch_level\x18\x06 \x01(\x05\x12\x18\n\x10zones_considered\x18\x07 \x03(\t\"\xde\x02\n\x06\x46light\x12\x11\n\tflight_id\x18\x01 \x01(\t\x12\x13\n\x0boperator_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.skytwin.v1.FlightStatus\x12 \n\x05route\x18\x05 \x01(\x0b\x32\x11.skytwin.v1.Route\x12(\n\x05\x64\x65lay\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0blayer_shift\x18\x07 \x01(\x05\x12\x30\n\x0c\x63reated_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63\x61ncelled_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\n \x01(\x01\x12\x15\n\rcancel_reason\x18\x0b \x01(\t\";\n\x10PlanRouteRequest\x12\'\n\x05route\x18\x01 \x01(\x0b\x32\x18.skytwin.v1.RouteRequest\"|\n\x11PlanRouteResponse\x12 \n\x05route\x18\x01 \x01(\x0b\x32\x11.skytwin.v1.Route\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x34\n\x10plan_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x13SubmitFlightRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\'\n\x05route\x18\x02 \x01(\x0b\x32\x18.skytwin.v1.RouteRequest\x12\x0f\n\x07plan_id\x18\x03 \x01(\t\"_\n\x14SubmitFlightResponse\x12\"\n\x06\x66light\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.Flight\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12\x11\n\treplanned\x18\x03 \x01(\x08\"g\n\x12SubmitBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x06routes\x18\x02 \x03(\x0b\x32\x18.skytwin.v1.RouteRequest\x12\x13\n\x0bmax_solve_s\x18\x03 \x01(\x01\"c\n\x13SubmitBatchResponse\x12#\n\x07\x66lights\x18\x01 \x03(\x0b\x32\x12.skytwin.v1.Flight\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12\x15\n\rsolver_status\x18\x03 \x01(\t\"%\n\x10GetFlightRequest\x12\x11\n\tflight_id\x18\x01 \x01(\t\"7\n\x11GetFlightResponse\x12\"\n\x06\x66light\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.Flight\"\xd8\x01\n\x12ListFlightsRequest\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.skytwin.v1.FlightStatus\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"S\n\x13ListFlightsResponse\x12#\n\x07\x66lights\x18\x01 \x03(\x0b\x32\x12.skytwin.v1.Flight\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x13\x43\x61ncelFlightRequest\x12\x11\n\tflight_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x14\x43\x61ncelFlightResponse\x12\"\n\x06\x66light\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.Flight*f\n\x0c\x46lightStatus\x12\x1d\n\x19\x46LIGHT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46LIGHT_STATUS_ACCEPTED\x10\x01\x12\x1b\n\x17\x46LIGHT_STATUS_CANCELLED\x10\x02\x32\xe9\x03\n\rFlightService\x12H\n\tPlanRoute\x12\x1c.skytwin.v1.PlanRouteRequest\x1a\x1d.skytwin.v1.PlanRouteResponse\x12Q\n\x0cSubmitFlight\x12\x1f.skytwin.v1.SubmitFlightRequest\x1a .skytwin.v1.SubmitFlightResponse\x12N\n\x0bSubmitBatch\x12\x1e.skytwin.v1.SubmitBatchRequest\x1a\x1f.skytwin.v1.SubmitBatchResponse\x12H\n\tGetFlight\x12\x1c.skytwin.v1.GetFlightRequest\x1a\x1d.skytwin.v1.GetFlightResponse\x12N\n\x0bListFlights\x12\x1e.skytwin.v1.ListFlightsRequest\x1a\x1f.skytwin.v1.ListFlightsResponse\x12Q\n\x0c\x43\x61ncelFlight\x12\x1f.skytwin.v1.CancelFlightRequest\x1a .skytwin.v1.CancelFlightResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18skytwin/v1/flights.proto\x12\nskytwin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19skytwin/v1/airspace.proto\"\xcc\x03\n\x0cRouteRequest\x12!\n\x05start\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12 \n\x04goal\x18\x02 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12\x32\n\x0e\x64\x65parture_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rceiling_agl_m\x18\x04 \x01(\x01\x12\x11\n\tmin_agl_m\x18\x05 \x01(\x01\x12\x18\n\x10\x63ruise_speed_mps\x18\x06 \x01(\x01\x12\x17\n\x0f\x63limb_speed_mps\x18\x07 \x01(\x01\x12\x19\n\x11\x64\x65scent_speed_mps\x18\x08 \x01(\x01\x12\x1d\n\x10start_alt_amsl_m\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0fgoal_alt_amsl_m\x18\n \x01(\x01H\x01\x88\x01\x01\x12,\n\tmax_delay\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08priority\x18\x0c \x01(\x01\x12\x13\n\x0brisk_weight\x18\r \x01(\x01\x12\x10\n\x08max_band\x18\x0e \x01(\x05\x42\x13\n\x11_start_alt_amsl_mB\x12\n\x10_goal_alt_amsl_m\"\x81\x01\n\x08Waypoint\x12$\n\x08position\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.LonLat\x12\x12\n\nalt_amsl_m\x18\x02 \x01(\x01\x12\x11\n\talt_agl_m\x18\x03 \x01(\x01\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x0f\x44\x65rivedZoneNear\x12\x0f\n\x07zone_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x11\n\tsource_id\x18\x04 \x01(\t\x12\x12\n\ndistance_m\x18\x05 \x01(\x01\"\xbb\x03\n\rRouteExposure\x12\x18\n\x10people_overflown\x18\x01 \x01(\x01\x12\x1d\n\x15people_overflown_unit\x18\x02 \x01(\t\x12\x12\n\nworst_band\x18\x03 \x01(\x05\x12\x17\n\x0fworst_band_name\x18\x04 \x01(\t\x12\x0c\n\x04igrc\x18\x05 \x01(\x05\x12\x1b\n\x13max_density_ppl_km2\x18\x06 \x01(\x01\x12\x0e\n\x06period\x18\x07 \x01(\t\x12\x19\n\x11population_source\x18\x08 \x01(\t\x12\x46\n\x10length_by_band_m\x18\t \x03(\x0b\x32,.skytwin.v1.RouteExposure.LengthByBandMEntry\x12\x37\n\x12\x64\x65rived_zones_near\x18\n \x03(\x0b\x32\x1b.skytwin.v1.DerivedZoneNear\x12\x10\n\x08warnings\x18\x0b \x03(\t\x12\x13\n\x0brisk_weight\x18\x0c \x01(\x01\x12\x10\n\x08max_band\x18\r \x01(\x05\x1a\x34\n\x12LengthByBandMEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xf5\x01\n\x05Route\x12\'\n\twaypoints\x18\x01 \x03(\x0b\x32\x14.skytwin.v1.Waypoint\x12\x10\n\x08length_m\x18\x02 \x01(\x01\x12+\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x63learance_m\x18\x04 \x01(\x01\x12\x12\n\nstraight_m\x18\x05 \x01(\x01\x12\x14\n\x0csearch_level\x18\x06 \x01(\x05\x12\x18\n\x10zones_considered\x18\x07 \x03(\t\x12+\n\x08\x65xposure\x18\x08 \x01(\x0b\x32\x19.skytwin.v1.RouteExposure\"\xde\x02\n\x06\x46light\x12\x11\n\tflight_id\x18\x01 \x01(\t\x12\x13\n\x0boperator_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.skytwin.v1.FlightStatus\x12 \n\x05route\x18\x05 \x01(\x0b\x32\x11.skytwin.v1.Route\x12(\n\x05\x64\x65lay\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0blayer_shift\x18\x07 \x01(\x05\x12\x30\n\x0c\x63reated_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63\x61ncelled_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\n \x01(\x01\x12\x15\n\rcancel_reason\x18\x0b \x01(\t\";\n\x10PlanRouteRequest\x12\'\n\x05route\x18\x01 \x01(\x0b\x32\x18.skytwin.v1.RouteRequest\"|\n\x11PlanRouteResponse\x12 \n\x05route\x18\x01 \x01(\x0b\x32\x11.skytwin.v1.Route\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x34\n\x10plan_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x13SubmitFlightRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\'\n\x05route\x18\x02 \x01(\x0b\x32\x18.skytwin.v1.RouteRequest\x12\x0f\n\x07plan_id\x18\x03 \x01(\t\"_\n\x14SubmitFlightResponse\x12\"\n\x06\x66light\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.Flight\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12\x11\n\treplanned\x18\x03 \x01(\x08\"g\n\x12SubmitBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x06routes\x18\x02 \x03(\x0b\x32\x18.skytwin.v1.RouteRequest\x12\x13\n\x0bmax_solve_s\x18\x03 \x01(\x01\"c\n\x13SubmitBatchResponse\x12#\n\x07\x66lights\x18\x01 \x03(\x0b\x32\x12.skytwin.v1.Flight\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12\x15\n\rsolver_status\x18\x03 \x01(\t\"%\n\x10GetFlightRequest\x12\x11\n\tflight_id\x18\x01 \x01(\t\"7\n\x11GetFlightResponse\x12\"\n\x06\x66light\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.Flight\"\xd8\x01\n\x12ListFlightsRequest\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.skytwin.v1.FlightStatus\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"S\n\x13ListFlightsResponse\x12#\n\x07\x66lights\x18\x01 \x03(\x0b\x32\x12.skytwin.v1.Flight\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x13\x43\x61ncelFlightRequest\x12\x11\n\tflight_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x14\x43\x61ncelFlightResponse\x12\"\n\x06\x66light\x18\x01 \x01(\x0b\x32\x12.skytwin.v1.Flight*f\n\x0c\x46lightStatus\x12\x1d\n\x19\x46LIGHT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46LIGHT_STATUS_ACCEPTED\x10\x01\x12\x1b\n\x17\x46LIGHT_STATUS_CANCELLED\x10\x02\x32\xe9\x03\n\rFlightService\x12H\n\tPlanRoute\x12\x1c.skytwin.v1.PlanRouteRequest\x1a\x1d.skytwin.v1.PlanRouteResponse\x12Q\n\x0cSubmitFlight\x12\x1f.skytwin.v1.SubmitFlightRequest\x1a .skytwin.v1.SubmitFlightResponse\x12N\n\x0bSubmitBatch\x12\x1e.skytwin.v1.SubmitBatchRequest\x1a\x1f.skytwin.v1.SubmitBatchResponse\x12H\n\tGetFlight\x12\x1c.skytwin.v1.GetFlightRequest\x1a\x1d.skytwin.v1.GetFlightResponse\x12N\n\x0bListFlights\x12\x1e.skytwin.v1.ListFlightsRequest\x1a\x1f.skytwin.v1.ListFlightsResponse\x12Q\n\x0c\x43\x61ncelFlight\x12\x1f.skytwin.v1.CancelFlightRequest\x1a .skytwin.v1.CancelFlightResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skytwin.v1.flights_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FLIGHTSTATUS']._serialized_start=2353
-  _globals['_FLIGHTSTATUS']._serialized_end=2455
+  _globals['_ROUTEEXPOSURE_LENGTHBYBANDMENTRY']._loaded_options = None
+  _globals['_ROUTEEXPOSURE_LENGTHBYBANDMENTRY']._serialized_options = b'8\001'
+  _globals['_FLIGHTSTATUS']._serialized_start=2990
+  _globals['_FLIGHTSTATUS']._serialized_end=3092
   _globals['_ROUTEREQUEST']._serialized_start=133
-  _globals['_ROUTEREQUEST']._serialized_end=554
-  _globals['_WAYPOINT']._serialized_start=557
-  _globals['_WAYPOINT']._serialized_end=686
-  _globals['_ROUTE']._serialized_start=689
-  _globals['_ROUTE']._serialized_end=889
-  _globals['_FLIGHT']._serialized_start=892
-  _globals['_FLIGHT']._serialized_end=1242
-  _globals['_PLANROUTEREQUEST']._serialized_start=1244
-  _globals['_PLANROUTEREQUEST']._serialized_end=1303
-  _globals['_PLANROUTERESPONSE']._serialized_start=1305
-  _globals['_PLANROUTERESPONSE']._serialized_end=1429
-  _globals['_SUBMITFLIGHTREQUEST']._serialized_start=1431
-  _globals['_SUBMITFLIGHTREQUEST']._serialized_end=1530
-  _globals['_SUBMITFLIGHTRESPONSE']._serialized_start=1532
-  _globals['_SUBMITFLIGHTRESPONSE']._serialized_end=1627
-  _globals['_SUBMITBATCHREQUEST']._serialized_start=1629
-  _globals['_SUBMITBATCHREQUEST']._serialized_end=1732
-  _globals['_SUBMITBATCHRESPONSE']._serialized_start=1734
-  _globals['_SUBMITBATCHRESPONSE']._serialized_end=1833
-  _globals['_GETFLIGHTREQUEST']._serialized_start=1835
-  _globals['_GETFLIGHTREQUEST']._serialized_end=1872
-  _globals['_GETFLIGHTRESPONSE']._serialized_start=1874
-  _globals['_GETFLIGHTRESPONSE']._serialized_end=1929
-  _globals['_LISTFLIGHTSREQUEST']._serialized_start=1932
-  _globals['_LISTFLIGHTSREQUEST']._serialized_end=2148
-  _globals['_LISTFLIGHTSRESPONSE']._serialized_start=2150
-  _globals['_LISTFLIGHTSRESPONSE']._serialized_end=2233
-  _globals['_CANCELFLIGHTREQUEST']._serialized_start=2235
-  _globals['_CANCELFLIGHTREQUEST']._serialized_end=2291
-  _globals['_CANCELFLIGHTRESPONSE']._serialized_start=2293
-  _globals['_CANCELFLIGHTRESPONSE']._serialized_end=2351
-  _globals['_FLIGHTSERVICE']._serialized_start=2458
-  _globals['_FLIGHTSERVICE']._serialized_end=2947
+  _globals['_ROUTEREQUEST']._serialized_end=593
+  _globals['_WAYPOINT']._serialized_start=596
+  _globals['_WAYPOINT']._serialized_end=725
+  _globals['_DERIVEDZONENEAR']._serialized_start=727
+  _globals['_DERIVEDZONENEAR']._serialized_end=832
+  _globals['_ROUTEEXPOSURE']._serialized_start=835
+  _globals['_ROUTEEXPOSURE']._serialized_end=1278
+  _globals['_ROUTEEXPOSURE_LENGTHBYBANDMENTRY']._serialized_start=1226
+  _globals['_ROUTEEXPOSURE_LENGTHBYBANDMENTRY']._serialized_end=1278
+  _globals['_ROUTE']._serialized_start=1281
+  _globals['_ROUTE']._serialized_end=1526
+  _globals['_FLIGHT']._serialized_start=1529
+  _globals['_FLIGHT']._serialized_end=1879
+  _globals['_PLANROUTEREQUEST']._serialized_start=1881
+  _globals['_PLANROUTEREQUEST']._serialized_end=1940
+  _globals['_PLANROUTERESPONSE']._serialized_start=1942
+  _globals['_PLANROUTERESPONSE']._serialized_end=2066
+  _globals['_SUBMITFLIGHTREQUEST']._serialized_start=2068
+  _globals['_SUBMITFLIGHTREQUEST']._serialized_end=2167
+  _globals['_SUBMITFLIGHTRESPONSE']._serialized_start=2169
+  _globals['_SUBMITFLIGHTRESPONSE']._serialized_end=2264
+  _globals['_SUBMITBATCHREQUEST']._serialized_start=2266
+  _globals['_SUBMITBATCHREQUEST']._serialized_end=2369
+  _globals['_SUBMITBATCHRESPONSE']._serialized_start=2371
+  _globals['_SUBMITBATCHRESPONSE']._serialized_end=2470
+  _globals['_GETFLIGHTREQUEST']._serialized_start=2472
+  _globals['_GETFLIGHTREQUEST']._serialized_end=2509
+  _globals['_GETFLIGHTRESPONSE']._serialized_start=2511
+  _globals['_GETFLIGHTRESPONSE']._serialized_end=2566
+  _globals['_LISTFLIGHTSREQUEST']._serialized_start=2569
+  _globals['_LISTFLIGHTSREQUEST']._serialized_end=2785
+  _globals['_LISTFLIGHTSRESPONSE']._serialized_start=2787
+  _globals['_LISTFLIGHTSRESPONSE']._serialized_end=2870
+  _globals['_CANCELFLIGHTREQUEST']._serialized_start=2872
+  _globals['_CANCELFLIGHTREQUEST']._serialized_end=2928
+  _globals['_CANCELFLIGHTRESPONSE']._serialized_start=2930
+  _globals['_CANCELFLIGHTRESPONSE']._serialized_end=2988
+  _globals['_FLIGHTSERVICE']._serialized_start=3095
+  _globals['_FLIGHTSERVICE']._serialized_end=3584
 # @@protoc_insertion_point(module_scope)

@@ -22,7 +22,7 @@ FLIGHT_STATUS_ACCEPTED: FlightStatus
 FLIGHT_STATUS_CANCELLED: FlightStatus
 
 class RouteRequest(_message.Message):
-    __slots__ = ("start", "goal", "departure_time", "ceiling_agl_m", "min_agl_m", "cruise_speed_mps", "climb_speed_mps", "descent_speed_mps", "start_alt_amsl_m", "goal_alt_amsl_m", "max_delay", "priority")
+    __slots__ = ("start", "goal", "departure_time", "ceiling_agl_m", "min_agl_m", "cruise_speed_mps", "climb_speed_mps", "descent_speed_mps", "start_alt_amsl_m", "goal_alt_amsl_m", "max_delay", "priority", "risk_weight", "max_band")
     START_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     DEPARTURE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,8 @@ class RouteRequest(_message.Message):
     GOAL_ALT_AMSL_M_FIELD_NUMBER: _ClassVar[int]
     MAX_DELAY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RISK_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_BAND_FIELD_NUMBER: _ClassVar[int]
     start: _airspace_pb2.LonLat
     goal: _airspace_pb2.LonLat
     departure_time: _timestamp_pb2.Timestamp
@@ -47,7 +49,9 @@ class RouteRequest(_message.Message):
     goal_alt_amsl_m: float
     max_delay: _duration_pb2.Duration
     priority: float
-    def __init__(self, start: _Optional[_Union[_airspace_pb2.LonLat, _Mapping]] = ..., goal: _Optional[_Union[_airspace_pb2.LonLat, _Mapping]] = ..., departure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ceiling_agl_m: _Optional[float] = ..., min_agl_m: _Optional[float] = ..., cruise_speed_mps: _Optional[float] = ..., climb_speed_mps: _Optional[float] = ..., descent_speed_mps: _Optional[float] = ..., start_alt_amsl_m: _Optional[float] = ..., goal_alt_amsl_m: _Optional[float] = ..., max_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[float] = ...) -> None: ...
+    risk_weight: float
+    max_band: int
+    def __init__(self, start: _Optional[_Union[_airspace_pb2.LonLat, _Mapping]] = ..., goal: _Optional[_Union[_airspace_pb2.LonLat, _Mapping]] = ..., departure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ceiling_agl_m: _Optional[float] = ..., min_agl_m: _Optional[float] = ..., cruise_speed_mps: _Optional[float] = ..., climb_speed_mps: _Optional[float] = ..., descent_speed_mps: _Optional[float] = ..., start_alt_amsl_m: _Optional[float] = ..., goal_alt_amsl_m: _Optional[float] = ..., max_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[float] = ..., risk_weight: _Optional[float] = ..., max_band: _Optional[int] = ...) -> None: ...
 
 class Waypoint(_message.Message):
     __slots__ = ("position", "alt_amsl_m", "alt_agl_m", "time")
@@ -61,8 +65,59 @@ class Waypoint(_message.Message):
     time: _timestamp_pb2.Timestamp
     def __init__(self, position: _Optional[_Union[_airspace_pb2.LonLat, _Mapping]] = ..., alt_amsl_m: _Optional[float] = ..., alt_agl_m: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class DerivedZoneNear(_message.Message):
+    __slots__ = ("zone_id", "category", "rule", "source_id", "distance_m")
+    ZONE_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_M_FIELD_NUMBER: _ClassVar[int]
+    zone_id: str
+    category: str
+    rule: str
+    source_id: str
+    distance_m: float
+    def __init__(self, zone_id: _Optional[str] = ..., category: _Optional[str] = ..., rule: _Optional[str] = ..., source_id: _Optional[str] = ..., distance_m: _Optional[float] = ...) -> None: ...
+
+class RouteExposure(_message.Message):
+    __slots__ = ("people_overflown", "people_overflown_unit", "worst_band", "worst_band_name", "igrc", "max_density_ppl_km2", "period", "population_source", "length_by_band_m", "derived_zones_near", "warnings", "risk_weight", "max_band")
+    class LengthByBandMEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    PEOPLE_OVERFLOWN_FIELD_NUMBER: _ClassVar[int]
+    PEOPLE_OVERFLOWN_UNIT_FIELD_NUMBER: _ClassVar[int]
+    WORST_BAND_FIELD_NUMBER: _ClassVar[int]
+    WORST_BAND_NAME_FIELD_NUMBER: _ClassVar[int]
+    IGRC_FIELD_NUMBER: _ClassVar[int]
+    MAX_DENSITY_PPL_KM2_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    POPULATION_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_BY_BAND_M_FIELD_NUMBER: _ClassVar[int]
+    DERIVED_ZONES_NEAR_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    RISK_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_BAND_FIELD_NUMBER: _ClassVar[int]
+    people_overflown: float
+    people_overflown_unit: str
+    worst_band: int
+    worst_band_name: str
+    igrc: int
+    max_density_ppl_km2: float
+    period: str
+    population_source: str
+    length_by_band_m: _containers.ScalarMap[str, float]
+    derived_zones_near: _containers.RepeatedCompositeFieldContainer[DerivedZoneNear]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    risk_weight: float
+    max_band: int
+    def __init__(self, people_overflown: _Optional[float] = ..., people_overflown_unit: _Optional[str] = ..., worst_band: _Optional[int] = ..., worst_band_name: _Optional[str] = ..., igrc: _Optional[int] = ..., max_density_ppl_km2: _Optional[float] = ..., period: _Optional[str] = ..., population_source: _Optional[str] = ..., length_by_band_m: _Optional[_Mapping[str, float]] = ..., derived_zones_near: _Optional[_Iterable[_Union[DerivedZoneNear, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., risk_weight: _Optional[float] = ..., max_band: _Optional[int] = ...) -> None: ...
+
 class Route(_message.Message):
-    __slots__ = ("waypoints", "length_m", "duration", "clearance_m", "straight_m", "search_level", "zones_considered")
+    __slots__ = ("waypoints", "length_m", "duration", "clearance_m", "straight_m", "search_level", "zones_considered", "exposure")
     WAYPOINTS_FIELD_NUMBER: _ClassVar[int]
     LENGTH_M_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +125,7 @@ class Route(_message.Message):
     STRAIGHT_M_FIELD_NUMBER: _ClassVar[int]
     SEARCH_LEVEL_FIELD_NUMBER: _ClassVar[int]
     ZONES_CONSIDERED_FIELD_NUMBER: _ClassVar[int]
+    EXPOSURE_FIELD_NUMBER: _ClassVar[int]
     waypoints: _containers.RepeatedCompositeFieldContainer[Waypoint]
     length_m: float
     duration: _duration_pb2.Duration
@@ -77,7 +133,8 @@ class Route(_message.Message):
     straight_m: float
     search_level: int
     zones_considered: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, waypoints: _Optional[_Iterable[_Union[Waypoint, _Mapping]]] = ..., length_m: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., clearance_m: _Optional[float] = ..., straight_m: _Optional[float] = ..., search_level: _Optional[int] = ..., zones_considered: _Optional[_Iterable[str]] = ...) -> None: ...
+    exposure: RouteExposure
+    def __init__(self, waypoints: _Optional[_Iterable[_Union[Waypoint, _Mapping]]] = ..., length_m: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., clearance_m: _Optional[float] = ..., straight_m: _Optional[float] = ..., search_level: _Optional[int] = ..., zones_considered: _Optional[_Iterable[str]] = ..., exposure: _Optional[_Union[RouteExposure, _Mapping]] = ...) -> None: ...
 
 class Flight(_message.Message):
     __slots__ = ("flight_id", "operator_id", "request_id", "status", "route", "delay", "layer_shift", "created_time", "cancelled_time", "priority", "cancel_reason")

@@ -74,6 +74,16 @@ class ZoneServiceStub:
                 request_serializer=skytwin_dot_v1_dot_zones__pb2.ExportEd269Request.SerializeToString,
                 response_deserializer=skytwin_dot_v1_dot_zones__pb2.ExportEd269Response.FromString,
                 _registered_method=True)
+        self.QueryDerivedZones = channel.unary_unary(
+                '/skytwin.v1.ZoneService/QueryDerivedZones',
+                request_serializer=skytwin_dot_v1_dot_zones__pb2.QueryDerivedZonesRequest.SerializeToString,
+                response_deserializer=skytwin_dot_v1_dot_zones__pb2.QueryDerivedZonesResponse.FromString,
+                _registered_method=True)
+        self.OverrideDerivedZone = channel.unary_unary(
+                '/skytwin.v1.ZoneService/OverrideDerivedZone',
+                request_serializer=skytwin_dot_v1_dot_zones__pb2.OverrideDerivedZoneRequest.SerializeToString,
+                response_deserializer=skytwin_dot_v1_dot_zones__pb2.OverrideDerivedZoneResponse.FromString,
+                _registered_method=True)
 
 
 class ZoneServiceServicer:
@@ -127,6 +137,20 @@ class ZoneServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryDerivedZones(self, request, context):
+        """Zones derived from the city model (issue 13): read by every caller, changed by
+        regulators only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OverrideDerivedZone(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ZoneServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +193,16 @@ def add_ZoneServiceServicer_to_server(servicer, server):
                     servicer.ExportEd269,
                     request_deserializer=skytwin_dot_v1_dot_zones__pb2.ExportEd269Request.FromString,
                     response_serializer=skytwin_dot_v1_dot_zones__pb2.ExportEd269Response.SerializeToString,
+            ),
+            'QueryDerivedZones': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryDerivedZones,
+                    request_deserializer=skytwin_dot_v1_dot_zones__pb2.QueryDerivedZonesRequest.FromString,
+                    response_serializer=skytwin_dot_v1_dot_zones__pb2.QueryDerivedZonesResponse.SerializeToString,
+            ),
+            'OverrideDerivedZone': grpc.unary_unary_rpc_method_handler(
+                    servicer.OverrideDerivedZone,
+                    request_deserializer=skytwin_dot_v1_dot_zones__pb2.OverrideDerivedZoneRequest.FromString,
+                    response_serializer=skytwin_dot_v1_dot_zones__pb2.OverrideDerivedZoneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +421,60 @@ class ZoneService:
             '/skytwin.v1.ZoneService/ExportEd269',
             skytwin_dot_v1_dot_zones__pb2.ExportEd269Request.SerializeToString,
             skytwin_dot_v1_dot_zones__pb2.ExportEd269Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryDerivedZones(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skytwin.v1.ZoneService/QueryDerivedZones',
+            skytwin_dot_v1_dot_zones__pb2.QueryDerivedZonesRequest.SerializeToString,
+            skytwin_dot_v1_dot_zones__pb2.QueryDerivedZonesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OverrideDerivedZone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skytwin.v1.ZoneService/OverrideDerivedZone',
+            skytwin_dot_v1_dot_zones__pb2.OverrideDerivedZoneRequest.SerializeToString,
+            skytwin_dot_v1_dot_zones__pb2.OverrideDerivedZoneResponse.FromString,
             options,
             channel_credentials,
             insecure,
