@@ -48,8 +48,31 @@ Examples
 'prison'
 >>> [r.id for r in rules.match({"bldg:function": "31001_3071"})]
 ['police']
+>>> rules.match({"bldg:function": "3071"})      # a bare number is not an ALKIS code
+[]
 >>> rules.match({"building": "yes"})
 []
+
+Codes checked (issue 13)
+    ALKIS ``Gebaeudefunktion`` (AX_Gebaeude, object type 31001): every code in the
+    rules file was checked against the AdV code list as reproduced with its German
+    names in public ALKIS processing code (2520 Gebaeude zur Elektrizitaetsversorgung,
+    2521 Elektrizitaetswerk, 2522 Umspannwerk, 2523 Umformer, 2527 Reaktorgebaeude,
+    3010 Verwaltungsgebaeude, 3011 Parlament, 3012 Rathaus, 3015 Gericht, 3016
+    Botschaft/Konsulat, 3017 Kreisverwaltung, 3018 Bezirksregierung, 3019 Finanzamt,
+    3051 Krankenhaus, 3071 Polizei, 3072 Feuerwehr, 3073 Kaserne, 3075
+    Justizvollzugsanstalt); the bundled NRW and Lower Saxony models write them as
+    ``31001_<code>`` (e.g. ``31001_2523``).
+    PLATEAU ``bldg:usage`` (Building_usage.xml): 421 官公庁施設 (government offices),
+    452 供給処理施設 (supply and treatment: power, gas, water, waste), 453 防衛施設
+    (defence) checked against the code list names as reproduced in public PLATEAU
+    tools; the bundled Ina model uses 452 (8 buildings). PLATEAU's *detailed* usage
+    (``uro:detailedUsage``, BuildingDetailAttribute_detailedUsage.xml, 4-digit codes)
+    and the municipal ``uro:orgUsage``/``orgUsage2`` codes are **not** matched: the
+    code lists are not shipped with the models (``../../codelists/`` is referenced,
+    not included) and could not be checked here, so police, fire stations, hospitals,
+    power plants and substations in PLATEAU models are found only through
+    ``bldg:usage`` 421/452/453 (coarser) or OSM-style tags.
 """
 
 from __future__ import annotations
@@ -125,17 +148,19 @@ class DerivedRule:
     def matches(self, tags: Mapping[str, str]) -> tuple[str, str] | None:
         """The first ``(key, value)`` of ``tags`` this rule matches, or None.
 
-        A value matches when it equals one of the rule's values (case-insensitive),
-        or one of them after a ``prefix_`` (ALKIS ``31001_3071``), or one ``;``-separated
-        item does (OSM multi-values, several CityGML codes).
+        A value matches when it equals one of the rule's values (case-insensitive), or
+        one ``;``-separated item does (OSM multi-values, several CityGML codes). Codes
+        are compared whole: an ALKIS code is written with its object-type prefix
+        (``31001_3071``), because other code lists use the same bare numbers for other
+        things (the Berlin model's unprefixed ``bldg:function`` codes, e.g. ``2529``,
+        are not ALKIS ``Gebaeudefunktion`` values).
         """
         for k in self.keys:
             v = tags.get(k)
             if v is None:
                 continue
             for item in str(v).split(";"):
-                item = item.strip().lower()
-                if item in self.values or item.rsplit("_", 1)[-1] in self.values:
+                if item.strip().lower() in self.values:
                     return k, str(v)
         return None
 

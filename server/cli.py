@@ -32,9 +32,11 @@ a terminal and never with ``--json``.
     skytwin demo [--out DIR]
     skytwin serve [--city PATH | --twin FILE] [--port N] [--db PATH] [--auth FILE]
                   [--host H] [--tls-cert F --tls-key F] [--workers N] [--web PORT|off]
-    skytwin client [--target HOST:PORT] [--token T] [--ca F] {info, encode, decode,
+                  [--zone-rules FILE] [--population FILE]
+    skytwin client [--target HOST:PORT] [--token T] [--ca F] {info, encode, decode, risk,
                    blocked, plan, submit, batch, get, list, cancel, watch, zones {add,
-                   update, list, get, delete, query, import, export}} ...
+                   update, list, get, delete, query, import, export, derived,
+                   override}} ...
     skytwin loadtest --target HOST:PORT [--drones N] [--concurrency C] [--duration S]
                      [--allow-remote] [--keep] [--json] ...
     skytwin simulate --target HOST:PORT --drones N --duration S [--fault-share F]
@@ -650,10 +652,7 @@ def _cmd_route(args) -> int:
         if args.twin:
             _check_twin_file(args.twin)
         derive = args.derive_zones or args.zone_rules is not None
-        if derive and args.twin:
-            raise UsageError("--derive-zones needs --city: twin files do not keep the "
-                             "model's attributes")
-        rules = None
+        rules = None      # twin files keep the objects' tags and areas (issue 13)
         if derive:
             from skytwin.airspace.derived import load_derived_rules
             rules = load_derived_rules(args.zone_rules)
@@ -719,8 +718,12 @@ def _cmd_zones_derive(args) -> int:
     status = _Status(not args.json)
     try:
         rules = load_derived_rules(args.rules)
-        with status.step(_describe_inputs([args.path])):
-            result = load_city(str(args.path))
+        if str(args.path).endswith(".npz"):    # a saved twin keeps the tags (issue 13)
+            with status.step(f"loading twin {Path(args.path).name}"):
+                result = _load_twin(args.path)
+        else:
+            with status.step(_describe_inputs([args.path])):
+                result = load_city(str(args.path))
         derived = derive_zones([*result.buildings, *result.areas], result.frame, rules)
         if args.ed269:
             _write_json(args.ed269, derived_ed269(derived))
@@ -1026,7 +1029,8 @@ def _cmd_serve(args) -> int:
         host = f"[{host}]"        # gRPC wants [v6]:port
     cfg = ServerConfig(city=args.city, twin=args.twin, db=args.db, auth=args.auth,
                        host=host, port=args.port, tls_cert=args.tls_cert,
-                       tls_key=args.tls_key, workers=args.workers)
+                       tls_key=args.tls_key, workers=args.workers,
+                       zone_rules=args.zone_rules, population=args.population)
     if args.limits is not None:
         cfg.limits = args.limits_loaded
 
@@ -1099,6 +1103,10 @@ def _client_route(args, frm=None, to=None):
         r.max_delay.CopyFrom(Duration(seconds=int(args.max_delay)))
     if getattr(args, "priority", None):
         r.priority = args.priority
+    if getattr(args, "risk_weight", None):
+        r.risk_weight = args.risk_weight
+    if getattr(args, "max_band", None):
+        r.max_band = args.max_band
     return r
 
 
@@ -1152,6 +1160,13 @@ def _client_call(args, stubs):
         if args.time:
             req.time.CopyFrom(timestamp(_parse_time(args.time, '--time')))
         return a.QueryBlockedCodes(req)
+    if cmd == "risk":
+        req = apb.QueryGroundRiskRequest(include_empty=args.all)
+        if args.code:
+            req.grid_code = args.code
+        else:
+            req.box.CopyFrom(_client_box(args.box))
+        return a.QueryGroundRisk(req)
     if cmd == "plan":
         return f.PlanRoute(fpb.PlanRouteRequest(route=_client_route(args)))
     if cmd == "submit":
@@ -1209,6 +1224,26 @@ def _client_call(args, stubs):
                                                     replace_existing=args.replace))
     if zc == "export":
         return z.ExportEd269(zpb.ExportEd269Request(country=args.country or ""))
+    if zc == "derived":
+        req = zpb.QueryDerivedZonesRequest(include_disabled=args.include_disabled,
+                                           category=args.category or "")
+        if args.code:
+            req.grid_code = args.code
+        elif args.box:
+            req.box.CopyFrom(_client_box(args.box))
+        return z.QueryDerivedZones(req)
+    if zc == "override":
+        req = zpb.OverrideDerivedZoneRequest(zone_id=args.zone_id, reason=args.reason or "",
+                                             category=args.category or "",
+                                             reset=args.reset)
+        if args.enabled is not None:
+            req.enabled = args.enabled
+        if (args.lower is None) != (args.upper is None):
+            raise UsageError("give both --lower and --upper, or neither")
+        if args.lower is not None:
+            req.lower.CopyFrom(_client_alt(args.lower))
+            req.upper.CopyFrom(_client_alt(args.upper))
+        return z.OverrideDerivedZone(req)
     raise ValueError(f"unknown client command {cmd!r}")
 
 
@@ -1276,6 +1311,14 @@ def _response_json(msg, dump) -> dict:
     fields = msg.DESCRIPTOR.fields_by_name
     if "route" in fields and msg.HasField("route"):
         out["route"] = route_from_proto(msg.route)
+        if msg.route.HasField("exposure"):    # issue 13: the route JSON's exposure
+            ex = dump(msg.route.exposure)
+            ex["unit"] = ex.pop("people_overflown_unit", "")
+            ex["derived_zones_near"] = [dict(n, id=n.pop("zone_id", ""))
+                                        for n in ex.get("derived_zones_near", [])]
+            ex.setdefault("people_overflown", 0.0)
+            ex.setdefault("worst_band", 0)
+            out["route"]["exposure"] = ex
     if "flight" in fields and msg.HasField("flight"):
         out["flight"] = flight_from_proto(msg.flight)
     if "flights" in fields:
@@ -1519,6 +1562,12 @@ def _add_server_parsers(sub) -> None:
     s.add_argument("--limits", type=_in_file, metavar="FILE", default=None,
                    help="limits on every request (JSON like fixtures/limits/"
                         "default_limits.json; default: that file)")
+    s.add_argument("--zone-rules", type=_in_file, metavar="FILE", default=None,
+                   help="derived-zone rules (issue 13; default: fixtures/rules/"
+                   "derived_zones.json)")
+    s.add_argument("--population", type=_in_file, metavar="FILE", default=None,
+                   help="population file for the ground-risk layer (.csv points or .asc "
+                   "grid, see airspace/risk.py; default: estimated from the model)")
     s.add_argument("--json", action="store_true",
                    help="errors as one JSON object on stderr")
     s.set_defaults(func=_cmd_serve)
@@ -1564,12 +1613,24 @@ def _add_server_parsers(sub) -> None:
             p.add_argument("--to", required=True, metavar="LON,LAT[,ALT]", help="goal")
         p.add_argument("--depart", default=None,
                        help="departure, Unix seconds or ISO 8601 (default: now)")
+        p.add_argument("--risk-weight", type=_risk_weight, default=0.0, metavar="W",
+                       help="trade length for ground risk (0: shortest; the exposure is "
+                       "reported either way)")
+        p.add_argument("--max-band", type=int, choices=range(1, 7), default=None,
+                       metavar="B", help="highest SORA population band (1-6) to overfly")
         if name != "plan":
             p.add_argument("--request-id", required=True, help="idempotency key")
             p.add_argument("--max-delay", type=_non_negative, default=None,
                            help="accepted departure delay [s] (default: the server's, 600)")
             p.add_argument("--priority", type=_positive, default=None,
                            help="deconfliction weight (default: 1)")
+    rk = cs.add_parser("risk", help="QueryGroundRisk: people per km2, SORA bands and "
+                       "iGRC in a box or under a grid code (issue 13)")
+    rg = rk.add_mutually_exclusive_group(required=True)
+    rg.add_argument("--box", default=None, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
+                    help="area [deg]")
+    rg.add_argument("--code", default=None, help="a grid code (its H3 cell)")
+    rk.add_argument("--all", action="store_true", help="also cells with nobody")
     g = cs.add_parser("get", help="GetFlight")
     g.add_argument("flight_id", help="flight id")
     li = cs.add_parser("list", help="ListFlights")
@@ -1613,6 +1674,31 @@ def _add_server_parsers(sub) -> None:
         za.add_argument("--reason", default=None, help="why the airspace is closed")
         za.add_argument("--authority", default=None, help="authority that closed it")
     zs.add_parser("list", help="ListZones")
+    zd = zs.add_parser("derived", help="QueryDerivedZones: zones derived from the city "
+                       "model (issue 13), by box or grid code")
+    zd.add_argument("--box", default=None, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
+                    help="area [deg] (default: all)")
+    zd.add_argument("--code", default=None, help="a grid code (its cell and layer)")
+    zd.add_argument("--include-disabled", action="store_true",
+                    help="also the zones a regulator disabled")
+    zd.add_argument("--category", default=None,
+                    choices=("restricted", "authorisation", "altitude-limited", "warning"),
+                    help="only this category")
+    zv = zs.add_parser("override", help="OverrideDerivedZone (regulators): disable, "
+                       "re-categorise or re-band one derived zone (persisted)")
+    zv.add_argument("zone_id", help="derived zone id (DZ-...)")
+    en = zv.add_mutually_exclusive_group()
+    en.add_argument("--disable", dest="enabled", action="store_false", default=None,
+                    help="take the zone out of force")
+    en.add_argument("--enable", dest="enabled", action="store_true",
+                    help="put it in force again")
+    zv.add_argument("--category", default=None,
+                    choices=("restricted", "authorisation", "altitude-limited", "warning"),
+                    help="new category")
+    zv.add_argument("--lower", default=None, metavar="M[:AGL|AMSL]", help="new lower limit")
+    zv.add_argument("--upper", default=None, metavar="M[:AGL|AMSL]", help="new upper limit")
+    zv.add_argument("--reset", action="store_true", help="drop every override")
+    zv.add_argument("--reason", default=None, help="why (required unless --reset)")
     for name in ("get", "delete"):
         zg = zs.add_parser(name, help=f"{name.capitalize()}Zone")
         zg.add_argument("zone_id", help="zone id")
@@ -1715,7 +1801,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--derive-zones", action="store_true",
                    help="derive zones from the city model's semantics (hospitals, "
                    "prisons, power plants...) and avoid the restricted, altitude-limited "
-                   "and unauthorised ones (needs --city)")
+                   "and unauthorised ones")
     r.add_argument("--zone-rules", type=_in_file, metavar="FILE", default=None,
                    help="derived-zone rules file (implies --derive-zones; default "
                    "fixtures/rules/derived_zones.json)")

@@ -43,6 +43,9 @@ with ``PRAGMA application_id`` = :data:`APPLICATION_ID`)::
     events(seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a Watch cursor
            kind, id, time_s, actor,                -- survives restarts
            reason)                                 -- v2: e.g. a cancel's reason
+    derived_overrides(zone_id TEXT PRIMARY KEY,    -- v4 (issue 13): a regulator's
+          body TEXT, actor, updated_s)             -- change to a derived zone (JSON;
+                                                   -- server.ground), with a zone_put event
 
 Migration. Version 1 files (before request digests and cancel reasons) are upgraded
 in place when opened, in one transaction: ``ALTER TABLE ... ADD COLUMN`` for the three

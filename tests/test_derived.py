@@ -278,3 +278,28 @@ def test_cli_route_reports_exposure_with_and_without_weight(tmp_path):
     assert {"route", "derived_zone", "risk_cell"} <= kinds
     bad = _cli(*args, "--risk-weight", "-1")
     assert bad.returncode == 2 and "risk weight" in bad.stderr
+
+
+# ------------------------------------------------------------------------ twin files
+@pytest.mark.parametrize("name", ["helsinki", "plateau"])
+def test_twin_file_keeps_what_derived_zones_and_risk_need(tmp_path, city_data, name):
+    from skytwin.airspace.twin import Twin
+    path = HELSINKI if name == "helsinki" else \
+        city_data / "more" / "plateau_ina_53375768_bldg_6697_op.gml"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    twin = build_twin(load_city(str(path)))
+    twin.save(tmp_path / "t.npz")
+    back = Twin.load(tmp_path / "t.npz")
+    a = [d.to_dict() for d in derive_zones([*twin.buildings, *twin.areas], twin.frame)]
+    b = [d.to_dict() for d in derive_zones([*back.buildings, *back.areas], back.frame)]
+    assert a == b and len(a) > 0
+    assert [x.tags for x in back.buildings] == [x.tags for x in twin.buildings]
+    ra = estimate_population(twin.buildings, twin.grid)
+    rb = estimate_population(back.buildings, back.grid)
+    assert np.array_equal(ra.density_day, rb.density_day)
+    assert np.array_equal(ra.density_night, rb.density_night)
+    if name == "helsinki":    # the command line reads the twin file too
+        r = _cli("zones", "derive", str(tmp_path / "t.npz"), "--json")
+        assert r.returncode == 0, r.stderr
+        assert [z["id"] for z in json.loads(r.stdout)["zones"]] == [z["id"] for z in a]
