@@ -17,6 +17,14 @@ Steps
    hundred metres search the full 2 m grid. Measured on Helsinki and Den Haag (400
    random pairs each): a 2 M budget instead of 6 M cuts p99 latency about 3x (81 -> 25
    ms, 25 -> 12 ms) for routes 0.6 % longer on average.
+   Two shortcuts keep refusals and points near buildings cheap (issue 14 profile: they
+   took 10-15 s and 0.5-6 s under load). Before any search, a start and goal in
+   different pockets of free air (:mod:`planner.reach`, labels cached per altitude band)
+   are refused at once: no window, level or zone can join them. And when only the
+   start's or goal's own coarse cell is blocked (a point a few metres from a tall
+   building), a short fine search in a box of :data:`CONNECT_CELLS` coarse cells around
+   it joins it to the nearest free coarse cell its air reaches, and the coarse search
+   runs from there, instead of searching the whole window at the next finer level.
 3. **Altitude limits and zones** are added to that grid: cells below the cruise floor
    (``min_agl_m`` above ground) or above the ceiling (``ceiling_agl_m`` above ground)
    are blocked, and so is every cell touched by a no-fly volume active at any time
