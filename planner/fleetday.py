@@ -95,6 +95,7 @@ __all__ = [
     "plan_chunk",
     "plan_day",
     "solve_window",
+    "warm_up",
     "window_cuts",
 ]
 
@@ -260,6 +261,15 @@ def _plan_one(worker: FleetWorker, spec: FleetDaySpec, hubs, i: int):
                           {"kind": kind, "origin": tuple(map(float, o)),
                            "dest": tuple(map(float, d))})
     return None
+
+
+def warm_up(worker: FleetWorker, job) -> int:
+    """Plan ``job = (spec, hubs, k)``'s first ``k`` flights and drop them: loads the numba
+    kernels and builds the planner's caches before anything is timed. Returns ``k``."""
+    spec, hubs, k = job
+    for i in range(k):
+        _plan_one(worker, spec, hubs, i)
+    return k
 
 
 def plan_chunk(worker: FleetWorker, job) -> list:

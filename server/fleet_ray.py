@@ -156,6 +156,10 @@ class RayExecutor:
                     progress(done, len(items))
         return out
 
+    def broadcast(self, fn, item) -> list:
+        """``fn(worker, item)`` once on every actor (e.g. a warm-up); their results."""
+        return self._ray.get([a.run.remote(fn, item) for a in self.actors])
+
     def numba_cache_stats(self) -> list[dict]:
         """Per actor: numba kernels loaded from the cache (``hits``) and compiled
         (``misses``) so far, and its ``pid``."""
