@@ -76,6 +76,31 @@ covered by SORA, i.e. certified category). SkyTwin's documented drone class is
 :data:`DEFAULT_DRONE`: up to 1 m span and 25 m/s (a delivery multirotor, the table's
 first column).
 
+Sources, and what was checked (issue 13)
+----------------------------------------
+* **SORA bands and iGRC table**: JARUS SORA 2.5 main body (JAR-DEL-SRM-SORA-MB-2.5),
+  step 2, Table 2. **Not re-verified in this revision**: the document could not be
+  retrieved with the project's reference search (no copy in the stored corpus), so
+  :data:`BAND_LIMITS` and :data:`IGRC_TABLE` are as first written and should be
+  checked against the published table before any regulatory use. The tests check the
+  code against a hand-computed table of these values, not against JARUS.
+* **PLATEAU ``bldg:usage``** (:data:`_PLATEAU_USE`): checked against the code list
+  names reproduced in public PLATEAU tools (401 業務施設 office, 402 商業施設 retail,
+  403 宿泊施設 hotel, 404 商業系複合施設, 411 住宅, 412 共同住宅, 413/414 店舗等併用
+  (共同)住宅, 415 作業所併用住宅, 421 官公庁施設, 422 文教厚生施設, 431 運輸倉庫施設,
+  441 工場, 454 その他, 461 不明; 451 農林漁業用施設, 452 供給処理施設 and 453
+  防衛施設 by name). 422 is "education, culture *and welfare*": hospitals coded 422
+  get the education occupancy (nobody at night), an under-estimate at night.
+* **ALKIS ``Gebaeudefunktion``** (:func:`_alkis_use`): the 3000-3099 groups
+  (3020-3024 education and research, 3050-3054 health) and the 25xx supply codes
+  were checked against the AdV code list as reproduced in public ALKIS processing
+  code; the 1000-1999 residential range and 2460-2469 garages (``31001_2463``
+  occurs 32 times in the bundled NRW model) were not checked code by code.
+* **Occupancy** (:data:`OCCUPANCY`): the figures cite BCO (2019) and Eurostat EU-SILC
+  as written above, but were **not re-verified** against those documents in this
+  revision; they are order-of-magnitude planning defaults, to be replaced by a
+  population file (``.csv``/``.asc``) where one exists.
+
 Normalised risk and route cost
 ------------------------------
 ``r = min(density / DENSITY_REF, 1)`` with ``DENSITY_REF = 50,000`` people/km² (the

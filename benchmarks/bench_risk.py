@@ -15,8 +15,15 @@ p99; plus the derived zones by category, and how many times a route crosses a bl
 derived zone (shapely on the zone polygons projected with a fresh pyproj transformer to
 the city's UTM zone, not the planner's code: must be 0).
 
+Server path (``--server-path``): the gRPC service plans every route through
+:meth:`server.ground.GroundLayers.plan` (derived zones of the caller, risk layer,
+independent zone re-check, exposure with derived zones near), also at w = 0. Its cost
+is measured against the bare ``Planner.plan`` (no risk layer, no derived zones) on the
+same seeded pairs in the same run, alternating the two per pair: p50 / p99 and ratio.
+
     python benchmarks/bench_risk.py                 # all cities, 40 pairs each
     python benchmarks/bench_risk.py --pairs 100 --weights 1,3,10 --json
+    python benchmarks/bench_risk.py --server-path --pairs 100 --cities helsinki,berlin
 """
 
 from __future__ import annotations
@@ -145,6 +152,41 @@ def run_city(name, path, n_pairs, weights, seed):
     return out, meta
 
 
+def run_server_path(name, path, n_pairs, seed):
+    """Bare planner vs the server's ground-layer planning path (w = 0), same pairs."""
+    from skytwin.server.ground import GroundLayers
+    twin = build_twin(load_city(str(path)))
+    ground = GroundLayers(twin)
+    bare = Planner(twin, ZoneLayer(twin.frame))
+    served = Planner(twin, ZoneLayer(twin.frame))
+    rng = np.random.default_rng(seed)
+    g = twin.grid
+    t_bare, t_served, tried, warm = [], [], 0, 0
+    while len(t_bare) < n_pairs and tried < 20 * n_pairs:
+        tried += 1
+        x, y = rng.uniform(g.x0_m, g.x1_m, 2), rng.uniform(g.y0_m, g.y1_m, 2)
+        req = RouteRequest(twin.frame.to_wgs84(x[0], y[0]), twin.frame.to_wgs84(x[1], y[1]),
+                           depart_s=DEPART_S)
+        try:
+            t = time.perf_counter()
+            bare.plan(req)
+            a = time.perf_counter() - t
+            t = time.perf_counter()
+            ground.plan(served, req)
+            b = time.perf_counter() - t
+        except AirspaceError:
+            continue
+        if warm < 3:
+            warm += 1
+            continue
+        t_bare.append(1e3 * a)
+        t_served.append(1e3 * b)
+    pb, ps = np.percentile(t_bare, [50, 99]), np.percentile(t_served, [50, 99])
+    return {"city": name, "routes": len(t_bare), "bare_p50_ms": pb[0], "bare_p99_ms": pb[1],
+            "served_p50_ms": ps[0], "served_p99_ms": ps[1], "p50_ratio": ps[0] / pb[0],
+            "p99_ratio": ps[1] / pb[1], "derived_blocking": len(ground.blocking())}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", type=int, default=40)
@@ -153,8 +195,26 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--cities", default=None,
                     help="comma-separated substrings of city names (default: all)")
+    ap.add_argument("--server-path", action="store_true",
+                    help="measure the server's ground-layer planning path instead")
     a = ap.parse_args(argv)
     weights = tuple(float(v) for v in a.weights.split(","))
+    if a.server_path:
+        print("| city | routes | bare Planner p50 / p99 ms | server path p50 / p99 ms | "
+              "ratio p50 / p99 | blocking derived zones |")
+        print("|---|---|---|---|---|---|")
+        for name, path in CITIES.items():
+            if a.cities and not any(c.lower() in name.lower()
+                                    for c in a.cities.split(",")):
+                continue
+            if not path.exists():
+                continue
+            r = run_server_path(name, path, a.pairs, a.seed)
+            print(f"| {r['city']} | {r['routes']} | {r['bare_p50_ms']:.1f} / "
+                  f"{r['bare_p99_ms']:.0f} | {r['served_p50_ms']:.1f} / "
+                  f"{r['served_p99_ms']:.0f} | {r['p50_ratio']:.2f} / {r['p99_ratio']:.2f} "
+                  f"| {r['derived_blocking']} |", flush=True)
+        return 0
     table, metas = [], []
     for name, path in CITIES.items():
         if a.cities and not any(c.lower() in name.lower() for c in a.cities.split(",")):

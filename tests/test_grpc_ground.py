@@ -342,3 +342,35 @@ def test_exposure_always_reported_and_bad_input(tmp_path):
             assert (dz in ids) is hit, (alt, ids)
     finally:
         srv.stop()
+
+
+def test_client_commands_for_ground_layers(tmp_path, capsys):
+    from skytwin.server.cli import main
+    srv = _start(tmp_path / "c.db")
+    try:
+        def run(token, *argv):
+            rc = main(["client", "--target", srv.target, "--token", token, *argv])
+            cap = capsys.readouterr()
+            return rc, json.loads(cap.out if rc == 0 else cap.err)
+
+        rc, out = run(OP_A, "zones", "derived", "--category", "authorisation")
+        assert rc == 0 and out["counts"] == {"authorisation": 1}
+        dz = out["zones"][0]["id"]
+        rc, out = run(OP_A, "zones", "override", dz, "--disable", "--reason", "x")
+        assert rc == 2 and out["error"]["code"] == "PERMISSION_DENIED"
+        rc, out = run(REG, "zones", "override", dz, "--disable", "--reason", "event")
+        assert rc == 0 and out["zone"]["derived"]["enabled"] is False
+        rc, out = run(OP_B, "zones", "derived", "--include-disabled", "--category",
+                      "authorisation")
+        assert rc == 0 and out["zones"][0]["derived"]["override_reason"] == "event"
+        twin, _ = helsinki_twin()
+        b = twin.bounds_wgs84()
+        box = f"{b[0]},{b[1]},{b[2]},{b[3]}"
+        rc, out = run(OP_A, "risk", "--box", box)
+        assert rc == 0 and out["cell_m"] == 50.0 and 1 <= out["worst_band_day"] <= 6
+        rc, out = run(OP_A, "plan", "--from", "24.94030,60.17150", "--to",
+                      "24.95240,60.16760", "--risk-weight", "5")
+        ex = out["route"]["exposure"]
+        assert rc == 0 and ex["risk_weight"] == 5 and ex["unit"] == "people/km2 x km"
+    finally:
+        srv.stop()
