@@ -164,6 +164,7 @@ def test_restricted_zone_avoided_disabled_override_persists(tmp_path):
                                        metadata=md(OP_A)).ed269_json)
         feat = next(x for x in doc["features"] if x["identifier"] == dz)
         assert feat["restriction"] == "PROHIBITED" and "rule court" in feat["message"]
+        assert feat["country"] == "FIN"
         # the planned route keeps out of the zone the rule makes (independent oracle)
         a, b, route = _first_plannable(f, zone_m, OP_A)
         assert _track_m(route).distance(zone_m.buffer(-BUFFER_M)) >= BUFFER_M - 0.5

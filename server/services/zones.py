@@ -118,10 +118,11 @@ class ZoneServicer(Base, rpc.ZoneServiceServicer):
         caller = current_caller()
         text = await self.run_query(caller, self.core.export_ed269, request.country)
         if not request.exclude_derived and len(self.core.ground):
-            text = await self.run_query(caller, self._with_derived, text)
+            text = await self.run_query(caller, self._with_derived, text,
+                                        request.country or "XXX")
         return pb.ExportEd269Response(ed269_json=text)
 
-    def _with_derived(self, text):
+    def _with_derived(self, text, country):
         """The core's ED-269 document plus the derived zones in force (restriction from
         the category, provenance in ``message``: :func:`airspace.derived.derived_ed269`)."""
         import json
@@ -129,9 +130,7 @@ class ZoneServicer(Base, rpc.ZoneServiceServicer):
         from skytwin.airspace.derived import derived_ed269
         doc = json.loads(text)
         recs = self.core.ground.zones()
-        extra = derived_ed269([_as_derived(r) for r in recs],
-                              country=doc["features"][0]["country"] if doc.get("features")
-                              else None)
+        extra = derived_ed269([_as_derived(r) for r in recs], country=country)
         doc.setdefault("features", []).extend(extra["features"])
         return json.dumps(doc)
 
