@@ -375,3 +375,34 @@ def test_client_commands_for_ground_layers(tmp_path, capsys):
         assert rc == 0 and ex["risk_weight"] == 5 and ex["unit"] == "people/km2 x km"
     finally:
         srv.stop()
+
+
+def test_override_store_semantics_sqlite_and_postgresql(tmp_path):
+    """Overrides persist alike in both stores, each write with its zone_put event."""
+    from skytwin.server.store import Store
+    from tests.pg_server import start_postgres, why_not
+    stores = [("sqlite", lambda: Store(tmp_path / "o.db"))]
+    pg = None
+    if not why_not():
+        from skytwin.server.pgstore import PgStore
+        pg = start_postgres()
+        dsn = pg.new_database("t_ground")
+        stores.append(("pg", lambda: PgStore(dsn)))
+    try:
+        seen = {}
+        for name, opener in stores:
+            with opener() as st:
+                st.put_derived_override("DZ-a", {"enabled": False, "reason": "r"}, "reg", 10.0)
+                st.put_derived_override("DZ-a", {"category": "warning", "reason": "s"},
+                                        "reg2", 11.0)
+                st.put_derived_override("DZ-b", {"enabled": False, "reason": "t"}, "reg", 12.0)
+                st.delete_derived_override("DZ-b", "reg", 13.0)
+                kinds = [(e["kind"], e["id"]) for e in st.events_since(0)]
+            with opener() as st:                   # reopened: still there
+                seen[name] = (st.list_derived_overrides(), kinds)
+        for name, (ov, kinds) in seen.items():
+            assert ov == {"DZ-a": ({"category": "warning", "reason": "s"}, "reg2", 11.0)}, name
+            assert kinds == [("zone_put", "DZ-a")] * 2 + [("zone_put", "DZ-b")] * 2, name
+    finally:
+        if pg is not None:
+            pg.stop()
