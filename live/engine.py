@@ -27,8 +27,21 @@ Data flow
    contingent, cancel, activate) checked against the lifecycle table.
 
 Threading: every public method takes the engine's lock for its bookkeeping only;
-route planning inside :meth:`tick` and :meth:`zone_added` runs outside the lock on a
-snapshot, so ingestion is never blocked behind a re-plan.
+route planning inside :meth:`tick` and :meth:`zone_added` runs outside that lock, so
+ingestion is never blocked behind a re-plan. Re-plans themselves are serialised by a
+second lock (``_plan_lock``), one flight at a time, whoever asks (the prediction round
+or a zone): each takes a *fresh* snapshot of everyone's remaining plans and of every
+advisory still awaiting an answer, and its decision time is the clock at that moment
+(``clock``), not the start of the round. Two re-plans made side by side from two
+snapshots could each be safe against the old plans and unsafe against each other; a
+re-plan made from a stale time starts its new route from where the drone no longer is.
+
+One open advisory per flight: a pair whose flight already waits for an answer is not
+resolved again until that answer (or expiry); a zone re-plan supersedes an open
+conflict advisory of the same flight (its acceptance is then refused), and the
+acceptance of an advisory planned from a trajectory the flight no longer has (its
+``basis``) is refused, so a drone never switches to a plan whose first part it is not
+flying.
 """
 
 from __future__ import annotations
@@ -123,6 +136,8 @@ class LiveOps:
         self.retry_after_s = float(retry_after_s)
         self.stale_after_s = float(stale_after_s)
         self._lock = threading.RLock()
+        self._plan_lock = threading.Lock()
+        self._open_adv: dict[str, str] = {}       # flight -> advisory awaiting answer
         self.stats = {"reports": 0, "accepted": 0, "losses": 0, "conflict_pairs": 0,
                       "advisories": 0,
                       "advisories_accepted": 0, "advisories_refused": 0,
@@ -192,6 +207,7 @@ class LiveOps:
             self.tracks.ended(ev.flight_id, ev.t_s)
             for k in [k for k in self._open_pair if ev.flight_id in k]:
                 del self._open_pair[k]
+            self._open_adv.pop(ev.flight_id, None)
 
     def command(self, flight_id: str, to_state: str, actor: str, now_s: float,
                 reason: str = "declared", detail: str = "") -> lc.Transition:
@@ -325,8 +341,13 @@ class LiveOps:
         res.transitions = events
         return res
 
-    def predict_and_resolve(self, now_s: float, resolve: bool = True) -> TickResult:
-        """Tactical prediction of every drone and resolution of new losses."""
+    def predict_and_resolve(self, now_s: float, resolve: bool = True, clock=None,
+                            on_advisory=None) -> TickResult:
+        """Tactical prediction of every drone and resolution of new losses.
+
+        ``clock()`` gives each re-plan its own decision time (default: ``now_s``);
+        ``on_advisory(adv)`` is called as soon as each advisory is made (the round may
+        make several; the first should not wait for the others)."""
         import time as _time
         t_start = _time.perf_counter()
         events: list = []
@@ -379,21 +400,32 @@ class LiveOps:
                 key = tuple(sorted((loss.flight_a, loss.flight_b)))
                 if key in self._open_pair or self._retry_at.get(key, -1.0) > now_s:
                     continue
+                if loss.flight_a in self._open_adv or loss.flight_b in self._open_adv:
+                    continue      # one open advisory per flight (module docstring)
                 a, b = flights[loss.flight_a], flights[loss.flight_b]
                 if a.state == lc.ACCEPTED and b.state == lc.ACCEPTED:
                     continue   # both still on the ground: strategic deconfliction's job
-                todo.append((key, loss, a, b))
+                todo.append((key, loss))
             todo.sort(key=lambda x: x[1].t_s)
             todo = todo[:self.max_resolutions] if resolve and self.resolver else []
-            for key, *_ in todo:
+            for key, _ in todo:
                 self._open_pair[key] = "(resolving)"
         advisories, failures = [], []
-        if todo:
-            others = self._others(self._all_live(now_s), now_s)
-            for key, loss, a, b in todo:
+        for key, loss in todo:
+            with self._plan_lock:
+                t = now_s if clock is None else max(now_s, float(clock()))
+                live = {f.flight_id: f for f in self._all_live(t)}
+                a, b = live.get(loss.flight_a), live.get(loss.flight_b)
+                with self._lock:
+                    busy = loss.flight_a in self._open_adv or loss.flight_b in self._open_adv
+                if a is None or b is None or busy:
+                    with self._lock:
+                        self._open_pair.pop(key, None)
+                    continue
+                others = self._others(list(live.values()), t)
                 try:
                     adv, _rule = self.resolver.resolve(
-                        a, b, now_s, others, exclude=self._refused.get(key, ()))
+                        a, b, t, others, exclude=self._refused.get(key, ()))
                 except ResolutionError as exc:
                     failures.append((key, str(exc)))
                     with self._lock:
@@ -401,18 +433,31 @@ class LiveOps:
                         self._retry_at[key] = now_s + self.retry_after_s
                         self.stats["unresolved"] += 1
                     continue
-                advisories.append(adv)
-                # later resolutions this tick keep clear of the advised trajectory as
-                # well as the approved one (the operator has not answered yet)
-                others.append(adv.trajectory)
                 with self._lock:
                     self._open_pair[key] = adv.advisory_id
-                    self.advisories[adv.advisory_id] = (adv, "issued")
-                    self.stats["advisories"] += 1
+                    self._record(adv)
+            advisories.append(adv)
+            if on_advisory is not None:
+                on_advisory(adv)
         return TickResult(events, losses, advisories, failures, len(pred),
                           1e3 * (_time.perf_counter() - t_start))
 
     # ------------------------------------------------------------------ advisories
+    def _record(self, adv: Advisory) -> None:
+        """An advisory is issued (lock held): it is the flight's open advisory."""
+        self.advisories[adv.advisory_id] = (adv, "issued")
+        self._open_adv[adv.flight_id] = adv.advisory_id
+        self.stats["advisories"] += 1
+
+    def _close(self, advisory_id: str, status: str) -> None:
+        """An advisory is answered, expired or superseded (lock held)."""
+        adv, _ = self.advisories[advisory_id]
+        self.advisories[advisory_id] = (adv, status)
+        if self._open_adv.get(adv.flight_id) == advisory_id:
+            del self._open_adv[adv.flight_id]
+        for p in [p for p, v in self._open_pair.items() if v == advisory_id]:
+            del self._open_pair[p]
+
     def answer_advisory(self, advisory_id: str, accept: bool, operator_id: str | None,
                         now_s: float) -> Advisory:
         """Accept (new approved trajectory) or refuse an advisory."""
@@ -430,17 +475,22 @@ class LiveOps:
             if fi.state in lc.TERMINAL:
                 raise LiveInputError(f"flight {fi.flight_id} is {fi.state}")
             for k in [k for k, v in self._open_pair.items() if v == advisory_id]:
-                del self._open_pair[k]
                 # the new plan needs a few reports to show in the measurements
                 self._retry_at[k] = now_s + min(self.retry_after_s, 3.0)
+            if accept and adv.basis is not None and fi.trajectory is not adv.basis:
+                self._close(advisory_id, "superseded")
+                raise LiveInputError(
+                    f"advisory {advisory_id} was planned from a trajectory flight "
+                    f"{fi.flight_id} no longer has (another advisory was accepted since); "
+                    "keep flying the approved one")
             if accept:
                 fi.trajectory = adv.trajectory
                 if fi.flight_id in self.monitor:
                     self.monitor.replace_trajectory(fi.flight_id, adv.trajectory)
-                self.advisories[advisory_id] = (adv, "accepted")
+                self._close(advisory_id, "accepted")
                 self.stats["advisories_accepted"] += 1
             else:
-                self.advisories[advisory_id] = (adv, "refused")
+                self._close(advisory_id, "refused")
                 self.stats["advisories_refused"] += 1
                 if adv.reason == "conflict":
                     key = tuple(sorted((adv.flight_id, *adv.cause[:1])))
@@ -454,10 +504,7 @@ class LiveOps:
             gone = [k for k, (a, st) in self.advisories.items()
                     if st == "issued" and a.start_s + grace_s < now_s]
             for k in gone:
-                adv, _ = self.advisories[k]
-                self.advisories[k] = (adv, "expired")
-                for p in [p for p, v in self._open_pair.items() if v == k]:
-                    del self._open_pair[p]
+                self._close(k, "expired")
             return gone
 
     def _all_live(self, now_s: float) -> list[LiveFlight]:
@@ -468,30 +515,55 @@ class LiveOps:
                     if fi.state not in lc.TERMINAL and fi.trajectory.t_end_s >= now_s]
 
     def zone_added(self, zone_id: str, now_s: float, on_advisory=None, stop=None,
-                   booked_within_s: float = 600.0):
+                   booked_within_s: float = 600.0, clock=None, only=None):
         """Advisories for the flights whose remainder enters the new zone: airborne
         ones (activated, nonconforming) and booked ones departing within
         ``booked_within_s`` (they re-plan from their pad at their departure time;
         later ones are listed as affected by the zone's creation and re-booked by
-        their operators). ``stop()`` ends the work early (server shutdown)."""
+        their operators). The earliest entry is re-planned first, each from a fresh
+        snapshot at its own ``clock()`` time (module docstring); ``only`` restricts
+        the check to these flight ids (a flight whose plan changed since);
+        ``stop()`` ends the work early (server shutdown). Returns
+        ``(advisories, errors)``."""
         if self.resolver is None:
             return [], []
-        everyone = self._all_live(now_s)
-        flights = [f for f in everyone
-                   if f.state in (lc.ACTIVATED, lc.NONCONFORMING)
-                   or (f.state == lc.ACCEPTED
-                       and f.trajectory.t_start_s <= now_s + booked_within_s)]
-        others = self._others(everyone, now_s)
 
-        def record(adv):
-            with self._lock:
-                self.advisories[adv.advisory_id] = (adv, "issued")
-                self.stats["advisories"] += 1
+        def candidates(t):
+            return [f for f in self._all_live(t)
+                    if (f.state in (lc.ACTIVATED, lc.NONCONFORMING)
+                        or (f.state == lc.ACCEPTED
+                            and f.trajectory.t_start_s <= t + booked_within_s))
+                    and (only is None or f.flight_id in only)]
+
+        order = [fl.flight_id for _t, fl in
+                 self.resolver.zone_entering(zone_id, candidates(now_s), now_s)]
+        advs, errors = [], []
+        for fid in order:
+            if stop is not None and stop():
+                break
+            with self._plan_lock:
+                t = now_s if clock is None else max(now_s, float(clock()))
+                everyone = self._all_live(t)
+                fl = next((f for f in candidates(t) if f.flight_id == fid), None)
+                # the plan may have changed (an advisory accepted) since the order
+                if fl is None or not self.resolver.zone_entering(zone_id, [fl], t):
+                    continue
+                others = self._others(everyone, t)
+                try:
+                    adv = self.resolver.replan(fl, t, others, reason="zone",
+                                               cause=(zone_id,))
+                except ResolutionError as exc:
+                    errors.append((fid, str(exc)))
+                    continue
+                with self._lock:
+                    old = self._open_adv.get(fid)
+                    if old is not None:
+                        self._close(old, "superseded")
+                    self._record(adv)
+            advs.append(adv)
             if on_advisory is not None:
                 on_advisory(adv)
-
-        return self.resolver.zone_reroutes(zone_id, flights, now_s, others,
-                                           on_advisory=record, stop=stop)
+        return advs, errors
 
     @staticmethod
     def warm_up(frame) -> None:

@@ -41,6 +41,7 @@ import numpy as np
 from skytwin.live import lifecycle as lc
 from skytwin.live.conformance import ConformanceParams
 from skytwin.live.engine import LiveOps
+from skytwin.live.errors import LiveInputError
 from skytwin.live.resolve import ResolutionParams, Resolver
 
 log = logging.getLogger("skytwin.live")
@@ -289,10 +290,12 @@ class LiveHub:
         return res.status, self._commit(res.transitions)
 
     def tick(self, now_s: float, sweep: bool = True):
-        res = self.ops.tick(now_s) if sweep else self.ops.predict_and_resolve(now_s)
-        self._commit(res.transitions)
-        if res.advisories:
-            self._publish("advisory", res.advisories)
+        events = self.ops.sweep(now_s) if sweep else []
+        self._commit(events)
+        # each advisory goes out as soon as it is made, with its own decision time
+        res = self.ops.predict_and_resolve(
+            now_s, clock=self.clock, on_advisory=lambda a: self._publish("advisory", [a]))
+        res.transitions = events
         self.ops.expire_advisories(now_s)
         if int(now_s) % 60 == 0:
             self.ops.forget(now_s)
@@ -301,10 +304,10 @@ class LiveHub:
         del self.tick_ms[:-600]
         return res
 
-    def zone_added(self, zone_id: str):
+    def zone_added(self, zone_id: str, only=None):
         advs, errors = self.ops.zone_added(
             zone_id, self.clock(), on_advisory=lambda a: self._publish("advisory", [a]),
-            stop=self._stop.is_set)
+            stop=self._stop.is_set, clock=self.clock, only=only)
         for fid, msg in errors:
             log.warning("no reroute around zone %s for flight %s: %s", zone_id, fid, msg)
         return advs, errors
@@ -324,7 +327,15 @@ class LiveHub:
     def answer(self, operator_id, advisory_id, accept: bool):
         """Accept or refuse an advisory; an accepted one is stored as the flight's
         approved trajectory (and replaces it in the strategic index)."""
-        adv = self.ops.answer_advisory(advisory_id, accept, operator_id, self.clock())
+        try:
+            adv = self.ops.answer_advisory(advisory_id, accept, operator_id, self.clock())
+        except LiveInputError:
+            entry = self.ops.advisories.get(advisory_id)
+            if entry is not None and entry[1] == "superseded" and entry[0].reason == "zone":
+                # its flight changed plan meanwhile: check the new plan against the zone
+                adv0 = entry[0]
+                self._submit(lambda: self.zone_added(adv0.cause[0], only={adv0.flight_id}))
+            raise
         if accept:
             tw = self.core.twin
             xyz = adv.trajectory.xyz_m

@@ -180,3 +180,45 @@ def test_fleet_truth_is_the_drone_model(world):
         assert np.allclose(fleet.true_positions(t), want)
         fleet.tick_reports(t)
         assert fleet.alive[-1].tolist() == [d.airborne(t) for d in drones]
+
+
+def test_zone_replans_use_their_own_time_and_supersede_open_advisories(world):
+    """A zone re-plan starts from where the drone is when the re-plan is made (the
+    clock), not when the zone appeared; a second zone supersedes the first advisory
+    (its acceptance refused); an advisory planned from a trajectory the flight no
+    longer has cannot be accepted."""
+    from skytwin.live.errors import LiveInputError
+    twin, trajs = world
+    zones = ZoneLayer(twin.frame)
+    ops = LiveOps(twin, zones)
+    a = max(trajs, key=lambda tr: tr.t_end_s - tr.t_start_s)
+    ops.register(a.flight_id, "op", a, state="activated", now_s=a.t_start_s)
+    t = a.t_start_s + 15.0
+
+    def zone_at(zid, t_ahead):
+        c = a.position_at(t + t_ahead)
+        zones.add(Zone(id=zid, circle=Circle(*twin.frame.to_wgs84(c[0], c[1]), 25.0),
+                       lower=Altitude(0, "AGL"), upper=Altitude(300, "AGL"),
+                       window=(t, t + 3600)))
+
+    zone_at("Z1", 30.0)
+    later = [t + 7.0]
+    (adv1,), errors = ops.zone_added("Z1", t, clock=lambda: later[0])
+    assert errors == []
+    assert adv1.issued_s == t + 7.0 and adv1.start_s == t + 7.0 + 3.0
+    assert np.allclose(adv1.trajectory.position_at(adv1.start_s),
+                       a.position_at(adv1.start_s), atol=0.05)
+    zone_at("Z2", 20.0)
+    (adv2,), _ = ops.zone_added("Z2", t, clock=lambda: later[0])
+    with pytest.raises(LiveInputError, match="superseded"):
+        ops.answer_advisory(adv1.advisory_id, True, None, t + 8.0)
+    # a stale advisory: planned from the approved plan, which then changed
+    stale = ops.resolver.replan(ops._live_flight(ops.get(a.flight_id)), t + 8.0, [],
+                                reason="zone", cause=("Z2",))
+    with ops._lock:
+        ops._close(adv2.advisory_id, "refused")
+        ops._record(stale)
+    ops.get(a.flight_id).trajectory = adv2.trajectory      # as if adv2 was accepted
+    with pytest.raises(LiveInputError, match="no longer has"):
+        ops.answer_advisory(stale.advisory_id, True, None, t + 9.0)
+    assert ops.advisories[stale.advisory_id][1] == "superseded"
