@@ -47,9 +47,9 @@ def plan_calls(srv, monkeypatch):
     calls = []
     real = srv.core.plan
 
-    def counted(req):
+    def counted(req, *caller):
         calls.append(req)
-        return real(req)
+        return real(req, *caller)
     monkeypatch.setattr(srv.core, "plan", counted)
     return calls
 
