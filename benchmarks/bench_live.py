@@ -194,6 +194,9 @@ def main(argv=None):
     g.add_argument("--city-km", type=float, default=6.0)
     g.add_argument("--lead", type=float, default=None,
                    help="departures this long after booking starts (all after booking)")
+    g.add_argument("--spread", type=float, default=None,
+                   help="departures spread over this many seconds")
+    g.add_argument("--min-trip", type=float, default=None, help="shortest trip [m]")
     g.add_argument("--workdir", default="/tmp/bench_live_work")
     a = ap.parse_args(argv)
     if a.cmd == "kernels":
@@ -271,7 +274,9 @@ def run_grpc(a):
             [sys.executable, "-m", "skytwin.server.simulate", "--target",
              f"127.0.0.1:{port}", "--drones", str(a.drones), "--duration", str(a.duration),
              "--fault-share", str(a.fault_share), "--seed", str(a.seed), "--json",
-             *(["--lead", str(a.lead)] if a.lead is not None else [])],
+             *(["--lead", str(a.lead)] if a.lead is not None else []),
+             *(["--spread", str(a.spread)] if a.spread is not None else []),
+             *(["--min-trip", str(a.min_trip)] if a.min_trip is not None else [])],
             capture_output=True, text=True, timeout=a.duration * 4 + 1800)
         wall = time.time() - t1
         cpu = _cpu_s(srv.pid) - cpu0

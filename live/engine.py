@@ -582,6 +582,20 @@ class LiveOps:
                        [p[2], p[2] + 40.0], now_s=t, vel_mps=[[0, 0, 4], [0, 0, 4]])
             ops.tick(t + 0.5, resolve=False)
 
+    def positions(self):
+        """The live picture: the newest accepted report of every airborne flight
+        (activated, nonconforming, contingent) that has one, as
+        ``(flight_ids, operator_ids, states, t_s (n,), xyz_m (n, 3))`` (local frame,
+        z AMSL); read-only copies (for the web map)."""
+        with self._lock:
+            fis = [fi for fi in self._flights.values() if fi.state in lc.AIRBORNE
+                   and np.isfinite(self.track_state.last_t_s[fi.slot])]
+            slots = np.array([fi.slot for fi in fis], np.int64)
+            return ([fi.flight_id for fi in fis], [fi.operator_id for fi in fis],
+                    [fi.state for fi in fis],
+                    np.array(self.track_state.last_t_s[slots], np.float64),
+                    np.array(self.track_state.last_xyz_m[slots], np.float64).reshape(-1, 3))
+
     def counts(self) -> dict:
         with self._lock:
             by = {}

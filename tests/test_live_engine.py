@@ -222,3 +222,59 @@ def test_zone_replans_use_their_own_time_and_supersede_open_advisories(world):
     with pytest.raises(LiveInputError, match="no longer has"):
         ops.answer_advisory(stale.advisory_id, True, None, t + 9.0)
     assert ops.advisories[stale.advisory_id][1] == "superseded"
+
+
+def test_zone_audit_counts_entries_after_the_reaction_time_only():
+    from skytwin.airspace.zones import LocalZone
+    from skytwin.fixtures.synthetic_city import synthetic_frame
+    from skytwin.planner.trajectory import Trajectory
+    from skytwin.server.simulate import zone_audit
+    frame = synthetic_frame()
+    lz = LocalZone(Zone(id="Z", circle=Circle(*frame.to_wgs84(0.0, 0.0), 50.0),
+                        lower=Altitude(0, "AGL"), upper=Altitude(300, "AGL"),
+                        window=(100.0, 1000.0)), frame)
+
+    def east(fid, t_at_centre):   # 10 m/s west to east through the centre at 40 m
+        return Trajectory(fid, [[-600, 0, 40], [600, 0, 40]],
+                          [t_at_centre - 60, t_at_centre + 60])
+
+    late = east("late", 130.0)       # reaches the edge 25 s after creation: must avoid
+    early = east("early", 108.0)     # inside 3 s after creation: exempt
+    north = Trajectory("north", [[0, -600, 40], [0, -60, 40], [600, -60, 40]],
+                       [60, 114, 174])   # passes 60 m south of the centre: never in
+    drones = [SimDrone(t.flight_id, 0, t) for t in (late, early, north)]
+    fleet = Fleet(drones, frame, np.random.default_rng(0), t0_s=60.0, step_s=0.5)
+    for t in np.arange(60.0, 200.0, 0.5):
+        fleet.record_truth(float(t))
+    entered, exempt = zone_audit(drones, {d.flight_id: d.trajectory for d in drones}, lz,
+                                 fleet.truth, fleet.alive, 60.0, 0.5, 100.0, 10.0)
+    assert [f for f, _ in entered] == ["late"]
+    assert entered[0][1] == pytest.approx(125.0, abs=0.5)
+    assert [f for f, _ in exempt] == ["early"]
+    # the same drone re-routed 80 m north before the zone: not an entry
+    drones[0].trajectory = Trajectory("late", [[-600, 0, 40], [-200, 0, 40],
+                                               [0, 80, 40], [200, 0, 40], [600, 0, 40]],
+                                      [70, 110, 132.4, 154.8, 194.8])
+    fleet = Fleet(drones, frame, np.random.default_rng(0), t0_s=60.0, step_s=0.5)
+    for t in np.arange(60.0, 200.0, 0.5):
+        fleet.record_truth(float(t))
+    entered, _ = zone_audit(drones, {d.flight_id: d.trajectory for d in drones}, lz,
+                            fleet.truth, fleet.alive, 60.0, 0.5, 100.0, 10.0)
+    assert entered == []
+
+
+def test_positions_is_the_newest_report_of_airborne_flights(world):
+    twin, trajs = world
+    ops = LiveOps(twin, ZoneLayer(twin.frame))
+    a, b = trajs[0], trajs[1]
+    ops.register(a.flight_id, "op-a", a)
+    ops.register(b.flight_id, "op-b", b)
+    for dt in (0.0, 1.0):
+        t = a.t_start_s + dt
+        lon, lat = twin.frame.to_wgs84(a.xyz_m[0, 0], a.xyz_m[0, 1])
+        ops.ingest("op-a", [a.flight_id], [t], [lon], [lat], [a.xyz_m[0, 2] + dt],
+                   now_s=t)
+    ids, opers, states, t_s, xyz = ops.positions()
+    assert (ids, opers, states) == ([a.flight_id], ["op-a"], ["activated"])
+    assert t_s.tolist() == [a.t_start_s + 1.0]
+    assert np.allclose(xyz, [[*a.xyz_m[0, :2], a.xyz_m[0, 2] + 1.0]], atol=1e-3)
