@@ -131,30 +131,43 @@ def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
     """Give a seeded share of the drones a fault (kinds in turn); returns the count.
 
     Onsets of in-flight faults fall at least 8 s after take-off and 15 s before
-    landing, and inside ``window = (t_lo, t_hi)`` when given (flights without such a
-    moment get a late departure instead, if their departure is in the window, else no
-    fault).
+    landing, and inside ``window = (t_lo, t_hi)`` when given; a late departure needs
+    the departure inside the window. The drones are drawn in a seeded order and a
+    drone that cannot take the next kind (e.g. already airborne when the run starts,
+    for a late departure) is passed over for that kind, so the count is
+    ``round(share * n)`` whenever enough drones can take one (the run may start after
+    some flights left, when booking was slow).
     """
     n = len(drones)
     k = int(round(share * n))
-    pick = rng.choice(n, size=k, replace=False) if k else []
     lo_w, hi_w = window if window is not None else (-np.inf, np.inf)
-    made = 0
-    for q, i in enumerate(sorted(int(x) for x in pick)):
-        d = drones[i]
-        kind = kinds[q % len(kinds)]
+
+    def fits(d, kind):
         t0, t1 = d.trajectory.t_start_s, d.trajectory.t_end_s
-        a, b = max(t0 + 8.0, lo_w), min(t1 - 15.0, hi_w)
-        if kind != "late" and b <= a:
-            kind = "late"
         if kind == "late":
-            if not lo_w - 5.0 <= t0 <= hi_w:
-                continue
-            d.fault = Fault("late", t0, late_s)
+            return lo_w - 5.0 <= t0 <= hi_w
+        return max(t0 + 8.0, lo_w) < min(t1 - 15.0, hi_w)
+
+    free = [int(x) for x in rng.permutation(n)]
+    made = 0
+    q = 0
+    while made < k and free:
+        kind = kinds[q % len(kinds)]
+        q += 1
+        pick = next((i for i in free if fits(drones[i], kind)), None)
+        if pick is None:
+            if q > 4 * len(kinds) * (k + 1):
+                break                     # no drone can take any kind any more
+            continue
+        free.remove(pick)
+        d = drones[pick]
+        if kind == "late":
+            d.fault = Fault("late", d.trajectory.t_start_s, late_s)
         else:
-            onset = float(rng.uniform(a, b))
+            a = max(d.trajectory.t_start_s + 8.0, lo_w)
+            b = min(d.trajectory.t_end_s - 15.0, hi_w)
             param = {"drift": drift_mps, "climb": climb_mps}.get(kind, 0.0)
-            d.fault = Fault(kind, onset, param)
+            d.fault = Fault(kind, float(rng.uniform(a, b)), param)
         made += 1
     return made
 

@@ -278,3 +278,19 @@ def test_positions_is_the_newest_report_of_airborne_flights(world):
     assert (ids, opers, states) == ([a.flight_id], ["op-a"], ["activated"])
     assert t_s.tolist() == [a.t_start_s + 1.0]
     assert np.allclose(xyz, [[*a.xyz_m[0, :2], a.xyz_m[0, 2] + 1.0]], atol=1e-3)
+
+
+def test_assign_faults_reaches_the_share_when_some_flights_already_left(world):
+    _, trajs = world
+    drones = [SimDrone(tr.flight_id, 0, tr) for tr in trajs[:20]]
+    deps = sorted(d.trajectory.t_start_s for d in drones)
+    lo, hi = deps[10], deps[10] + 200.0     # half the fleet left before the run starts
+    n = assign_faults(drones, 0.25, np.random.default_rng(1), window=(lo, hi))
+    faulty = [d for d in drones if d.fault is not None]
+    assert n == len(faulty) == 5
+    for d in faulty:
+        if d.fault.kind == "late":
+            assert lo - 5.0 <= d.trajectory.t_start_s <= hi
+        else:
+            assert max(d.trajectory.t_start_s + 8.0, lo) <= d.fault.onset_s \
+                <= min(d.trajectory.t_end_s - 15.0, hi)
