@@ -98,9 +98,11 @@ def _ll(x, y):
 def _crossing_pairs(zone_m):
     """Start/goal pairs whose straight line crosses the zone (several directions)."""
     c = zone_m.centroid
-    for half_m, deg in ((h, d) for h in (220.0, 170.0) for d in range(0, 180, 20)):
-        dx, dy = half_m * math.cos(math.radians(deg)), half_m * math.sin(math.radians(deg))
-        a, b = (c.x - dx, c.y - dy), (c.x + dx, c.y + dy)
+    for half_m, side, deg in ((h, o, d) for h in (220.0, 170.0, 130.0)
+                              for o in (0.0, -25.0, 25.0) for d in range(0, 180, 20)):
+        ux, uy = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+        cx, cy = c.x - side * uy, c.y + side * ux       # shifted across the line
+        a, b = (cx - half_m * ux, cy - half_m * uy), (cx + half_m * ux, cy + half_m * uy)
         if LineString([a, b]).intersects(zone_m) and not zone_m.contains(
                 shapely.Point(a)) and not zone_m.contains(shapely.Point(b)):
             yield a, b
@@ -191,8 +193,7 @@ def test_restricted_zone_avoided_disabled_override_persists(tmp_path):
         assert not ev.zone.derived.enabled
         watch.cancel()
         open_route = _plan(f, a, b, OP_A).route
-        assert _track_m(open_route).intersects(zone_m)
-        assert open_route.length_m < route.length_m
+        assert _track_m(open_route).intersects(zone_m)     # now flown through
     finally:
         srv.stop()
     # the override survives a restart
@@ -406,3 +407,31 @@ def test_override_store_semantics_sqlite_and_postgresql(tmp_path):
     finally:
         if pg is not None:
             pg.stop()
+
+
+def test_altitude_limited_zone_lowers_the_ceiling(tmp_path):
+    """Inside an altitude-limited zone (band from 30 m AGL) the route stays below 30 m."""
+    rules = tmp_path / "alt.json"
+    rules.write_text(json.dumps({
+        "schema": "skytwin-derived-zones/1", "sources": {"test": "test"},
+        "rules": [{"id": "fire-low", "category": "altitude-limited", "buffer_m": 60.0,
+                   "lower": {"value_m": 30.0, "reference": "AGL"},
+                   "match": {"keys": ["amenity"], "values": ["fire_station"]},
+                   "sources": ["test"]}]}))
+    zone_m = _source_zone_m("amenity", "fire_station", 60.0)
+    srv = _start(tmp_path / "l.db", zone_rules=rules)
+    try:
+        z, f, *_ = _stubs(srv)
+        _, _, route = _first_plannable(f, zone_m, OP_A)
+        pts = [(*TM35.transform(w.position.lon_deg, w.position.lat_deg), w.alt_agl_m)
+               for w in route.waypoints]
+        # the ground of this model is flat (no terrain: 0 m), so AGL is linear along a
+        # segment: a segment meeting the zone must be below 30 m AGL at both ends
+        crossing = [(a, b) for a, b in zip(pts[:-1], pts[1:], strict=True)
+                    if LineString([a[:2], b[:2]]).intersects(zone_m)]
+        assert crossing          # this pair's route does fly through the zone (low)
+        assert all(max(a[2], b[2]) <= 30.0 + 0.01 for a, b in crossing), crossing
+        near = [n.category for n in route.exposure.derived_zones_near]
+        assert "altitude-limited" in near
+    finally:
+        srv.stop()
