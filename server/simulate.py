@@ -556,6 +556,7 @@ class SimConfig:
     max_ingest_p99_ms: float = 200.0
     max_detect_p99_s: float = 5.0
     zone_reaction_s: float = ZONE_REACTION_S
+    min_notice_s: float = 1.0       # an advisory is refused when it arrives later
     # cruise floors the flights are booked with, in turn (the planner flies as low as
     # it may, so each is a cruise layer): fewer refusals for want of a conflict-free
     # slot, as operators spread over layers do
@@ -739,8 +740,11 @@ async def _run(cfg: SimConfig) -> dict:
                                    .replace("LIFECYCLE_STATE_", "").lower(), t_rx)
                 for adv in resp.advisories:
                     tr = _traj_from_waypoints(adv.flight_id, adv.waypoints, frame)
-                    # an advisory arriving after its start cannot be flown: refused
-                    late_adv = t_rx >= adv.start_time.seconds + 1e-9 * adv.start_time.nanos
+                    # an advisory arriving less than a second before its start cannot
+                    # be flown (the answer must reach the service before the start, and
+                    # a drone that later has to go back to its plan must not have left
+                    # it yet): refused
+                    late_adv = t_rx >= seconds(adv.start_time) - cfg.min_notice_s
                     ok = (not late_adv) and fleet.on_advisory(
                         adv.flight_id, adv.advisory_id, tr, t_rx, adv.reason)
                     if late_adv:
@@ -856,7 +860,12 @@ async def _run(cfg: SimConfig) -> dict:
                 late += 1
             send(t_sub, j)
         t_next += step
-    await asyncio.sleep(2.0)           # the last acks
+    # the last acks (a loaded server may take a while: wait for them, within reason;
+    # the ingestion latency of each is measured anyway)
+    t_wait = time.time() + max(5.0, cfg.rpc_timeout_s)
+    while sent_at and time.time() < t_wait:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
     for k in queues:
         queues[k].put_nowait(None)
     await asyncio.sleep(0.5)
