@@ -43,13 +43,15 @@ def _uptime() -> str:
 
 
 def _progress(tag):
+    t0 = time.perf_counter()
     last = [0.0]
 
     def cb(done, total):
         now = time.perf_counter()
         if now - last[0] > 30 or done == total:
             last[0] = now
-            print(f"  {tag}: {done}/{total}", file=sys.stderr, flush=True)
+            print(f"  {tag}: {done}/{total} after {now - t0:.0f} s (load {_uptime()})",
+                  file=sys.stderr, flush=True)
     return cb
 
 
@@ -63,11 +65,7 @@ def run_one(twin, executor, spec, params, tag):
                                   progress=_progress(f"{tag} windows"),
                                   verify_result=False)
     t2 = time.perf_counter()
-    from skytwin.planner.verify import verify
-    rep = verify(res.trajectories, sep,
-                 delays_s={k: c.delay_s for k, c in res.choices.items()},
-                 max_delay_s={f.flight_id: f.max_delay_s for f in flights},
-                 cruise_band_m=(opts.min_cruise_m, opts.max_cruise_m))
+    rep = fleetday.verify_day(res, flights, sep, opts)   # planner.verify, whole day
     t3 = time.perf_counter()
     return {"flights": flights, "res": res, "report": rep, "plan_s": t1 - t0,
             "deconflict_s": t2 - t1, "verify_s": t3 - t2}

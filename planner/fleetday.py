@@ -95,6 +95,7 @@ __all__ = [
     "plan_chunk",
     "plan_day",
     "solve_window",
+    "verify_day",
     "warm_up",
     "window_cuts",
 ]
@@ -588,8 +589,6 @@ def deconflict_day(flights, executor, sep: Separation | None = None,
     ConflictInputError
         Repeated ids or a non-Trajectory.
     """
-    from skytwin.planner.verify import verify   # independent checker
-
     sep = Separation() if sep is None else sep
     opts = DeconflictOptions() if options is None else options
     params = WindowParams() if params is None else params
@@ -648,8 +647,29 @@ def deconflict_day(flights, executor, sep: Separation | None = None,
                      "CPSAT" if params.method == "cpsat" else "FCFS", objective, None, stats)
     if verify_result:
         t_v = time.perf_counter()
-        res.report = verify(trajs, sep, delays_s={k: c.delay_s for k, c in choices.items()},
-                            max_delay_s={f.flight_id: f.max_delay_s for f in flights},
-                            cruise_band_m=(opts.min_cruise_m, opts.max_cruise_m))
+        res.report = verify_day(res, flights, sep, opts)
         stats["verify_s"] = time.perf_counter() - t_v
     return res
+
+
+def verify_day(res: Resolution, flights, sep: Separation, opts: DeconflictOptions):
+    """The independent verifier (:mod:`planner.verify`) over a whole resolved day.
+
+    Every pair of flights is checked for residual conflicts and every delay against its
+    flight's maximum. The cruise band is checked on the flights whose layer was changed:
+    it is the rule for layer changes (``DeconflictOptions``: a shift stays inside
+    ``[min_cruise_m, max_cruise_m]``, a band taken conservatively over the twin's lowest
+    ground by ``fixtures.traffic.city_options``), while a flight at its own layer flies
+    the route the planner returned, already held to its ceiling above the ground *under
+    it*, which can exceed that conservative AMSL band over higher ground.
+    """
+    from skytwin.planner.verify import verify   # independent checker
+
+    rep = verify(res.trajectories, sep,
+                 delays_s={k: c.delay_s for k, c in res.choices.items()},
+                 max_delay_s={f.flight_id: f.max_delay_s for f in flights})
+    band = (opts.min_cruise_m, opts.max_cruise_m)
+    for tr in res.trajectories:
+        if res.choices[tr.flight_id].layer_shift != 0:
+            rep.violations.extend(verify([tr], sep, cruise_band_m=band).violations)
+    return rep

@@ -882,6 +882,12 @@ def _cmd_fleet_day(args) -> int:
         depart0 = _parse_time(args.depart)
         if args.twin:
             _check_twin_file(args.twin)
+        if args.ray != "off":
+            from skytwin.server.fleet_ray import RayUnavailableError, check_address
+            try:
+                check_address(args.ray)
+            except RayUnavailableError as exc:
+                raise UsageError(str(exc)) from None
         twin = _twin_from_args(args, status)
         spec = fleetday.FleetDaySpec(args.flights, seed=args.seed, duration_s=args.duration,
                                      t0_s=depart0)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["RayExecutor", "RayUnavailableError", "numba_cache_counts"]
+__all__ = ["RayExecutor", "RayUnavailableError", "check_address", "numba_cache_counts"]
 
 
 class RayUnavailableError(RuntimeError):
@@ -61,6 +61,24 @@ def numba_cache_counts(prefix: str = "skytwin.") -> dict:
                 hits += h
                 misses += m
     return {"hits": hits, "misses": misses, "kernels": kernels}
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """Raise :class:`RayUnavailableError` unless a TCP connection to a cluster address
+    ``HOST:PORT`` / ``ray://HOST:PORT`` opens (``ray.init`` retries an unreachable address
+    for minutes); ``local`` and ``auto`` pass."""
+    if address in ("local", "auto"):
+        return
+    import socket
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailableError(f"Ray address {address!r} is not HOST:PORT or "
+                                  "ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayUnavailableError(f"cannot reach Ray at {address!r}: {exc}") from None
 
 
 def _actor_class(ray):
@@ -114,6 +132,7 @@ class RayExecutor:
             if os.environ.get("NUMBA_CACHE_DIR") else None
         self._started = False
         if not ray.is_initialized():
+            check_address(address)
             try:
                 if address == "local":
                     ray.init(num_cpus=num_cpus, include_dashboard=False,

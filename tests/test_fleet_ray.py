@@ -108,6 +108,21 @@ def test_bad_input_is_refused_clearly():
         fleetday.deconflict_day([a, "b"], fleetday.LocalExecutor())
 
 
+def test_cruise_band_is_checked_on_relevelled_flights():
+    from skytwin.planner.deconflict import Choice, DeconflictOptions, Resolution
+    opts = DeconflictOptions(max_cruise_m=100.0)
+    high = Trajectory("h", [[0, 0, 0], [0, 0, 110], [600, 0, 110], [600, 0, 0]],
+                      [0, 40, 90, 150])
+    low = Trajectory("l", [[0, 900, 0], [0, 900, 90], [600, 900, 90], [600, 900, 0]],
+                     [0, 30, 80, 130])
+    for shift, bad in ((0, False), (1, True)):
+        res = Resolution({"h": Choice("h", 0.0, shift, 0), "l": Choice("l", 0.0, 0, 0)},
+                         {}, [high, low], "FCFS", 0.0)
+        rep = fleetday.verify_day(res, [high, low], SEP, opts)
+        assert not rep.residual_conflicts
+        assert bool(rep.violations) is bad and all("h:" in v for v in rep.violations)
+
+
 # ----------------------------------------------------------------------------- Ray
 
 @pytest.fixture(scope="module")
@@ -162,3 +177,6 @@ def test_cli_fleet_day_in_process_and_bad_mode():
     assert out["flights"] == 20
     r = _cli("--ray", "nowhere")
     assert r.returncode == 2 and "--ray" in r.stderr and "HOST:PORT" in r.stderr
+    r = _cli("--ray", "127.0.0.1:1", "--json")     # refused at once, before any work
+    assert r.returncode == 2
+    assert "cannot reach Ray" in json.loads(r.stderr)["error"]["message"]
