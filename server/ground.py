@@ -119,15 +119,16 @@ class _InForce:
 
 
 class _PlanZones:
-    """The planner's zone view: the core's zones plus derived zones (always active)."""
+    """The planner's zone view: the core's zones plus derived zones (always active);
+    ``extra`` is a list, or a callable returning the list at each call."""
 
     def __init__(self, base, extra):
         self.base = base
-        self.extra = list(extra)
+        self.extra = extra if callable(extra) else list(extra)
 
     def local_zones(self, t0, t1):
         base = [] if self.base is None else list(self.base.local_zones(t0, t1))
-        return base + self.extra
+        return base + (self.extra() if callable(self.extra) else self.extra)
 
 
 def _check_category(category: str) -> str:
@@ -265,6 +266,17 @@ class GroundLayers:
         the core's final booking check adds them to its zones."""
         return [f.local for f in self._in_force.values()
                 if f.record.derived.category in ("restricted", "altitude-limited")]
+
+    def blocking_all(self) -> list[LocalZone]:
+        """Every derived zone in force but warnings (nobody's authorisation assumed)."""
+        return [f.local for f in self._in_force.values()
+                if f.record.derived.category != "warning"]
+
+    def zone_view(self, base):
+        """A planner zone view of ``base`` plus, at each call, every non-warning derived
+        zone in force (conservative: for planners that do not know the operator, such
+        as live operations' re-plans)."""
+        return _PlanZones(base, self.blocking_all)
 
     # ------------------------------------------------------------------ planning
     def plan(self, planner, req, authorisations=()):

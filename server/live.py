@@ -64,7 +64,9 @@ class LiveHub:
         self.persist_s = float(persist_s)
         self.track_retention_s = float(track_retention_s)
         resolver = Resolver(core.twin, core.zones, resolution,
-                            planner=Planner(core.twin, core.zones, checker=core.checker),
+                            # derived zones too (issue 13; conservative: all but warnings)
+                            planner=Planner(core.twin, core.ground.zone_view(core.zones),
+                                            checker=core.checker),
                             validator=core.validator)
         self.ops = LiveOps(core.twin, core.zones, conformance=conformance,
                            resolver=resolver)
