@@ -40,6 +40,14 @@ Zones in the gRPC API are :class:`DerivedZoneRecord` (a :class:`~airspace.zones.
 with a ``derived`` attribute, :class:`DerivedState`), so every path that shows a zone
 (ListZones, the Watch stream, ED-269) can mark it derived with its provenance.
 
+Other planners. Live operations' re-planner (advisories) plans with
+:meth:`GroundLayers.zone_view`: every derived zone in force but warnings, since it does
+not know the operator's authorisations (conservative). Known gaps: a plan held by
+PlanRoute (``plan_id``) is re-checked at booking against the restricted and
+altitude-limited derived zones (the core's final validator) but not against an
+*authorisation* zone enabled between the preview and the booking; live conformance
+monitoring (:mod:`live`) watches the regulators' zones only.
+
 Queries: :meth:`GroundLayers.risk_cells` (cells meeting a WGS84 box or under a grid
 code's H3 cell, with densities, bands and iGRC) and :meth:`GroundLayers.query_zones`
 (derived zones meeting a box, or a grid code's cell and altitude layer).
