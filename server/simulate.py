@@ -557,6 +557,7 @@ class SimConfig:
     max_detect_p99_s: float = 5.0
     zone_reaction_s: float = ZONE_REACTION_S
     min_notice_s: float = 1.0       # an advisory is refused when it arrives later
+    book_budget_s: float | None = None   # stop booking after this long (None: never)
     # cruise floors the flights are booked with, in turn (the planner flies as low as
     # it may, so each is a cruise layer): fewer refusals for want of a conflict-free
     # slot, as operators spread over layers do
@@ -594,8 +595,11 @@ def _traj_from_waypoints(fid, waypoints, frame):
 
 
 async def _book(cfg, stubs, ops, frame, bounds, rng, t_dep0):
-    """Book ``cfg.drones`` flights (round robin over the operator tokens)."""
+    """Book ``cfg.drones`` flights (round robin over the operator tokens), or as many
+    as ``cfg.book_budget_s`` seconds of booking allow (the run then flies those and
+    says so: ``drones`` < ``drones_requested``)."""
     import asyncio
+    import math
     import time
 
     from google.protobuf.duration_pb2 import Duration
@@ -614,10 +618,16 @@ async def _book(cfg, stubs, ops, frame, bounds, rng, t_dep0):
     lock = asyncio.Lock()
     attempts = 0
 
+    deadline = time.time() + cfg.book_budget_s if cfg.book_budget_s else math.inf
+
     async def one(i):
         nonlocal attempts
         op = i % len(ops)
         for _ in range(6):
+            if time.time() > deadline:
+                failures["BOOKING_BUDGET_SPENT"] = failures.get("BOOKING_BUDGET_SPENT",
+                                                                0) + 1
+                return
             attempts += 1
             a = rng.uniform([x0 + 40, y0 + 40], [x1 - 40, y1 - 40])
             for _ in range(50):
@@ -906,7 +916,9 @@ async def _run(cfg: SimConfig) -> dict:
     sent = fleet.sent
     out = {
         "drones": len(drones),
+        "drones_requested": cfg.drones,
         "booked": len(drones),
+        "booking_per_s": round(len(drones) / max(book_s, 1e-9), 2),
         "booking_failures": book_fail,
         "booking_s": round(book_s, 1),
         "duration_s": round(elapsed, 1),
@@ -1030,6 +1042,8 @@ def add_arguments(ap) -> None:
                     help="departures spread over this many seconds after the first")
     ap.add_argument("--min-trip", type=float, default=None, metavar="M",
                     help="shortest trip [m] (default: long enough to fly the whole run)")
+    ap.add_argument("--book-budget", type=float, default=None, metavar="S",
+                    help="stop booking after S seconds and fly the flights booked so far")
     ap.add_argument("--json", action="store_true")
 
 
@@ -1038,7 +1052,8 @@ def config_from_args(a) -> SimConfig:
                      fault_share=a.fault_share, seed=a.seed, tokens=tuple(a.token),
                      regulator_token=a.regulator_token, batch=a.batch,
                      lead_s=getattr(a, "lead", None), spread_s=getattr(a, "spread", 20.0),
-                     min_trip_m=getattr(a, "min_trip", None))
+                     min_trip_m=getattr(a, "min_trip", None),
+                     book_budget_s=getattr(a, "book_budget", None))
 
 
 if __name__ == "__main__":  # pragma: no cover
