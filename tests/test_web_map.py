@@ -28,6 +28,8 @@ from skytwin.server.web.app import start_web
 from skytwin.v1 import airspace_pb2 as apb
 from skytwin.v1 import flights_pb2 as fpb
 from skytwin.v1 import flights_pb2_grpc as frpc
+from skytwin.v1 import live_pb2 as lpb
+from skytwin.v1 import live_pb2_grpc as lrpc
 from skytwin.v1 import zones_pb2 as zpb
 from skytwin.v1 import zones_pb2_grpc as zrpc
 from tests.grpc_fixtures import OP_A, OP_B, REG, md, start_server
@@ -53,7 +55,8 @@ def route_req(depart_s, a=FROM, b=TO):
 def srv(tmp_path_factory):
     s = start_server(tmp_path_factory.mktemp("web") / "store.db")
     web = asyncio.run_coroutine_threadsafe(
-        start_web(s.core, Authenticator.from_file(DEV_TOKENS)), s.loop).result(30)
+        start_web(s.core, Authenticator.from_file(DEV_TOKENS), hub=s.server.skytwin_hub),
+        s.loop).result(30)
     s.web = web
     yield s
     asyncio.run_coroutine_threadsafe(web.stop(), s.loop).result(30)
@@ -185,18 +188,18 @@ def test_map_draws_the_city_zones_and_flights(srv, stubs, page):
     assert js(page, "window.skytwin.role") == "regulator"
     assert set(js(page, "window.skytwin.zoneIds")) == {z.id for z in srv.core.list_zones()}
     assert {fa.flight_id, fb.flight_id} <= set(js(page, "window.skytwin.flightIds"))
-    # the deck.gl layers hold the same objects the counts say
+    # the deck.gl layers hold the same objects the counts say (scene deck: buildings as
+    # binary attributes, one ring per footprint part; live deck: drones)
     n = js(page, "Object.fromEntries(window.skytwin.deck.props.layers.map("
                  "l => [l.id, l.props.data.length]))")
-    assert n["flights"] == js(page, "window.skytwin.flights")
+    assert n["flights"] == js(page, "window.skytwin.flightSegments") \
+        >= js(page, "window.skytwin.flights")
     assert n["zones"] == js(page, "window.skytwin.zonesActive") >= 1
-    assert n["buildings"] >= len(twin.buildings)   # one polygon per footprint part
+    assert n["buildings"] >= len(twin.buildings)
     # unknown-height buildings are drawn to the ceiling, in their own colour
     unknown = [k for k, b in enumerate(twin.buildings) if b.height_source == "unknown"]
     if unknown:
-        got = js(page, f"(d => ({{unknown: d.unknown, colour: d.colour, h: d.h}}))("
-                       f"window.skytwin.deck.props.layers[1].props.data.find(d => d.n === "
-                       f"{unknown[0]}))")
+        got = js(page, f"window.skytwin.buildingInfo({unknown[0]})")
         assert got["unknown"] and got["colour"][:3] == [118, 118, 118]
         assert got["h"] == pytest.approx(twin.buildings[unknown[0]].top_m
                                          - min(twin.buildings[unknown[0]].base_m,
@@ -270,6 +273,61 @@ def test_regulator_draws_a_circle_zone_that_exists_over_grpc(srv, stubs, page):
     web_browser.wait_for(page, f"window.skytwin.events.find(e => e.subject === '{zid}')", 5)
 
 
+def test_regulator_draws_a_polygon_zone_with_band_and_window(srv, stubs, page):
+    """Four clicks on the canvas (real pointer events), an AMSL band and a window
+    starting later in the form: the zone exists over gRPC with those corners, band
+    and window, and the flight crossing it is highlighted."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    if js(page, "window.skytwin && window.skytwin.role") != "regulator":
+        web_browser.sign_in(page, srv.web.url, REG)
+    # departs in 15 min: it crosses the zone inside its window (10 to 40 min from now)
+    f = book(stubs, OP_B, "web-poly", now_s() + 900, a=TO, b=FROM)
+    web_browser.wait_for(page, f"window.skytwin.flightIds.includes('{f.flight_id}')", 5)
+    wp = f.route.waypoints[len(f.route.waypoints) // 2]
+    c = (wp.position.lon_deg, wp.position.lat_deg)
+    js(page, f"window.skytwin.setView({{longitude: {c[0]}, latitude: {c[1]}, "
+             "zoom: 17, pitch: 0, bearing: 0}) || true")
+    time.sleep(0.5)
+    page.find_element("id", "draw-polygon").click()
+    canvas = page.find_element("css selector", "#map canvas#live")
+    cw, ch = canvas.size["width"], canvas.size["height"]
+    d_lon, d_lat = 0.0006, 0.0003   # about 33 m each way
+    corners = [(c[0] - d_lon, c[1] - d_lat), (c[0] + d_lon, c[1] - d_lat),
+               (c[0] + d_lon, c[1] + d_lat), (c[0] - d_lon, c[1] + d_lat)]
+    for n, (lon, lat) in enumerate(corners, 1):
+        x, y, *_ = js(page, f"window.skytwin.project({lon}, {lat}, 0)")
+        ActionChains(page).move_to_element_with_offset(
+            canvas, int(x - cw / 2), int(y - ch / 2)).click().perform()
+        web_browser.wait_for(page, f"window.skytwin.draft.pts.length === {n}", 10)
+    from selenium.webdriver.support.ui import Select
+    Select(page.find_element("id", "z-ref")).select_by_visible_text("AMSL")
+    for el, v in (("z-lower", "20"), ("z-upper", "150"), ("z-start", "10"),
+                  ("z-dur", "30"), ("z-name", "polygon-by-test")):
+        box = page.find_element("id", el)
+        box.clear()
+        box.send_keys(v)
+    js(page, "(window.skytwin.createdZone = null) || true")
+    t_click = time.time()
+    page.find_element("id", "z-create").click()
+    zid = web_browser.wait_for(page, "window.skytwin.createdZone", 15)
+    got = stubs[1].GetZone(zpb.GetZoneRequest(zone_id=zid), metadata=md(OP_A)).zone
+    assert got.name == "polygon-by-test"
+    assert got.lower.value_m == 20 and got.lower.reference == apb.ALTITUDE_REFERENCE_AMSL
+    assert got.upper.value_m == 150 and got.upper.reference == apb.ALTITUDE_REFERENCE_AMSL
+    ring = [(p.lon_deg, p.lat_deg) for p in got.polygon.vertices]
+    assert len(ring) in (4, 5)
+    for (a, b), (lon, lat) in zip(ring, corners, strict=False):
+        # one screen pixel at zoom 17 is ~0.7 m: the click lands within a few pixels
+        assert abs(a - lon) < 3e-5 and abs(b - lat) < 2e-5, (ring, corners)
+    assert got.active_from.seconds == pytest.approx(t_click + 600, abs=30)
+    assert got.active_until.seconds - got.active_from.seconds == pytest.approx(1800, abs=2)
+    # the flight crossing it during the window is highlighted, drawn thick on top
+    assert f.flight_id in js(page, "window.skytwin.highlighted")
+    web_browser.wait_for(page, "window.skytwin.deck.props.layers.find(l => l.id === "
+                               f"'highlighted').props.data.some(d => d.flight_id === "
+                               f"'{f.flight_id}')", 5)
+
+
 def test_click_shows_grid_code_heights_and_blockers(srv, page):
     from selenium.webdriver.common.action_chains import ActionChains
     if not js(page, "window.skytwin && window.skytwin.ready"):
@@ -303,6 +361,59 @@ def test_click_shows_grid_code_heights_and_blockers(srv, page):
     assert d["grid_code"] in text and d["beidou"] in text and "blocked" in text
 
 
+def _report(rid, fid, t_s, lon, lat, alt):
+    r = lpb.PositionReport(report_id=rid, flight_id=fid, time=timestamp(t_s),
+                           alt_amsl_m=alt)
+    r.position.lon_deg, r.position.lat_deg = lon, lat
+    return r
+
+
+def test_live_drone_from_telemetry_with_its_state(srv, stubs, page):
+    """Telemetry sent over gRPC (LiveService.ReportBatch) reaches the page through
+    its event stream: the drone is drawn where it reported, in its conformance state,
+    instead of along its approved plan."""
+    if js(page, "window.skytwin && window.skytwin.role") != "regulator":
+        web_browser.sign_in(page, srv.web.url, REG)
+    f = book(stubs, OP_A, "web-tele", now_s() + 1.0)
+    web_browser.wait_for(page, f"window.skytwin.flightIds.includes('{f.flight_id}')", 5)
+    live = lrpc.LiveServiceStub(srv.channel())
+    pad = f.route.waypoints[0]
+    lon, lat, alt = pad.position.lon_deg, pad.position.lat_deg, pad.alt_amsl_m
+    rb = live.ReportBatch(lpb.ReportBatchRequest(reports=[
+        _report(1, f.flight_id, time.time(), lon, lat, alt)]), metadata=md(OP_A))
+    assert lpb.ReportStatus.Name(rb.acks[0].status) == "REPORT_STATUS_OK"
+    got = web_browser.wait_for(
+        page, f"(d => d && d.state === 'activated' && d)"
+              f"(window.skytwin.liveDrones && window.skytwin.liveDrones['{f.flight_id}'])",
+        10)
+    assert got["pos"][0] == pytest.approx(lon, abs=1e-6)
+    assert got["pos"][1] == pytest.approx(lat, abs=1e-6)
+    assert got["pos"][2] == pytest.approx(alt, abs=0.01)
+    # drawn from telemetry (not from the plan), in the live layer
+    web_browser.wait_for(page, f"window.skytwin.droneStates['{f.flight_id}'] === "
+                               "'activated'", 5)
+    # 25 m east of the pad twice, 0.6 s apart: out of its volume -> nonconforming
+    dlon = 25.0 / (111_320.0 * 0.4985)
+    for rid in (2, 3):
+        time.sleep(0.6)
+        live.ReportBatch(lpb.ReportBatchRequest(reports=[
+            _report(rid, f.flight_id, time.time(), lon + dlon, lat, alt)]),
+            metadata=md(OP_A))
+    state = live.GetFlightState(lpb.GetFlightStateRequest(flight_id=f.flight_id),
+                                metadata=md(OP_A)).state
+    assert state == lpb.LIFECYCLE_STATE_NONCONFORMING
+    got = web_browser.wait_for(
+        page, f"(d => d && d.state === 'nonconforming' && d)"
+              f"(window.skytwin.liveDrones['{f.flight_id}'])", 10)
+    assert got["pos"][0] == pytest.approx(lon + dlon, abs=1e-6)
+    web_browser.wait_for(page, f"window.skytwin.droneStates['{f.flight_id}'] === "
+                               "'nonconforming'", 5)
+    colour = js(page, f"(l => l.props.getFillColor(l.props.data.find(d => d.id === "
+                      f"'{f.flight_id}')))(window.skytwin.liveDeck.props.layers[0])")
+    assert colour[:3] == [255, 200, 0]
+    srv.tele_flight = f.flight_id
+
+
 def test_operator_sees_only_own_flights(srv, stubs, page):
     mine = book(stubs, OP_B, "web-b2", now_s() + 7200)
     ms = web_browser.sign_in(page, srv.web.url, OP_B)
@@ -319,5 +430,9 @@ def test_operator_sees_only_own_flights(srv, stubs, page):
     assert other.flight_id not in js(page, "window.skytwin.flightIds")
     assert not js(page, f"window.skytwin.events.some(e => e.subject === '{other.flight_id}')")
     assert "op-a" not in page.page_source
+    # nor A's drone from telemetry (pushed to regulators, filtered for operators)
+    if getattr(srv, "tele_flight", None):
+        web_browser.wait_for(page, "window.skytwin.liveDronesUnixMs", 5)
+        assert srv.tele_flight not in js(page, "Object.keys(window.skytwin.liveDrones)")
     # and the operator has no zone drawing tools
     assert not page.find_element("id", "draw").is_displayed()

@@ -16,7 +16,8 @@ made for city-scale 3D (pitch, bearing, zoom), works with no basemap and no tile
 ~30 MB with workers and assets, and expects imagery and terrain providers.
 
 Modules: :mod:`.app` (aiohttp routes, auth, push), :mod:`.views` (what the page is
-sent, as plain dicts), :mod:`.vendor` (refreshes the vendored bundles).
+sent, as plain dicts), :mod:`.live_drones` (drones from telemetry, pushed),
+:mod:`.vendor` (refreshes the vendored bundles).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ async def serve_with_web(config, web_port: int | None, on_ready=None,
         if web_port is not None:
             web = await start_web(server.skytwin_core, Authenticator.from_file(config.auth),
                                   web_host or config.host, web_port,
-                                  tls_cert=config.tls_cert, tls_key=config.tls_key)
+                                  tls_cert=config.tls_cert, tls_key=config.tls_key,
+                                  hub=getattr(server, "skytwin_hub", None))
     except BaseException:
         await stop(server, 0)
         raise

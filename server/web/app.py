@@ -24,6 +24,11 @@ Design
   snapshot (``GET /api/state``) was taken at, so nothing falls between snapshot and
   stream. The core calls subscribers from booking threads; the callback only hands
   the change to the loop (``call_soon_threadsafe``).
+* **Live drones** ride the same stream as ``drones`` events: when the server has a
+  live-operations hub, one :class:`~skytwin.server.web.live_drones.DroneFeed` task
+  per app snapshots the airborne drones (newest report, conformance state) whenever
+  telemetry was accepted, at most 4 times a second, and every stream sends it
+  filtered to its caller (see that module for why a snapshot and not each report).
 * **CORS closed.** No ``Access-Control-Allow-*`` header is ever sent (a browser then
   refuses cross-origin reads), and a request whose ``Origin`` is not this server's is
   refused (403) before any work. ``Content-Security-Policy: default-src 'self'`` keeps
@@ -47,6 +52,7 @@ from pathlib import Path
 from aiohttp import web
 
 from skytwin.server.web import views
+from skytwin.server.web.live_drones import DroneFeed, drones_for_caller
 
 __all__ = ["STATIC_DIR", "WebServer", "build_app", "start_web"]
 
@@ -65,6 +71,7 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'
 CORE = web.AppKey("core", object)
 AUTH = web.AppKey("auth", object)
 WATCHERS = web.AppKey("watchers", set)
+DRONES = web.AppKey("drones", object)
 
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
           ".txt": "text/plain", ".md": "text/plain", ".png": "image/png"}
@@ -252,6 +259,10 @@ async def _events(request):
         if ch.visible_to(c):
             loop.call_soon_threadsafe(_put, queue, ch.for_caller(c))
 
+    def on_drones(snap):   # the drone feed's task, on this loop
+        _put(queue, ("drones", snap))
+
+    feed = request.app[DRONES]
     seq, backlog = core.subscribe(on_change, since_sequence=since)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "X-Accel-Buffering": "no"})
@@ -263,6 +274,10 @@ async def _events(request):
         for ch in backlog:
             if ch.visible_to(c):
                 await resp.write(_sse("change", views.change_json(core, ch.for_caller(c))))
+        if feed is not None:
+            if feed.latest is not None:
+                await resp.write(_sse("drones", drones_for_caller(feed.latest, c)))
+            feed.listeners.add(on_drones)
         while True:
             try:
                 ch = await asyncio.wait_for(queue.get(), timeout=15.0)
@@ -271,11 +286,16 @@ async def _events(request):
                 continue
             if ch is None:
                 break
+            if isinstance(ch, tuple):
+                await resp.write(_sse("drones", drones_for_caller(ch[1], c)))
+                continue
             await resp.write(_sse("change", views.change_json(core, ch)))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         core.unsubscribe(on_change)
+        if feed is not None:
+            feed.listeners.discard(on_drones)
         request.app[WATCHERS].discard(resp)
     return resp
 
@@ -284,19 +304,31 @@ def _put(queue, ch):
     try:
         queue.put_nowait(ch)
     except asyncio.QueueFull:   # a stalled page: it re-syncs from /api/state
-        log.warning("web: event queue full, change %d dropped", ch.sequence)
+        if not isinstance(ch, tuple):
+            log.warning("web: event queue full, change %d dropped", ch.sequence)
 
 
 def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def build_app(core, authenticator) -> web.Application:
-    """The aiohttp application over ``core`` with ``authenticator``'s tokens."""
+def build_app(core, authenticator, hub=None) -> web.Application:
+    """The aiohttp application over ``core`` with ``authenticator``'s tokens.
+
+    ``hub``: the server's :class:`~skytwin.server.live.LiveHub` (live drones from
+    telemetry on the event stream), or None (drones along the approved trajectories).
+    """
     app = web.Application(middlewares=[_guard], client_max_size=1024 * 1024)
     app[CORE] = core
     app[AUTH] = authenticator
     app[WATCHERS] = set()
+    app[DRONES] = None if hub is None else DroneFeed(hub, core.twin.frame)
+    if hub is not None:
+        async def feed_task(app):
+            task = asyncio.get_running_loop().create_task(app[DRONES].run())
+            yield
+            task.cancel()
+        app.cleanup_ctx.append(feed_task)
     app.router.add_get("/", _index)
     app.router.add_get("/static/{path:.+}", _static)
     app.router.add_get("/api/session", _session)
@@ -321,9 +353,10 @@ class WebServer:
 
 
 async def start_web(core, authenticator, host: str = "127.0.0.1", port: int = 0, *,
-                    tls_cert=None, tls_key=None) -> WebServer:
-    """Serve the map on ``host:port`` (0: any free port) in the running loop."""
-    app = build_app(core, authenticator)
+                    tls_cert=None, tls_key=None, hub=None) -> WebServer:
+    """Serve the map on ``host:port`` (0: any free port) in the running loop
+    (``hub``: see :func:`build_app`)."""
+    app = build_app(core, authenticator, hub)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=1.0)
     await runner.setup()

@@ -10,10 +10,11 @@
     lastSequence: 0, drawnUnixMs: {}, layerUnixMs: {}, role: null, operatorId: null, frameMs: [], error: null,
   };
   let token = sessionStorage.getItem("skytwin-token") || "";
-  let deckgl = null, viewState = null, twin = null, flights = new Map(), zones = new Map();
+  let sceneDeck = null, liveDeck = null, viewState = null, twin = null, flights = new Map(), zones = new Map();
+  let liveDrones = new Map();
   let clockOffsetS = 0, tSel = null, live = true, highlight = new Set();
   let draft = { mode: null, pts: [] }, clickMark = null, stream = null;
-  let layersDirty = true, lastDroneUpdate = 0, zonesVer = 0, flightsVer = 0, stateVer = 0;
+  let sceneDirty = true, liveDirty = true, zonesVer = 0, flightsVer = 0;
   const cache = {}, pendingDrawn = new Set();
   const DRONE_HZ = 20;
   // a flight about to depart (or just landed) needs one more update to appear/disappear
@@ -84,19 +85,40 @@
     const t = Math.max(0, Math.min(1, h / 60));
     return [Math.round(150 - 90 * t), Math.round(185 - 85 * t), Math.round(215 - 35 * t), 255];
   }
-  function preparePolys(b) {
-    const polys = [];
-    for (let r = 0; r < b.rings.length; r++) {
-      const n = b.ring_building[r], ring = b.rings[r], base = b.base_m[n], xyz = [];
-      for (let k = 0; k < ring.length; k += 2) xyz.push([ring[k], ring[k + 1], base]);
-      polys.push({ n: n, src: b, polygon: xyz, h: b.top_m[n] - base, unknown: b.unknown[n] === 1,
-                   colour: b.unknown[n] === 1 ? [118, 118, 118, 255] : heightColour(b.top_m[n] - b.ground_m[n]) });
+  // Buildings go to deck.gl as binary attributes: one Float64Array of closed rings
+  // (counter-clockwise, as the layer's _normalize: false expects), per-vertex colour
+  // and elevation, and the start of each ring; no JavaScript object per building.
+  function prepareBuildings(b) {
+    const rings = b.rings, n = rings.length;
+    let nv = 0;
+    for (const r of rings) nv += r.length / 2 + 1;
+    const pos = new Float64Array(3 * nv), col = new Uint8Array(4 * nv), elev = new Float32Array(nv);
+    const starts = new Uint32Array(n), owner = new Int32Array(n);
+    let v = 0;
+    for (let r = 0; r < n; r++) {
+      const ring = rings[r], k = b.ring_building[r], m = ring.length / 2, base = b.base_m[k];
+      const unknown = b.unknown[k] === 1, h = b.top_m[k] - base;
+      const c = unknown ? [118, 118, 118, 255] : heightColour(b.top_m[k] - b.ground_m[k]);
+      let area = 0;   // shoelace: > 0 counter-clockwise
+      for (let i = 0; i < m; i++) {
+        const j = (i + 1) % m;
+        area += ring[2 * i] * ring[2 * j + 1] - ring[2 * j] * ring[2 * i + 1];
+      }
+      starts[r] = v; owner[r] = k;
+      for (let q = 0; q <= m; q++) {
+        const i = area >= 0 ? q % m : (m - q % m) % m;
+        pos[3 * v] = ring[2 * i]; pos[3 * v + 1] = ring[2 * i + 1]; pos[3 * v + 2] = base;
+        col.set(c, 4 * v); elev[v] = h; v++;
+      }
     }
-    return polys;
+    return { src: b, owner: owner, length: n, vertices: nv,
+             data: { length: n, startIndices: starts, attributes: {
+               getPolygon: { value: pos, size: 3 }, getFillColor: { value: col, size: 4 },
+               getElevation: { value: elev, size: 1 } } } };
   }
   function prepareTwin(tw) {
     const b = tw.buildings, bb = b.bounds, gz = tw.ground_min_m;
-    return { raw: tw, polys: preparePolys(b), count: b.buildings_total, lod: b.lod, bounds: bb,
+    return { raw: tw, polys: prepareBuildings(b), count: b.buildings_total, lod: b.lod, bounds: bb,
              detail: null,
              ground: [{ polygon: [[bb[0], bb[1], gz], [bb[2], bb[1], gz], [bb[2], bb[3], gz], [bb[0], bb[3], gz]] }] };
   }
@@ -108,14 +130,17 @@
     if (twin.lod !== "blocks" || viewState.zoom < DETAIL_ZOOM || !twin.detail) return twin.polys;
     return twin.detail.polys;
   }
-  function viewChanged() {
-    if (twin.lod !== "blocks") return;
-    clearTimeout(detailTimer);
-    detailTimer = setTimeout(loadDetail, 250);
-  }
+  // (tests) what the buildings layer holds for building n of the overview payload
+  S.buildingInfo = (n) => {
+    const P = twin.polys, r = P.owner.indexOf(n);
+    if (r < 0) return null;
+    const v = P.data.startIndices[r], a = P.data.attributes;
+    return { unknown: P.src.unknown[n] === 1, colour: Array.from(a.getFillColor.value.slice(4 * v, 4 * v + 4)),
+             h: a.getElevation.value[v] };
+  };
   async function loadDetail() {
-    if (viewState.zoom < DETAIL_ZOOM) { if (twin.detail) { twin.detail = null; layersDirty = true; } return; }
-    const b = deckgl.getViewports()[0].getBounds();
+    if (viewState.zoom < DETAIL_ZOOM) { if (twin.detail) { twin.detail = null; sceneDirty = true; } return; }
+    const b = sceneDeck.getViewports()[0].getBounds();
     const d = twin.detail && twin.detail.bbox;
     if (d && b[0] >= d[0] && b[1] >= d[1] && b[2] <= d[2] && b[3] <= d[3]) return;
     const w = b[2] - b[0], h = b[3] - b[1];   // a margin, so small pans need no request
@@ -123,9 +148,9 @@
     const seq = ++detailSeq;
     const p = await api("/api/buildings?bbox=" + box.map((v) => v.toFixed(6)).join(","));
     if (seq !== detailSeq) return;
-    twin.detail = { bbox: box, polys: preparePolys(p), lod: p.lod };
+    twin.detail = { bbox: box, polys: prepareBuildings(p), lod: p.lod };
     S.detail = { lod: p.lod, count: p.count };
-    layersDirty = true;
+    sceneDirty = true;
   }
   function prepareFlight(f) {
     f.path = f.wp.map((w) => [w[0], w[1], w[2]]);
@@ -151,26 +176,101 @@
     const s = z.window[0], e = z.window[1];
     return !((s !== null && t < s) || (e !== null && t > e));
   }
+  // live drones (telemetry): the server pushes the newest report of every airborne
+  // drone the caller may see; a flight without one is drawn along its approved plan
+  function onDrones(d) {
+    const m = new Map();
+    for (let k = 0; k < d.flight_ids.length; k++) {
+      m.set(d.flight_ids[k], { id: d.flight_ids[k], op: d.operator_ids[k], state: d.states[k], t: d.t_s[k],
+                               p: [d.pos[3 * k], d.pos[3 * k + 1], d.pos[3 * k + 2]] });
+    }
+    liveDrones = m;
+    S.liveDrones = Object.fromEntries([...m.values()].map((x) => [x.id, { state: x.state, pos: x.p, t: x.t }]));
+    S.liveDronesUnixMs = Date.now();
+    liveDirty = true;
+  }
+  const STATE_COLOUR = { activated: [40, 220, 120, 255], nonconforming: [255, 200, 0, 255],
+                         contingent: [255, 40, 40, 255] };
 
   // ------------------------------------------------------------------ time
   function setupTime() {
     const now = Math.floor(nowS());
     const el = $("time");
     el.min = String(now - 3600); el.max = String(now + 6 * 3600); el.value = String(now);
-    el.addEventListener("input", () => { live = false; $("live").checked = false; tSel = Number(el.value); layersDirty = true; });
-    $("live").addEventListener("change", () => { live = $("live").checked; layersDirty = true; });
+    el.addEventListener("input", () => { live = false; $("live").checked = false; tSel = Number(el.value); sceneDirty = liveDirty = true; });
+    $("live").addEventListener("change", () => { live = $("live").checked; sceneDirty = liveDirty = true; });
   }
   function timeLabel(t) {
     const d = new Date(t * 1000);
     return d.toISOString().slice(11, 19) + " UTC";
   }
+  // layer toggles (legend check boxes)
+  const show = { buildings: true, zones: true, flights: true, drones: true };
+  for (const el of document.querySelectorAll("#legend input[data-layer]")) {
+    el.addEventListener("change", () => { show[el.dataset.layer] = el.checked; sceneDirty = liveDirty = true; });
+  }
+  S.show = show;
 
   // ------------------------------------------------------------------ layers
-  function buildLayers(t) {
+  // Two decks, one over the other, sharing the camera: the scene (ground, buildings,
+  // zones, flight paths) redraws only when it or the camera changes; the live deck
+  // (drones, marks, drafts) redraws with the animation. deck.gl always redraws every
+  // layer of a deck, so with one deck every drone step would re-render the city; on a
+  // software renderer that is the difference between ~30 ms and ~800 ms a frame.
+  function sceneLayers(t) {
     const L = deck;
     // stable arrays between changes, so deck.gl re-uses its GPU buffers frame to frame
     const zkey = zones.size + ":" + zonesVer + ":" + [...zones.values()].map((z) => (zoneActive(z, t) ? 1 : 0)).join("");
     if (zkey !== cache.zkey) { cache.zkey = zkey; cache.zlist = [...zones.values()].filter((z) => zoneActive(z, t)); }
+    flightList();
+    const zlist = cache.zlist, flist = cache.flist, bp = buildingPolys();
+    S.buildings = twin.count; S.buildingsLod = twin.lod; S.buildingsDrawn = bp.length;
+    S.zones = zones.size; S.zonesActive = zlist.length;
+    S.flights = flist.length;
+    S.flightIds = flist.map((f) => f.flight_id).sort(); S.zoneIds = [...zones.keys()].sort();
+    S.highlighted = [...highlight].sort();
+    const hl = S.highlighted.join();
+    return [
+      new L.SolidPolygonLayer({ id: "ground", data: twin.ground, getPolygon: (d) => d.polygon,
+        getFillColor: [42, 47, 54, 255], extruded: false, pickable: false }),
+      new L.SolidPolygonLayer({ id: "buildings", data: bp.data, _normalize: false, _windingOrder: "CCW",
+        extruded: true, visible: show.buildings, pickable: false,
+        material: { ambient: 0.45, diffuse: 0.6, shininess: 16 } }),
+      new L.SolidPolygonLayer({ id: "zones", data: zlist, visible: show.zones,
+        getPolygon: (d) => d.ring.map((p) => [p[0], p[1], d.band_amsl_m[0]]),
+        extruded: true, wireframe: true, getElevation: (d) => d.band_amsl_m[1] - d.band_amsl_m[0],
+        getFillColor: (d) => (d.temporary ? [255, 170, 0, 70] : [230, 60, 60, 70]),
+        getLineColor: (d) => (d.temporary ? [255, 170, 0, 200] : [230, 60, 60, 200]),
+        pickable: false, material: false, parameters: { depthWriteEnabled: false },
+        updateTriggers: { getPolygon: zonesVer } }),
+      // flights: one binary line layer (a segment per instance, no joints: half the
+      // cost of a path layer in software), the highlighted few as thick paths on top
+      new L.LineLayer({ id: "flights", data: flightSegments(flist), visible: show.flights && !(moving && S.motionLod !== false),
+        getWidth: 1.5, widthUnits: "pixels", pickable: false }),
+      new L.PathLayer({ id: "highlighted", data: flist.filter((f) => highlight.has(f.flight_id)),
+        getPath: (d) => d.path, visible: show.flights, getColor: [255, 0, 255, 255], getWidth: 5,
+        widthUnits: "pixels", pickable: false, updateTriggers: { getPath: flightsVer } }),
+    ];
+  }
+  function flightSegments(flist) {
+    if (cache.segVer === flightsVer) return cache.seg;
+    let n = 0;
+    for (const f of flist) n += f.path.length - 1;
+    const src = new Float64Array(3 * n), dst = new Float64Array(3 * n), col = new Uint8Array(4 * n);
+    let k = 0;
+    for (const f of flist) {
+      const p = f.path, c = f.colour;
+      for (let i = 1; i < p.length; i++, k++) {
+        src.set(p[i - 1], 3 * k); dst.set(p[i], 3 * k);
+        col[4 * k] = c[0]; col[4 * k + 1] = c[1]; col[4 * k + 2] = c[2]; col[4 * k + 3] = 200;
+      }
+    }
+    cache.segVer = flightsVer; S.flightSegments = n;
+    cache.seg = { length: n, attributes: { getSourcePosition: { value: src, size: 3 },
+      getTargetPosition: { value: dst, size: 3 }, getColor: { value: col, size: 4 } } };
+    return cache.seg;
+  }
+  function flightList() {
     if (flightsVer !== cache.fver) {
       cache.fver = flightsVer; cache.flist = [...flights.values()];
       const t = Date.now();
@@ -179,38 +279,32 @@
         if (!(f.flight_id in S.layerUnixMs)) S.layerUnixMs[f.flight_id] = t;  // in the layer's data
       }
     }
-    const zlist = cache.zlist, flist = cache.flist;
-    const drones = [];
-    for (const f of flist) { const p = dronePosition(f, t); if (p) drones.push({ f: f, p: p }); }
-    S.buildings = twin.count; S.buildingsLod = twin.lod; S.zones = zones.size; S.zonesActive = zlist.length;
-    S.flights = flist.length; S.drones = drones.length;
-    S.flightIds = flist.map((f) => f.flight_id).sort(); S.zoneIds = [...zones.keys()].sort();
-    S.highlighted = [...highlight].sort();
-    $("counts").textContent = `${twin.count} buildings · ${zlist.length}/${zones.size} zones active · ${flist.length} flights · ${drones.length} airborne`;
+    return cache.flist;
+  }
+  function liveLayers(t) {
+    const L = deck, flist = flightList(), drones = [];
+    let fromTelemetry = 0;
+    for (const f of flist) {
+      const ld = live ? liveDrones.get(f.flight_id) : null;
+      if (ld) { drones.push({ id: f.flight_id, p: ld.p, state: ld.state, colour: f.colour, live: true }); fromTelemetry++; continue; }
+      const p = dronePosition(f, t);
+      if (p) drones.push({ id: f.flight_id, p: p, state: f.state, colour: f.colour, live: false });
+    }
+    if (live) {   // telemetry of a flight the page does not hold (booked long ago)
+      for (const ld of liveDrones.values()) {
+        if (!flights.has(ld.id)) { drones.push({ id: ld.id, p: ld.p, state: ld.state, colour: opColour(ld.op), live: true }); fromTelemetry++; }
+      }
+    }
+    S.drones = drones.length; S.dronesFromTelemetry = fromTelemetry;
+    S.droneStates = Object.fromEntries(drones.map((d) => [d.id, d.live ? d.state : "planned"]));
+    $("counts").textContent = `${twin.count} buildings · ${S.zonesActive}/${zones.size} zones active · ${flist.length} flights · ${drones.length} airborne (${fromTelemetry} from telemetry)`;
     $("time-label").textContent = timeLabel(t);
     const layers = [
-      new L.SolidPolygonLayer({ id: "ground", data: twin.ground, getPolygon: (d) => d.polygon,
-        getFillColor: [42, 47, 54, 255], extruded: false, pickable: false }),
-      new L.SolidPolygonLayer({ id: "buildings", data: buildingPolys(), getPolygon: (d) => d.polygon,
-        extruded: true, getElevation: (d) => d.h, getFillColor: (d) => d.colour,
-        pickable: true, material: { ambient: 0.45, diffuse: 0.6, shininess: 16 } }),
-      new L.SolidPolygonLayer({ id: "zones", data: zlist,
-        getPolygon: (d) => d.ring.map((p) => [p[0], p[1], d.band_amsl_m[0]]),
-        extruded: true, wireframe: true, getElevation: (d) => d.band_amsl_m[1] - d.band_amsl_m[0],
-        getFillColor: (d) => (d.temporary ? [255, 170, 0, 70] : [230, 60, 60, 70]),
-        getLineColor: (d) => (d.temporary ? [255, 170, 0, 200] : [230, 60, 60, 200]),
-        pickable: true, material: false, parameters: { depthWriteEnabled: false },
-        updateTriggers: { getPolygon: zonesVer } }),
-      new L.PathLayer({ id: "flights", data: flist, getPath: (d) => d.path,
-        getColor: (d) => (highlight.has(d.flight_id) ? [255, 0, 255, 255] : d.colour.concat([200])),
-        getWidth: (d) => (highlight.has(d.flight_id) ? 5 : 2.5), widthUnits: "pixels",
-        pickable: true, updateTriggers: { getColor: S.highlighted.join(), getWidth: S.highlighted.join() } }),
-      new L.ScatterplotLayer({ id: "drones", data: drones, getPosition: (d) => d.p,
-        getFillColor: (d) => (highlight.has(d.f.flight_id) ? [255, 0, 255, 255]
-          : d.f.state === "nonconforming" ? [255, 200, 0, 255] : d.f.state === "contingent" ? [255, 40, 40, 255] : [255, 255, 255, 255]),
-        updateTriggers: { getFillColor: [S.highlighted.join(), stateVer] },
-        getLineColor: (d) => d.f.colour.concat([255]), stroked: true, lineWidthUnits: "pixels",
-        getLineWidth: 2, radiusUnits: "pixels", getRadius: 5, pickable: true }),
+      new L.ScatterplotLayer({ id: "drones", data: drones, getPosition: (d) => d.p, visible: show.drones,
+        getFillColor: (d) => (highlight.has(d.id) ? [255, 0, 255, 255]
+          : (d.live || d.state ? STATE_COLOUR[d.state] : null) || [255, 255, 255, 255]),
+        getLineColor: (d) => d.colour.concat([255]), stroked: true, lineWidthUnits: "pixels",
+        getLineWidth: 2, radiusUnits: "pixels", getRadius: (d) => (d.live ? 7 : 5), pickable: true }),
     ];
     const marks = [];
     if (clickMark) marks.push({ p: clickMark, c: [255, 255, 255, 255] });
@@ -223,6 +317,42 @@
     return layers;
   }
 
+  // Dynamic resolution: on a software renderer (no GPU: SwiftShader, llvmpipe) the
+  // scene is drawn at half resolution while the camera moves and at full resolution
+  // once it rests; a person then sees motion at ~2x the frame rate, and sharp stills.
+  let sceneScale = 1, restTimer = null, moving = false;
+  function softwareRenderer() {
+    const i = sceneDeck && sceneDeck.device && sceneDeck.device.info;
+    return !!i && (i.gpuType === "cpu" || /swiftshader|llvmpipe|software/i.test((i.renderer || "") + " " + (i.gpu || "")));
+  }
+  function setSceneScale(k) {
+    if (k === sceneScale) return;
+    sceneScale = k; S.sceneScale = k;
+    sceneDeck.setProps({ useDevicePixels: k });
+  }
+  // While the camera moves (software renderer only), the flight lines are left out as
+  // well (the drones stay): the scene is then the city, the zones and the highlighted
+  // flights; everything is back once the camera rests (300 ms).
+  function viewChanged() {
+    if (S.adaptive !== false && softwareRenderer()) {
+      setSceneScale(S.movingScale || 0.5);
+      if (!moving) { moving = true; sceneDirty = true; }
+    }
+    clearTimeout(restTimer);
+    restTimer = setTimeout(() => {
+      setSceneScale(1);
+      if (moving) { moving = false; sceneDirty = true; }
+      loadDetailIfBlocks();
+    }, 300);
+  }
+  function loadDetailIfBlocks() { if (twin.lod === "blocks") loadDetail(); }
+
+  function canvasIn(id) {
+    const c = document.createElement("canvas");
+    c.id = id; c.style.width = "100%"; c.style.height = "100%";
+    $("map").appendChild(c);
+    return c;
+  }
   function makeDeck() {
     const bb = twin.bounds;
     // the whole twin in view (seen from the south-south-west, pitched)
@@ -230,28 +360,39 @@
       .fitBounds([[bb[0], bb[1]], [bb[2], bb[3]]], { padding: 60 });
     viewState = { longitude: fit.longitude, latitude: fit.latitude - (bb[3] - bb[1]) * 0.25,
                   zoom: fit.zoom + 0.7, pitch: 50, bearing: -20, maxPitch: 85 };
-    let firstLoaded = false;
-    deckgl = new deck.Deck({
-      parent: $("map"),
+    let sceneLoaded = false, liveDrawn = false;
+    const done = () => {
+      if (sceneLoaded && liveDrawn && !S.ready) { S.firstRenderMs = performance.now(); S.ready = true; }
+    };
+    const t = timeS();
+    sceneDeck = new deck.Deck({
+      canvas: canvasIn("scene"), id: "scene",
       views: new deck.MapView({ repeat: false }),
-      viewState: viewState,
-      onViewStateChange: (e) => { viewState = e.viewState; deckgl.setProps({ viewState: viewState }); viewChanged(); },
-      controller: true,
-      layers: buildLayers(timeS()),
-      getCursor: () => (draft.mode ? "crosshair" : "grab"),
-      getTooltip: tooltip,
+      viewState: viewState, controller: false,
+      layers: sceneLayers(t),
       onAfterRender: () => {
         // when each flight was first on screen (tests: booking-to-map latency)
         if (pendingDrawn.size) { const t = Date.now(); for (const id of pendingDrawn) S.drawnUnixMs[id] = t; pendingDrawn.clear(); }
-        if (!firstLoaded && deckgl && deckgl.isInitialized && deckgl.props.layers.every((l) => l.isLoaded)) {
-          firstLoaded = true;
-          S.firstRenderMs = performance.now();  // since navigation start
-          S.ready = true;
+        S.sceneFrames = (S.sceneFrames || 0) + 1;
+        if (!sceneLoaded && sceneDeck && sceneDeck.isInitialized && sceneDeck.props.layers.every((l) => l.isLoaded)) {
+          sceneLoaded = true; done();
         }
       },
       onError: (e) => { S.error = String(e && e.message || e); },
     });
-    S.deck = deckgl;
+    liveDeck = new deck.Deck({
+      canvas: canvasIn("live"), id: "live",
+      views: new deck.MapView({ repeat: false }),
+      viewState: viewState,
+      onViewStateChange: (e) => { setView(e.viewState); },
+      controller: true,
+      layers: liveLayers(t),
+      getCursor: () => (draft.mode ? "crosshair" : "grab"),
+      getTooltip: tooltip,
+      onAfterRender: () => { S.liveFrames = (S.liveFrames || 0) + 1; if (!liveDrawn && liveDeck && liveDeck.isInitialized) { liveDrawn = true; done(); } },
+      onError: (e) => { S.error = String(e && e.message || e); },
+    });
+    S.deck = sceneDeck; S.liveDeck = liveDeck;
     // clicks are read from the DOM (a press that did not move), not from deck.gl's tap
     // gesture: with a software renderer a long frame between press and release makes
     // the gesture time out, and a click must never be lost
@@ -260,56 +401,53 @@
     $("map").addEventListener("click", (ev) => {
       if (downAt && Math.hypot(ev.clientX - downAt[0], ev.clientY - downAt[1]) > 6) return;
       const r = $("map").getBoundingClientRect();
-      const c = deckgl.getViewports()[0].unproject([ev.clientX - r.left, ev.clientY - r.top]);
+      const c = liveDeck.getViewports()[0].unproject([ev.clientX - r.left, ev.clientY - r.top]);
       onClick({ coordinate: c });
     });
     requestAnimationFrame(frame);
   }
+  function setView(v) {
+    viewState = v;
+    sceneDeck.setProps({ viewState: v });
+    liveDeck.setProps({ viewState: v });
+    viewChanged();
+  }
 
-  let lastFrame = null;
+  let lastFrame = null, lastDroneUpdate = 0;
   function frame(ts) {
+    if (S.paused) { lastFrame = null; requestAnimationFrame(frame); return; }
     if (lastFrame !== null) {
       S.frameMs.push(ts - lastFrame);
       if (S.frameMs.length > 600) S.frameMs.shift();
     }
     lastFrame = ts;
-    // drones move (at most DRONE_HZ) while some are airborne in live mode; otherwise
-    // nothing is redrawn until something changes (deck.gl redraws on new props only)
-    // the drone rate adapts to the renderer: with a slow (software) renderer, a change
-    // pushed by the server must not queue behind a stream of drone-only frames
+    const t = timeS();
+    if (sceneDirty) { sceneDirty = false; sceneDeck.setProps({ layers: sceneLayers(t) }); liveDirty = true; }
+    // drones move (at most DRONE_HZ) while some are airborne in live mode; the rate
+    // adapts to the renderer, so pushed changes never queue behind drone-only frames
     const recent = S.frameMs.slice(-10).sort((a, b) => a - b);
     const frameCost = recent.length ? recent[recent.length >> 1] : 16;
     const droneEvery = Math.max(1000 / DRONE_HZ, 3 * frameCost);
-    if (layersDirty || (live && S.drones + dronesDue() > 0 && ts - lastDroneUpdate > droneEvery)) {
-      lastDroneUpdate = ts; layersDirty = false;
-      deckgl.setProps({ layers: buildLayers(timeS()) });
+    if (liveDirty || (live && S.drones + dronesDue() > 0 && ts - lastDroneUpdate > droneEvery)) {
+      lastDroneUpdate = ts; liveDirty = false;
+      liveDeck.setProps({ layers: liveLayers(t) });
     }
     requestAnimationFrame(frame);
   }
-  S.redraw = () => { layersDirty = true; };
+  S.redraw = () => { sceneDirty = liveDirty = true; };
   S.project = (lon, lat, z) => {
-    const vp = deckgl.getViewports()[0];
+    const vp = liveDeck.getViewports()[0];
     return vp.project([lon, lat, z || 0]);
   };
-  S.setView = (v) => {
-    viewState = Object.assign({}, viewState, v);
-    deckgl.setProps({ viewState: viewState });
-    viewChanged();
-  };
-  S.setTime = (t) => { live = false; $("live").checked = false; tSel = t; $("time").value = String(Math.round(t)); layersDirty = true; };
+  S.setView = (v) => setView(Object.assign({}, viewState, v));
+  S.setTime = (t) => { live = false; $("live").checked = false; tSel = t; $("time").value = String(Math.round(t)); sceneDirty = liveDirty = true; };
 
+  // hover: drones only (the live deck); buildings, zones and flights are in the click
+  // panel (picking the scene would cost one more software-rendered pass per move)
   function tooltip(info) {
     const o = info.object;
-    if (!o) return null;
-    if (info.layer.id === "buildings") {
-      const b = o.src, n = o.n;
-      const what = b.lod === "blocks" ? `${b.members[n]} buildings (block)` : `building ${b.ids[n]}`;
-      return { text: `${what}\nroof ${b.top_m[n].toFixed(1)} m AMSL` + (o.unknown ? "\nheight unknown: blocked to the ceiling" : "") };
-    }
-    if (info.layer.id === "zones") return { text: `zone ${o.id}${o.name ? " " + o.name : ""}\n${o.band_amsl_m[0]}-${o.band_amsl_m[1]} m AMSL` };
-    if (info.layer.id === "flights") return { text: `flight ${o.flight_id} (${o.operator_id})` };
-    if (info.layer.id === "drones") return { text: `flight ${o.f.flight_id} airborne` + (o.f.state ? ` (${o.f.state})` : "") };
-    return null;
+    if (!o || info.layer.id !== "drones") return null;
+    return { text: `flight ${o.id} airborne` + (o.live ? ` (telemetry: ${o.state})` : " (approved plan, no telemetry)") };
   }
 
   // ------------------------------------------------------------------ click panel
@@ -343,7 +481,7 @@
     } catch (e) {
       $("info-body").textContent = e.message;
     }
-    layersDirty = true;
+    liveDirty = true;
   }
   S.showPoint = showPoint;
 
@@ -375,12 +513,12 @@
     draft = { mode: m, pts: [] };
     $("draw-circle").classList.toggle("active", m === "circle");
     $("draw-polygon").classList.toggle("active", m === "polygon");
-    S.draft = draft; layersDirty = true;
+    S.draft = draft; liveDirty = true;
   }
   function addDraftPoint(lon, lat) {
     if (draft.mode === "circle" && draft.pts.length >= 2) draft.pts = [];
     draft.pts.push([lon, lat]);
-    S.draft = draft; layersDirty = true;
+    S.draft = draft; liveDirty = true;
   }
   $("draw-circle").addEventListener("click", () => setMode("circle"));
   $("draw-polygon").addEventListener("click", () => setMode("polygon"));
@@ -412,7 +550,7 @@
       $("draw-result").textContent = "Refused: " + e.message;
       S.error = e.message;
     }
-    layersDirty = true;
+    sceneDirty = liveDirty = true;
   }
 
   // ------------------------------------------------------------------ push channel
@@ -446,6 +584,7 @@
     setTimeout(() => openStream(S.lastSequence), 2000);  // reconnect from where we were
   }
   function handle(ev, d) {
+    if (ev === "drones") { onDrones(d); return; }
     if (ev !== "change") return;
     S.lastSequence = Math.max(S.lastSequence, d.sequence);
     if (d.kind === "flight_accepted") flights.set(d.flight.flight_id, prepareFlight(d.flight));
@@ -453,8 +592,10 @@
     else if (d.kind === "flight_state" && d.flight) {
       // live operations: conformance / lifecycle state of the flight (drone colour)
       const f = flights.get(d.flight.flight_id);
-      if (f) { f.state = d.flight_state; stateVer++; }
-      if (d.flight_state === "ended" || d.flight_state === "cancelled") flights.delete(d.flight.flight_id);
+      if (f) f.state = d.flight_state;
+      const ld = liveDrones.get(d.flight.flight_id);
+      if (ld) { ld.state = d.flight_state; S.liveDrones[ld.id].state = d.flight_state; }
+      if (d.flight_state === "ended" || d.flight_state === "cancelled") { flights.delete(d.flight.flight_id); liveDrones.delete(d.flight.flight_id); }
     }
     else if (d.kind === "zone_added" || d.kind === "zone_updated") zones.set(d.zone.id, d.zone);
     else if (d.kind === "zone_removed") zones.delete(d.zone.id);
@@ -468,8 +609,8 @@
     $("events").prepend(li);
     while ($("events").children.length > 50) $("events").lastChild.remove();
     // draw the change now rather than at the next animation frame
-    layersDirty = false;
-    deckgl.setProps({ layers: buildLayers(timeS()) });
+    sceneDirty = false; liveDirty = true;
+    sceneDeck.setProps({ layers: sceneLayers(timeS()) });
   }
 
   if (token) { $("token").value = token; start(); }
