@@ -301,10 +301,12 @@ class GroundLayers:
         finally:
             planner.zones, planner.risk = old_zones, old_risk
         # independent re-check of the final 4D route against the zones of this caller
+        # whose box meets the route's box (the others cannot be entered)
         tr = route.trajectory
-        rep = self._validator.check(tr.xyz_m, tr.t_s, zones=blocking,
-                                    ground_range=self._ground_range)
-        bad = [p for p in rep.problems if "no-fly volume" in p]
+        near = _near_box(blocking, tr.xyz_m, 0.0)
+        rep = self._validator.check(tr.xyz_m, tr.t_s, zones=near,
+                                    ground_range=self._ground_range) if near else None
+        bad = [] if rep is None else [p for p in rep.problems if "no-fly volume" in p]
         if bad:
             raise PlanError(f"internal check failed: the route enters a derived zone "
                             f"({bad[0]}); route refused", code="check_failed")
@@ -320,7 +322,12 @@ class GroundLayers:
         track = LineString(xy) if len(np.unique(xy, axis=0)) > 1 else Point(xy[0])
         auth = set(authorisations or ())
         near = []
+        x0, y0 = xy.min(axis=0) - NEAR_M
+        x1, y1 = xy.max(axis=0) + NEAR_M
         for f in self._in_force.values():
+            bx0, by0, bx1, by1 = f.local.bounds_m
+            if bx1 < x0 or bx0 > x1 or by1 < y0 or by0 > y1:
+                continue           # farther than NEAR_M
             rec, st = f.record, f.record.derived
             dist = float(f.local.distance_to_geom(track))
             if dist > NEAR_M:
@@ -510,6 +517,19 @@ class GroundLayers:
                 self._overrides[zone_id] = (body, actor, t_s)
             self._rebuild()
             return self._all[zone_id]
+
+
+def _near_box(zones, xyz, margin_m):
+    """The local zones whose box meets the box of ``xyz`` grown by ``margin_m``."""
+    xy = np.asarray(xyz, dtype=np.float64)[:, :2]
+    x0, y0 = xy.min(axis=0) - margin_m
+    x1, y1 = xy.max(axis=0) + margin_m
+    out = []
+    for lz in zones:
+        bx0, by0, bx1, by1 = lz.bounds_m
+        if not (bx1 < x0 or bx0 > x1 or by1 < y0 or by0 > y1):
+            out.append(lz)
+    return out
 
 
 @dataclass(frozen=True)
