@@ -1012,6 +1012,7 @@ class ServiceCore:
         req = replace(req, flight_id=self._new_id())
         meta = dict(meta, **_request_meta(req))
         route = hp.route if hp is not None else self.plan(req, caller)
+        info["exposure"] = route.exposure      # issue 13: reported, not stored
         traj = self._trajectory(route, meta, req.flight_id)
         self._check_deadline(deadline_s, "booking")
         rec = None
@@ -1047,7 +1048,9 @@ class ServiceCore:
                     break
             hp = None
             info["replanned"] = True
-            traj = self._trajectory(self.plan(req, caller), meta, req.flight_id)
+            route = self.plan(req, caller)
+            info["exposure"] = route.exposure
+            traj = self._trajectory(route, meta, req.flight_id)
             self._check_deadline(deadline_s, "booking")
         info["plan_used"] = not info["replanned"]
         fid = p.trajectory.flight_id

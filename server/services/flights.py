@@ -66,8 +66,11 @@ class FlightServicer(Base, rpc.FlightServiceServicer):
             request.request_id, req, meta, self.deadline_s(context, lim.deadline_plan_s),
             request_digest(request), plan_id=request.plan_id or None,
             route_digest=digest_route, info=info)
-        return pb.SubmitFlightResponse(flight=convert.flight_to_proto(rec), replayed=replayed,
-                                       replanned=bool(info.get("replanned")))
+        out = pb.SubmitFlightResponse(flight=convert.flight_to_proto(rec), replayed=replayed,
+                                      replanned=bool(info.get("replanned")))
+        if not replayed and info.get("exposure"):    # issue 13 (not stored with the flight)
+            out.flight.route.exposure.CopyFrom(convert.exposure_to_proto(info["exposure"]))
+        return out
 
     async def SubmitBatch(self, request, context):
         caller = current_caller()
