@@ -86,6 +86,11 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--city-m", type=float, default=10_000.0)
     ap.add_argument("--buildings", type=int, default=100_000)
+    ap.add_argument("--passes", type=int, default=2, help="CP-SAT passes per window")
+    ap.add_argument("--component-s", type=float, default=2.0,
+                    help="CP-SAT deterministic time limit per component")
+    ap.add_argument("--ray-first", action="store_true",
+                    help="run Ray before the single process at each size")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -98,7 +103,8 @@ def main(argv=None) -> int:
                       frame=frame)
     twin_s = time.perf_counter() - t
     print(f"twin: {len(twin.buildings)} buildings in {twin_s:.1f} s", file=sys.stderr)
-    params = fleetday.WindowParams(method=args.method)
+    params = fleetday.WindowParams(method=args.method, max_passes=args.passes,
+                                   component_deterministic_s=args.component_s)
     local = fleetday.LocalExecutor(twin)
     # warm-up (numba kernels compiled or loaded from the cache, planner pyramids) on a
     # tiny fleet, in the driver, before anything is timed
@@ -116,9 +122,17 @@ def main(argv=None) -> int:
     for n in args.flights:
         spec = fleetday.FleetDaySpec(n, seed=0, duration_s=args.duration)
         load0 = _uptime()
-        single = None if args.skip_single else run_one(twin, local, spec, params, f"{n} single")
-        load1 = _uptime()
-        ray = run_one(twin, ray_ex, spec, params, f"{n} ray")
+        if args.ray_first:
+            ray = run_one(twin, ray_ex, spec, params, f"{n} ray")
+            load1 = _uptime()
+            print(f"  {n} ray: plan {ray['plan_s']:.1f} s, deconflict "
+                  f"{ray['deconflict_s']:.1f} s, residual "
+                  f"{len(ray['report'].residual_conflicts)}", file=sys.stderr, flush=True)
+        single = None if args.skip_single else run_one(twin, local, spec, params,
+                                                       f"{n} single")
+        if not args.ray_first:
+            load1 = _uptime()
+            ray = run_one(twin, ray_ex, spec, params, f"{n} ray")
         load2 = _uptime()
         row = {"flights_asked": n, "flights": len(ray["flights"]),
                "hubs": spec.hubs, "windows": ray["res"].stats["windows"],
