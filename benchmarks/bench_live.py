@@ -197,6 +197,7 @@ def main(argv=None):
     g.add_argument("--spread", type=float, default=None,
                    help="departures spread over this many seconds")
     g.add_argument("--min-trip", type=float, default=None, help="shortest trip [m]")
+    g.add_argument("--rate", type=float, default=None, help="reports per drone per s")
     g.add_argument("--book-budget", type=float, default=None,
                    help="stop booking after this many seconds (fly what is booked)")
     g.add_argument("--workdir", default="/tmp/bench_live_work")
@@ -280,7 +281,8 @@ def run_grpc(a):
              *(["--spread", str(a.spread)] if a.spread is not None else []),
              *(["--min-trip", str(a.min_trip)] if a.min_trip is not None else []),
              *(["--book-budget", str(a.book_budget)] if a.book_budget is not None
-               else [])],
+               else []),
+             *(["--rate", str(a.rate)] if a.rate is not None else [])],
             capture_output=True, text=True, timeout=a.duration * 4 + 1800)
         wall = time.time() - t1
         cpu = _cpu_s(srv.pid) - cpu0

@@ -1042,6 +1042,8 @@ def add_arguments(ap) -> None:
                     help="departures spread over this many seconds after the first")
     ap.add_argument("--min-trip", type=float, default=None, metavar="M",
                     help="shortest trip [m] (default: long enough to fly the whole run)")
+    ap.add_argument("--rate", type=float, default=1.0, metavar="HZ",
+                    help="position reports per drone per second")
     ap.add_argument("--book-budget", type=float, default=None, metavar="S",
                     help="stop booking after S seconds and fly the flights booked so far")
     ap.add_argument("--json", action="store_true")
@@ -1053,7 +1055,8 @@ def config_from_args(a) -> SimConfig:
                      regulator_token=a.regulator_token, batch=a.batch,
                      lead_s=getattr(a, "lead", None), spread_s=getattr(a, "spread", 20.0),
                      min_trip_m=getattr(a, "min_trip", None),
-                     book_budget_s=getattr(a, "book_budget", None))
+                     book_budget_s=getattr(a, "book_budget", None),
+                     rate_hz=getattr(a, "rate", 1.0))
 
 
 if __name__ == "__main__":  # pragma: no cover
