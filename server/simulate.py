@@ -37,6 +37,14 @@ A loss counts against the service (``losses_of_separation``) when neither drone 
 active fault or refused an advisory; losses involving a faulty drone are reported
 apart (``losses_involving_faults``): a drone that flies off its plan and ignores
 advice can always be made to collide.
+
+A pop-up zone is *entered* when a healthy drone's true path meets the zone's volume
+later than ``ZONE_REACTION_S`` (10 s) after the zone was created; drones whose approved
+plan put them inside sooner than that are exempt (reported apart): see
+:func:`zone_audit`. A drone accepts an advisory only when it arrives at least
+``min_notice_s`` (1 s) before the advisory's start and starts from where the drone's
+current plan puts it (an advisory made from a plan the drone no longer flies would make
+it jump).
 """
 
 from __future__ import annotations
