@@ -176,10 +176,11 @@ def test_restricted_zone_avoided_disabled_override_persists(tmp_path):
         # booking follows the same rule
         req = fpb.RouteRequest(start=_ll(*a), goal=_ll(*b))
         req.departure_time.FromSeconds(int(time.time()) + 600)
-        fl = f.SubmitFlight(fpb.SubmitFlightRequest(request_id="g1", route=req),
-                            metadata=md(OP_A), timeout=120).flight
+        sub = f.SubmitFlight(fpb.SubmitFlightRequest(request_id="g1", route=req),
+                             metadata=md(OP_A), timeout=120)
+        fl = sub.flight
         assert _track_m(fl.route).distance(zone_m.buffer(-BUFFER_M)) >= BUFFER_M - 0.5
-        assert fl.route.exposure.people_overflown_unit == "people/km2 x km"
+        assert sub.exposure.people_overflown_unit == "people/km2 x km"
         # a regulator disables it: a Watch event, and routes may cross it
         watch = c.Watch(cpb.WatchRequest(), metadata=md(OP_B), timeout=60)
         assert next(watch).kind == cpb.CHANGE_KIND_UNSPECIFIED

@@ -69,7 +69,7 @@ class FlightServicer(Base, rpc.FlightServiceServicer):
         out = pb.SubmitFlightResponse(flight=convert.flight_to_proto(rec), replayed=replayed,
                                       replanned=bool(info.get("replanned")))
         if not replayed and info.get("exposure"):    # issue 13 (not stored with the flight)
-            out.flight.route.exposure.CopyFrom(convert.exposure_to_proto(info["exposure"]))
+            out.exposure.CopyFrom(convert.exposure_to_proto(info["exposure"]))
         return out
 
     async def SubmitBatch(self, request, context):

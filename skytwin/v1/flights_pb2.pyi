@@ -189,14 +189,16 @@ class SubmitFlightRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[RouteRequest, _Mapping]] = ..., plan_id: _Optional[str] = ...) -> None: ...
 
 class SubmitFlightResponse(_message.Message):
-    __slots__ = ("flight", "replayed", "replanned")
+    __slots__ = ("flight", "replayed", "replanned", "exposure")
     FLIGHT_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     REPLANNED_FIELD_NUMBER: _ClassVar[int]
+    EXPOSURE_FIELD_NUMBER: _ClassVar[int]
     flight: Flight
     replayed: bool
     replanned: bool
-    def __init__(self, flight: _Optional[_Union[Flight, _Mapping]] = ..., replayed: _Optional[bool] = ..., replanned: _Optional[bool] = ...) -> None: ...
+    exposure: RouteExposure
+    def __init__(self, flight: _Optional[_Union[Flight, _Mapping]] = ..., replayed: _Optional[bool] = ..., replanned: _Optional[bool] = ..., exposure: _Optional[_Union[RouteExposure, _Mapping]] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("request_id", "routes", "max_solve_s")
