@@ -78,11 +78,13 @@ def _tokens(path: Path, operators: int) -> tuple[str, str]:
 class Server:
     """``python -m skytwin.server serve`` on a free loopback port (killed on exit)."""
 
-    def __init__(self, tmp: Path, tokens: Path):
+    def __init__(self, tmp: Path, tokens: Path, plan_processes: int = 0):
         self.port = _free_port()
+        self.plan_processes = plan_processes
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--port", str(self.port),
-             "--db", str(tmp / "bench.db"), "--auth", str(tokens)],
+             "--db", str(tmp / "bench.db"), "--auth", str(tokens),
+             "--plan-processes", str(plan_processes)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         t0 = time.perf_counter()
         for line in self.proc.stdout:
@@ -93,8 +95,23 @@ class Server:
         self.start_s = time.perf_counter() - t0
         self.target = f"127.0.0.1:{self.port}"
 
+    def pids(self) -> list[int]:
+        """The server and its planning worker processes (children)."""
+        try:
+            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            kids = ""
+        return [self.proc.pid, *map(int, kids.split())]
+
     def cpu_s(self) -> float:
-        return _cpu_s(self.proc.pid)
+        """CPU of the server and of its planning workers [s]."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += _cpu_s(pid)
+            except OSError:
+                pass
+        return total
 
     def close(self):
         self.proc.terminate()

@@ -399,6 +399,31 @@ class Planner:
             zones_considered=[z.id for z in active],
             exposure=self._exposure(xyz, req, period))
 
+    def prepare(self, min_agl_m: float, ceiling_agl_m: float) -> None:
+        """Build the shared tables of one altitude band now (the pyramid of every
+        level up to the coarsest a route in this twin can need, and the reachability
+        labels), e.g. before forking planning processes that then share them."""
+        g = self.twin.grid
+        f = 1
+        while True:
+            self._pyramid(min_agl_m, ceiling_agl_m, f)
+            if f >= max(g.nx, g.ny) or (g.nx / f) * (g.ny / f) * (g.nz / f) \
+                    <= self.max_search_voxels:
+                break
+            f *= 2
+        self._reach_labels(min_agl_m, ceiling_agl_m)
+
+    def _reach_labels(self, min_agl_m, ceiling_agl_m):
+        from skytwin.planner.reach import column_components
+        key = ("reach", float(min_agl_m), float(ceiling_agl_m))
+        labels = self._limits_cache.get(key)
+        if labels is None:
+            floor_k, ceil_k, _, _ = self._pyramid(min_agl_m, ceiling_agl_m, 1)
+            labels = column_components(floor_k, ceil_k)
+            with _CACHE_LOCK:
+                self._limits_cache[key] = labels
+        return labels
+
     # ------------------------------------------------------------------ helpers
     def _local(self, lonlat, name):
         lon, lat = lonlat
@@ -457,14 +482,8 @@ class Planner:
         """Refuse at once a start and goal in different pockets of free air
         (:mod:`planner.reach`: no route can join them, whatever the window, level or
         zones); a column without free air is left to the search's own message."""
-        from skytwin.planner.reach import column_components, free_columns
-        key = ("reach", float(req.min_agl_m), float(req.ceiling_agl_m))
-        labels = self._limits_cache.get(key)
-        if labels is None:
-            floor_k, ceil_k, _, _ = self._pyramid(req.min_agl_m, req.ceiling_agl_m, 1)
-            labels = column_components(floor_k, ceil_k)
-            with _CACHE_LOCK:
-                self._limits_cache[key] = labels
+        from skytwin.planner.reach import free_columns
+        labels = self._reach_labels(req.min_agl_m, req.ceiling_agl_m)
         a, b = int(labels[s_col]), int(labels[e_col])
         if a < 0 or b < 0 or a == b:
             return
@@ -841,6 +860,13 @@ class Planner:
         bottoms = wgrid.z0_m + np.arange(wgrid.nz) * wgrid.dz_m
         free = np.flatnonzero((blocked[i, j, :] == 0) & (bottoms >= pad_m))
         if free.size == 0:
+            for z in active:        # a zone over the point is the reason, if there is one
+                if z.distance_2d(*xy) <= wgrid.dx_m * 1.5:
+                    what = z.zone.reason or "no-fly volume"
+                    raise exc(f"{name} lies inside (or at the edge of) no-fly volume {z.id} "
+                              f"({what}), active during the flight, from the ground to the "
+                              "ceiling; choose a point outside it or another time",
+                              blocking=("zone", z.id), code=f"{name}_in_zone")
             c = self.twin.clearance_m
             # the search cell (not only the point) must clear: name the tallest building
             # within the clearance of any part of the cell
@@ -855,13 +881,6 @@ class Planner:
                           f"reaches the {req.ceiling_agl_m:.0f} m AGL ceiling; move the "
                           "point away from the building", blocking=("building", bid),
                           code=f"{name}_blocked")
-            for z in active:
-                if z.distance_2d(*xy) <= wgrid.dx_m * 1.5:
-                    what = z.zone.reason or "no-fly volume"
-                    raise exc(f"{name} lies inside (or at the edge of) no-fly volume {z.id} "
-                              f"({what}), active during the flight, from the ground to the "
-                              "ceiling; choose a point outside it or another time",
-                              blocking=("zone", z.id), code=f"{name}_in_zone")
             raise exc(f"no airspace to climb into above the {name}: its {wgrid.dx_m:g} m "
                       f"search cell is blocked from the ground up to the "
                       f"{req.ceiling_agl_m:.0f} m AGL ceiling (tall buildings or no-fly "

@@ -89,6 +89,7 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     workers: int = 4
+    plan_processes: int = 0           # >0: plan in that many forked processes (workers.py)
     max_message_bytes: int = 4 * 1024 * 1024
     limits: Limits = field(default_factory=load_limits)
     warm_up: bool = True
@@ -130,6 +131,8 @@ def build_server(config: ServerConfig, twin=None, twin_ref=None):
                        zone_rules=config.zone_rules, population=config.population)
     if config.warm_up:
         core.warm_up()
+    if config.plan_processes > 0:     # fork now: before the gRPC server and its threads
+        core.start_plan_pool(config.plan_processes)
     executor = ThreadPoolExecutor(max_workers=config.workers,
                                   thread_name_prefix="skytwin-plan")
     # cheap calls (get, list, cancel, zones, grid codes) get their own small pool so that

@@ -1036,6 +1036,7 @@ def _cmd_serve(args) -> int:
     cfg = ServerConfig(city=args.city, twin=args.twin, db=args.db, auth=args.auth,
                        host=host, port=args.port, tls_cert=args.tls_cert,
                        tls_key=args.tls_key, workers=args.workers,
+                       plan_processes=args.plan_processes,
                        zone_rules=args.zone_rules, population=args.population)
     if args.limits is not None:
         cfg.limits = args.limits_loaded
@@ -1561,6 +1562,10 @@ def _add_server_parsers(sub) -> None:
     s.add_argument("--tls-key", type=_in_file, metavar="FILE", default=None,
                    help="PEM private key of --tls-cert")
     s.add_argument("--workers", type=_count, default=4, help="planning threads")
+    s.add_argument("--plan-processes", type=_non_negative_int, default=0, metavar="N",
+                   help="plan routes in N worker processes forked from the server, which "
+                        "share the twin read-only (e.g. one per core); 0: in the "
+                        "server's planning threads (default)")
     s.add_argument("--web", type=_web_arg, metavar="PORT|off", default=None,
                    help="the live web map's port, same process and tokens (default: 8051 "
                         "beside the default --port 50051, else any free port; the URL is "

@@ -327,6 +327,7 @@ class ServiceCore:
         self._owner: dict = {}    # flight id -> operator id, for every reserved flight
         self._local = threading.local()
         self._planners: list = []   # every thread's planner (memory accounting)
+        self._plan_pool = None      # server.workers.PlanPool (start_plan_pool)
         # change sequence numbers never go backwards across restarts: every published
         # change writes at least one store event, so starting from the store's last event
         # number keeps new numbers above any number handed out before a restart (a watcher
@@ -442,6 +443,61 @@ class ServiceCore:
             with self._subs_lock:
                 self._planners.append(p)
         return p
+
+    # ---------------------------------------------------------------- planning processes
+    def prepare_planning(self, min_agl_m: float | None = None,
+                         ceiling_agl_m: float | None = None) -> None:
+        """Build the shared planning tables (pyramids of every level, reachability
+        labels) for the default altitude band now, so that forked planning workers
+        share them instead of each building its own."""
+        from skytwin.planner.route import RouteRequest
+        d = RouteRequest((0.0, 0.0), (0.0, 0.0))
+        self.planner().prepare(d.min_agl_m if min_agl_m is None else min_agl_m,
+                               d.ceiling_agl_m if ceiling_agl_m is None else ceiling_agl_m)
+
+    def start_plan_pool(self, processes: int):
+        """Plan in ``processes`` forked worker processes (:mod:`server.workers`);
+        call once the core is warm and before the server starts any thread."""
+        from skytwin.server.workers import PlanPool
+        self.prepare_planning()
+        self._plan_pool = PlanPool(self, processes).start()
+        return self._plan_pool
+
+    @property
+    def plan_pool(self):
+        """The :class:`server.workers.PlanPool`, or None (planning threads)."""
+        return self._plan_pool
+
+    def plan_state_key(self):
+        """What a planning worker must hold to plan like this process: the zone and
+        derived-zone generations."""
+        return (self._zone_gen, getattr(getattr(self, "ground", None), "generation", 0))
+
+    def plan_state(self) -> dict:
+        """The run-time state a planning worker needs (zones, derived overrides)."""
+        ground = getattr(self, "ground", None)
+        return {"zones": self.zones.list(),
+                "overrides": dict(getattr(ground, "_overrides", {}) or {})}
+
+    def apply_plan_state(self, state: dict) -> None:
+        """In a planning worker: take the serving process's zones and overrides."""
+        new = {z.id: z for z in state["zones"]}
+        for z in self.zones.list():
+            if z.id not in new:
+                self.zones.remove(z.id)
+        for zid, z in new.items():
+            if zid in self.zones:
+                try:
+                    if self.zones.get(zid) == z:
+                        continue
+                except (TypeError, ValueError):
+                    pass
+            self.zones.replace(z)
+        ground = getattr(self, "ground", None)
+        if ground is not None and hasattr(ground, "_overrides"):
+            with ground._lock:
+                ground._overrides = dict(state["overrides"])
+                ground._rebuild()
 
     def workspace_bytes(self) -> int:
         """Search-workspace bytes kept by every planner thread between calls."""
@@ -733,7 +789,21 @@ class ServiceCore:
     # ---------------------------------------------------------------- flights
     def plan(self, req, caller: Caller | None = None):
         """Plan a route (preview, reserves nothing); :class:`planner.route.Route`,
-        avoiding the derived zones that block ``caller`` (:mod:`server.ground`)."""
+        avoiding the derived zones that block ``caller`` (:mod:`server.ground`).
+
+        With a pool of planning processes (:meth:`start_plan_pool`) the plan runs in
+        one of them; a worker lost during the call is retried here once."""
+        pool = self._plan_pool
+        if pool is not None:
+            from skytwin.server.workers import PlanWorkerLostError
+            try:
+                return pool.call("plan_local", req, caller)
+            except PlanWorkerLostError:
+                log.warning("planning worker lost; planning this call in the server")
+        return self.plan_local(req, caller)
+
+    def plan_local(self, req, caller: Caller | None = None):
+        """:meth:`plan` in this process (a planning thread or a worker process)."""
         if req.ceiling_agl_m > self.ceiling_agl_m:
             raise ValueError(f"ceiling_agl_m {req.ceiling_agl_m:g} is above the "
                              f"{self.ceiling_agl_m:g} m AGL limit of the rules")
@@ -1323,6 +1393,8 @@ class ServiceCore:
                 self._subs.remove(callback)
 
     def close(self) -> None:
+        if self._plan_pool is not None:
+            self._plan_pool.close()
         if self._listener is not None:
             self._stop_listen.set()
             self._listener.join(5)
