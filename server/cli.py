@@ -1177,8 +1177,16 @@ def _client_call(args, stubs):
     if cmd == "plan":
         return f.PlanRoute(fpb.PlanRouteRequest(route=_client_route(args)))
     if cmd == "submit":
-        return f.SubmitFlight(fpb.SubmitFlightRequest(request_id=args.request_id,
-                                                      route=_client_route(args)))
+        req = fpb.SubmitFlightRequest(request_id=args.request_id,
+                                      plan_id=args.plan_id or "")
+        if bool(args.from_) != bool(args.to):
+            raise UsageError("give both --from and --to (or neither, with --plan-id)")
+        if args.from_:
+            req.route.CopyFrom(_client_route(args))
+        elif not args.plan_id:
+            raise UsageError("give --from and --to, or --plan-id with the plan_id printed "
+                             "by `skytwin client plan`")
+        return f.SubmitFlight(req)
     if cmd == "batch":
         pairs = [p.split("/") for p in args.pair]
         for p, pair in zip(args.pair, pairs, strict=True):
@@ -1619,9 +1627,17 @@ def _add_server_parsers(sub) -> None:
             p.add_argument("--pair", action="append", required=True,
                            metavar="LON,LAT/LON,LAT", help="one route (repeat)")
         else:
-            p.add_argument("--from", dest="from_", required=True, metavar="LON,LAT[,ALT]",
+            need = name != "submit"     # submit: or --plan-id
+            p.add_argument("--from", dest="from_", required=need, metavar="LON,LAT[,ALT]",
                            help="start [deg; optional pad altitude m AMSL]")
-            p.add_argument("--to", required=True, metavar="LON,LAT[,ALT]", help="goal")
+            p.add_argument("--to", required=need, metavar="LON,LAT[,ALT]", help="goal")
+        if name == "submit":
+            p.add_argument("--plan-id", default=None, metavar="ID",
+                           help="book the plan held by `client plan` (its plan_id) without "
+                                "planning again; --from/--to may then be left out (if "
+                                "given, with --depart etc., they must repeat the plan's "
+                                "request exactly: the server then plans again should the "
+                                "plan have expired)")
         p.add_argument("--depart", default=None,
                        help="departure, Unix seconds or ISO 8601 (default: now)")
         p.add_argument("--risk-weight", type=_risk_weight, default=0.0, metavar="W",
