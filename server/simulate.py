@@ -917,8 +917,9 @@ async def _run(cfg: SimConfig) -> dict:
                                      t_start, fleet.step_s, zone_state["t"],
                                      cfg.zone_reaction_s)
         tz = zone_state["t"]
-        late = {a[1] for a in advisory_log if a[2] == "zone" and a[4]}
-        zone_entered = [[f, round(t - tz, 1), fleet.accepted_log.get(f, []), f in late]
+        zone_late = {a[1] for a in advisory_log if a[2] == "zone" and a[4]}
+        zone_entered = [[f, round(t - tz, 1), fleet.accepted_log.get(f, []),
+                         f in zone_late]
                         for f, t in entered]
         zone_exempt = [[f, round(t - tz, 1)] for f, t in exempt]
     sent = fleet.sent
@@ -970,6 +971,16 @@ async def _run(cfg: SimConfig) -> dict:
     out["checks"] = {k: "PASS" if v else "FAIL" for k, v in checks.items()}
     out["result"] = "PASS" if all(checks.values()) else "FAIL"
     return out
+
+
+def _jsonable(o):
+    """Sets and numpy values in the report, for ``json.dumps`` (never lose a run's
+    figures to a type)."""
+    if isinstance(o, (set, frozenset)):
+        return sorted(o, key=str)
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
 
 
 def _r(v, nd=2):
@@ -1026,7 +1037,7 @@ def main(argv=None) -> int:
         else:
             print(f"skytwin simulate: error: {msg}", file=sys.stderr)
         return 2
-    print(json.dumps(rep) if a.json else format_report(rep))
+    print(json.dumps(rep, default=_jsonable) if a.json else format_report(rep))
     return 0 if rep["result"] == "PASS" else 1
 
 
