@@ -32,6 +32,14 @@ their ratio to the trivial RPC's rate, and the CPU the server process and the cl
 used during each phase (``/proc/PID/stat`` and ``time.process_time``): client and server
 share this machine's 2 cores (and, here, other jobs: the load average is printed).
 The server is fresh for each level, so every level starts from an empty airspace.
+
+Planning processes (issue 14 part 2): ``--plan-processes P [P ...]`` (default 2) starts
+the server with ``serve --plan-processes P`` (0: planning threads in the server
+process); the first value is the headline run above, and each further value is one
+more load test on a fresh server, all listed in ``by_plan_processes`` (e.g. ``0 1 2``
+for threads vs one vs two worker processes). The CPU reported for the server includes
+its planning workers; ``memory`` lists each process's resident, proportional and
+unique memory (the workers' unique memory shows what the fork did not share).
 """
 
 from __future__ import annotations
@@ -113,6 +121,25 @@ class Server:
                 pass
         return total
 
+    def memory(self) -> list[dict]:
+        """Resident, proportional and unique memory [MB] of the server and each of its
+        planning workers (``/proc/PID/smaps_rollup``): unique << resident in a worker
+        means its twin pages are shared with the server (fork, copy-on-write)."""
+        out = []
+        for n, pid in enumerate(self.pids()):
+            try:
+                lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            kb = {p[0].rstrip(":"): int(p[1]) for p in (x.split() for x in lines)
+                  if len(p) >= 2 and p[1].isdigit()}
+            out.append({"process": "server" if n == 0 else f"worker {n}",
+                        "rss_mb": round(kb.get("Rss", 0) / 1024, 1),
+                        "pss_mb": round(kb.get("Pss", 0) / 1024, 1),
+                        "unique_mb": round((kb.get("Private_Clean", 0) +
+                                            kb.get("Private_Dirty", 0)) / 1024, 1)})
+        return out
+
     def close(self):
         self.proc.terminate()
         try:
@@ -176,11 +203,35 @@ def _headline(plan, sub, ok) -> dict:
             "checks": "PASS" if ok else "FAIL"}
 
 
+def bench_processes(concurrency, processes, args, tmp: Path) -> dict:
+    """The load test alone on a fresh server planning in ``processes`` worker
+    processes (0: the server's threads), for the 1-vs-2 comparison."""
+    tokens = tmp / "tokens.toml"
+    _tokens(tokens, args.operators)
+    server = Server(tmp, tokens, processes)
+    try:
+        cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
+                         duration_s=args.duration, operators=args.operators, tokens=tokens,
+                         seed=args.seed)
+        load = _phase(server, lambda: run_loadtest(cfg))
+        mem = server.memory()
+    finally:
+        server.close()
+    r = load["rpcs"]
+    plan = r.get("PlanRoute", {})
+    return dict(_headline(plan, r.get("SubmitFlight", {}), load["ok"]),
+                plan_processes=processes, plan_calls_per_s=plan.get("calls_per_s"),
+                plan_p50_ms=plan.get("p50_ms"),
+                check_results={k: v["ok"] for k, v in load["checks"].items()},
+                errors=load["errors_by_code"], flights=load["flights"],
+                load_cpu=load["cpu"], memory=mem)
+
+
 def bench_before(concurrency, args, tmp: Path) -> dict:
     """The load test on a fresh server with the route-only client (before issue 14)."""
     tokens = tmp / "tokens.toml"
     _tokens(tokens, args.operators)
-    server = Server(tmp, tokens)
+    server = Server(tmp, tokens, args.plan_processes[0])
     try:
         cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
                          duration_s=args.duration, operators=args.operators, tokens=tokens,
@@ -197,7 +248,7 @@ def bench_before(concurrency, args, tmp: Path) -> dict:
 def bench_level(concurrency, args, tmp: Path) -> dict:
     tokens = tmp / "tokens.toml"
     op_tok, reg_tok = _tokens(tokens, args.operators)
-    server = Server(tmp, tokens)
+    server = Server(tmp, tokens, args.plan_processes[0])
     try:
         info = _phase(server, lambda: run_trivial(server.target, concurrency,
                                                   args.trivial_s, op_tok, "GetTwinInfo"))
@@ -207,6 +258,7 @@ def bench_level(concurrency, args, tmp: Path) -> dict:
                          duration_s=args.duration, operators=args.operators, tokens=tokens,
                          seed=args.seed)
         load = _phase(server, lambda: run_loadtest(cfg))
+        mem = server.memory()
         idle = _idle_probe(server.target, reg_tok)
     finally:
         server.close()
@@ -215,6 +267,7 @@ def bench_level(concurrency, args, tmp: Path) -> dict:
     ceiling = info["ok_per_s"]
     return {
         "concurrency": concurrency, **_headline(plan, sub, load["ok"]),
+        "plan_processes": args.plan_processes[0], "memory": mem,
         "server_start_s": round(server.start_s, 2),
         "trivial": {"GetTwinInfo": info, "Check": health},
         "plan": plan, "submit": sub,
@@ -258,6 +311,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out-json", default=None, help="also write the JSON object here")
     ap.add_argument("--no-before", action="store_true",
                     help="skip the route-only (before issue 14) run of each level")
+    ap.add_argument("--plan-processes", type=int, nargs="+", default=[2], metavar="P",
+                    help="planning worker processes of the server (serve "
+                         "--plan-processes; 0: threads); the first is the headline run, "
+                         "each other one a load test of its own (by_plan_processes)")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()
     out = []
@@ -267,6 +324,16 @@ def main(argv=None) -> int:
         if not args.no_before:
             with tempfile.TemporaryDirectory() as tmp:
                 out[-1]["before"] = bench_before(c, args, Path(tmp))
+        out[-1]["by_plan_processes"] = [{
+            k: out[-1][k] for k in ("plan_processes", "plan_ok_per_s", "plan_p99_ms",
+                                    "submit_ok_per_s", "submit_p99_ms", "checks")}]
+        out[-1]["by_plan_processes"][0].update(
+            plan_calls_per_s=out[-1]["plan"].get("calls_per_s"),
+            plan_p50_ms=out[-1]["plan"].get("p50_ms"), load_cpu=out[-1]["load_cpu"])
+        for pp in args.plan_processes[1:]:
+            with tempfile.TemporaryDirectory() as tmp:
+                out[-1]["by_plan_processes"].append(bench_processes(c, pp, args,
+                                                                    Path(tmp)))
         if not args.json:
             print(f"concurrency {c} done: {json.dumps(out[-1]['check_results'])}",
                   file=sys.stderr)
@@ -294,6 +361,16 @@ def main(argv=None) -> int:
                 print(f"c={d['concurrency']}: trivial {name}: {t['ok_per_s']:.0f}/s, p50 "
                       f"{t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, cores server/client "
                       f"{t['cpu']['server_cores']:.2f}/{t['cpu']['client_cores']:.2f}")
+        print("\n| concurrency | plan processes | PlanRoute calls/s | OK/s | p50 ms | p99 ms "
+              "| SubmitFlight OK/s | p99 ms | server+workers cores | checks |")
+        print("|" + "---|" * 10)
+        for d in out:
+            for b in d["by_plan_processes"]:
+                print(f"| {d['concurrency']} | {b['plan_processes']} | "
+                      f"{b['plan_calls_per_s']} | {b['plan_ok_per_s']} | {b['plan_p50_ms']} "
+                      f"| {b['plan_p99_ms']} | {b['submit_ok_per_s']} | {b['submit_p99_ms']} "
+                      f"| {b['load_cpu']['server_cores']} | {b['checks']} |")
+            print(f"c={d['concurrency']}: memory {d['memory']}")
         for d in out:
             b = d.get("before")
             if b:

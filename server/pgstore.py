@@ -53,9 +53,13 @@ Bookings across instances (:meth:`booking_lock`): a session-level advisory lock
 "catch up with the event feed -> place -> check -> commit". A booking made by one
 instance is therefore committed, and in the feed, before any other instance places
 its next booking: no two instances accept conflicting flights. One lock for the whole
-airspace (one partition); finer space-time partitions (one lock per region/time
-bucket) are the documented next step. If an instance dies holding it, PostgreSQL ends
-its session and releases the lock.
+airspace at first; now (issue 14 part 3) a booking holds :data:`BOOKING_LOCK` *shared*
+and one advisory lock per space-time partition its flight could occupy
+(``pg_advisory_lock(PARTITION_CLASS, id)``, :mod:`server.partitions`), on a lock
+session of its thread, so bookings of any instance in disjoint partitions run at once
+and bookings that could conflict still serialise (each commits, and is in the feed,
+before the next one in its partitions places). Zone changes take it exclusively. If
+an instance dies holding locks, PostgreSQL ends its sessions and releases them.
 """
 
 from __future__ import annotations
@@ -97,6 +101,15 @@ __all__ = ["BOOKING_LOCK", "EVENTS_LOCK", "PG_MIGRATIONS", "PgStore", "is_pg_dsn
 EVENTS_LOCK = 0x536B7901    # pg_advisory_xact_lock key: event rows commit in order
 BOOKING_LOCK = 0x536B7902   # pg_advisory_lock key: one booking at a time, all instances
 SCHEMA_LOCK = 0x536B7903    # pg_advisory_xact_lock key: schema creation / migration
+PARTITION_CLASS = 0x536B7904   # pg_advisory_lock(class, id): one booking partition
+
+
+def partition_lock_id(key) -> int:
+    """The int4 advisory lock id of a space-time partition key (CRC-32 of its text;
+    two keys sharing an id only serialise more, never less)."""
+    import zlib
+    v = zlib.crc32(repr(tuple(int(x) for x in key)).encode())
+    return v - (1 << 32) if v >= (1 << 31) else v
 CHANNEL = "skytwin_events"
 _GROUND_TABLES = (  # v4 (issue 13): a regulator's overrides of derived zones
     """CREATE TABLE IF NOT EXISTS derived_overrides (zone_id TEXT PRIMARY KEY,
@@ -326,16 +339,37 @@ class PgStore:
                      (kind, id_, float(time_s), str(actor), reason))
 
     @contextlib.contextmanager
-    def booking_lock(self):
-        """Hold :data:`BOOKING_LOCK` (every instance's bookings serialise on it)."""
-        with self._lock_mutex:
-            if self._lock_conn is None or self._lock_conn.closed:
-                self._lock_conn = self._open()
-            self._lock_conn.execute("SELECT pg_advisory_lock(%s)", (BOOKING_LOCK,))
-            try:
-                yield
-            finally:
-                self._lock_conn.execute("SELECT pg_advisory_unlock(%s)", (BOOKING_LOCK,))
+    def booking_lock(self, keys=None):
+        """Without ``keys``: hold :data:`BOOKING_LOCK` exclusively (zone changes: no
+        booking of any instance runs meanwhile). With ``keys`` (space-time partitions,
+        :mod:`server.partitions`): hold it shared, and the advisory lock of each
+        partition, in sorted order, on this thread's own lock session."""
+        if keys is None:
+            with self._lock_mutex:
+                if self._lock_conn is None or self._lock_conn.closed:
+                    self._lock_conn = self._open()
+                self._lock_conn.execute("SELECT pg_advisory_lock(%s)", (BOOKING_LOCK,))
+                try:
+                    yield
+                finally:
+                    self._lock_conn.execute("SELECT pg_advisory_unlock(%s)",
+                                            (BOOKING_LOCK,))
+            return
+        conn = getattr(self._local, "lock_conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.lock_conn = self._open()
+        ids = sorted({partition_lock_id(k) for k in keys})
+        conn.execute("SELECT pg_advisory_lock_shared(%s)", (BOOKING_LOCK,))
+        taken = []
+        try:
+            for k in ids:
+                conn.execute("SELECT pg_advisory_lock(%s, %s)", (PARTITION_CLASS, k))
+                taken.append(k)
+            yield
+        finally:
+            for k in reversed(taken):
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (PARTITION_CLASS, k))
+            conn.execute("SELECT pg_advisory_unlock_shared(%s)", (BOOKING_LOCK,))
 
     def listen(self, on_event, stop: threading.Event, poll_s: float = 0.5) -> None:
         """Call ``on_event()`` on every ``NOTIFY skytwin_events`` (and at least every

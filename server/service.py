@@ -15,9 +15,14 @@ thread pool; tests and a future REST front end can call it directly. It holds
   ``store.accepted_flights(t_from_s=now)`` at start-up (flights that have landed cannot
   conflict with new bookings, which depart now or later), so that a restart after
   SIGKILL deconflicts against everything acknowledged before it;
-* one booking lock. Planning (the slow part) runs outside it, in parallel; the short
-  critical section "place against the accepted set -> re-check -> reserve in the index"
-  runs under it, so two concurrent submits can never take the same slot. Persisting
+* the booking critical section. Planning (the slow part) runs outside it, in parallel
+  (threads, or worker processes: :mod:`server.workers`); the short critical section
+  "place against the accepted set -> re-check -> reserve in the index" holds the locks
+  of the space-time partitions the flight could occupy (:mod:`server.partitions`:
+  500 m tiles x 10 min buckets, grown by the separation and the delay budget), so two
+  submits that could conflict can never take the same slot while bookings elsewhere
+  in space or time do not wait for each other; zone changes take ``_book`` (the
+  partitions' gate) exclusively. Persisting
   (the fsync) happens after the lock is released, so concurrent bookings share the
   store's group commits; the flight is acknowledged only after the store returned, and
   a reservation whose write failed is released. A retried ``request_id`` is looked up
@@ -316,13 +321,19 @@ class ServiceCore:
             max_cruise_m=g_hi + self.ceiling_agl_m)
         self._delay_only = DeconflictOptions(
             layer_shifts=(0,), min_cruise_m=g_lo, max_cruise_m=g_hi + self.ceiling_agl_m)
-        self.index = AcceptedIndex(self.sep, self.deconflict_options)
+        from skytwin.server.partitions import BookingGate, LockedIndex, PartitionLocks
+        self.index = LockedIndex(AcceptedIndex(self.sep, self.deconflict_options))
         self._info = None
         from skytwin.server.plans import PlanCache
         self.plans = PlanCache(self.limits.plan_hold_s, self.limits.max_held_plans,
                                self.limits.max_held_plans_per_operator, clock=clock)
         self._zone_gen = 0          # zone changes so far (held plans record it)
-        self._book = threading.Lock()
+        # bookings: the gate shared + their space-time partitions (server.partitions);
+        # zone changes and re-routes: ``with self._book`` (the gate, exclusive);
+        # ``_state``: short sections on the owners, pending requests and change log
+        self._book = BookingGate()
+        self._parts = PartitionLocks()
+        self._state = threading.RLock()
         self._pending: dict = {}  # (operator_id, request_id) -> Event of the running submit
         self._owner: dict = {}    # flight id -> operator id, for every reserved flight
         self._local = threading.local()
@@ -360,27 +371,46 @@ class ServiceCore:
             self._listener.start()
 
     # ---------------------------------------------------------------- shared store
-    def _booking_lock(self):
-        """The database's booking lock with a shared store, else nothing."""
-        return self.store.booking_lock() if self._shared else contextlib.nullcontext()
+    def _booking_lock(self, keys=None):
+        """The database's booking lock with a shared store, else nothing: exclusive
+        without ``keys``, else shared plus the partitions ``keys``."""
+        if not self._shared:
+            return contextlib.nullcontext()
+        return self.store.booking_lock() if keys is None else self.store.booking_lock(keys)
+
+    @contextlib.contextmanager
+    def _booking(self, trajs):
+        """A booking's critical section: the gate shared and the space-time
+        partitions ``trajs`` could occupy, here and (shared store) in the database."""
+        from skytwin.server.partitions import partition_keys
+        keys = set()
+        for tr in trajs:
+            keys.update(partition_keys(tr, self.sep.horizontal_m, self.sep.time_buffer_s))
+        keys = sorted(keys)
+        with self._book.shared(), self._parts.hold(keys), self._booking_lock(keys):
+            if self._shared:
+                with self._state:
+                    self._sync_locked()
+            yield
 
     def _on_notify(self) -> None:
         try:
-            with self._book:
+            with self._state:
                 self._sync_locked()
         except Exception:   # noqa: BLE001 - keep following the feed
             log.exception("following the store's change feed failed")
 
     def _sync_locked(self) -> None:
         """Apply and publish every stored event after ``self._seq`` (shared store;
-        call with the booking lock held)."""
-        while True:
-            evs = self.store.events_since(self._seq, 1000)
-            if not evs:
-                return
-            for ev in evs:
-                self._apply_event(ev)
-                self._seq = max(self._seq, int(ev["seq"]))
+        call with the booking lock held; one sync at a time: ``_state``)."""
+        with self._state:
+            while True:
+                evs = self.store.events_since(self._seq, 1000)
+                if not evs:
+                    return
+                for ev in evs:
+                    self._apply_event(ev)
+                    self._seq = max(self._seq, int(ev["seq"]))
 
     def _apply_event(self, ev) -> None:
         kind, oid, seq, actor = ev["kind"], ev["id"], int(ev["seq"]), ev["actor"]
@@ -924,12 +954,8 @@ class ServiceCore:
         if p.trajectory is None and self.index.options.layer_shifts == (0,):
             raise BookingRejectedError(f"flight {traj.flight_id}: {p.reason}",
                                        [traj.flight_id])
-        saved = self.index.options
-        self.index.options = self._delay_only
-        try:
-            p = place(traj, self.index)
-        finally:
-            self.index.options = saved
+        from skytwin.server.partitions import IndexView
+        p = place(traj, IndexView(self.index, self._delay_only))
         if p.trajectory is None:
             raise BookingRejectedError(f"flight {traj.flight_id}: {p.reason}",
                                        [traj.flight_id])
@@ -1016,7 +1042,7 @@ class ServiceCore:
         # a retry racing its original waits for it instead of booking against it
         key = (caller.operator_id, request_id)
         while True:
-            with self._book:
+            with self._state:
                 running = self._pending.get(key)
                 if running is None:
                     mine = self._pending[key] = threading.Event()
@@ -1035,7 +1061,7 @@ class ServiceCore:
         except BookingRejectedError as exc:
             raise self._redacted(exc, caller) from None
         finally:
-            with self._book:
+            with self._state:
                 self._pending.pop(key, None)
             mine.set()
 
@@ -1087,9 +1113,7 @@ class ServiceCore:
         self._check_deadline(deadline_s, "booking")
         rec = None
         while True:
-            with self._book, self._booking_lock():   # reserve: place, check, hold
-                if self._shared:
-                    self._sync_locked()
+            with self._booking([traj]):   # reserve: place, check, hold
                 old = self._replay(self.store.find_request(caller.operator_id,
                                                            request_id), request_id, digest)
                 if old is not None:
@@ -1106,14 +1130,14 @@ class ServiceCore:
                 if p is not None:
                     self._check_deadline(deadline_s, "booking")
                     self.index.accept(p.trajectory)
-                    self._owner[p.trajectory.flight_id] = caller.operator_id
+                    with self._state:
+                        self._owner[p.trajectory.flight_id] = caller.operator_id
                     if self._shared:     # commit before another instance books
                         try:
                             rec = self.store.add_flight(self._record(
                                 caller, request_id, p, req, meta, digest))
                         except BaseException:
-                            self.index.cancel(p.trajectory.flight_id)
-                            self._owner.pop(p.trajectory.flight_id, None)
+                            self._release([p.trajectory.flight_id])
                             raise
                     break
             hp = None
@@ -1134,13 +1158,13 @@ class ServiceCore:
         if rec.flight_id != fid:             # a concurrent retry booked it first
             self._release([fid])
             return self._replay(rec, request_id, digest), True
-        with self._book:
+        with self._state:
             self._publish("flight_accepted", caller.name, _flight_bbox(rec), flight=rec)
         return rec, False
 
     def _release(self, flight_ids) -> None:
         """Free reservations that were never persisted."""
-        with self._book:
+        with self._state:
             for fid in flight_ids:
                 if fid in self.index:
                     self.index.cancel(fid)
@@ -1209,26 +1233,28 @@ class ServiceCore:
             for c0 in range(0, len(order), chunk):
                 if c0:   # threading.Lock is not fair: give a waiting booking the lock
                     time.sleep(BATCH_YIELD_S)
-                with self._book, self._booking_lock():
-                    if self._shared:
-                        self._sync_locked()
+                members = []
+                for n in order[c0:c0 + chunk]:
+                    t0 = trajs[n]
+                    ch = res.choices[t0.flight_id]
+                    tr = by_id[t0.flight_id]
+                    members.append((n, ch, Trajectory(
+                        tr.flight_id, tr.xyz_m, tr.t_s, t0.priority,
+                        max(0.0, t0.max_delay_s - ch.delay_s), dict(t0.meta))))
+                # the chunk's space-time partitions only (server.partitions)
+                with self._booking([m[2] for m in members]):
                     if c0 == 0:
                         old = self._find_batch(caller, rids, digest)
                         if old is not None:
                             return old, True, "REPLAYED"
-                    for n in order[c0:c0 + chunk]:
-                        t0 = trajs[n]
-                        ch = res.choices[t0.flight_id]
-                        tr = by_id[t0.flight_id]
-                        tr = Trajectory(tr.flight_id, tr.xyz_m, tr.t_s, t0.priority,
-                                        max(0.0, t0.max_delay_s - ch.delay_s),
-                                        dict(t0.meta))
+                    for n, ch, tr in members:
                         p = self._place_checked(tr, reqs[n].speeds)
                         p = Placement(Choice(tr.flight_id, ch.delay_s + p.choice.delay_s,
                                              ch.layer_shift + p.choice.layer_shift, 0),
                                       p.trajectory)
                         self.index.accept(p.trajectory)   # later members see it
-                        self._owner[p.trajectory.flight_id] = caller.operator_id
+                        with self._state:
+                            self._owner[p.trajectory.flight_id] = caller.operator_id
                         placed[n] = p
                     if c0 + chunk >= len(order):
                         self._check_deadline(deadline_s, "booking")
@@ -1238,10 +1264,7 @@ class ServiceCore:
                                              metas[n], digest)
                                 for n in range(len(reqs))])
         except BaseException:
-            with self._book:
-                for p in placed.values():
-                    self.index.cancel(p.trajectory.flight_id)
-                    self._owner.pop(p.trajectory.flight_id, None)
+            self._release([p.trajectory.flight_id for p in placed.values()])
             raise
         fids = [p.trajectory.flight_id for p in placed.values()]
         try:                                 # persist outside the lock, all or nothing
@@ -1255,7 +1278,7 @@ class ServiceCore:
             self._release(fids)              # a concurrent retry booked it first
             self._replay(recs[0], request_id, digest)
             return list(recs), True, "REPLAYED"
-        with self._book:
+        with self._state:
             for r in recs:
                 self._publish("flight_accepted", caller.name, _flight_bbox(r), flight=r)
         return list(recs), False, res.status
@@ -1308,7 +1331,7 @@ class ServiceCore:
         """Cancel a flight. Operators cancel their own; a regulator may cancel any
         flight but must give a ``reason`` when it is another operator's (every flight
         is an operator's), which is stored with the flight and sent in the event."""
-        with self._book:
+        with self._state:
             rec = self.get_flight(caller, flight_id)
             if rec.status == CANCELLED:
                 return rec
@@ -1338,7 +1361,7 @@ class ServiceCore:
         ``flight_state`` event row is written with it, so sequence numbers stay
         above every number handed out before a restart)."""
         if self._shared:          # published from the feed
-            with self._book:
+            with self._state:
                 self._sync_locked()
             return
         rec = self.store.get_flight(flight_id)
@@ -1348,6 +1371,12 @@ class ServiceCore:
 
     def _publish(self, kind, actor, bbox, zone=None, flight=None, affected=(),
                  affected_operators=None, reason="", flight_state="", seq=None):
+        with self._state:
+            self._publish_locked(kind, actor, bbox, zone, flight, affected,
+                                 affected_operators, reason, flight_state, seq)
+
+    def _publish_locked(self, kind, actor, bbox, zone, flight, affected,
+                        affected_operators, reason, flight_state, seq):
         if seq is None and self._shared:   # everything is published from the feed
             self._sync_locked()
             return
@@ -1380,7 +1409,7 @@ class ServiceCore:
         Changes are retained in memory only (the last ``change_log_size``); after a
         restart the backlog is empty and a client resuming from an older sequence should
         re-list flights and zones (the durable record is the store's)."""
-        with self._book:
+        with self._state:
             with self._subs_lock:
                 self._subs.append(callback)
             if since_sequence is None:
