@@ -225,18 +225,21 @@ def test_kill_9_keeps_acknowledged_transitions_and_ingestion_resumes(tmp_path):
 
 def test_simulate_small_fleet(server):
     from skytwin.server.simulate import SimConfig, run_simulation
-    # functional run on a shared machine: latency bounds are relaxed here, the
-    # benchmark (benchmarks/bench_live.py grpc) measures them
+    # functional run on a shared machine: the latency bounds here only catch a hang
+    # (the benchmark, benchmarks/bench_live.py grpc, measures them against the issue's
+    # 200 ms and 5 s); everything else is checked as the issue states it
     rep = run_simulation(SimConfig(target=server.target, drones=8, duration_s=24.0,
                                    fault_share=0.25, seed=3, lead_s=4.0, spread_s=2.0,
-                                   min_trip_m=300.0, max_ingest_p99_ms=2000.0,
-                                   max_detect_p99_s=8.0))
+                                   min_trip_m=300.0, max_ingest_p99_ms=5000.0,
+                                   max_detect_p99_s=20.0))
     for key in ("drones", "positions_sent", "positions_accepted", "positions_per_s",
                 "ingest_p50_ms", "ingest_p99_ms", "faults_injected", "faults_detected",
                 "false_alarms", "detect_p50_s", "detect_p99_s", "conflicts_predicted",
                 "advisories_issued", "advisories_accepted", "losses_of_separation",
                 "checks", "result"):
         assert key in rep, key
-    assert rep["faults_injected"] == 2
+    assert rep["faults_injected"] == rep["faults_detected"] == 2
+    assert rep["false_alarms"] == 0 and rep["losses_of_separation"] == 0
+    assert rep["positions_accepted"] == rep["positions_sent"] > 0
     assert rep["result"] == "PASS", ({k: v for k, v in rep["checks"].items() if v != "PASS"}, rep["report_statuses"], rep["ingest_p99_ms"], rep["popup_zone"], rep["loss_pairs"])
     _ = (seconds, threading)
