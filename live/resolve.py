@@ -18,7 +18,7 @@ The giver's remaining route is re-planned from its *predicted position* at
 measured state otherwise) to its approved landing point, with the same
 :class:`~skytwin.planner.route.Planner` that books flights (buildings with clearance,
 altitude limits, every zone active during the new flight). Candidates, cheapest first:
-for each altitude band of :class:`ResolutionParams` (``min_agl_m``, e.g. 10 / 40 / 70 m:
+for each altitude band of :class:`ResolutionParams` (``min_agl_m``, e.g. 10 / 25 / 40 m:
 the planner flies as low as it may, so a band is a different cruise level), the route
 as planned and the same route after a hover of ``hold_s`` at the predicted position. A
 candidate is kept only when
@@ -92,7 +92,11 @@ class ResolutionParams:
     reaction_s : time from the decision to the start of the new route [s] (the advisory
         reaches the operator and the drone turns; 3 s covers a 1 s report cycle and a
         round trip).
-    bands_min_agl_m : cruise floors tried, in order.
+    bands_min_agl_m : cruise floors tried, in order. The defaults interleave the 30 m
+        spaced levels at which flights are usually booked (10, 40, 70, 100 m) with the
+        half-levels between them (25, 55, 85 m: 15 m from either neighbour, more than
+        the 10 m vertical minimum), where a re-planned drone meets less booked
+        traffic.
     holds_s : hovers tried at the start point before the new route.
     good_enough_s : an advisory adding at most this delay ends the search (later bands
         are not planned).
@@ -101,7 +105,7 @@ class ResolutionParams:
     """
 
     reaction_s: float = 3.0
-    bands_min_agl_m: tuple = (10.0, 40.0, 70.0, 100.0)
+    bands_min_agl_m: tuple = (10.0, 25.0, 40.0, 55.0, 70.0, 85.0, 100.0)
     holds_s: tuple = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0)
     good_enough_s: float = 30.0
     ceiling_agl_m: float = 120.0
@@ -186,6 +190,19 @@ class Advisory:
     validation: str = "valid"
     tried: int = 0
     basis: Trajectory | None = field(default=None, repr=False, compare=False)
+
+
+def _summary(failures, per_band: int = 2) -> str:
+    """The first ``per_band`` reasons of every band (a band that failed on every hold
+    says so once), so that the message names what each band hit."""
+    out, seen = [], {}
+    for f in failures:
+        band = f.split(",")[0].split(":")[0]
+        seen[band] = seen.get(band, 0) + 1
+        if seen[band] <= per_band:
+            out.append(f)
+    more = sum(max(0, v - per_band) for v in seen.values())
+    return "; ".join(out) + (f" (and {more} more)" if more else "")
 
 
 def remaining(traj: Trajectory, t_s: float) -> Trajectory | None:
@@ -454,7 +471,7 @@ class Resolver:
                 break
         if best is None:
             raise ResolutionError(f"no advisory for flight {flight.flight_id}: "
-                                  + "; ".join(failures[:6]))
+                                  + _summary(failures))
         best.tried = tried
         return best
 
