@@ -21,15 +21,20 @@ an upper bound on what a person with any GPU sees.
    to the moment it entered the flights layer's data (``layerUnixMs``) and to the
    moment the pushed event arrived (``events[].receivedUnixMs``; the core publishes
    before the RPC's reply reaches the client, so this can be slightly negative).
-3. **Frame time, 10 km synthetic city + 1,000 flights**: the synthetic twin
-   (``fixtures.synthetic_city``, 100,000 buildings, sent as minimum rotated rectangles:
+3. **Frame time, 10 km synthetic city + 1,000 flights, with the bundled city as the
+   peer in the same browser session**: the synthetic twin (``fixtures.synthetic_city``,
+   100,000 buildings: blocks in the overview, the district's buildings once zoomed in,
    ``views.EXACT_MAX_BUILDINGS``) and 1,000 accepted flights written to the store
    before the server starts (straight 4D trajectories at 150-200 m AMSL over the city,
    ``fixtures.traffic.direct_route``/``timed``: the renderer's load, not the planner's;
-   the server restores them as it does after a restart). Measured: first render, the
-   full redraw time (``deck.redraw`` + a 1-pixel ``readPixels`` that waits for the GPU,
-   mean of 10) in the overview and zoomed in to a district, and the animation frame
-   interval while the drones move (median, p95 of ``requestAnimationFrame`` deltas).
+   the server restores them as it does after a restart). On each page: the interval
+   between ``requestAnimationFrame`` callbacks (what a person sees as frames) while the
+   drones move and nothing else happens (8 s), and while the camera turns every frame
+   (6 s of ``setView`` from ``requestAnimationFrame``, as a drag does), p50 / p95 / max
+   and the share of frames over 100 ms; the same turn with the motion level of detail
+   off (``skytwin.adaptive = false``: full resolution, flight lines kept) as the A/B;
+   and the cost of one full redraw of each deck (``deck.redraw`` + a 1-pixel
+   ``readPixels`` that waits for the renderer, mean of 4, the page's loop paused).
 """
 
 from __future__ import annotations
@@ -87,7 +92,58 @@ def _pct(xs, q):
     return float(np.percentile(np.asarray(xs, float), q))
 
 
-def bundled(reloads: int, bookings: int) -> dict:
+PAN = """
+  const S = window.skytwin, done = arguments[arguments.length - 1], t0 = performance.now();
+  const b0 = S.deck.props.viewState.bearing;
+  let last = null; const out = [];
+  function step(ts) {
+    if (last !== null) out.push(ts - last);
+    last = ts;
+    S.setView({bearing: b0 + (ts - t0) / 100});
+    if (ts - t0 < arguments_s * 1000) requestAnimationFrame(step); else done(out);
+  }
+  requestAnimationFrame(step);"""
+
+REDRAW = """
+  const dk = arguments[0] === 'live' ? window.skytwin.liveDeck : window.skytwin.deck;
+  const gl = dk.device.gl, px = new Uint8Array(4);
+  dk.redraw('bench'); gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+  const t0 = performance.now();
+  for (let i = 0; i < 4; i++) { dk.redraw('bench');
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px); }
+  return (performance.now() - t0) / 4;"""
+
+
+def frame_figures(drv, anim_s: float = 8.0, pan_s: float = 6.0) -> dict:
+    """Frame intervals on the open page: drones moving, camera turning (with and
+    without the motion level of detail), and one full redraw of each deck [ms]."""
+    out = {}
+    drv.set_script_timeout(120)
+    drv.execute_script("window.skytwin.frameMs.length = 0")
+    time.sleep(anim_s)
+    out["anim"] = drv.execute_script("return window.skytwin.frameMs.slice()")
+    out["drones"] = drv.execute_script("return window.skytwin.drones")
+    for key, adaptive in (("pan", True), ("pan_full", False)):
+        drv.execute_script(f"window.skytwin.adaptive = {str(adaptive).lower()}")
+        out[key] = drv.execute_async_script(PAN.replace("arguments_s", str(pan_s)))
+        time.sleep(1.5)   # the camera rests: full resolution again
+    drv.execute_script("window.skytwin.adaptive = true; window.skytwin.paused = true")
+    time.sleep(0.5)
+    out["redraw_scene"] = drv.execute_script(REDRAW, "scene")
+    out["redraw_live"] = drv.execute_script(REDRAW, "live")
+    drv.execute_script("window.skytwin.paused = false")
+    return out
+
+
+def _frames_row(xs) -> str:
+    xs = np.asarray(xs, float)
+    if not len(xs):
+        return "no frames"
+    return (f"p50 {np.median(xs):.0f}, p95 {_pct(xs, 95):.0f}, max {xs.max():.0f}, "
+            f"{100.0 * np.mean(xs > 100):.0f}% > 100 ms ({len(xs)} frames)")
+
+
+def bundled(drv, reloads: int, bookings: int) -> dict:
     from skytwin.server.convert import timestamp
     from skytwin.server.web import browser as wb
     from skytwin.v1 import airspace_pb2 as apb
@@ -97,7 +153,6 @@ def bundled(reloads: int, bookings: int) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         rs = _serve(Path(tmp) / "s.db")
-        drv = wb.new_browser()
         try:
             wb.sign_in(drv, rs.web.url, REG)
             loads = []
@@ -128,10 +183,20 @@ def bundled(reloads: int, bookings: int) -> dict:
                 layer.append(lay / 1000.0 - t_ret)
                 drawn.append(ms / 1000.0 - t_ret)
                 pushed.append(ev / 1000.0 - t_ret)
-            ch.close()
             out["drawn_s"], out["pushed_s"], out["layer_s"] = drawn, pushed, layer
+            # the peer for the frame figures: a few drones in the air over the city
+            t0 = time.time()
+            for k in range(6):
+                a, b = pairs[k % len(pairs)]
+                f.SubmitFlight(fpb.SubmitFlightRequest(
+                    request_id=f"bench-air-{k}", route=fpb.RouteRequest(
+                        start=apb.LonLat(lon_deg=a[0], lat_deg=a[1]),
+                        goal=apb.LonLat(lon_deg=b[0], lat_deg=b[1]),
+                        departure_time=timestamp(t0 - 20 - 15 * k))), metadata=md(OP_A))
+            ch.close()
+            wb.wait_for(drv, "window.skytwin.drones >= 3", 20)
+            out["frames"] = frame_figures(drv)
         finally:
-            drv.quit()
             _stop(rs)
     return out
 
@@ -177,7 +242,7 @@ def _fleet(twin, store, n: int, now: float) -> None:
     store.add_flights(recs)
 
 
-def synthetic(workdir: Path, km: float, flights: int) -> dict:
+def synthetic(drv, workdir: Path, km: float, flights: int) -> dict:
     from skytwin.server.store import Store
     from skytwin.server.web import browser as wb
     from tests.grpc_fixtures import REG
@@ -189,7 +254,6 @@ def synthetic(workdir: Path, km: float, flights: int) -> dict:
         _fleet(twin, st, flights, time.time())
         st.close()
         rs = _serve(db, twin, ref)
-        drv = wb.new_browser()
         try:
             wb.sign_in(drv, rs.web.url, REG, timeout_s=300)
             drv.refresh()
@@ -197,27 +261,16 @@ def synthetic(workdir: Path, km: float, flights: int) -> dict:
             out["first_render_ms"] = drv.execute_script("return window.skytwin.firstRenderMs")
             out["flights_drawn"] = drv.execute_script("return window.skytwin.flights")
             out["buildings_drawn"] = drv.execute_script("return window.skytwin.buildings")
-            out["lod"] = drv.execute_script(
-                "return window.skytwin.deck.props.layers[1].props.data.length")
-
-            def redraw_ms():
-                return drv.execute_script("""
-                  const dk = window.skytwin.deck, gl = dk.device.gl, px = new Uint8Array(4);
-                  const t0 = performance.now();
-                  for (let i = 0; i < 10; i++) { dk.redraw('bench');
-                    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px); }
-                  return (performance.now() - t0) / 10;""")
-            out["redraw_overview_ms"] = redraw_ms()
+            out["lod"] = drv.execute_script("return window.skytwin.buildingsDrawn")
+            out["overview"] = frame_figures(drv)
             drv.execute_script("window.skytwin.setView({zoom: 15.5, pitch: 50})")
+            if drv.execute_script("return window.skytwin.buildingsLod") == "blocks":
+                wb.wait_for(drv, "window.skytwin.detail", 60)
             time.sleep(2.0)
-            out["redraw_district_ms"] = redraw_ms()
-            drv.execute_script("window.skytwin.frameMs.length = 0")
-            time.sleep(10.0)
-            fr = drv.execute_script("return window.skytwin.frameMs.slice()")
-            out["raf_ms"] = fr
-            out["drones"] = drv.execute_script("return window.skytwin.drones")
+            out["detail"] = drv.execute_script("return window.skytwin.detail") or {
+                "count": out["buildings_drawn"], "lod": "exact"}
+            out["district"] = frame_figures(drv)
         finally:
-            drv.quit()
             _stop(rs)
     return out
 
@@ -232,8 +285,13 @@ def main(argv=None) -> int:
                     / "skytwin-bench-web")
     a = ap.parse_args(argv)
     a.workdir.mkdir(parents=True, exist_ok=True)
-    b = bundled(a.reloads, a.bookings)
-    s = synthetic(a.workdir, a.synthetic_km, a.flights)
+    from skytwin.server.web import browser as wb
+    drv = wb.new_browser()
+    try:
+        b = bundled(drv, a.reloads, a.bookings)
+        s = synthetic(drv, a.workdir, a.synthetic_km, a.flights)
+    finally:
+        drv.quit()
     rows = [
         ("bundled city (572 buildings): load to first full render [ms]",
          f"median {statistics.median(b['first_render_ms']):.0f}, max "
@@ -250,19 +308,32 @@ def main(argv=None) -> int:
          f"median {1000 * statistics.median(b['drawn_s']):.0f}, p95 "
          f"{1000 * _pct(b['drawn_s'], 95):.0f}, max {1000 * max(b['drawn_s']):.0f} "
          f"({len(b['drawn_s'])} bookings)", "< 1000"),
-        (f"{a.synthetic_km:g} km city ({s['buildings']} buildings, {s['lod']} boxes) + "
+        (f"{a.synthetic_km:g} km city ({s['buildings']} buildings, {s['lod']} blocks) + "
          f"{s['flights_drawn']} flights: load to first full render [ms]",
          f"{s['first_render_ms']:.0f}", ""),
-        ("  full redraw, overview [ms]", f"{s['redraw_overview_ms']:.0f}", ""),
-        ("  full redraw, district (zoom 15.5) [ms]", f"{s['redraw_district_ms']:.0f}", ""),
-        (f"  animation frame interval, {s['drones']} drones moving [ms]",
-         f"median {statistics.median(s['raf_ms']):.0f}, p95 {_pct(s['raf_ms'], 95):.0f}",
-         ""),
     ]
+    for name, fr in (("bundled city (peer)", b["frames"]),
+                     (f"{a.synthetic_km:g} km + {s['flights_drawn']} flights, overview",
+                      s["overview"]),
+                     (f"{a.synthetic_km:g} km, district (zoom 15.5, "
+                      f"{s['detail']['count']} buildings {s['detail']['lod']})",
+                      s["district"])):
+        rows += [
+            (f"{name}: frame interval, {fr['drones']} drones moving [ms]",
+             _frames_row(fr["anim"]), ""),
+            (f"{name}: frame interval, camera turning [ms]", _frames_row(fr["pan"]), ""),
+            (f"{name}: same, motion LOD off (A/B) [ms]", _frames_row(fr["pan_full"]), ""),
+            (f"{name}: one redraw, scene / live deck [ms]",
+             f"{fr['redraw_scene']:.0f} / {fr['redraw_live']:.0f}", ""),
+        ]
+    bo, so = b["frames"], s["overview"]
+    rows.append(("ratio 10 km / bundled, p95 frame interval: drones moving, camera "
+                 "turning", f"{_pct(so['anim'], 95) / _pct(bo['anim'], 95):.1f}x, "
+                 f"{_pct(so['pan'], 95) / _pct(bo['pan'], 95):.1f}x", ""))
     w = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{w}}  {'value':<48}  target")
+    print(f"{'measure':<{w}}  {'value':<62}  target")
     for r in rows:
-        print(f"{r[0]:<{w}}  {r[1]:<48}  {r[2]}")
+        print(f"{r[0]:<{w}}  {r[1]:<62}  {r[2]}")
     return 0
 
 

@@ -28,7 +28,8 @@ def _boxes(twin, p):
 
 
 def test_blocks_enclose_every_building(city):
-    p = views.buildings_payload(city)
+    assert views.buildings_payload(city)["lod"] == "coarse"   # auto, > 5,000 buildings
+    p = views.buildings_payload(city, "blocks")
     assert p["lod"] == "blocks" and p["buildings_total"] == len(city.buildings)
     assert p["count"] <= views.MAX_BLOCKS and sum(p["members"]) == len(city.buildings)
     boxes = _boxes(city, p)
@@ -42,6 +43,22 @@ def test_blocks_enclose_every_building(city):
                    for h in hits), b.id
 
 
+def _covered(city, p, skip):
+    """Every building not in ``skip`` (ids) lies in one of ``p``'s blocks, roof
+    included."""
+    boxes = [(shapely.Polygon(np.column_stack(city.frame.to_local(
+        np.asarray(r)[0::2], np.asarray(r)[1::2]))), p["base_m"][n], p["top_m"][n])
+        for r, n in zip(p["rings"], p["ring_building"], strict=True)
+        if not str(p["ids"][n]) in skip]
+    tree = shapely.STRtree([b[0] for b in boxes])
+    for b in city.buildings:
+        if str(b.id) in skip:
+            continue
+        hits = tree.query(b.footprint.buffer(-0.05), predicate="covered_by")
+        assert any(boxes[h][2] >= b.top_m - 0.01 and boxes[h][1] <= b.base_m + 0.01
+                   for h in hits), b.id
+
+
 def test_district_holds_every_building_it_meets(city):
     w, s, e, n = city.bounds_wgs84()
     box = [w, s, w + (e - w) / 3, s + (n - s) / 3]
@@ -50,6 +67,23 @@ def test_district_holds_every_building_it_meets(city):
                                [box[1], box[1], box[3], box[3]])
     want = {str(city.buildings[i].id) for i in city.index.query(
         shapely.Polygon(np.column_stack([x, y])), predicate="intersects")}
-    assert p["lod"] == "exact" and set(p["ids"]) == want and len(want) > 100
+    exact = p["ids"][:p["exact"]]
+    assert p["lod"] == "district" and set(exact) == want and len(want) > 100
+    # the rest of the city is there too, as coarse blocks enclosing it
+    assert sum(p["members"]) == len(city.buildings)
+    assert p["count"] - p["exact"] <= views.MAX_COARSE_BLOCKS
+    _covered(city, p, set(exact))
+    # a district with more buildings than the cap: the nearest exact, the rest blocks
+    q = views.buildings_in_box(city, box, max_count=50)
+    assert q["exact"] == 50 and set(q["ids"][:50]) < want
+    assert sum(q["members"]) == len(city.buildings)
+    _covered(city, q, set(q["ids"][:50]))
     with pytest.raises(ValueError, match="west < east"):
         views.buildings_in_box(city, [e, s, w, n])
+
+
+def test_coarse_blocks_enclose_every_building(city):
+    p = views.buildings_payload(city, "coarse")
+    assert p["lod"] == "coarse" and p["count"] <= views.MAX_COARSE_BLOCKS
+    assert sum(p["members"]) == len(city.buildings)
+    _covered(city, p, set())

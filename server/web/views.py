@@ -11,14 +11,23 @@ Nothing is ever dropped: hiding an obstacle on a safety map is worse than drawin
 coarsely, so detail goes down by merging, never by omission. A twin of up to
 :data:`EXACT_MAX_BUILDINGS` buildings is sent whole, exact exterior rings (holes
 dropped: the extrusion is a display, the twin keeps the exact geometry). A larger one
-(the 10 km synthetic city: 100,000) is sent as *blocks* for the overview
-(:func:`buildings_payload` ``lod="blocks"``: one box per square tile, at most
-:data:`MAX_BLOCKS`, enclosing every footprint of the tile from the lowest base to the
-highest roof: coarser, never thinner), and the page asks for the exact buildings of
-the district it shows once zoomed in (:func:`buildings_in_box`; minimum rotated
-rectangles, which contain their footprints, if the district holds more than
-:data:`EXACT_MAX_BUILDINGS`). Payloads of the whole twin are built once per twin (it is
-immutable) and cached. Measured in benchmarks/RESULTS.md ("Web map").
+(the 10 km synthetic city: 100,000) is sent as *coarse blocks* for the overview
+(:func:`buildings_payload` ``lod="coarse"``: one box per square tile, at most
+:data:`MAX_COARSE_BLOCKS`, enclosing every footprint of the tile from the lowest base
+to the highest roof: coarser, never thinner; ``"blocks"`` is the same with up to
+:data:`MAX_BLOCKS`). Zoomed in, the page asks for the district it shows
+(:func:`buildings_in_box`): the exact footprints of the buildings in view (the nearest
+:data:`DISTRICT_MAX_BUILDINGS` to its centre when more) and the rest of the city as
+coarse blocks, so the whole city stays drawn.
+
+Why these numbers: the map must stay usable on a software renderer (SwiftShader, no
+GPU), where the cost of a frame follows the triangles drawn more than the pixels
+(measured: 19,189 rectangles extruded 2.0 s a frame, the same flat 0.12 s; 1,521
+blocks 0.57 s, 404 blocks 0.11 s; half the resolution saves at most a third). An
+extruded box is 10 triangles, so ~400 blocks plus ~1,500 buildings keep a full redraw
+of the scene near a few hundred ms there and far below a frame on any GPU. Payloads of
+the whole twin are built once per twin (it is immutable) and cached. Measured in
+benchmarks/RESULTS.md ("Web map").
 
 Unknown heights: a building with ``height_source == "unknown"`` has no height in the
 data; the twin blocks its column to the ceiling, and the map draws it to that height
@@ -34,13 +43,18 @@ import threading
 import numpy as np
 import shapely
 
-__all__ = ["EXACT_MAX_BUILDINGS", "MAX_BLOCKS", "buildings_in_box", "buildings_payload", "change_json", "flight_json",
+__all__ = ["DISTRICT_MAX_BUILDINGS", "EXACT_MAX_BUILDINGS", "MAX_BLOCKS", "MAX_COARSE_BLOCKS",
+           "buildings_in_box", "buildings_payload", "change_json", "flight_json",
            "point_info", "zone_json", "zone_from_json"]
 
 #: above this many buildings, the overview gets blocks and districts exact footprints
 EXACT_MAX_BUILDINGS = 5_000
 #: at most this many blocks in the overview of a large twin
 MAX_BLOCKS = 1_500
+#: at most this many exact buildings in a district view (the rest: coarse blocks)
+DISTRICT_MAX_BUILDINGS = 1_500
+#: at most this many blocks in the far view (``lod="coarse"``)
+MAX_COARSE_BLOCKS = 400
 
 _cache: dict = {}
 _cache_lock = threading.Lock()
@@ -85,11 +99,17 @@ def _payload(twin, idx, geoms, lod: str) -> dict:
     }
 
 
-def _blocks(twin, max_blocks: int) -> dict:
+def _blocks(twin, max_blocks: int, lod: str = "blocks", members=None) -> dict:
     """Buildings merged per square tile: one box per occupied tile, enclosing every
     footprint whose centre lies in it (box = their joint bounds), from the lowest base
-    to the highest roof (coarser, never thinner); grey when that roof is unknown."""
-    bounds = shapely.bounds(twin.footprints)               # (n, 4)
+    to the highest roof (coarser, never thinner); grey when that roof is unknown.
+    ``members``: the buildings to merge (indices; default all)."""
+    every = np.arange(len(twin.buildings)) if members is None else np.asarray(members)
+    if not len(every):
+        p = _payload(twin, [], [], lod)
+        p.update(members=[], tile_m=0.0)
+        return p
+    bounds = shapely.bounds(twin.footprints[every])        # (n, 4)
     cx = 0.5 * (bounds[:, 0] + bounds[:, 2])
     cy = 0.5 * (bounds[:, 1] + bounds[:, 3])
     area = max((cx.max() - cx.min()) * (cy.max() - cy.min()), 1.0)
@@ -99,8 +119,10 @@ def _blocks(twin, max_blocks: int) -> dict:
     order = np.argsort(key, kind="stable")
     ks, starts = np.unique(key[order], return_index=True)
     groups = np.split(order, starts[1:])
-    top, base = twin.bld_top_m, np.minimum(twin.bld_base_m, twin.bld_ground_m)
-    unknown = np.array([b.height_source == "unknown" for b in twin.buildings])
+    top = twin.bld_top_m[every]
+    base = np.minimum(twin.bld_base_m, twin.bld_ground_m)[every]
+    ground = twin.bld_ground_m[every]
+    unknown = np.array([twin.buildings[i].height_source == "unknown" for i in every])
     geoms, rows = [], []
     for k, g in zip(ks, groups, strict=True):
         x0, y0 = bounds[g, 0].min(), bounds[g, 1].min()
@@ -108,8 +130,8 @@ def _blocks(twin, max_blocks: int) -> dict:
         geoms.append(shapely.box(x0, y0, x1, y1))
         hi = g[np.argmax(top[g])]
         rows.append((f"block:{int(k)}", float(base[g].min()), float(top[hi]),
-                     float(twin.bld_ground_m[g].min()), bool(unknown[hi]), len(g)))
-    p = _payload(twin, [], geoms, "blocks")
+                     float(ground[g].min()), bool(unknown[hi]), len(g)))
+    p = _payload(twin, [], geoms, lod)
     p.update(count=len(rows), tile_m=round(tile, 1), ids=[r[0] for r in rows],
              base_m=[_r2(r[1]) for r in rows], top_m=[_r2(r[2]) for r in rows],
              ground_m=[_r2(r[3]) for r in rows], unknown=[int(r[4]) for r in rows],
@@ -121,7 +143,8 @@ def buildings_payload(twin, lod: str = "auto") -> dict:
     """Every building as flat arrays (see module docstring), cached per twin and lod.
 
     ``lod``: ``"exact"`` footprints, ``"rect"`` minimum rotated rectangles, ``"blocks"``
-    one box per tile (at most :data:`MAX_BLOCKS`), ``"auto"``: exact up to
+    one box per tile (at most :data:`MAX_BLOCKS`), ``"coarse"`` the same with at most
+    :data:`MAX_COARSE_BLOCKS` (the far view), ``"auto"``: exact up to
     :data:`EXACT_MAX_BUILDINGS` buildings, else blocks (the page then asks for the
     exact buildings of the district it shows, :func:`buildings_in_box`).
 
@@ -133,16 +156,17 @@ def buildings_payload(twin, lod: str = "auto") -> dict:
     where the height is unknown), ``ids`` and ``bounds`` (WGS84 box of the twin).
     """
     if lod == "auto":
-        lod = "exact" if len(twin.buildings) <= EXACT_MAX_BUILDINGS else "blocks"
-    if lod not in ("exact", "rect", "blocks"):
-        raise ValueError(f"lod must be 'auto', 'exact', 'rect' or 'blocks', got {lod!r}")
+        lod = "exact" if len(twin.buildings) <= EXACT_MAX_BUILDINGS else "coarse"
+    if lod not in ("exact", "rect", "blocks", "coarse"):
+        raise ValueError(f"lod must be 'auto', 'exact', 'rect', 'blocks' or 'coarse', "
+                         f"got {lod!r}")
     key = (id(twin), lod)
     with _cache_lock:
         if key in _cache:
             return _cache[key]
     n = len(twin.buildings)
-    if lod == "blocks" and n:
-        payload = _blocks(twin, MAX_BLOCKS)
+    if lod in ("blocks", "coarse") and n:
+        payload = _blocks(twin, MAX_BLOCKS if lod == "blocks" else MAX_COARSE_BLOCKS, lod)
     else:
         geoms = twin.footprints if lod == "exact" else shapely.oriented_envelope(
             twin.footprints)
@@ -152,10 +176,16 @@ def buildings_payload(twin, lod: str = "auto") -> dict:
     return payload
 
 
-def buildings_in_box(twin, box_deg, max_count: int = EXACT_MAX_BUILDINGS) -> dict:
-    """The buildings meeting a WGS84 box ``(w, s, e, n)``, exact footprints (minimum
-    rotated rectangles when more than ``max_count``, the nearest ``max_count`` to the
-    box centre when even more than 4 x that)."""
+def buildings_in_box(twin, box_deg, max_count: int = DISTRICT_MAX_BUILDINGS) -> dict:
+    """The district view: exact footprints of the buildings meeting a WGS84 box
+    ``(w, s, e, n)`` (the nearest ``max_count`` to the box centre when more), and every
+    other building of the twin merged into coarse blocks (:data:`MAX_COARSE_BLOCKS`),
+    so that the whole city stays on the map at a cost the renderer can bear.
+
+    ``count`` is the number of drawn objects, ``exact`` how many of them are exact
+    buildings (the first ``exact`` entries), ``members`` the buildings in each object
+    (1 for an exact one).
+    """
     w, s_, e, n = (float(v) for v in box_deg)
     if not (w < e and s_ < n):
         raise ValueError(f"bbox must be west,south,east,north with west < east and "
@@ -165,17 +195,23 @@ def buildings_in_box(twin, box_deg, max_count: int = EXACT_MAX_BUILDINGS) -> dic
     x, y = twin.frame.to_local(lon, lat)
     poly = shapely.Polygon(np.column_stack([x, y]))
     idx = np.sort(np.asarray(twin.index.query(poly, predicate="intersects"), np.int64))
-    lod = "exact"
-    if len(idx) > 4 * max_count:
+    if len(idx) > max_count:
         c = poly.centroid
         d = shapely.distance(twin.footprints[idx], c)
-        idx = np.sort(idx[np.argsort(d)[:4 * max_count]])
-    if len(idx) > max_count:
-        lod = "rect"
-    geoms = twin.footprints[idx]
-    if lod == "rect":
-        geoms = shapely.oriented_envelope(geoms)
-    p = _payload(twin, idx.tolist(), geoms, lod)
+        idx = np.sort(idx[np.argsort(d)[:max_count]])
+    p = _payload(twin, idx.tolist(), twin.footprints[idx], "exact")
+    p["members"] = [1] * len(idx)
+    rest = np.setdiff1d(np.arange(len(twin.buildings)), idx)
+    if len(rest):
+        q = _blocks(twin, MAX_COARSE_BLOCKS, "coarse", rest)
+        k = p["count"]
+        p["rings"] += q["rings"]
+        p["ring_building"] += [k + r for r in q["ring_building"]]
+        for f in ("base_m", "top_m", "ground_m", "unknown", "ids", "members"):
+            p[f] = p[f] + q[f]
+        p["count"] = k + q["count"]
+    p["exact"] = len(idx)
+    p["lod"] = "district"
     p["bbox"] = [w, s_, e, n]
     return p
 

@@ -116,6 +116,7 @@
                getPolygon: { value: pos, size: 3 }, getFillColor: { value: col, size: 4 },
                getElevation: { value: elev, size: 1 } } } };
   }
+  S.prepareBuildings = prepareBuildings;   // (benchmarks: level-of-detail A/B)
   function prepareTwin(tw) {
     const b = tw.buildings, bb = b.bounds, gz = tw.ground_min_m;
     return { raw: tw, polys: prepareBuildings(b), count: b.buildings_total, lod: b.lod, bounds: bb,
@@ -124,10 +125,10 @@
   }
   // level of detail (large twins): blocks in the overview, the district's own
   // buildings once zoomed in (fetched for the view's box after the view settles)
-  const DETAIL_ZOOM = 15;
+  const DETAIL_ZOOM = 14.5;
   let detailTimer = null, detailSeq = 0;
   function buildingPolys() {
-    if (twin.lod !== "blocks" || viewState.zoom < DETAIL_ZOOM || !twin.detail) return twin.polys;
+    if (twin.lod === "exact" || viewState.zoom < DETAIL_ZOOM || !twin.detail) return twin.polys;
     return twin.detail.polys;
   }
   // (tests) what the buildings layer holds for building n of the overview payload
@@ -149,7 +150,7 @@
     const p = await api("/api/buildings?bbox=" + box.map((v) => v.toFixed(6)).join(","));
     if (seq !== detailSeq) return;
     twin.detail = { bbox: box, polys: prepareBuildings(p), lod: p.lod };
-    S.detail = { lod: p.lod, count: p.count };
+    S.detail = { lod: p.lod, count: p.count, exact: p.exact };
     sceneDirty = true;
   }
   function prepareFlight(f) {
@@ -234,7 +235,7 @@
       new L.SolidPolygonLayer({ id: "ground", data: twin.ground, getPolygon: (d) => d.polygon,
         getFillColor: [42, 47, 54, 255], extruded: false, pickable: false }),
       new L.SolidPolygonLayer({ id: "buildings", data: bp.data, _normalize: false, _windingOrder: "CCW",
-        extruded: true, visible: show.buildings, pickable: false,
+        extruded: !(moving && S.motionLod !== false), visible: show.buildings, pickable: false,
         material: { ambient: 0.45, diffuse: 0.6, shininess: 16 } }),
       new L.SolidPolygonLayer({ id: "zones", data: zlist, visible: show.zones,
         getPolygon: (d) => d.ring.map((p) => [p[0], p[1], d.band_amsl_m[0]]),
@@ -330,9 +331,9 @@
     sceneScale = k; S.sceneScale = k;
     sceneDeck.setProps({ useDevicePixels: k });
   }
-  // While the camera moves (software renderer only), the flight lines are left out as
-  // well (the drones stay): the scene is then the city, the zones and the highlighted
-  // flights; everything is back once the camera rests (300 ms).
+  // While the camera moves (software renderer only) the scene is also lighter: buildings
+  // as flat footprints (their walls are most of the triangles), no flight lines (the
+  // drones stay); the 3D city and the lines are back once the camera rests (300 ms).
   function viewChanged() {
     if (S.adaptive !== false && softwareRenderer()) {
       setSceneScale(S.movingScale || 0.5);
@@ -345,7 +346,7 @@
       loadDetailIfBlocks();
     }, 300);
   }
-  function loadDetailIfBlocks() { if (twin.lod === "blocks") loadDetail(); }
+  function loadDetailIfBlocks() { if (twin.lod !== "exact") loadDetail(); }
 
   function canvasIn(id) {
     const c = document.createElement("canvas");
