@@ -42,11 +42,10 @@ with a ``derived`` attribute, :class:`DerivedState`), so every path that shows a
 
 Other planners. Live operations' re-planner (advisories) plans with
 :meth:`GroundLayers.zone_view`: every derived zone in force but warnings, since it does
-not know the operator's authorisations (conservative). Known gaps: a plan held by
-PlanRoute (``plan_id``) is re-checked at booking against the restricted and
-altitude-limited derived zones (the core's final validator) but not against an
-*authorisation* zone enabled between the preview and the booking; live conformance
-monitoring (:mod:`live`) watches the regulators' zones only.
+not know the operator's authorisations (conservative). A plan held by PlanRoute
+(``plan_id``) that was made before a derived-zone override is planned again at
+booking (:meth:`GroundLayers.current`). Known gap: live conformance monitoring
+(:mod:`live`) watches the regulators' zones only.
 
 Queries: :meth:`GroundLayers.risk_cells` (cells meeting a WGS84 box or under a grid
 code's H3 cell, with densities, bands and iGRC) and :meth:`GroundLayers.query_zones`
@@ -292,6 +291,7 @@ class GroundLayers:
         avoiding the derived zones that block this caller, with the risk layer; the
         route carries its exposure (module docstring)."""
         from skytwin.planner.route import PlanError
+        generation = self.generation          # before reading the zones in force
         blocking = self.blocking(authorisations)
         old_zones, old_risk = planner.zones, planner.risk
         planner.zones = _PlanZones(old_zones, blocking)
@@ -311,7 +311,13 @@ class GroundLayers:
             raise PlanError(f"internal check failed: the route enters a derived zone "
                             f"({bad[0]}); route refused", code="check_failed")
         route.exposure = self.exposure(route.xyz_m, route.exposure or {}, authorisations)
+        route.ground_generation = generation
         return route
+
+    def current(self, route) -> bool:
+        """Whether ``route`` was planned with the derived zones in force now (a held
+        plan made before an override is planned again at booking)."""
+        return getattr(route, "ground_generation", None) == self.generation
 
     def exposure(self, xyz, base: dict, authorisations=()) -> dict:
         """``base`` (the planner's risk exposure) with the derived zones near the
@@ -545,8 +551,8 @@ def override_derived_zone(core, caller, zone_id: str, **change):
     override with a ``zone_put`` event (sequence numbers survive restarts); the change
     is published as ``zone_updated`` (``zone_removed`` when the zone is disabled, so a
     map drops it; ``zone_added`` when enabled again), with the accepted flights inside
-    the zone as it now is. Held plans are not re-checked for authorisation zones (only
-    the core's final check, which covers restricted and altitude-limited ones).
+    the zone as it now is. Plans held before the change are planned again when booked
+    (:meth:`GroundLayers.current`).
     """
     ground = core.ground
     core._require_regulator(caller, "change derived zones")

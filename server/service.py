@@ -1102,6 +1102,9 @@ class ServiceCore:
                 info["replanned"] = True
             else:
                 req, meta = hp.req, hp.meta
+                if not self.ground.current(hp.route):   # a derived zone changed since
+                    hp = None
+                    info["replanned"] = True
         elif req is None:
             raise ValueError("route is required (or a plan_id from PlanRoute)")
         self._check_departure(req)

@@ -437,3 +437,38 @@ def test_altitude_limited_zone_lowers_the_ceiling(tmp_path):
         assert "altitude-limited" in near
     finally:
         srv.stop()
+
+
+def test_plan_held_before_an_override_is_planned_again(tmp_path):
+    """An operator previews with the zone disabled; the regulator enables it again; the
+    booking of that preview is planned anew and avoids the zone."""
+    rules = _rules(tmp_path, "authorisation")
+    zone_m = _source_zone_m("amenity", "courthouse", BUFFER_M)
+    srv = _start(tmp_path / "h.db", zone_rules=rules)
+    try:
+        z, f, *_ = _stubs(srv)
+        dz = _dz_id(z, "court")
+        z.OverrideDerivedZone(zpb.OverrideDerivedZoneRequest(
+            zone_id=dz, enabled=False, reason="open day"), metadata=md(REG))
+        for a, b in _crossing_pairs(zone_m):
+            req = fpb.RouteRequest(start=_ll(*a), goal=_ll(*b))
+            req.departure_time.FromSeconds(int(time.time()) + 900)
+            try:
+                prev = f.PlanRoute(fpb.PlanRouteRequest(route=req), metadata=md(OP_B),
+                                   timeout=120)
+            except grpc.RpcError:
+                continue
+            if _track_m(prev.route).intersects(zone_m):
+                break
+        else:
+            pytest.fail("no preview through the disabled zone")
+        z.OverrideDerivedZone(zpb.OverrideDerivedZoneRequest(zone_id=dz, reset=True),
+                              metadata=md(REG))
+        sub = f.SubmitFlight(fpb.SubmitFlightRequest(request_id="held-1", route=req,
+                                                     plan_id=prev.plan_id),
+                             metadata=md(OP_B), timeout=120)
+        assert sub.replanned
+        assert _track_m(sub.flight.route).distance(zone_m.buffer(-BUFFER_M)) >= \
+            BUFFER_M - 0.5
+    finally:
+        srv.stop()
