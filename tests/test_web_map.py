@@ -414,6 +414,43 @@ def test_live_drone_from_telemetry_with_its_state(srv, stubs, page):
     srv.tele_flight = f.flight_id
 
 
+def test_ground_risk_and_derived_zone_layers_with_toggles(srv, page):
+    """The risk layer (cells by SORA band) and the derived zones (by category) are
+    drawn as the core holds them, and the legend's check boxes switch them."""
+    if js(page, "window.skytwin && window.skytwin.role") != "regulator":
+        web_browser.sign_in(page, srv.web.url, REG)
+    g = srv.core.ground
+    want = {z.id: z.derived.category for z in g.zones()}
+    assert want, "the bundled city has derived zones"
+    assert js(page, "window.skytwin.derivedCategories") == want
+    layer = "window.skytwin.deck.props.layers.find(l => l.id === '{}')"
+    assert js(page, layer.format("derived") + ".props.data.length") == len(want)
+    assert js(page, layer.format("derived") + ".props.visible") is True
+    assert js(page, layer.format("risk")) is None   # off until asked for
+    page.find_element("id", "risk-toggle").click()
+    got = web_browser.wait_for(page, "window.skytwin.risk", 15)
+    cells = g.risk_cells(box=srv.core.twin.bounds_wgs84())["cells"]
+    bands = {}
+    for c in cells:
+        bands[str(c["band_day"])] = bands.get(str(c["band_day"]), 0) + 1
+    assert got["cells"] == len(cells) > 0 and got["bandsDay"] == bands
+    web_browser.wait_for(page, layer.format("risk") + " && " + layer.format("risk")
+                         + ".props.data.length === " + str(len(cells)), 10)
+    # a cell of the highest band is drawn in that band's colour
+    k = max(range(len(cells)), key=lambda n: cells[n]["band_day"])
+    col = js(page, layer.format("risk") + f".props.data.attributes.getFillColor.value"
+                   f".slice({20 * k}, {20 * k + 3})")
+    expect = {6: [180, 20, 60], 5: [230, 80, 40], 4: [240, 150, 50]}
+    if cells[k]["band_day"] in expect:
+        assert list(col.values() if isinstance(col, dict) else col) == \
+            expect[cells[k]["band_day"]]
+    # the check boxes hide them again
+    page.find_element("css selector", "#legend input[data-layer='derived']").click()
+    page.find_element("id", "risk-toggle").click()
+    web_browser.wait_for(page, "!" + layer.format("risk") + " && !"
+                         + layer.format("derived") + ".props.visible", 10)
+
+
 def test_operator_sees_only_own_flights(srv, stubs, page):
     mine = book(stubs, OP_B, "web-b2", now_s() + 7200)
     ms = web_browser.sign_in(page, srv.web.url, OP_B)

@@ -199,6 +199,17 @@ def _state(core, caller, t_from_s) -> dict:
             "flights": _flights(core, caller, t_from_s)}
 
 
+async def _ground(request):
+    _caller(request)
+    core = request.app[CORE]
+    risk = request.query.get("risk", "1")
+    if risk not in ("0", "1"):
+        raise ValueError(f"risk must be 0 or 1, got {risk[:16]!r}")
+    resp = web.json_response(await _run(views.ground_json, core, risk == "1"))
+    resp.enable_compression()
+    return resp
+
+
 async def _state_route(request):
     c = _caller(request)
     core = request.app[CORE]
@@ -335,6 +346,7 @@ def build_app(core, authenticator, hub=None) -> web.Application:
     app.router.add_get("/api/twin", _twin)
     app.router.add_get("/api/buildings", _district)
     app.router.add_get("/api/state", _state_route)
+    app.router.add_get("/api/ground", _ground)
     app.router.add_get("/api/point", _point)
     app.router.add_post("/api/zones", _create_zone)
     app.router.add_get("/api/events", _events)

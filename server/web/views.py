@@ -44,7 +44,7 @@ import numpy as np
 import shapely
 
 __all__ = ["DISTRICT_MAX_BUILDINGS", "EXACT_MAX_BUILDINGS", "MAX_BLOCKS", "MAX_COARSE_BLOCKS",
-           "buildings_in_box", "buildings_payload", "change_json", "flight_json",
+           "buildings_in_box", "buildings_payload", "change_json", "flight_json", "ground_json",
            "point_info", "zone_json", "zone_from_json"]
 
 #: above this many buildings, the overview gets blocks and districts exact footprints
@@ -251,6 +251,10 @@ def zone_json(core, zone) -> dict:
         {"lon_deg": zone.circle.lon_deg, "lat_deg": zone.circle.lat_deg,
          "radius_m": zone.circle.radius_m},
         "ring": _zone_ring(core, zone),
+        # a zone derived from the city model (ground layers): its category and rule
+        "derived": None if getattr(zone, "derived", None) is None else {
+            "category": zone.derived.category, "rule": zone.derived.rule,
+            "enabled": bool(zone.derived.enabled)},
     }
 
 
@@ -299,6 +303,36 @@ def zone_from_json(d: dict, default_id: str):
                 circle=circle, window=window, reason=str(d.get("reason") or ""),
                 authority=str(d.get("authority") or ""),
                 name=(str(d["name"]) if d.get("name") else None))
+
+
+def ground_json(core, risk: bool = True) -> dict:
+    """The ground layers of the twin for the map: the risk layer's cells and the
+    derived zones (in force).
+
+    Returns
+    -------
+    dict with ``risk``: ``cell_m``, ``source``, ``band_limits`` (people/km² between
+    SORA bands), ``n`` cells, ``corners`` (flat ``[lon, lat] x 4`` per cell, degrees
+    rounded to 1e-7), ``band_day``, ``band_night`` (SORA density band 1-6, 1 the
+    emptiest), ``density_day``, ``density_night`` [people/km², rounded]; and
+    ``derived``: the derived zones as :func:`zone_json` (with ``derived.category``).
+    ``risk=False``: the zones only (``risk`` None).
+    """
+    g = getattr(core, "ground", None)
+    if g is None:
+        return {"risk": None, "derived": []}
+    out = None
+    if risk and g.risk is not None:
+        r = g.risk_cells(box=core.twin.bounds_wgs84())
+        cells = r["cells"]
+        out = {"cell_m": r["cell_m"], "source": r["source"],
+                "band_limits": list(r.get("band_limits") or []), "n": len(cells),
+                "corners": [_r7(v) for c in cells for p in c["corners"] for v in p],
+                "band_day": [int(c["band_day"]) for c in cells],
+                "band_night": [int(c["band_night"]) for c in cells],
+                "density_day": [round(float(c["density_day"])) for c in cells],
+                "density_night": [round(float(c["density_night"])) for c in cells]}
+    return {"risk": out, "derived": [zone_json(core, z) for z in g.zones()]}
 
 
 def flight_json(rec) -> dict:

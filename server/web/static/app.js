@@ -11,7 +11,7 @@
   };
   let token = sessionStorage.getItem("skytwin-token") || "";
   let sceneDeck = null, liveDeck = null, viewState = null, twin = null, flights = new Map(), zones = new Map();
-  let liveDrones = new Map();
+  let liveDrones = new Map(), derived = new Map(), risk = null, riskVer = 0;
   let clockOffsetS = 0, tSel = null, live = true, highlight = new Set();
   let draft = { mode: null, pts: [] }, clickMark = null, stream = null;
   let sceneDirty = true, liveDirty = true, zonesVer = 0, flightsVer = 0;
@@ -68,7 +68,8 @@
     for (const id of ["top", "legend", "side"]) $(id).classList.remove("hidden");
     $("signin").classList.add("hidden");
     if (who.role === "regulator") $("draw").classList.remove("hidden");
-    const [tw, st] = await Promise.all([api("/api/twin"), api("/api/state")]);
+    const [tw, st, gr] = await Promise.all([api("/api/twin"), api("/api/state"), api("/api/ground?risk=0")]);
+    for (const z of gr.derived) derived.set(z.id, z);
     twin = prepareTwin(tw);
     clockOffsetS = st.now_s - Date.now() / 1000;
     for (const z of st.zones) zones.set(z.id, z);
@@ -206,11 +207,53 @@
     return d.toISOString().slice(11, 19) + " UTC";
   }
   // layer toggles (legend check boxes)
-  const show = { buildings: true, zones: true, flights: true, drones: true };
+  const show = { buildings: true, zones: true, flights: true, drones: true, derived: true, risk: false };
   for (const el of document.querySelectorAll("#legend input[data-layer]")) {
-    el.addEventListener("change", () => { show[el.dataset.layer] = el.checked; sceneDirty = liveDirty = true; });
+    el.addEventListener("change", () => {
+      show[el.dataset.layer] = el.checked; sceneDirty = liveDirty = true;
+      if (el.dataset.layer === "risk" && el.checked && !risk) loadRisk();
+    });
   }
+  $("risk-period").addEventListener("change", () => { riskVer++; sceneDirty = true; });
   S.show = show;
+
+  // ------------------------------------------------------------------ ground layers
+  // the ground-risk layer (population density cells, coloured by SORA band) is loaded
+  // when first shown; derived zones (from the city model and rules) come with the state
+  const BAND_COLOUR = [null, [60, 160, 80], [140, 190, 70], [220, 210, 60], [240, 150, 50], [230, 80, 40], [180, 20, 60]];
+  const CATEGORY_COLOUR = { restricted: [200, 30, 30], authorisation: [160, 60, 220],
+                            "altitude-limited": [40, 140, 255], warning: [240, 200, 40] };
+  async function loadRisk() {
+    const g = await api("/api/ground?risk=1");
+    risk = g.risk;
+    for (const z of g.derived) derived.set(z.id, z);
+    if (risk) {
+      const n = risk.n, pos = new Float64Array(n * 5 * 3), starts = new Uint32Array(n), z = twin.raw.ground_min_m + 0.3;
+      for (let c = 0; c < n; c++) {
+        starts[c] = 5 * c;
+        for (let q = 0; q <= 4; q++) {
+          const k = 8 * c + 2 * (q % 4);
+          pos.set([risk.corners[k], risk.corners[k + 1], z], 3 * (5 * c + q));
+        }
+      }
+      risk.data = { length: n, startIndices: starts, attributes: { getPolygon: { value: pos, size: 3 } } };
+      const bands = {};
+      for (const b of risk.band_day) bands[b] = (bands[b] || 0) + 1;
+      S.risk = { cells: n, cellM: risk.cell_m, bandsDay: bands, source: risk.source };
+    }
+    riskVer++; sceneDirty = true;
+  }
+  function riskColours() {
+    if (cache.riskVer === riskVer) return cache.riskCol;
+    const night = $("risk-period").value === "night", bands = night ? risk.band_night : risk.band_day;
+    const col = new Uint8Array(4 * 5 * risk.n);
+    for (let c = 0; c < risk.n; c++) {
+      const rgb = BAND_COLOUR[bands[c]] || [128, 128, 128];
+      for (let q = 0; q < 5; q++) col.set([rgb[0], rgb[1], rgb[2], 130], 4 * (5 * c + q));
+    }
+    cache.riskVer = riskVer; cache.riskCol = col;
+    return col;
+  }
 
   // ------------------------------------------------------------------ layers
   // Two decks, one over the other, sharing the camera: the scene (ground, buildings,
@@ -230,10 +273,28 @@
     S.flights = flist.length;
     S.flightIds = flist.map((f) => f.flight_id).sort(); S.zoneIds = [...zones.keys()].sort();
     S.highlighted = [...highlight].sort();
+    S.derivedIds = [...derived.keys()].sort();
+    S.derivedCategories = Object.fromEntries([...derived.values()].map((z) => [z.id, z.derived.category]));
     const hl = S.highlighted.join();
+    const ground = [];
+    if (risk && show.risk) {
+      ground.push(new L.SolidPolygonLayer({ id: "risk", _normalize: false, _windingOrder: "CCW", pickable: false,
+        data: Object.assign({}, risk.data, { attributes: Object.assign({}, risk.data.attributes,
+          { getFillColor: { value: riskColours(), size: 4 } }) }),
+        extruded: false, parameters: { depthWriteEnabled: false } }));
+    }
+    S.layersShown = Object.keys(show).filter((k) => show[k] && (k !== "risk" || risk));
     return [
       new L.SolidPolygonLayer({ id: "ground", data: twin.ground, getPolygon: (d) => d.polygon,
         getFillColor: [42, 47, 54, 255], extruded: false, pickable: false }),
+      ...ground,
+      new L.SolidPolygonLayer({ id: "derived", data: [...derived.values()], visible: show.derived,
+        getPolygon: (d) => d.ring.map((p) => [p[0], p[1], d.band_amsl_m[0]]),
+        extruded: true, wireframe: true, getElevation: (d) => d.band_amsl_m[1] - d.band_amsl_m[0],
+        getFillColor: (d) => (CATEGORY_COLOUR[d.derived.category] || [128, 128, 128]).concat([55]),
+        getLineColor: (d) => (CATEGORY_COLOUR[d.derived.category] || [128, 128, 128]).concat([200]),
+        pickable: false, material: false, parameters: { depthWriteEnabled: false },
+        updateTriggers: { getPolygon: zonesVer } }),
       new L.SolidPolygonLayer({ id: "buildings", data: bp.data, _normalize: false, _windingOrder: "CCW",
         extruded: !(moving && S.motionLod !== false), visible: show.buildings, pickable: false,
         material: { ambient: 0.45, diffuse: 0.6, shininess: 16 } }),
@@ -598,8 +659,8 @@
       if (ld) { ld.state = d.flight_state; S.liveDrones[ld.id].state = d.flight_state; }
       if (d.flight_state === "ended" || d.flight_state === "cancelled") { flights.delete(d.flight.flight_id); liveDrones.delete(d.flight.flight_id); }
     }
-    else if (d.kind === "zone_added" || d.kind === "zone_updated") zones.set(d.zone.id, d.zone);
-    else if (d.kind === "zone_removed") zones.delete(d.zone.id);
+    else if (d.kind === "zone_added" || d.kind === "zone_updated") (d.zone.derived ? derived : zones).set(d.zone.id, d.zone);
+    else if (d.kind === "zone_removed") { zones.delete(d.zone.id); derived.delete(d.zone.id); }
     zonesVer++; flightsVer++;
     if (d.affected_flight_ids && d.affected_flight_ids.length) highlight = new Set(d.affected_flight_ids);
     const subject = d.flight ? d.flight.flight_id : d.zone ? d.zone.id : "";
