@@ -13,7 +13,9 @@ regulator and saves:
 * ``web_zone.png``: a closer look at a zone volume;
 * ``web_flight.png``: a flight in the air (time slider mid-flight), its 4D path and drone;
 * ``web_gridcode.png``: the click panel on a building (grid code, Beidou code,
-  ground and roof heights, what blocks the point, zones).
+  ground and roof heights, what blocks the point, zones);
+* ``web_ground.png``: the ground-risk layer (cells by SORA band) and the derived zones
+  (by category), switched on in the legend.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def start(db):
     from tests.grpc_fixtures import start_server
     s = start_server(db)
     s.web = asyncio.run_coroutine_threadsafe(
-        start_web(s.core, Authenticator.from_file(DEV_TOKENS)), s.loop).result(30)
+        start_web(s.core, Authenticator.from_file(DEV_TOKENS), hub=s.server.skytwin_hub),
+        s.loop).result(30)
     return s
 
 
@@ -150,6 +153,11 @@ def shoot(out: Path, width=1400, height=900) -> list[Path]:
                 int(y - canvas.size["height"] / 2)).click().perform()
             wb.wait_for(drv, "window.skytwin.point", 20)
             save("web_gridcode.png")
+            drv.find_element("id", "risk-toggle").click()
+            wb.wait_for(drv, "window.skytwin.risk", 20)
+            drv.execute_script("window.skytwin.setView({longitude: 24.9470, latitude: "
+                               "60.1655, zoom: 15.2, pitch: 35, bearing: -15})")
+            save("web_ground.png")
         finally:
             drv.quit()
             stop(s)
