@@ -43,9 +43,9 @@ import threading
 import numpy as np
 import shapely
 
-__all__ = ["DISTRICT_MAX_BUILDINGS", "EXACT_MAX_BUILDINGS", "MAX_BLOCKS", "MAX_COARSE_BLOCKS",
-           "buildings_in_box", "buildings_payload", "change_json", "flight_json", "ground_json",
-           "point_info", "zone_json", "zone_from_json"]
+__all__ = ["DISTRICT_MAX_BUILDINGS", "EXACT_MAX_BUILDINGS", "MAX_BLOCKS",
+           "MAX_COARSE_BLOCKS", "buildings_in_box", "buildings_payload", "change_json",
+           "flight_json", "ground_json", "point_info", "zone_json", "zone_from_json"]
 
 #: above this many buildings, the overview gets blocks and districts exact footprints
 EXACT_MAX_BUILDINGS = 5_000
