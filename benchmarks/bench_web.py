@@ -15,7 +15,9 @@ an upper bound on what a person with any GPU sees.
    token in its session (as a signed-in user pressing F5); ``window.skytwin.
    firstRenderMs`` is the page's own ``performance.now()`` (since navigation start) at
    the first frame deck.gl drew with every layer loaded (buildings, zones, flights).
-2. **Change to page**: flights booked through gRPC ``SubmitFlight`` one by one; the
+2. **Change to page** (and **telemetry to page**: one flight reports its position over
+   gRPC ``LiveService.ReportBatch`` every 0.5 s; the latency is from the RPC's return to
+   the page holding that report, ``window.skytwin.liveDronesUnixMs``): flights booked through gRPC ``SubmitFlight`` one by one; the
    latency is from the moment the RPC returned to the moment the page first rendered
    a frame holding the flight (``window.skytwin.drawnUnixMs``, same machine clock),
    to the moment it entered the flights layer's data (``layerUnixMs``) and to the
@@ -74,7 +76,8 @@ def _serve(db, twin=None, ref=None):
     async def boot():
         server, port = build_server(cfg, twin=twin, twin_ref=ref)
         await start(server)
-        web = await start_web(server.skytwin_core, Authenticator.from_file(DEV_TOKENS))
+        web = await start_web(server.skytwin_core, Authenticator.from_file(DEV_TOKENS),
+                              hub=server.skytwin_hub)
         return server, port, web
 
     server, port, web = asyncio.run_coroutine_threadsafe(boot(), loop).result(600)
@@ -143,6 +146,41 @@ def _frames_row(xs) -> str:
             f"{100.0 * np.mean(xs > 100):.0f}% > 100 ms ({len(xs)} frames)")
 
 
+def _telemetry_latency(rs, ch, drv, fstub, pairs, n: int) -> list:
+    """Telemetry over gRPC ``ReportBatch`` -> the drone at that report on the page [s]:
+    one flight reports its planned position every 0.5 s, ``n`` times."""
+    from skytwin.server.convert import timestamp
+    from skytwin.v1 import airspace_pb2 as apb
+    from skytwin.v1 import flights_pb2 as fpb
+    from skytwin.v1 import live_pb2 as lpb
+    from skytwin.v1 import live_pb2_grpc as lrpc
+    from tests.grpc_fixtures import OP_A, md
+    a, b = pairs[0]
+    fl = fstub.SubmitFlight(fpb.SubmitFlightRequest(
+        request_id="bench-tele", route=fpb.RouteRequest(
+            start=apb.LonLat(lon_deg=a[0], lat_deg=a[1]),
+            goal=apb.LonLat(lon_deg=b[0], lat_deg=b[1]),
+            departure_time=timestamp(time.time() + 1.0))), metadata=md(OP_A)).flight
+    live = lrpc.LiveServiceStub(ch)
+    pad = fl.route.waypoints[0]
+    out = []
+    for k in range(n):
+        t = round(time.time(), 3)
+        r = lpb.PositionReport(report_id=k + 1, flight_id=fl.flight_id,
+                               time=timestamp(t), alt_amsl_m=pad.alt_amsl_m + 0.5 * k)
+        r.position.lon_deg, r.position.lat_deg = pad.position.lon_deg, pad.position.lat_deg
+        live.ReportBatch(lpb.ReportBatchRequest(reports=[r]), metadata=md(OP_A))
+        t_ret = time.time()
+        wb_wait = (f"(d => d && Math.abs(d.t - {t}) < 0.002)(window.skytwin.liveDrones && "
+                   f"window.skytwin.liveDrones['{fl.flight_id}']) && "
+                   "window.skytwin.liveDronesUnixMs")
+        from skytwin.server.web import browser as wb
+        ms = wb.wait_for(drv, wb_wait, 10, 0.005)
+        out.append(ms / 1000.0 - t_ret)
+        time.sleep(0.5)
+    return out
+
+
 def bundled(drv, reloads: int, bookings: int) -> dict:
     from skytwin.server.convert import timestamp
     from skytwin.server.web import browser as wb
@@ -193,8 +231,9 @@ def bundled(drv, reloads: int, bookings: int) -> dict:
                         start=apb.LonLat(lon_deg=a[0], lat_deg=a[1]),
                         goal=apb.LonLat(lon_deg=b[0], lat_deg=b[1]),
                         departure_time=timestamp(t0 - 20 - 15 * k))), metadata=md(OP_A))
-            ch.close()
             wb.wait_for(drv, "window.skytwin.drones >= 3", 20)
+            out["telemetry_s"] = _telemetry_latency(rs, ch, drv, f, pairs, 10)
+            ch.close()
             out["frames"] = frame_figures(drv)
         finally:
             _stop(rs)
@@ -308,6 +347,10 @@ def main(argv=None) -> int:
          f"median {1000 * statistics.median(b['drawn_s']):.0f}, p95 "
          f"{1000 * _pct(b['drawn_s'], 95):.0f}, max {1000 * max(b['drawn_s']):.0f} "
          f"({len(b['drawn_s'])} bookings)", "< 1000"),
+        ("telemetry over gRPC (ReportBatch) -> drone at that report on the page [ms]",
+         f"median {1000 * statistics.median(b['telemetry_s']):.0f}, p95 "
+         f"{1000 * _pct(b['telemetry_s'], 95):.0f}, max "
+         f"{1000 * max(b['telemetry_s']):.0f} ({len(b['telemetry_s'])} reports)", "< 1000"),
         (f"{a.synthetic_km:g} km city ({s['buildings']} buildings, {s['lod']} blocks) + "
          f"{s['flights_drawn']} flights: load to first full render [ms]",
          f"{s['first_render_ms']:.0f}", ""),
