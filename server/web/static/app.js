@@ -77,6 +77,7 @@
     S.lastSequence = st.sequence;
     setupTime();
     makeDeck();
+    if (twin.lod === "exact") api("/api/twin?lod=rect").then((r) => { twin.motion = prepareBuildings(r.buildings); });
     // the stream replays the last retained changes (the recent-events list), then live
     openStream(Math.max(0, st.sequence - 30));
   }
@@ -129,6 +130,9 @@
   const DETAIL_ZOOM = 14.5;
   let detailTimer = null, detailSeq = 0;
   function buildingPolys() {
+    // while the camera moves (software renderer) an exact twin is drawn as its
+    // footprints' rotated rectangles (4 corners each: a fraction of the triangles)
+    if (moving && twin.motion && S.motionLod !== false) return twin.motion;
     if (twin.lod === "exact" || viewState.zoom < DETAIL_ZOOM || !twin.detail) return twin.polys;
     return twin.detail.polys;
   }
