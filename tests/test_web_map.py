@@ -148,6 +148,10 @@ def test_api_auth_roles_and_closed_cors(srv):
     assert "Access-Control-Allow-Origin" not in h
     assert not any(z.circle is not None and z.circle.radius_m == 30
                    for z in srv.core.list_zones())
+    # the ground layers: signed in only, a clear error for a bad parameter
+    assert http(srv, "/api/ground")[0] == 401
+    st, _, body = http(srv, "/api/ground?risk=2", token=OP_A)
+    assert st == 400 and "risk must be 0 or 1" in json.loads(body)["error"]["message"]
     # a malformed zone is refused naming the field
     st, _, body = http(srv, "/api/zones", token=REG, method="POST",
                        body={**zone, "circle": {"lon_deg": 24.945, "lat_deg": 60.17}})
