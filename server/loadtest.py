@@ -39,7 +39,8 @@ The load test is an ordinary client: everything it knows comes through the publi
   flight that overlaps its active window, :func:`airspace.zones.segment_intersects` on
   every segment. A flight crossing the zone created by this run is legitimate only when
   the CreateZone response listed it as affected (accepted before the zone); such flights
-  are reported apart, not as failures. Also: idempotency (one flight per request id,
+  are reported apart, not as failures. Derived zones (issue 13) count like any other,
+  except those of category ``warning`` and disabled ones, which routes may cross. Also: idempotency (one flight per request id,
   retries replayed with the same id), cancellations visible, every booking seen by the
   regulator's watcher, the zone event seen by every watcher.
 * **Clean-up.** After the checks the run removes what it created: every flight it
@@ -810,6 +811,9 @@ class _LoadTest:
         crossing_ours = set()
         run_ids = set(st.bookings)
         for zp in zones:
+            if zp.HasField("derived") and (not zp.derived.enabled or
+                                           zp.derived.category == "warning"):
+                continue    # a derived warning zone (or a disabled one) is not no-fly
             z = zone_from_proto(zp)
             lz = LocalZone(z, frame)
             bx0, by0, bx1, by1 = lz.bounds_m
