@@ -256,3 +256,44 @@ def test_two_instances_share_one_airspace(pg, procs):
         c.cancel()
     for c in (*chans, cha, chb):
         c.close()
+
+
+# ------------------------------------------------------------ partition locks (part 3)
+def test_partition_locks_across_instances(pg):
+    """Two stores (two instances' sessions) on one database: a booking in other
+    partitions goes ahead while one holds its partitions; one in the same partition,
+    and an exclusive (zone change) lock, wait until it is released."""
+    from skytwin.server.pgstore import PgStore
+    dsn = _db(pg)
+    a, b = PgStore(dsn), PgStore(dsn)
+    held, release, log = threading.Event(), threading.Event(), []
+
+    def holder():
+        with a.booking_lock([(0, 0, 7), (1, 0, 7)]):
+            held.set()
+            release.wait(20)
+            log.append("a out")
+
+    def taker(name, **kw):
+        with b.booking_lock(**kw):
+            log.append(name)
+    try:
+        t = threading.Thread(target=holder)
+        t.start()
+        assert held.wait(20)
+        taker("b other", keys=[(5, 5, 7), (0, 0, 8)])   # disjoint partitions: at once
+        others = [threading.Thread(target=taker, args=("b same",),
+                                   kwargs={"keys": [(1, 0, 7)]}),
+                  threading.Thread(target=taker, args=("b zone",))]
+        for o in others:
+            o.start()
+        time.sleep(0.5)
+        assert log == ["b other"]              # both wait for a's partitions
+        release.set()
+        for o in (t, *others):
+            o.join(20)
+        assert log[:2] == ["b other", "a out"] and set(log[2:]) == {"b same", "b zone"}
+    finally:
+        release.set()
+        a.close()
+        b.close()
