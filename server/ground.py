@@ -44,8 +44,10 @@ Other planners. Live operations' re-planner (advisories) plans with
 :meth:`GroundLayers.zone_view`: every derived zone in force but warnings, since it does
 not know the operator's authorisations (conservative). A plan held by PlanRoute
 (``plan_id``) that was made before a derived-zone override is planned again at
-booking (:meth:`GroundLayers.current`). Known gap: live conformance monitoring
-(:mod:`live`) watches the regulators' zones only.
+booking (:meth:`GroundLayers.current`). Known gaps: live conformance monitoring
+(:mod:`live`) watches the regulators' zones only; with several instances on one
+PostgreSQL store, an override is in force at once on the instance that took it and on
+the others only after their next start (they do not follow override rows in the feed).
 
 Queries: :meth:`GroundLayers.risk_cells` (cells meeting a WGS84 box or under a grid
 code's H3 cell, with densities, bands and iGRC) and :meth:`GroundLayers.query_zones`
