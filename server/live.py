@@ -102,7 +102,20 @@ class LiveHub:
 
     def _warm_resolver(self) -> None:
         """One re-plan with a conflict check, so the resolver's kernels (search,
-        verifier) are loaded before the first real advisory."""
+        verifier) are loaded before the first real advisory, then one plan per
+        resolution band: the planner builds its whole-twin limit pyramids and reach
+        labels once per cruise floor (about 1.5 s each on a 10 km twin), and the first
+        advisory in a band must not pay for it."""
+        self._warm_replan()
+        res = self.ops.resolver
+        prepare = getattr(res.planner, "prepare", None)
+        for band in res.params.bands_min_agl_m if prepare is not None else ():
+            try:
+                prepare(float(band), res.params.ceiling_agl_m)
+            except Exception:  # noqa: BLE001 - best effort
+                log.exception("warming band %g m failed", band)
+
+    def _warm_replan(self) -> None:
         from skytwin.live.resolve import LiveFlight
         from skytwin.planner.route import PlanError, RouteRequest
         tw = self.core.twin
