@@ -440,6 +440,10 @@ class ServiceCore:
                               reason=why, flight_state=to_state, seq=seq)
         elif kind == "zone_put":
             zone = self.store.get_zone(oid)
+            if zone is None and oid in self.ground:   # a derived-zone override
+                from skytwin.server.ground import apply_override_event
+                apply_override_event(self, oid, actor, seq)
+                return
             if zone is None:          # deleted since: its zone_deleted event follows
                 return
             existed = oid in self._zone_seen

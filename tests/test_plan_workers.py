@@ -105,3 +105,26 @@ def test_a_killed_worker_costs_no_call(server):
     for _ in range(4):
         assert _plan(flights).route.waypoints
     assert kids[0] not in _children(p.pid)
+
+
+def test_a_batch_is_planned_on_the_workers_and_booked_conflict_free(server):
+    from skytwin.planner.trajectory import Trajectory
+    from skytwin.planner.verify import verify
+    from skytwin.server.convert import seconds, timestamp
+    _, flights, _ = server
+    routes = [fpb.RouteRequest(start=apb.LonLat(lon_deg=FROM[0], lat_deg=FROM[1]),
+                               goal=apb.LonLat(lon_deg=TO[0], lat_deg=TO[1]),
+                               departure_time=timestamp(DEPART_S + 3600))
+              for _ in range(4)]
+    r = flights.SubmitBatch(fpb.SubmitBatchRequest(request_id="wb-1", routes=routes),
+                            metadata=md(OP_A), timeout=120)
+    assert len(r.flights) == 4
+    twin, _ = helsinki_twin()
+    trajs = []
+    for f in r.flights:
+        wp = f.route.waypoints
+        x, y = twin.frame.to_local(np.array([w.position.lon_deg for w in wp]),
+                                   np.array([w.position.lat_deg for w in wp]))
+        trajs.append(Trajectory(f.flight_id, np.column_stack(
+            [x, y, [w.alt_amsl_m for w in wp]]), np.array([seconds(w.time) for w in wp])))
+    assert verify(trajs).ok
