@@ -1212,9 +1212,20 @@ class ServiceCore:
             self._check_departure(r)
         reqs = [replace(r, flight_id=self._new_id()) for r in reqs]
         metas = [dict(m, **_request_meta(r)) for r, m in zip(reqs, metas, strict=True)]
-        trajs = []
-        for r, m in zip(reqs, metas, strict=True):
-            trajs.append(self._trajectory(self.plan(r, caller), m))
+        if self._plan_pool is not None and len(reqs) > 1:
+            # planning processes: the members are planned on all of them at once
+            from concurrent.futures import ThreadPoolExecutor
+            ex = ThreadPoolExecutor(self._plan_pool.processes,
+                                    thread_name_prefix="skytwin-batch-plan")
+            try:
+                futs = [ex.submit(self.plan, r, caller) for r in reqs]
+                routes = [f.result() for f in futs]
+            finally:       # a failed member: the members not started are dropped
+                ex.shutdown(wait=True, cancel_futures=True)
+        else:
+            routes = [self.plan(r, caller) for r in reqs]
+        trajs = [self._trajectory(route, m)
+                 for route, m in zip(routes, metas, strict=True)]
         budget = min(max_solve_s or self.limits.max_solve_s, self.limits.max_solve_s)
         if deadline_s is not None:
             budget = max(0.5, min(budget, 0.5 * (deadline_s - time.monotonic())))
