@@ -47,7 +47,7 @@ not know the operator's authorisations (conservative). A plan held by PlanRoute
 booking (:meth:`GroundLayers.current`). Known gaps: live conformance monitoring
 (:mod:`live`) watches the regulators' zones only; with several instances on one
 PostgreSQL store, an override is in force at once on the instance that took it and on
-the others only after their next start (they do not follow override rows in the feed).
+the others when they follow the store's change feed (:func:`apply_override_event`).
 
 Queries: :meth:`GroundLayers.risk_cells` (cells meeting a WGS84 box or under a grid
 code's H3 cell, with densities, bands and iGRC) and :meth:`GroundLayers.query_zones`
@@ -86,7 +86,7 @@ from skytwin.airspace.zones import (
 )
 
 __all__ = ["NEAR_M", "DerivedState", "DerivedZoneRecord", "GroundLayers",
-           "override_derived_zone"]
+           "apply_override_event", "override_derived_zone"]
 
 log = logging.getLogger(__name__)
 
@@ -562,28 +562,51 @@ def override_derived_zone(core, caller, zone_id: str, **change):
     with core._book, core._booking_lock():
         if core._shared:
             core._sync_locked()
-        was = ground.get(zone_id).derived.enabled
         now = core.clock()
         if body is None:
             core.store.delete_derived_override(zone_id, caller.name, now)
         else:
             core.store.put_derived_override(zone_id, body, caller.name, now)
-        rec = ground.set_override(zone_id, body, caller.name, now)
-        core._zone_gen += 1
-        lz = LocalZone(rec, core.twin.frame)
-        x0, y0, x1, y1 = lz.bounds_m
-        lon, lat = core.twin.frame.to_wgs84([x0, x1, x1, x0], [y0, y0, y1, y1])
-        bbox = (float(min(lon)), float(min(lat)), float(max(lon)), float(max(lat)))
-        on = rec.derived.enabled
-        affected = core.affected_flights(rec) if on and \
-            rec.derived.category != "warning" else []
-        kind = ("zone_removed" if was and not on else
-                "zone_added" if on and not was else "zone_updated")
-        if not core._shared:
-            core._publish(kind, caller.name, bbox, zone=rec, affected=affected)
-        else:     # the feed's zone_put row names no regular zone: publish it here,
-            core._sync_locked()      # with its sequence number (other instances
-            core._publish(kind, caller.name, bbox, zone=rec, affected=affected,
-                          seq=core._seq)   # apply it at their next start)
+        if core._shared:     # applied and published from the feed, like every change
+            core._sync_locked()
+            rec = ground.get(zone_id)
+            return rec, _affected(core, rec)
+        rec, affected = _apply(core, zone_id, body, caller.name, now, seq=None)
     return rec, affected
+
+
+def _affected(core, rec):
+    on = rec.derived.enabled
+    return core.affected_flights(rec) if on and rec.derived.category != "warning" else []
+
+
+def _apply(core, zone_id, body, actor, t_s, seq):
+    """Put the override in force and publish the change (booking lock held)."""
+    ground = core.ground
+    was = ground.get(zone_id).derived.enabled
+    rec = ground.set_override(zone_id, body, actor, t_s)
+    core._zone_gen += 1
+    lz = LocalZone(rec, core.twin.frame)
+    x0, y0, x1, y1 = lz.bounds_m
+    lon, lat = core.twin.frame.to_wgs84([x0, x1, x1, x0], [y0, y0, y1, y1])
+    bbox = (float(min(lon)), float(min(lat)), float(max(lon)), float(max(lat)))
+    on = rec.derived.enabled
+    affected = _affected(core, rec)
+    kind = ("zone_removed" if was and not on else
+            "zone_added" if on and not was else "zone_updated")
+    core._publish(kind, actor, bbox, zone=rec, affected=affected, seq=seq)
+    return rec, affected
+
+
+def apply_override_event(core, zone_id: str, actor: str, seq: int) -> None:
+    """A shared store's ``zone_put`` event naming a derived zone (another instance's
+    override, or this one's): read the override as stored now, put it in force and
+    publish it with the feed's sequence number (booking lock held, as for every event
+    of the feed)."""
+    stored = core.store.list_derived_overrides().get(zone_id)
+    if stored is None:
+        _apply(core, zone_id, None, actor, core.clock(), seq)
+    else:
+        body, by, t_s = stored
+        _apply(core, zone_id, body, by, t_s, seq)
 

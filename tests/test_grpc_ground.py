@@ -472,3 +472,41 @@ def test_plan_held_before_an_override_is_planned_again(tmp_path):
             BUFFER_M - 0.5
     finally:
         srv.stop()
+
+
+def test_override_reaches_every_instance_on_postgresql():
+    """Two service cores on one PostgreSQL store: a regulator's override taken on one is
+    in force and published (same sequence number) on the other, from the change feed."""
+    from tests.pg_server import start_postgres, why_not
+    if why_not():
+        pytest.skip(why_not())
+    from skytwin.server.ground import override_derived_zone
+    from skytwin.server.pgstore import PgStore
+    from skytwin.server.service import Caller, ServiceCore
+    twin, ref = helsinki_twin()
+    pg = start_postgres()
+    cores = []
+    try:
+        dsn = pg.new_database("t_ground_feed")
+        cores = [ServiceCore(twin, PgStore(dsn), twin_ref=ref) for _ in range(2)]
+        seen = [[], []]
+        for core, box in zip(cores, seen, strict=True):
+            core.subscribe(box.append)
+        dz = next(r.id for r in cores[0].ground.zones() if r.derived.rule == "government")
+        override_derived_zone(cores[0], Caller("reg", "regulator"), dz, enabled=False,
+                              reason="closed")
+        deadline = time.monotonic() + 30
+        while cores[1].ground.get(dz).derived.enabled and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not cores[1].ground.get(dz).derived.enabled
+        assert cores[1].ground.get(dz).derived.override_reason == "closed"
+        while len(seen[1]) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ch0 = [c for c in seen[0] if c.zone is not None and c.zone.id == dz]
+        ch1 = [c for c in seen[1] if c.zone is not None and c.zone.id == dz]
+        assert [c.kind for c in ch0] == [c.kind for c in ch1] == ["zone_removed"]
+        assert ch0[0].sequence == ch1[0].sequence
+    finally:
+        for c in cores:
+            c.close()
+        pg.stop()
