@@ -380,35 +380,40 @@ def test_client_commands_for_ground_layers(tmp_path, capsys):
         srv.stop()
 
 
-def test_override_store_semantics_sqlite_and_postgresql(tmp_path):
+@pytest.fixture(scope="module")
+def pg():
+    """A throw-away PostgreSQL server (None when it cannot run here)."""
+    from tests.pg_server import start_postgres, why_not
+    if why_not():
+        yield None
+        return
+    srv = start_postgres()
+    yield srv
+    srv.stop()
+
+
+def test_override_store_semantics_sqlite_and_postgresql(tmp_path, pg):
     """Overrides persist alike in both stores, each write with its zone_put event."""
     from skytwin.server.store import Store
-    from tests.pg_server import start_postgres, why_not
     stores = [("sqlite", lambda: Store(tmp_path / "o.db"))]
-    pg = None
-    if not why_not():
+    if pg is not None:
         from skytwin.server.pgstore import PgStore
-        pg = start_postgres()
         dsn = pg.new_database("t_ground")
         stores.append(("pg", lambda: PgStore(dsn)))
-    try:
-        seen = {}
-        for name, opener in stores:
-            with opener() as st:
-                st.put_derived_override("DZ-a", {"enabled": False, "reason": "r"}, "reg", 10.0)
-                st.put_derived_override("DZ-a", {"category": "warning", "reason": "s"},
-                                        "reg2", 11.0)
-                st.put_derived_override("DZ-b", {"enabled": False, "reason": "t"}, "reg", 12.0)
-                st.delete_derived_override("DZ-b", "reg", 13.0)
-                kinds = [(e["kind"], e["id"]) for e in st.events_since(0)]
-            with opener() as st:                   # reopened: still there
-                seen[name] = (st.list_derived_overrides(), kinds)
-        for name, (ov, kinds) in seen.items():
-            assert ov == {"DZ-a": ({"category": "warning", "reason": "s"}, "reg2", 11.0)}, name
-            assert kinds == [("zone_put", "DZ-a")] * 2 + [("zone_put", "DZ-b")] * 2, name
-    finally:
-        if pg is not None:
-            pg.stop()
+    seen = {}
+    for name, opener in stores:
+        with opener() as st:
+            st.put_derived_override("DZ-a", {"enabled": False, "reason": "r"}, "reg", 10.0)
+            st.put_derived_override("DZ-a", {"category": "warning", "reason": "s"},
+                                    "reg2", 11.0)
+            st.put_derived_override("DZ-b", {"enabled": False, "reason": "t"}, "reg", 12.0)
+            st.delete_derived_override("DZ-b", "reg", 13.0)
+            kinds = [(e["kind"], e["id"]) for e in st.events_since(0)]
+        with opener() as st:                   # reopened: still there
+            seen[name] = (st.list_derived_overrides(), kinds)
+    for name, (ov, kinds) in seen.items():
+        assert ov == {"DZ-a": ({"category": "warning", "reason": "s"}, "reg2", 11.0)}, name
+        assert kinds == [("zone_put", "DZ-a")] * 2 + [("zone_put", "DZ-b")] * 2, name
 
 
 def test_altitude_limited_zone_lowers_the_ceiling(tmp_path):
@@ -474,17 +479,16 @@ def test_plan_held_before_an_override_is_planned_again(tmp_path):
         srv.stop()
 
 
-def test_override_reaches_every_instance_on_postgresql():
+def test_override_reaches_every_instance_on_postgresql(pg):
     """Two service cores on one PostgreSQL store: a regulator's override taken on one is
     in force and published (same sequence number) on the other, from the change feed."""
-    from tests.pg_server import start_postgres, why_not
-    if why_not():
+    if pg is None:
+        from tests.pg_server import why_not
         pytest.skip(why_not())
     from skytwin.server.ground import override_derived_zone
     from skytwin.server.pgstore import PgStore
     from skytwin.server.service import Caller, ServiceCore
     twin, ref = helsinki_twin()
-    pg = start_postgres()
     cores = []
     try:
         dsn = pg.new_database("t_ground_feed")
@@ -509,4 +513,3 @@ def test_override_reaches_every_instance_on_postgresql():
     finally:
         for c in cores:
             c.close()
-        pg.stop()
