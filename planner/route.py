@@ -66,9 +66,11 @@ import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from scipy import ndimage
 from shapely.geometry import Point
 
+from skytwin.airspace._jit import JIT
 from skytwin.airspace.errors import AirspaceError, OutsideTwinError
 from skytwin.airspace.zones import ground_range_from_grid, segment_intersects, zone_voxels
 from skytwin.planner import search
@@ -898,30 +900,20 @@ class Planner:
                 return False
         return True
 
-    def _columns_along(self, p0, p1):
-        """Fine columns under a segment, sampled every dx/8 (ends included)."""
-        g = self.twin.grid
-        n = max(2, int(math.ceil(math.dist(p0[:2], p1[:2]) / (0.125 * g.dx_m))) + 1)
-        t = np.linspace(0.0, 1.0, n)
-        x = p0[0] + t * (p1[0] - p0[0])
-        y = p0[1] + t * (p1[1] - p0[1])
-        i = np.clip(((x - g.x0_m) // g.dx_m).astype(np.int64), 0, g.nx - 1)
-        j = np.clip(((y - g.y0_m) // g.dx_m).astype(np.int64), 0, g.ny - 1)
-        return i, j
-
     def _altitude_ok(self, p0, p1, req) -> bool:
         """Cruise floor and ceiling along the segment (ground sampled every dx/8).
 
         The ground field is itself a raster estimate, so this is a check of the
-        altitude rules, not of clearance (which the exact checker guarantees).
+        altitude rules, not of clearance (which the exact checker guarantees). One
+        kernel (:func:`_agl_range`): this check runs for every smoothing candidate and
+        cost ~17 % of a plan as numpy calls.
         """
-        i, j = self._columns_along(p0, p1)
-        ground = self.twin.ground_m[i, j].astype(np.float64)
-        t = np.linspace(0.0, 1.0, len(i))
-        z = p0[2] + t * (p1[2] - p0[2])
-        agl = z - ground
-        return bool(agl.min() >= req.min_agl_m - 1e-6
-                    and agl.max() <= req.ceiling_agl_m + 1e-6)
+        g = self.twin.grid
+        n = max(2, int(math.ceil(math.dist(p0[:2], p1[:2]) / (0.125 * g.dx_m))) + 1)
+        lo, hi = _agl_range(self.twin.ground_m, float(g.x0_m), float(g.y0_m),
+                            float(g.dx_m), float(p0[0]), float(p0[1]), float(p0[2]),
+                            float(p1[0]), float(p1[1]), float(p1[2]), n)
+        return bool(lo >= req.min_agl_m - 1e-6 and hi <= req.ceiling_agl_m + 1e-6)
 
     def _ground_along(self, xyz):
         g = self.twin.grid
@@ -947,6 +939,27 @@ class Planner:
         return PlanError(f"no route within the limits ({req.min_agl_m:.0f}-"
                          f"{req.ceiling_agl_m:.0f} m AGL, clearance {self.twin.clearance_m} m, "
                          f"search cells of {self.twin.grid.dx_m * level:g} m): {exc}")
+
+
+@njit(**JIT)
+def _agl_range(ground, x0, y0, dx, ax, ay, az, bx, by, bz, n):
+    """Lowest and highest height above ``ground`` of ``n`` evenly spaced points from
+    ``a`` to ``b`` (ends included), each over the ground of its column (clipped to
+    the grid)."""
+    nx, ny = ground.shape
+    lo = np.inf
+    hi = -np.inf
+    for k in range(n):
+        t = k / (n - 1)
+        x = ax + t * (bx - ax)
+        y = ay + t * (by - ay)
+        z = az + t * (bz - az)
+        i = min(max(int(np.floor((x - x0) / dx)), 0), nx - 1)
+        j = min(max(int(np.floor((y - y0) / dx)), 0), ny - 1)
+        agl = z - np.float64(ground[i, j])
+        lo = min(lo, agl)
+        hi = max(hi, agl)
+    return lo, hi
 
 
 RISK_LEVEL_FACTOR = 2
