@@ -56,6 +56,8 @@ code's H3 cell, with densities, bands and iGRC) and :meth:`GroundLayers.query_zo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import threading
@@ -189,7 +191,7 @@ class GroundLayers:
         self._validator = RouteValidator([], twin.clearance_m)
         self._lock = threading.Lock()
         self._overrides: dict = {}
-        self.generation = 0
+        self.generation = ""
         self._in_force: dict = {}
         self._all: dict = {}
         self.apply_stored(overrides or {})
@@ -234,7 +236,11 @@ class GroundLayers:
             if rec.derived.enabled:
                 force[zid] = _InForce(rec, LocalZone(rec, self.twin.frame))
         self._all, self._in_force = every, force
-        self.generation += 1
+        # the generation names the overrides in force (a digest, not a counter), so two
+        # processes holding the same overrides agree on it (planning workers,
+        # server.workers) and a held plan stays current across a change and its undo
+        self.generation = hashlib.sha1(json.dumps(
+            self._overrides, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ reading
     def __contains__(self, zone_id) -> bool:

@@ -513,3 +513,20 @@ def test_override_reaches_every_instance_on_postgresql(pg):
     finally:
         for c in cores:
             c.close()
+
+
+def test_generation_names_the_overrides_in_force():
+    """Two processes with the same overrides agree on the generation (planning workers);
+    a change and its undo give the first generation back (a held plan stays current)."""
+    from skytwin.server.ground import GroundLayers
+    twin, _ = helsinki_twin()
+    a, b = GroundLayers(twin), GroundLayers(twin)
+    first = a.generation
+    assert first == b.generation
+    dz = a.zones()[0].id
+    a.set_override(dz, {"enabled": False, "reason": "x"}, "reg", 1.0)
+    assert a.generation != first
+    b.set_override(dz, {"enabled": False, "reason": "x"}, "reg", 1.0)
+    assert a.generation == b.generation
+    a.set_override(dz, None, "reg", 2.0)
+    assert a.generation == first
