@@ -78,6 +78,8 @@ class LiveHub:
         self._work_cv = threading.Condition()
         self.last_tick = None
         self.tick_ms: list[float] = []
+        self.zone_retries = 6           # a zone re-plan that failed is tried again ...
+        self.zone_retry_s = 3.0         # ... this much later
         LiveOps.warm_up(core.twin.frame)
         self._warm_resolver()
         self._restore()
@@ -319,12 +321,26 @@ class LiveHub:
         del self.tick_ms[:-600]
         return res
 
-    def zone_added(self, zone_id: str, only=None):
-        advs, errors = self.ops.zone_added(
-            zone_id, self.clock(), on_advisory=lambda a: self._publish("advisory", [a]),
-            stop=self._stop.is_set, clock=self.clock, only=only)
+    def zone_added(self, zone_id: str, only=None, attempt: int = 0):
+        """Re-plan the flights entering a new zone; the ones with no conflict-free
+        reroute now are tried again ``zone_retry_s`` later (traffic moves on), up to
+        ``zone_retries`` times, while they still enter it."""
+        from skytwin.airspace.zones import ZoneNotFoundError
+        try:
+            advs, errors = self.ops.zone_added(
+                zone_id, self.clock(), on_advisory=lambda a: self._publish("advisory", [a]),
+                stop=self._stop.is_set, clock=self.clock, only=only)
+        except ZoneNotFoundError:
+            return [], []              # removed meanwhile: nothing to avoid any more
         for fid, msg in errors:
-            log.warning("no reroute around zone %s for flight %s: %s", zone_id, fid, msg)
+            log.warning("no reroute around zone %s for flight %s (attempt %d): %s",
+                        zone_id, fid, attempt + 1, msg)
+        if errors and attempt < self.zone_retries and not self._stop.is_set():
+            again = {fid for fid, _ in errors}
+            t = threading.Timer(self.zone_retry_s, lambda: self._submit(
+                lambda: self.zone_added(zone_id, only=again, attempt=attempt + 1)))
+            t.daemon = True
+            t.start()
         return advs, errors
 
     def command(self, caller_role, caller_operator, flight_id, to_state, reason=""):
