@@ -41,12 +41,14 @@ class RayUnavailableError(RuntimeError):
 
 def numba_cache_counts(prefix: str = "skytwin.") -> dict:
     """Cache hits and misses (= compilations) of every numba kernel loaded in this process
-    from modules under ``prefix``: ``{"hits", "misses", "kernels"}``."""
+    from modules under ``prefix``: ``{"hits", "misses", "kernels", "compiled"}`` (the
+    names of the kernels compiled here)."""
     try:
         from numba.core.dispatcher import Dispatcher
     except ImportError:     # pragma: no cover - numba is a hard dependency
-        return {"hits": 0, "misses": 0, "kernels": 0}
+        return {"hits": 0, "misses": 0, "kernels": 0, "compiled": []}
     hits = misses = kernels = 0
+    compiled = []
     seen = set()
     for name, mod in list(sys.modules.items()):
         if not name.startswith(prefix) or mod is None:
@@ -58,9 +60,11 @@ def numba_cache_counts(prefix: str = "skytwin.") -> dict:
                 h, m = sum(st.cache_hits.values()), sum(st.cache_misses.values())
                 if h or m:
                     kernels += 1
+                if m:
+                    compiled.append(f"{name}.{obj.py_func.__name__}")
                 hits += h
                 misses += m
-    return {"hits": hits, "misses": misses, "kernels": kernels}
+    return {"hits": hits, "misses": misses, "kernels": kernels, "compiled": compiled}
 
 
 def check_address(address: str, timeout_s: float = 5.0) -> None:
