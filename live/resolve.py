@@ -18,7 +18,7 @@ The giver's remaining route is re-planned from its *predicted position* at
 measured state otherwise) to its approved landing point, with the same
 :class:`~skytwin.planner.route.Planner` that books flights (buildings with clearance,
 altitude limits, every zone active during the new flight). Candidates, cheapest first:
-for each altitude band of :class:`ResolutionParams` (``min_agl_m``, e.g. 10 / 25 / 40 m:
+for each altitude band of :class:`ResolutionParams` (``min_agl_m``, e.g. 25 / 85 m:
 the planner flies as low as it may, so a band is a different cruise level), the route
 as planned and the same route after a hover of ``hold_s`` at the predicted position. A
 candidate is kept only when
@@ -92,11 +92,14 @@ class ResolutionParams:
     reaction_s : time from the decision to the start of the new route [s] (the advisory
         reaches the operator and the drone turns; 3 s covers a 1 s report cycle and a
         round trip).
-    bands_min_agl_m : cruise floors tried, in order. The defaults interleave the 30 m
-        spaced levels at which flights are usually booked (10, 40, 70, 100 m) with the
-        half-levels between them (25, 55, 85 m: 15 m from either neighbour, more than
-        the 10 m vertical minimum), where a re-planned drone meets less booked
-        traffic.
+    bands_min_agl_m : cruise floors tried, in order. The defaults are tactical levels
+        between the 30 m spaced levels at which flights are usually booked (10, 40, 70,
+        100 m): 25 and 85 m are 15 m from either neighbour (more than the 10 m vertical
+        minimum), so a re-planned drone meets little booked traffic there. Two bands,
+        not more: the planner keeps its whole-twin tables (5 pyramid levels and the
+        reach labels of a 10 km twin: 6 entries per band) in a cache of 16 entries,
+        and three or more bands evict each other on every re-plan (measured: 1.4 s of
+        pyramid and 1.6 s of labels rebuilt per band per re-plan).
     holds_s : hovers tried at the start point before the new route.
     good_enough_s : an advisory adding at most this delay ends the search (later bands
         are not planned).
@@ -105,7 +108,7 @@ class ResolutionParams:
     """
 
     reaction_s: float = 3.0
-    bands_min_agl_m: tuple = (10.0, 25.0, 40.0, 55.0, 70.0, 85.0, 100.0)
+    bands_min_agl_m: tuple = (25.0, 85.0)
     holds_s: tuple = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0)
     good_enough_s: float = 30.0
     ceiling_agl_m: float = 120.0

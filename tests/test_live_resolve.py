@@ -140,7 +140,7 @@ def test_no_advisory_explains_why(world):
     zones.add(Zone(id="GOAL", circle=Circle(*ll(gx, gy), 60.0), lower=Altitude(0, "AGL"),
                    upper=Altitude(300, "AGL"), window=(T0, T0 + 86400)))
     try:
-        with pytest.raises(ResolutionError, match="band 10 m: planner"):
+        with pytest.raises(ResolutionError, match="band 25 m: planner"):
             res.replan(LiveFlight("a", a), T0 + 10.0)
     finally:
         zones.remove("GOAL")
