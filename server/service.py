@@ -56,7 +56,8 @@ departure, with the remaining delay budget. Without interference from accepted f
 this keeps the CP-SAT plan exactly (delay 0 is the earliest option); otherwise it only
 adds delay. All flights are checked, then persisted in one transaction
 (``store.add_flights``): all or nothing. Fair booking (issue 14): the placement runs
-in chunks of :data:`BATCH_CHUNK` members, releasing the booking lock between chunks, so
+in chunks of :data:`BATCH_CHUNK` members, each holding only its members' space-time
+partitions and releasing them between chunks, so
 a single booking that arrives during a large batch waits for at most one chunk (16
 placements and their final checks, about 0.1-0.3 s here) instead of the whole batch
 (issue 14 measured a 1,000-route batch holding the lock for 86 s while another
