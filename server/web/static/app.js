@@ -665,7 +665,11 @@
     }
     else if (d.kind === "zone_added" || d.kind === "zone_updated") (d.zone.derived ? derived : zones).set(d.zone.id, d.zone);
     else if (d.kind === "zone_removed") { zones.delete(d.zone.id); derived.delete(d.zone.id); }
-    zonesVer++; flightsVer++;
+    // a state change (the drone's colour) touches the live layer only; the scene (and
+    // its GPU buffers) changes with flights and zones
+    const scene = d.kind !== "flight_state" || d.flight_state === "ended" || d.flight_state === "cancelled";
+    if (d.kind.startsWith("zone")) zonesVer++;
+    if (d.kind.startsWith("flight")) flightsVer++;
     if (d.affected_flight_ids && d.affected_flight_ids.length) highlight = new Set(d.affected_flight_ids);
     const subject = d.flight ? d.flight.flight_id : d.zone ? d.zone.id : "";
     S.events.push({ sequence: d.sequence, kind: d.kind, subject: subject, receivedMs: performance.now(), receivedUnixMs: Date.now(), timeS: d.time_s });
@@ -675,8 +679,8 @@
     $("events").prepend(li);
     while ($("events").children.length > 50) $("events").lastChild.remove();
     // draw the change now rather than at the next animation frame
-    sceneDirty = false; liveDirty = true;
-    sceneDeck.setProps({ layers: sceneLayers(timeS()) });
+    liveDirty = true;
+    if (scene) { sceneDirty = false; sceneDeck.setProps({ layers: sceneLayers(timeS()) }); }
   }
 
   if (token) { $("token").value = token; start(); }
