@@ -14,9 +14,8 @@ each reflecting every report accepted before it; an idle engine costs one intege
 comparison per period. State changes (activated, nonconforming, contingent, ended)
 also reach the page at once as ``flight_state`` changes of the core's change feed.
 
-Reading the engine: ``LiveOps.positions()`` when the live-operations package offers it
-(requested), else the engine's flight table and track state read under its lock
-(read-only; nothing here writes to the engine).
+Reading the engine: ``LiveOps.positions()`` only (copies taken under the engine's lock;
+nothing here reads the engine's internals or writes to it).
 """
 
 from __future__ import annotations
@@ -33,28 +32,6 @@ log = logging.getLogger(__name__)
 _AIRBORNE = ("activated", "nonconforming", "contingent")
 
 
-def _positions(ops):
-    """``(ids, operators, states, t_s (n,), xyz_m (n, 3))`` of airborne flights with a
-    report (the newest one)."""
-    if hasattr(ops, "positions"):
-        return ops.positions()
-    ids, ops_, states, rows = [], [], [], []
-    with ops._lock:
-        ts = ops.track_state
-        for fi in ops._flights.values():
-            if fi.state not in _AIRBORNE or fi.slot < 0:
-                continue
-            t = ts.last_t_s[fi.slot]
-            if not np.isfinite(t):
-                continue
-            ids.append(fi.flight_id)
-            ops_.append(fi.operator_id)
-            states.append(fi.state)
-            rows.append((t, *ts.last_xyz_m[fi.slot]))
-    a = np.asarray(rows, np.float64).reshape(-1, 4)
-    return ids, ops_, states, a[:, 0], a[:, 1:]
-
-
 def snapshot(ops, frame) -> dict:
     """Every airborne drone with a report, as flat arrays for the page.
 
@@ -65,7 +42,7 @@ def snapshot(ops, frame) -> dict:
     ``pos`` (flat ``[lon, lat, alt_amsl_m, ...]``, degrees rounded to 1e-7, metres to
     1 cm).
     """
-    ids, owners, states, t, xyz = _positions(ops)
+    ids, owners, states, t, xyz = ops.positions()
     if len(ids):
         lon, lat = frame.to_wgs84(xyz[:, 0], xyz[:, 1])
         pos = np.column_stack([np.round(lon, 7), np.round(lat, 7),
