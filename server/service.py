@@ -334,6 +334,7 @@ class ServiceCore:
         # ``_state``: short sections on the owners, pending requests and change log
         self._book = BookingGate()
         self._parts = PartitionLocks()
+        self._place_lock = threading.Lock()   # one placement at a time (_place_checked)
         self._state = threading.RLock()
         self._pending: dict = {}  # (operator_id, request_id) -> Event of the running submit
         self._owner: dict = {}    # flight id -> operator id, for every reserved flight
@@ -944,7 +945,18 @@ class ServiceCore:
         return problems
 
     def _place_checked(self, traj, speeds, others=()):
-        """Place ``traj`` against the index (call with the booking lock held)."""
+        """Place ``traj`` against the index (call with its partitions held).
+
+        One placement at a time in this process (``_place_lock``): the final checks
+        use geometry shared by every thread (the validator's shapely index, zone
+        shapes) that is not safe to use from two placements at once (a segfault was
+        seen in ``bench_batch_fairness`` with two concurrent placements). The
+        partitions still decide who may book while a batch chunk or a booking holds
+        its partitions; placements of disjoint partitions interleave one by one."""
+        with self._place_lock:
+            return self._place_checked_locked(traj, speeds, others)
+
+    def _place_checked_locked(self, traj, speeds, others=()):
         from skytwin.planner.deconflict import place
         p = place(traj, self.index)
         if p.trajectory is not None:
