@@ -654,6 +654,10 @@ async def _book(cfg, stubs, ops, frame, bounds, rng, t_dep0):
                                        min_agl_m=cfg.layers_agl_m[i % len(cfg.layers_agl_m)],
                                        max_delay=Duration(seconds=120)))
             async with sem:
+                if time.time() > deadline:    # checked again: the wait may be long
+                    failures["BOOKING_BUDGET_SPENT"] = \
+                        failures.get("BOOKING_BUDGET_SPENT", 0) + 1
+                    return
                 try:
                     resp = await stubs["flights"].SubmitFlight(
                         req, metadata=_md(ops[op]), timeout=cfg.rpc_timeout_s)
