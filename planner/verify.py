@@ -76,7 +76,17 @@ def _segment_pairs_exact(sa, sb, h_m, v_m, buf_s):
     """Vectorised exact test. sa, sb: dicts of arrays p0 (k,3), p1, t0, t1.
 
     Returns (hit (k,) bool, lo (k,), hi (k,)).
+
+    Times are re-based on each pair's earlier start first: the shifts are differences
+    of times, so they do not change, but the tolerances below are absolute and must
+    not fall under the spacing of doubles (2.4e-7 s at Unix times near 1.8e9, where
+    boundary points computed from epoch seconds missed their own segment's limits
+    and real conflicts were lost). Subtracting two times within a factor two of each
+    other is exact (Sterbenz), so the re-based times carry no rounding error.
     """
+    ref = np.minimum(sa["t0"], sb["t0"])
+    sa = dict(sa, t0=sa["t0"] - ref, t1=sa["t1"] - ref)
+    sb = dict(sb, t0=sb["t0"] - ref, t1=sb["t1"] - ref)
     k = sa["t0"].shape[0]
     va = (sa["p1"] - sa["p0"]) / (sa["t1"] - sa["t0"])[:, None]
     vb = (sb["p1"] - sb["p0"]) / (sb["t1"] - sb["t0"])[:, None]

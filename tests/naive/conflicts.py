@@ -30,6 +30,10 @@ def shift_interval(a, b, h_m, v_m):
     or None. a, b = (p0, p1, t0, t1)."""
     a0, a1, ta0, ta1 = a
     b0, b1, tb0, tb1 = b
+    # work in times relative to the earlier start: the shift is a difference of times,
+    # and TOL is absolute (below the spacing of doubles at Unix epoch seconds)
+    ref = min(ta0, tb0)
+    ta0, ta1, tb0, tb1 = ta0 - ref, ta1 - ref, tb0 - ref, tb1 - ref
     va = (np.asarray(a1) - a0) / (ta1 - ta0)
     vb = (np.asarray(b1) - b0) / (tb1 - tb0)
     # rel(u, w) = c + u*va - w*vb
