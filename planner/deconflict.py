@@ -438,9 +438,15 @@ def _resolution(problem, chosen_opt, chosen_d, status, adj, stats, verify_result
         res.report = verify(trajs, problem.sep, delays_s={k: c.delay_s
                                                           for k, c in choices.items()},
                             max_delay_s={f.flight_id: f.max_delay_s
-                                         for f in problem.flights},
-                            cruise_band_m=(problem.options.min_cruise_m,
-                                           problem.options.max_cruise_m))
+                                         for f in problem.flights})
+        # the band is the rule for layer changes (_options_of keeps a flight's own layer
+        # even when it was filed outside the band): check it on moved flights only, or
+        # a filed route over high ground would turn every CP-SAT plan into FCFS_FALLBACK
+        band = (problem.options.min_cruise_m, problem.options.max_cruise_m)
+        for tr in trajs:
+            if choices[tr.flight_id].layer_shift != 0:
+                res.report.violations.extend(
+                    verify([tr], problem.sep, cruise_band_m=band).violations)
     return res
 
 

@@ -147,3 +147,17 @@ def test_bad_input():
         place(a, idx)
     with pytest.raises(KeyError, match="not accepted"):
         idx.cancel("zzz")
+
+
+def test_own_layer_outside_the_band_keeps_the_cpsat_plan():
+    """A flight filed above the band (its route held to the ceiling over high ground)
+    keeps its own layer: the band rules layer changes only, so the CP-SAT plan is
+    verified and kept, not replaced by FCFS."""
+    opts = DeconflictOptions(layer_shifts=(0, 1), max_cruise_m=120.0)
+    flights = [pad_flight("a", 0.0, z=130.0, prio=1.0, max_delay_s=30.0),
+               pad_flight("b", 4.0, z=130.0, prio=3.0, max_delay_s=30.0)]
+    res = deconflict(flights, sep=SEP, options=opts, params=FAST)
+    assert res.status == "OPTIMAL", res.status
+    assert res.report.ok and not res.unplaced
+    assert all(c.layer_shift == 0 for c in res.choices.values())
+    assert detect_pairs(res.trajectories, 30.0, 10.0, 5.0) == set()
