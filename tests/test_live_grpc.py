@@ -3,15 +3,10 @@ events on the stream, in the store and on Watch; kill -9 and resume; the simulat
 
 from __future__ import annotations
 
-import os
 import queue
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -25,8 +20,8 @@ from skytwin.v1 import flights_pb2_grpc as frpc
 from skytwin.v1 import live_pb2 as lpb
 from skytwin.v1 import live_pb2_grpc as lrpc
 from tests.grpc_fixtures import OP_A, OP_B, REG, md, start_server
+from tests.serve_process import start_serve
 
-REPO = Path(__file__).resolve().parents[1]
 FROM = (24.94030, 60.17150)
 TO = (24.95240, 60.16760)
 S = lpb.ReportStatus
@@ -166,20 +161,7 @@ def test_stream_statuses_events_store_and_watch(server):
 
 
 def _start(db):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-m", "skytwin.server.cli", "serve", "--port", "0",
-                          "--db", str(db), "--workers", "2"], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        m = re.search(r"serving on ([\d.]+):(\d+)", line)
-        if m:
-            return p, f"{m.group(1)}:{m.group(2)}"
-    p.kill()
-    raise RuntimeError("server did not start")
+    return start_serve("--db", str(db), "--workers", "2")
 
 
 def test_kill_9_keeps_acknowledged_transitions_and_ingestion_resumes(tmp_path):

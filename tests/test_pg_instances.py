@@ -16,25 +16,21 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 
 from tests.pg_server import start_postgres, why_not
+from tests.serve_process import start_serve
 
 _WHY = why_not()
 pytestmark = pytest.mark.skipif(bool(_WHY), reason=f"PostgreSQL cannot run here: {_WHY}")
 
-REPO = Path(__file__).resolve().parents[1]
 FROM = (24.94030, 60.17150)
 TO = (24.95240, 60.16760)
 
@@ -110,23 +106,8 @@ def test_store_semantics_match_sqlite(pg, tmp_path):
 
 
 # --------------------------------------------------------------------- two instances
-def _start(dsn, tokens=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "skytwin.server.cli", "serve", "--port", "0", "--db", dsn,
-           "--workers", "2", "--web", "off"]
-    p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        m = re.search(r"serving on ([\d.]+):(\d+)", line)
-        if m:
-            threading.Thread(target=p.stdout.read, daemon=True).start()   # drain
-            return p, f"{m.group(1)}:{m.group(2)}"
-    p.kill()
-    raise RuntimeError("server did not start")
+def _start(dsn):
+    return start_serve("--db", dsn, "--workers", "2", "--web", "off", timeout_s=180)
 
 
 def _watch(target, token):
