@@ -177,6 +177,24 @@ class Base:
                                getattr(self.fast_executor, "_max_workers", 2))
         self.plan_gate, self.fast_gate, self.query_gate = gates
 
+    def _area(self, request):
+        """The ``area`` oneof of a ground-layer query: ``(box, None)``, ``(None, cell)``
+        (the grid code decoded, its length checked against the limits) or ``(None,
+        None)`` when the request names neither."""
+        from skytwin.server import convert
+        from skytwin.server.limits import LimitError, echo
+        area = request.WhichOneof("area")
+        if area == "box":
+            return convert.box_from_proto(request.box), None
+        if area == "grid_code":
+            lim = self.core.limits
+            if len(request.grid_code) > lim.max_grid_code_chars:
+                raise LimitError(f"grid_code: {len(request.grid_code)} characters, over "
+                                 f"the limit of {lim.max_grid_code_chars} (starts "
+                                 f"{echo(request.grid_code, lim.echo_chars)})")
+            return None, self.core.decode_grid_code(request.grid_code)
+        return None, None
+
     async def _call(self, pool, gate, limit_s, context, fn, *args, caller=None, **kwargs):
         if caller is None:
             from skytwin.server.auth import caller_or_none

@@ -66,17 +66,8 @@ class AirspaceServicer(Base, rpc.AirspaceServiceServicer):
     async def QueryGroundRisk(self, request, context):
         caller = current_caller()
         lim = self.core.limits
-        area = request.WhichOneof("area")
-        box = code = None
-        if area == "box":
-            box = convert.box_from_proto(request.box)
-        elif area == "grid_code":
-            if len(request.grid_code) > lim.max_grid_code_chars:
-                raise LimitError(f"grid_code: {len(request.grid_code)} characters, over "
-                                 f"the limit of {lim.max_grid_code_chars} (starts "
-                                 f"{echo(request.grid_code, lim.echo_chars)})")
-            code = self.core.decode_grid_code(request.grid_code)
-        else:
+        box, code = self._area(request)
+        if box is None and code is None:
             raise ValueError("give box or grid_code")
         res = await self.run_query(caller, self.core.ground.risk_cells, box, code,
                                    request.include_empty, lim.max_query_cells)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from skytwin.server import convert
 from skytwin.server.auth import current_caller
-from skytwin.server.limits import check_id, check_range, check_text, echo
+from skytwin.server.limits import check_id, check_range, check_text
 from skytwin.server.service import RequestTooLargeError
 from skytwin.server.services._base import Base
 from skytwin.v1 import zones_pb2 as pb
@@ -137,17 +137,7 @@ class ZoneServicer(Base, rpc.ZoneServiceServicer):
     async def QueryDerivedZones(self, request, context):
         current_caller()
         lim = self.core.limits
-        area = request.WhichOneof("area")
-        box = code = None
-        if area == "box":
-            box = convert.box_from_proto(request.box)
-        elif area == "grid_code":
-            if len(request.grid_code) > lim.max_grid_code_chars:
-                from skytwin.server.limits import LimitError
-                raise LimitError(f"grid_code: {len(request.grid_code)} characters, over "
-                                 f"the limit of {lim.max_grid_code_chars} (starts "
-                                 f"{echo(request.grid_code, lim.echo_chars)})")
-            code = self.core.decode_grid_code(request.grid_code)
+        box, code = self._area(request)
         check_text(lim, "category", request.category)
         zones = await self.run_fast(self.core.ground.query_zones, box, code,
                                     request.include_disabled, request.category)
