@@ -455,10 +455,7 @@ class Resolver:
                 # then by the independent verifier
                 hit = self._first_conflict(full, near)
                 if hit is None and near:
-                    # re-based in time: the verifier loses precision at epoch seconds
-                    t0 = full.t_start_s
-                    vr = verify([full.shifted(-t0), *(o.shifted(-t0) for o in near)],
-                                p.separation, focus=[flight.flight_id])
+                    vr = verify([full, *near], p.separation, focus=[flight.flight_id])
                     if vr.residual_conflicts:
                         c = vr.residual_conflicts[0]
                         hit = c.flight_b if c.flight_a == flight.flight_id else c.flight_a
