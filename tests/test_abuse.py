@@ -47,6 +47,7 @@ NEAR = (24.94300, 60.17100)   # a short hop from FROM
 AGL = apb.ALTITUDE_REFERENCE_AGL
 AMSL = apb.ALTITUDE_REFERENCE_AMSL
 BOUND_S = 10.0                # per typed refusal: catches a hang (the < 1 s is measured)
+ALIVE_BOUND_S = 60.0          # a real PlanRoute, the server's first may build its tables
 LIMITS = load_limits()
 T_NOW = time.time()
 T0 = float(int(T_NOW) + 3 * 3600)
@@ -113,7 +114,7 @@ def assert_alive(srv):
         r = frpc.FlightServiceStub(ch).PlanRoute(
             fpb.PlanRouteRequest(route=route_req()), metadata=md(OP_A), timeout=30)
         assert len(r.route.waypoints) >= 2
-        assert time.perf_counter() - t < BOUND_S
+        assert time.perf_counter() - t < ALIVE_BOUND_S
 
 
 # ------------------------------------------------------------------ the "Why" list
