@@ -141,7 +141,9 @@ class LiveOps:
         self.stats = {"reports": 0, "accepted": 0, "losses": 0, "conflict_pairs": 0,
                       "advisories": 0,
                       "advisories_accepted": 0, "advisories_refused": 0,
-                      "unresolved": 0}
+                      "unresolved": 0, "zone_unresolved": 0}
+        # (zone, flight, time, reason) of the last zone re-plans that found no advisory
+        self.zone_failures: list = []
 
     # ------------------------------------------------------------------ flights
     @property
@@ -550,10 +552,13 @@ class LiveOps:
                     continue
                 others = self._others(everyone, t)
                 try:
-                    adv = self.resolver.replan(fl, t, others, reason="zone",
-                                               cause=(zone_id,))
+                    adv = self.resolver.zone_advisory(fl, t, others, zone_id=zone_id)
                 except ResolutionError as exc:
                     errors.append((fid, str(exc)))
+                    with self._lock:
+                        self.stats["zone_unresolved"] += 1
+                        self.zone_failures.append((zone_id, fid, float(t), str(exc)))
+                        del self.zone_failures[:-100]
                     continue
                 with self._lock:
                     old = self._open_adv.get(fid)

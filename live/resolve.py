@@ -101,6 +101,15 @@ class ResolutionParams:
         and three or more bands evict each other on every re-plan (measured: 1.4 s of
         pyramid and 1.6 s of labels rebuilt per band per re-plan).
     holds_s : hovers tried at the start point before the new route.
+    zone_holds_s : the hovers tried for a zone re-plan (wider: a drone heading into a
+        closed volume must get an instruction, and a long remainder through dense
+        traffic rarely has room at the few holds of ``holds_s``; screening every hold
+        is one detector call).
+    land_short : when no reroute around a zone keeps clear of everyone, stop on the
+        approved path before the zone and land there vertically (the last resort,
+        checked like any advisory).
+    stop_margin_s : a land-short stop is at least this long (of the approved path)
+        before the first moment inside the zone.
     good_enough_s : an advisory adding at most this delay ends the search (later bands
         are not planned).
     ceiling_agl_m : the rules' ceiling.
@@ -110,6 +119,9 @@ class ResolutionParams:
     reaction_s: float = 3.0
     bands_min_agl_m: tuple = (25.0, 85.0)
     holds_s: tuple = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0)
+    zone_holds_s: tuple = tuple(float(h) for h in range(0, 125, 5))
+    land_short: bool = True
+    stop_margin_s: float = 2.0
     good_enough_s: float = 30.0
     ceiling_agl_m: float = 120.0
     separation: Separation = field(default_factory=Separation)
@@ -176,6 +188,9 @@ class Advisory:
     min_agl_m : the cruise floor of the band used
     validation : the validator's verdict (``"valid"``)
     tried : candidates examined
+    kind : ``"reroute"`` (a new route to the approved landing point) or
+        ``"land_short"`` (the approved path up to a stop before a zone, then a
+        vertical landing there: :meth:`Resolver.land_short`)
     """
 
     advisory_id: str
@@ -193,6 +208,7 @@ class Advisory:
     validation: str = "valid"
     tried: int = 0
     basis: Trajectory | None = field(default=None, repr=False, compare=False)
+    kind: str = "reroute"          # or "land_short" (stops before a zone and lands)
 
 
 def _summary(failures, per_band: int = 2) -> str:
@@ -352,14 +368,31 @@ class Resolver:
                 clear[q] = False
         return clear
 
+    @staticmethod
+    def _prefix(flight: LiveFlight, now_s: float, t_r: float, start):
+        """What the drone flies from ``now_s`` to ``start`` (reached at ``t_r``):
+        ``(xyz (k, 3), t (k,))``, ending at ``start``."""
+        traj = flight.trajectory
+        if t_r <= traj.t_start_s or (flight.follows_plan and now_s <= traj.t_start_s
+                                     and np.allclose(start[:2], traj.xyz_m[0, :2])):
+            return np.vstack([start]), np.array([t_r])     # still on the pad: no prefix
+        if flight.follows_plan:
+            pre = remaining(traj, float(now_s))
+            k = pre.t_s < t_r
+            return np.vstack([pre.xyz_m[k], start]), np.concatenate([pre.t_s[k], [t_r]])
+        return (np.vstack([flight.position_at(float(now_s)), start]),
+                np.array([float(now_s), t_r]))
+
     # ------------------------------------------------------------------ re-plan
     def replan(self, flight: LiveFlight, now_s: float, others=(), *, reason="conflict",
-               cause=()) -> Advisory:
+               cause=(), holds=None) -> Advisory:
         """Re-plan ``flight`` from its predicted position (module docstring, step 2).
 
-        ``others`` : remaining plans (Trajectory) of every other flight to keep clear of.
+        ``others`` : remaining plans (Trajectory) of every other flight to keep clear of;
+        ``holds`` : the hovers to try (default ``params.holds_s``).
         """
         p = self.params
+        holds = p.holds_s if holds is None else tuple(holds)
         traj = flight.trajectory
         goal = traj.xyz_m[-1]
         fr = self.twin.frame
@@ -393,19 +426,7 @@ class Resolver:
         else:
             raise ResolutionError(f"no advisory for flight {flight.flight_id}: "
                                   + "; ".join(failures[:2]))
-        # prefix: what the drone flies from now to the start point
-        if t_r <= traj.t_start_s or (flight.follows_plan and now_s <= traj.t_start_s
-                                     and np.allclose(start[:2], traj.xyz_m[0, :2])):
-            pre_xyz = np.vstack([start])         # still on the pad: no prefix
-            pre_t = np.array([t_r])
-        elif flight.follows_plan:
-            pre = remaining(traj, float(now_s))
-            k = pre.t_s < t_r
-            pre_xyz = np.vstack([pre.xyz_m[k], start])
-            pre_t = np.concatenate([pre.t_s[k], [t_r]])
-        else:
-            pre_xyz = np.vstack([flight.position_at(float(now_s)), start])
-            pre_t = np.array([float(now_s), t_r])
+        pre_xyz, pre_t = self._prefix(flight, now_s, t_r, start)
         others = [o for o in others if o.flight_id != flight.flight_id]
         boxes = self._boxes(others)
         failures = []
@@ -426,8 +447,8 @@ class Resolver:
             rt = route.trajectory
             # the planner snaps the pad to the lattice; the prefix must end there
             pre_xyz[-1] = rt.xyz_m[0]
-            clear = self._holds_clear(rt, p.holds_s, others, boxes)
-            for hold, ok_hold in zip(p.holds_s, clear, strict=True):
+            clear = self._holds_clear(rt, holds, others, boxes)
+            for hold, ok_hold in zip(holds, clear, strict=True):
                 arrival = rt.t_end_s + hold
                 if best is not None and arrival - traj.t_end_s >= best.added_delay_s:
                     break
@@ -478,6 +499,128 @@ class Resolver:
     def _hold_in_zone(self, p, t0, t1) -> bool:
         return any(segment_intersects(z, p, p, self.ground_range)
                    for z in self._zones(t0, t1))
+
+    def _ground_at(self, x_m: float, y_m: float) -> float:
+        g = self.twin.grid
+        i = min(max(int((x_m - g.x0_m) // g.dx_m), 0), g.nx - 1)
+        j = min(max(int((y_m - g.y0_m) // g.dx_m), 0), g.ny - 1)
+        return float(self.twin.ground_m[i, j])
+
+    def _in_a_zone(self, traj: Trajectory) -> str | None:
+        """Id of an active zone that ``traj`` enters (None: none), exact per segment."""
+        for lz in self._zones(traj.t_start_s, traj.t_end_s):
+            if self._enters(lz, traj) is not None:
+                return lz.id
+        return None
+
+    def land_short(self, flight: LiveFlight, now_s: float, others=(), *, zone_id: str,
+                   cause=None, step_s: float = 2.0,
+                   hovers_s=(0.0, 5.0, 10.0, 20.0, 30.0)) -> Advisory:
+        """The last resort before a zone: fly the approved path up to a stop before
+        the zone, (hover,) and land vertically there.
+
+        Stops are tried from the latest (``stop_margin_s`` before the first moment
+        inside ``zone_id``) back to ``now_s + reaction_s`` every ``step_s``; each with
+        the hovers ``hovers_s`` before the descent. A candidate is kept under the same
+        checks as a reroute: the exact validator on the stop and descent (buildings
+        with clearance around the whole column, a landing point outside every
+        footprint, speed limits, zones), no active zone met anywhere on the whole
+        advisory, the booking detector against everyone else's remaining plans and
+        the verifier on the one kept. Raises :class:`ResolutionError` (with what each
+        stop hit) when none passes.
+        """
+        p = self.params
+        traj = flight.trajectory
+        lz = self.zones.local(zone_id)
+        t_first = max(float(now_s) + p.reaction_s, traj.t_start_s)
+        if t_first >= traj.t_end_s:
+            raise ResolutionError(f"flight {flight.flight_id} lands before it could stop")
+        ahead = Trajectory(traj.flight_id, [flight.position_at(t_first),
+                                            flight.position_at(t_first + 600.0)],
+                           [t_first, t_first + 600.0]) if not flight.follows_plan \
+            else remaining(traj, t_first)
+        t_in = self._enters(lz, ahead)
+        t_last = (min(traj.t_end_s, t_first + 600.0) if t_in is None
+                  else t_in - p.stop_margin_s)
+        stops = np.arange(t_last, t_first - 1e-9, -float(step_s))
+        if stops.size == 0 or stops[-1] > t_first + 1e-9:
+            stops = np.append(stops, t_first)
+        others = [o for o in others if o.flight_id != flight.flight_id]
+        boxes = self._boxes(others)
+        sp = flight.speeds
+        failures = []
+        tried = 0
+        for t_p in stops:
+            t_p = float(t_p)
+            stop = quantize([flight.position_at(t_p)])[0]
+            ground = float(quantize([[0, 0, self._ground_at(stop[0], stop[1])]])[0, 2])
+            if stop[2] - ground < 1.0:
+                failures.append(f"stop at +{t_p - now_s:.0f} s: on the ground already")
+                continue
+            pre_xyz, pre_t = self._prefix(flight, now_s, t_p, stop)
+            touch = np.array([stop[0], stop[1], ground])
+            near_ground = np.array([stop[0], stop[1], min(stop[2], ground + 1.0)])
+            for hover in hovers_s:
+                t_h = t_p + hover
+                t_g1 = t_h + (stop[2] - near_ground[2]) / sp.descent_mps
+                t_g = t_g1 + (near_ground[2] - ground) / sp.descent_mps
+                r_xyz = np.vstack([stop, stop, near_ground, touch])
+                r_t = np.array([t_p, t_h, t_g1, t_g])
+                tried += 1
+                rep = self._validate(r_xyz, r_t, sp)
+                if not rep.ok:
+                    failures.append(f"stop at +{t_p - now_s:.0f} s: validator: {rep}")
+                    break             # the same column whatever the hover
+                keep = np.r_[True, np.diff(r_t) > 0]
+                xyz = np.vstack([pre_xyz[:-1], r_xyz[keep]])
+                tt = np.concatenate([pre_t[:-1], r_t[keep]])
+                full = Trajectory(flight.flight_id, xyz, tt, traj.priority,
+                                  traj.max_delay_s, dict(traj.meta))
+                # (from the reaction time on: before it the drone cannot be told)
+                zid = self._in_a_zone(remaining(full, t_first) or full)
+                if zid is not None:
+                    failures.append(f"stop at +{t_p - now_s:.0f} s: meets zone {zid}")
+                    break
+                near = self._near(full, others, boxes)
+                hit = self._first_conflict(full, near)
+                if hit is None and near:
+                    vr = verify([full, *near], p.separation, focus=[flight.flight_id])
+                    if vr.residual_conflicts:
+                        c = vr.residual_conflicts[0]
+                        hit = c.flight_b if c.flight_a == flight.flight_id else c.flight_a
+                if hit is not None:
+                    failures.append(f"stop at +{t_p - now_s:.0f} s, hover {hover:g} s: "
+                                    f"conflict {flight.flight_id}/{hit}")
+                    continue
+                return Advisory(
+                    f"adv-{next(_IDS)}", flight.flight_id, "zone",
+                    tuple(cause) if cause is not None else (zone_id,), float(now_s),
+                    t_p, full, r_xyz, r_t, float(hover),
+                    float(full.t_end_s - traj.t_end_s), 0.0, str(rep), tried,
+                    basis=traj, kind="land_short")
+        raise ResolutionError(f"no land-short stop for flight {flight.flight_id}: "
+                              + "; ".join(failures[:3])
+                              + (f" (and {len(failures) - 3} more)"
+                                 if len(failures) > 3 else ""))
+
+    def zone_advisory(self, flight: LiveFlight, now_s: float, others=(), *,
+                      zone_id: str) -> Advisory:
+        """The advisory for a flight that would enter zone ``zone_id``: a reroute to
+        its landing point (every band, the wide ``zone_holds_s``), else, with
+        ``land_short``, a stop before the zone and a landing there. Raises
+        :class:`ResolutionError` naming what both hit."""
+        p = self.params
+        try:
+            return self.replan(flight, now_s, others, reason="zone", cause=(zone_id,),
+                               holds=p.zone_holds_s)
+        except ResolutionError as exc:
+            if not p.land_short:
+                raise
+            reroute = str(exc)
+        try:
+            return self.land_short(flight, now_s, others, zone_id=zone_id)
+        except ResolutionError as exc:
+            raise ResolutionError(f"{reroute}; {exc}") from None
 
     def resolve(self, a: LiveFlight, b: LiveFlight, now_s: float, others=(),
                 cause=(), exclude=()) -> tuple[Advisory, str]:
@@ -561,7 +704,7 @@ class Resolver:
                 break
             t = float(now_s) if clock is None else max(float(now_s), float(clock()))
             try:
-                adv = self.replan(fl, t, others, reason="zone", cause=(zone_id,))
+                adv = self.zone_advisory(fl, t, others, zone_id=zone_id)
             except ResolutionError as exc:
                 errors.append((fl.flight_id, str(exc)))
                 continue

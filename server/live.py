@@ -332,10 +332,17 @@ class LiveHub:
                 stop=self._stop.is_set, clock=self.clock, only=only)
         except ZoneNotFoundError:
             return [], []              # removed meanwhile: nothing to avoid any more
+        for adv in advs:
+            log.info("zone %s: advisory %s (%s, start in %.1f s) for flight %s", zone_id,
+                     adv.advisory_id, adv.kind, adv.start_s - adv.issued_s, adv.flight_id)
+        last = attempt >= self.zone_retries
         for fid, msg in errors:
-            log.warning("no reroute around zone %s for flight %s (attempt %d): %s",
-                        zone_id, fid, attempt + 1, msg)
-        if errors and attempt < self.zone_retries and not self._stop.is_set():
+            # every flight that would enter the zone and gets no advisory, with why
+            log.log(logging.ERROR if last else logging.WARNING,
+                    "no advisory (reroute or land-short) around zone %s for flight %s "
+                    "(attempt %d of %d%s): %s", zone_id, fid, attempt + 1,
+                    self.zone_retries + 1, ", giving up" if last else "", msg)
+        if errors and not last and not self._stop.is_set():
             again = {fid for fid, _ in errors}
             t = threading.Timer(self.zone_retry_s, lambda: self._submit(
                 lambda: self.zone_added(zone_id, only=again, attempt=attempt + 1)))

@@ -948,6 +948,8 @@ async def _run(cfg: SimConfig) -> dict:
         "conflicts_predicted": (None if live_status is None
                                 else int(live_status.conflicts_predicted)),
         "server_tick_p99_ms": None if live_status is None else _r(live_status.tick_p99_ms),
+        "zone_unresolved": (None if live_status is None
+                            else int(live_status.zone_unresolved)),
         "advisories_by_reason": _count(a[2] for a in advisory_log),
         "popup_zone": {**{k: v for k, v in zone_state.items()
                           if k not in ("centre", "plans", "zone")},
@@ -955,6 +957,11 @@ async def _run(cfg: SimConfig) -> dict:
                        # [flight, s after creation, accepted advisories, an advisory
                        # for the zone arrived after its start]
                        "entered": zone_entered,
+                       # [advisory, accepted, arrived late, s after its start] of the
+                       # flight the zone was put in front of
+                       "target_advisories": [[a[0], a[3], a[4], a[5]] for a in advisory_log
+                                             if a[1] == zone_state.get("target")
+                                             and a[2] == "zone"],
                        "exempt_inside_within_reaction": zone_exempt},
         "stream_errors": stream_errors[:5],
     }

@@ -199,3 +199,93 @@ def test_hold_screen_agrees_with_each_hold_checked_alone(world):
         _rebased([route.shifted(h), *others], EPOCH), 30.0, 10.0, 5.0)) for h in holds]
     assert got.tolist() == want
     assert 0 < sum(want) < len(holds)      # the case is not trivial either way
+
+
+def _inside_zone_sampled(traj, centre_xy, radius_m, t_from, dt=0.05):
+    """Independent of the resolver's exact segment test: dense samples in the circle
+    (the zone spans every height), from ``t_from`` on."""
+    ts = np.arange(max(t_from, traj.t_start_s), traj.t_end_s + dt, dt)
+    p = np.array([traj.position_at(float(t)) for t in ts])
+    return bool(np.any(np.hypot(p[:, 0] - centre_xy[0], p[:, 1] - centre_xy[1])
+                       <= radius_m))
+
+
+def test_zone_with_no_reroute_still_gets_an_advisory_that_stops_outside(world):
+    """The 15:13 1,000-drone run: the flight the pop-up zone was put in front of got no
+    advisory (no conflict-free reroute) and flew into it. Here no reroute exists at all
+    (the zone closes the landing point for the day) and a crossing flight blocks the
+    latest stop's descent: the flight must still be told, with a land-short advisory
+    that stays out of the zone and keeps clear of the crossing flight (detector,
+    verifier, brute-force oracle); the old code returned only an error."""
+    from tests.naive.conflicts import detect_pairs
+    twin, zones, res, a, b, ll, _ = world
+    now = T0 + 8.0
+    gx, gy = a.xyz_m[-1, :2]
+    zones.add(Zone(id="SHUT", circle=Circle(*ll(gx, gy), 120.0), lower=Altitude(0, "AGL"),
+                   upper=Altitude(300, "AGL"), window=(now, now + 86400)))
+    try:
+        flight = LiveFlight("a", a)
+        # the latest possible stop, and a flight crossing its descent column below
+        lz = zones.local("SHUT")
+        t_in = res._enters(lz, remaining(a, now + res.params.reaction_s))
+        assert t_in is not None
+        t_stop = t_in - res.params.stop_margin_s
+        s = a.position_at(t_stop)
+        z_c = 0.5 * (s[2] + res._ground_at(s[0], s[1]))     # under the cruise
+        cross = Trajectory("c", [[s[0] - 200, s[1] - 200, z_c],
+                                 [s[0] + 200, s[1] + 200, z_c]],
+                           [t_stop - 20.0, t_stop + 27.0])
+        with pytest.raises(ResolutionError):
+            res.replan(flight, now, [cross], reason="zone", cause=("SHUT",),
+                       holds=res.params.zone_holds_s)
+        advs, errors = res.zone_reroutes("SHUT", [flight], now, others=[cross])
+        assert errors == []
+        (adv,) = advs
+        assert (adv.reason, adv.kind, adv.cause) == ("zone", "land_short", ("SHUT",))
+        tr = adv.trajectory
+        # the drone flies its approved path up to the stop, then lands vertically there
+        assert adv.start_s < t_in and adv.start_s >= now + res.params.reaction_s
+        assert np.allclose(tr.position_at(adv.start_s), a.position_at(adv.start_s),
+                           atol=0.02)
+        assert np.allclose(tr.xyz_m[-1, :2], tr.position_at(adv.start_s)[:2])
+        assert tr.xyz_m[-1, 2] == pytest.approx(res._ground_at(*tr.xyz_m[-1, :2]),
+                                                abs=0.01)
+        assert tr.xyz_m[-1, 2] < a.position_at(adv.start_s)[2] - 10.0
+        # never inside the zone (dense samples, not the resolver's test)
+        assert not _inside_zone_sampled(tr, (gx, gy), 120.0, now)
+        # clear of the crossing flight, by three independent checks
+        assert res._first_conflict(tr, [cross]) is None
+        assert verify([tr, cross], focus=["a"]).ok
+        assert detect_pairs([tr, cross], 30.0, 10.0, 5.0) == set()
+        # the crossing flight did block the latest stop (the case is not trivial)
+        assert adv.start_s < t_stop - 1.0 or adv.hold_s > 0
+        check_advisory(twin, zones, adv, [cross])
+    finally:
+        zones.remove("SHUT")
+
+
+def test_engine_counts_and_explains_a_zone_flight_left_without_advisory(world):
+    """When even a land-short stop is impossible (switched off here), the flight is
+    counted (``zone_unresolved``) and its reason kept, not silently dropped."""
+    from skytwin.live.engine import LiveOps
+    twin, zones, _, a, b, ll, _ = world
+    gx, gy = a.xyz_m[-1, :2]
+    res = Resolver(twin, zones, ResolutionParams(land_short=False))
+    ops = LiveOps(twin, zones, resolver=res)
+    ops.register("a", "op", a, state="activated", now_s=T0)
+    now = T0 + 8.0
+    zones.add(Zone(id="SHUT2", circle=Circle(*ll(gx, gy), 120.0),
+                   lower=Altitude(0, "AGL"), upper=Altitude(300, "AGL"),
+                   window=(now, now + 86400)))
+    try:
+        advs, errors = ops.zone_added("SHUT2", now)
+        assert advs == [] and [f for f, _ in errors] == ["a"]
+        assert ops.stats["zone_unresolved"] == 1
+        ((zid, fid, _t, why),) = ops.zone_failures
+        assert (zid, fid) == ("SHUT2", "a") and "band 25 m" in why
+        # with the last resort on, the same flight is told to land short
+        ops.resolver.params = ResolutionParams()
+        advs, errors = ops.zone_added("SHUT2", now)
+        assert errors == [] and [x.kind for x in advs] == ["land_short"]
+    finally:
+        zones.remove("SHUT2")

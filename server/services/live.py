@@ -247,4 +247,5 @@ class LiveServicer(Base, rpc.LiveServiceServicer):
             advisories_refused=c["advisories_refused"], unresolved=c["unresolved"],
             last_tick_ms=c["last_tick_ms"] or 0.0, tick_p99_ms=p99,
             track_rows_pending=c["track_rows_pending"],
-            track_rows_dropped=c["track_rows_dropped"])
+            track_rows_dropped=c["track_rows_dropped"],
+            zone_unresolved=c["zone_unresolved"])

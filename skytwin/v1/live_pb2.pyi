@@ -247,7 +247,7 @@ class GetLiveStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetLiveStatusResponse(_message.Message):
-    __slots__ = ("flights_by_state", "reports", "reports_accepted", "conflicts_predicted", "advisories_issued", "advisories_accepted", "advisories_refused", "unresolved", "last_tick_ms", "tick_p99_ms", "track_rows_pending", "track_rows_dropped")
+    __slots__ = ("flights_by_state", "reports", "reports_accepted", "conflicts_predicted", "advisories_issued", "advisories_accepted", "advisories_refused", "unresolved", "last_tick_ms", "tick_p99_ms", "track_rows_pending", "track_rows_dropped", "zone_unresolved")
     class FlightsByStateEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -267,6 +267,7 @@ class GetLiveStatusResponse(_message.Message):
     TICK_P99_MS_FIELD_NUMBER: _ClassVar[int]
     TRACK_ROWS_PENDING_FIELD_NUMBER: _ClassVar[int]
     TRACK_ROWS_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    ZONE_UNRESOLVED_FIELD_NUMBER: _ClassVar[int]
     flights_by_state: _containers.ScalarMap[str, int]
     reports: int
     reports_accepted: int
@@ -279,4 +280,5 @@ class GetLiveStatusResponse(_message.Message):
     tick_p99_ms: float
     track_rows_pending: int
     track_rows_dropped: int
-    def __init__(self, flights_by_state: _Optional[_Mapping[str, int]] = ..., reports: _Optional[int] = ..., reports_accepted: _Optional[int] = ..., conflicts_predicted: _Optional[int] = ..., advisories_issued: _Optional[int] = ..., advisories_accepted: _Optional[int] = ..., advisories_refused: _Optional[int] = ..., unresolved: _Optional[int] = ..., last_tick_ms: _Optional[float] = ..., tick_p99_ms: _Optional[float] = ..., track_rows_pending: _Optional[int] = ..., track_rows_dropped: _Optional[int] = ...) -> None: ...
+    zone_unresolved: int
+    def __init__(self, flights_by_state: _Optional[_Mapping[str, int]] = ..., reports: _Optional[int] = ..., reports_accepted: _Optional[int] = ..., conflicts_predicted: _Optional[int] = ..., advisories_issued: _Optional[int] = ..., advisories_accepted: _Optional[int] = ..., advisories_refused: _Optional[int] = ..., unresolved: _Optional[int] = ..., last_tick_ms: _Optional[float] = ..., tick_p99_ms: _Optional[float] = ..., track_rows_pending: _Optional[int] = ..., track_rows_dropped: _Optional[int] = ..., zone_unresolved: _Optional[int] = ...) -> None: ...
