@@ -340,3 +340,100 @@ def test_huge_voxel_costs_and_free_vertical_moves_stay_optimal():
         vc = rng.uniform(0, 1e7, size=blocked.shape) * (rng.random(blocked.shape) < 0.3)
         kw = {"voxel_cost": vc, "vertical_factor": [0.0, 1.0, 50.0][k % 3]}
         _check_against_oracle(blocked, s, g, "strict", **kw)
+
+
+# ----------------------------------------------------------- 2D column bound, padded
+
+
+def _walled_case(rng, shape):
+    """Random voxels plus whole blocked columns (walls from bottom to top), as in the
+    city twin where buildings of unknown height reach the ceiling."""
+    blocked = (rng.random(shape) < rng.uniform(0.0, 0.3)).astype(np.uint8)
+    cols = rng.random(shape[:2]) < rng.uniform(0.1, 0.5)
+    blocked[cols] = 1
+    free = np.argwhere(blocked == 0)
+    if len(free) < 2:
+        return None
+    i, j = rng.choice(len(free), size=2, replace=False)
+    return blocked, tuple(free[i]), tuple(free[j])
+
+
+def test_column_bound_keeps_the_optimal_cost():
+    """column_bound=True (max of the octile heuristic and the exact 2D cost over open
+    columns) finds paths of the oracle's cost, with any cell size and climb factor."""
+    rng = np.random.default_rng(2024)
+    found = fewer = 0
+    for n in range(300):
+        case = _walled_case(rng, tuple(int(s) for s in rng.integers(3, 12, size=3)))
+        if case is None:
+            continue
+        blocked, s, g = case
+        kw = {}
+        if n % 3 == 1:
+            kw = {"cell_size": (4.0, 4.0, 2.0), "vertical_factor": 1.5}
+        want = dijkstra_cost(blocked, s, g, "strict", **kw)
+        if math.isinf(want):
+            with pytest.raises(NoRouteError):
+                find_path(blocked, s, g, column_bound=True, **kw)
+            continue
+        p = find_path(blocked, s, g, column_bound=True, **kw)
+        assert p.cost == pytest.approx(want, rel=REL_TOL, abs=1e-12)
+        assert path_cost(blocked, p.indices, "strict", **kw) == pytest.approx(p.cost,
+                                                                               rel=REL_TOL)
+        found += 1
+        fewer += p.expansions <= find_path(blocked, s, g, **kw).expansions
+    assert found > 100
+    assert fewer > 0.9 * found
+
+
+def test_column_bound_cuts_expansions_behind_a_wall():
+    """A wall of whole columns between start and goal with a gap at one end: the 2D
+    bound sees the detour, the octile heuristic alone floods the near side."""
+    blocked = np.zeros((40, 60, 12), np.uint8)
+    blocked[20, 0:55, :] = 1
+    s, g = (5, 5, 0), (35, 5, 0)
+    plain = find_path(blocked, s, g)
+    bound = find_path(blocked, s, g, column_bound=True)
+    assert bound.cost == pytest.approx(plain.cost, rel=REL_TOL)
+    assert bound.expansions < plain.expansions / 5
+
+
+def test_unit_column_bound_equals_the_general_one():
+    from skytwin.planner.search import _column_bound, _column_bound_unit, _open_columns
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        case = _walled_case(rng, (int(rng.integers(3, 30)), int(rng.integers(3, 30)), 4))
+        if case is None:
+            continue
+        g = SearchGrid(case[0])
+        nxp, nyp, nzp = g.padded.shape
+        open_col = _open_columns(g.flat, nxp, nyp, nzp, np.empty(nxp * nyp, np.uint8))
+        np.testing.assert_array_equal(open_col, (g.padded == 0).any(axis=2).reshape(-1))
+        goal = int(np.flatnonzero(open_col)[0])
+        cx, cy = float(rng.uniform(1, 5)), float(rng.uniform(1, 5))
+        want = _column_bound(np.ones(nxp * nyp), open_col, nxp, nyp, goal, cx, cy,
+                             np.empty(nxp * nyp))
+        got = _column_bound_unit(open_col, nxp, nyp, goal, cx, cy, np.empty(nxp * nyp))
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_search_grid_from_padded_uses_the_array_and_checks_its_border():
+    rng = np.random.default_rng(8)
+    blocked, s, g = _random_case(rng, density=0.2, shape=(7, 9, 5))
+    padded = np.ones((9, 11, 7), np.uint8)
+    padded[1:-1, 1:-1, 1:-1] = blocked
+    grid = SearchGrid.from_padded(padded)
+    assert grid.shape == blocked.shape and grid.padded is padded
+    try:
+        want = find_path(blocked, s, g)
+    except NoRouteError:
+        want = None
+    if want is not None:
+        got = find_path(grid, s, g)
+        assert got.cost == want.cost
+        np.testing.assert_array_equal(got.indices, want.indices)
+    padded[0, 3, 3] = 0
+    with pytest.raises(ValueError, match="border"):
+        SearchGrid.from_padded(padded)
+    with pytest.raises(ValueError, match="uint8"):
+        SearchGrid.from_padded(np.ones((4, 4, 4), np.int32))
