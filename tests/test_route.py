@@ -297,7 +297,12 @@ def test_climb_and_proximity_penalties_reach_the_search(helsinki, monkeypatch):
     real = search.find_path
 
     def spy(blocked, start, goal, **kw):
-        seen.update(kw, blocked=np.asarray(blocked).copy())
+        if isinstance(blocked, search.SearchGrid):    # the planner's padded grids
+            pad = blocked.padded.shape
+            seen.update(kw, blocked=blocked.blocked.copy(),
+                        voxel_cost=blocked.voxel_cost.reshape(pad)[1:-1, 1:-1, 1:-1].copy())
+        else:
+            seen.update(kw, blocked=np.asarray(blocked).copy())
         return real(blocked, start, goal, **kw)
 
     s, g, base = _open_pair(helsinki, seed=17, min_dist_m=500.0)
@@ -366,3 +371,32 @@ def test_random_routes_with_random_timed_zones_pass_validator(helsinki):
         assert rep.ok, (s, g, req.depart_s, str(rep))
         ok += 1
     assert ok >= 60
+
+
+def test_routes_are_checked_exactly_even_if_the_screen_lets_everything_through(helsinki):
+    """The numba screen only picks smoothing candidates: with a screen that passes
+    every segment, the exact (GEOS) check of the kept segments still refuses the
+    shortcuts through buildings, smoothing runs again with it, and the routes are the
+    ones planned with an honest screen."""
+    from skytwin.planner.exact import ExactChecker
+
+    class Blind(ExactChecker):
+        def segment_blocked_fast(self, p0, p1):
+            return False
+
+    blind = Blind.for_twin(helsinki)
+    honest = Planner(helsinki)
+    planner = Planner(helsinki, checker=blind)
+    validator = RouteValidator(helsinki.buildings, helsinki.clearance_m)
+    n = 0
+    for s, g in _random_pairs(helsinki, 60, seed=23):
+        try:
+            want = honest.plan(RouteRequest(s, g))
+        except AirspaceError:
+            continue
+        got = planner.plan(RouteRequest(s, g))
+        assert validator.check(got.xyz_m, got.trajectory.t_s, SpeedProfile()).ok
+        assert blind.polyline_violation(got.xyz_m[1:-1]) is None
+        np.testing.assert_array_equal(got.xyz_m, want.xyz_m)
+        n += 1
+    assert n >= 10
