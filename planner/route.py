@@ -62,6 +62,7 @@ unchanged). The people overflown are counted along the final track in the period
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
 import time
@@ -269,6 +270,7 @@ class Planner:
         self.large_search_wait_s = float(large_search_wait_s)
         self.large_searches = 0       # searches that used a workspace of their own
         self._limits_cache = _shared_cache(twin)
+        self._pads = collections.deque(maxlen=4)       # weak refs: recent window grids
 
     # ------------------------------------------------------------------ public API
     def plan(self, req: RouteRequest) -> Route:
@@ -678,11 +680,8 @@ class Planner:
                 near = ndimage.binary_dilation(blocked > 0,
                                                structure=np.ones((3, 3, 3), bool))
                 extra = np.where(near & (blocked == 0), req.proximity_cost_m, 0.0)
-            padded = blocked.base
-            if (isinstance(padded, np.ndarray) and padded.dtype == np.uint8
-                    and padded.flags.c_contiguous
-                    and padded.shape == tuple(n + 2 for n in blocked.shape)
-                    and padded[1:-1, 1:-1, 1:-1].ctypes.data == blocked.ctypes.data):
+            padded = self._padded_of(blocked)
+            if padded is not None:
                 # a _window_grid grid: searched in its padded array, without a copy
                 grid, kw = search.SearchGrid.from_padded(padded, extra, col_mult), {}
             else:
@@ -698,6 +697,16 @@ class Planner:
             elif ws.heap.shape[0] > 3 * (1 << 20):
                 ws._alloc_heap(1 << 16)
         return vp, 1e3 * (time.perf_counter() - t_s)
+
+    def _padded_of(self, blocked):
+        """The padded array whose interior is ``blocked`` (a recent window grid)."""
+        want = tuple(n + 2 for n in blocked.shape)
+        for r in self._pads:
+            p = r()
+            if p is not None and p.shape == want \
+                    and p[1:-1, 1:-1, 1:-1].ctypes.data == blocked.ctypes.data:
+                return p
+        return None
 
     # ------------------------------------------------------------------ ground risk
     def _risk_columns(self, win, level, req, blocked):
@@ -814,7 +823,10 @@ class Planner:
         return level, (i0, i1, j0, j1)
 
     def _window_grid(self, win, f, req, active):
-        """Search grid of a window at coarsening ``f`` (see module docstring, step 2-3)."""
+        """Search grid of a window at coarsening ``f`` (see module docstring, step 2-3).
+
+        The grid is the interior of a padded array (remembered, weakly, for
+        :meth:`_run_search`, which searches it without a copy)."""
         from skytwin.airspace.grid import GridSpec
         g = self.twin.grid
         i0, i1, j0, j1 = win
@@ -829,7 +841,8 @@ class Planner:
         # built padded (a blocked border), so the search uses it without a copy
         padded = np.empty((ni + 2, nj + 2, nk + 2), dtype=np.uint8)
         _fill_window(padded, floor_c, ceil_c, f)
-        blocked = padded[1:-1, 1:-1, 1:-1]
+        blocked = padded[1:-1, 1:-1, 1:-1]     # a view: keeps ``padded`` alive
+        self._pads.append(weakref.ref(padded))
         wgrid = GridSpec(x0_m=g.x0_m + i0 * g.dx_m, y0_m=g.y0_m + j0 * g.dx_m, z0_m=g.z0_m,
                          dx_m=g.dx_m * f, dz_m=g.dz_m * f, nx=ni, ny=nj, nz=nk)
         if active:
@@ -971,23 +984,21 @@ class Planner:
 
 @njit(**JIT)
 def _fill_window(padded, floor_c, ceil_c, f):
-    """Fill a padded search grid ``(ni+2, nj+2, nk+2) uint8``: the border blocked, and
-    coarse cell ``(i, j, k)`` blocked (1) when its lowest fine layer ``k*f`` is below
-    ``floor_c[i, j]`` or its highest ``(k+1)*f - 1`` is above ``ceil_c[i, j]``
-    (:meth:`Planner._window_grid`)."""
+    """Fill a padded search grid ``(ni+2, nj+2, nk+2) uint8`` (C order): the border
+    blocked, and coarse cell ``(i, j, k)`` blocked (1) when its lowest fine layer
+    ``k*f`` is below ``floor_c[i, j]`` or its highest ``(k+1)*f - 1`` is above
+    ``ceil_c[i, j]`` (:meth:`Planner._window_grid`)."""
     nip, njp, nkp = padded.shape
-    for i in range(nip):
-        for j in range(njp):
-            if i == 0 or j == 0 or i == nip - 1 or j == njp - 1:
-                for k in range(nkp):
-                    padded[i, j, k] = 1
-                continue
-            fl = floor_c[i - 1, j - 1]
-            ce = ceil_c[i - 1, j - 1]
-            padded[i, j, 0] = 1
-            padded[i, j, nkp - 1] = 1
-            for k in range(nkp - 2):
-                padded[i, j, k + 1] = 1 if (k * f < fl or (k + 1) * f - 1 > ce) else 0
+    flat = padded.reshape(-1)
+    flat[:] = 1
+    for i in range(1, nip - 1):
+        for j in range(1, njp - 1):
+            # free: k*f >= floor and (k+1)*f - 1 <= ceil, i.e. k_lo <= k <= k_hi
+            k_lo = max(0, -((-np.int64(floor_c[i - 1, j - 1])) // f))
+            k_hi = min(nkp - 3, (np.int64(ceil_c[i - 1, j - 1]) + 1) // f - 1)
+            if k_hi >= k_lo:
+                o = (i * njp + j) * nkp + 1
+                flat[o + k_lo:o + k_hi + 1] = 0
 
 
 @njit(**JIT)
