@@ -131,3 +131,82 @@ def test_epoch_time_regression_pair():
     for off in (0.0, 1.796041e9):
         rep = verify([Trajectory("a", pa, ta - off), Trajectory("b", pb, tb - off)])
         assert [(c.flight_a, c.flight_b) for c in rep.residual_conflicts] == [("a", "b")], off
+
+
+def spread_fleet(seed, n=40, box_m=3000.0):
+    """Fleets over a few km with long legs (the booking case): crossings, shared
+    corridors, layer changes, hovers; most pairs never come near each other."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = int(rng.integers(2, 7))
+        if i % 5 == 0 and out:        # follow another flight's corridor, offset in time
+            o = out[int(rng.integers(len(out)))]
+            xyz = o.xyz_m + rng.normal(0, 15, o.xyz_m.shape) * [1, 1, 0.3]
+            t = o.t_s + rng.uniform(-40, 40)
+            out.append(Trajectory(f"f{i}", xyz, t))
+            continue
+        xy = rng.uniform(0, box_m, (k, 2))
+        z = rng.choice([40.0, 50.0, 60.0], k)
+        if rng.random() < 0.5:
+            z = z + rng.uniform(-8, 8, k)
+        if rng.random() < 0.2:
+            xy[1] = xy[0]              # vertical leg
+        if rng.random() < 0.1 and k > 2:
+            xy[2], z[2] = xy[1], z[1]  # hover
+        legs = np.hypot(*np.diff(xy, axis=0).T) / rng.uniform(8, 15) + rng.uniform(1, 20, k - 1)
+        t = np.concatenate([[rng.uniform(0, 600)], legs]).cumsum()
+        out.append(Trajectory(f"f{i}", np.column_stack([xy, z]), t))
+    return out
+
+
+def _evidence(rep):
+    return sorted((c.flight_a, c.flight_b, round(c.shift_lo_s, 6), round(c.shift_hi_s, 6))
+                  for c in rep.residual_conflicts)
+
+
+@pytest.mark.parametrize("origin_s", [0.0, EPOCH_S + 0.123])
+@pytest.mark.parametrize("buffer_s", [0.0, 5.0])
+def test_focus_prefilter_is_conservative(buffer_s, origin_s):
+    """The focus prefilter samples the other flights only near the focus flights: the
+    same residual conflicts (and evidence) as without it, and as the oracle, on
+    crowded and on spread fleets, near t = 0 and at Unix epoch times; on spread
+    fleets it samples far fewer positions."""
+    sep = Separation(30.0, 10.0, buffer_s)
+    saved = []
+    for seed in range(6):
+        for fleet in (random_fleet(400 + seed), spread_fleet(500 + seed, n=30)):
+            fleet = _shifted(fleet, origin_s)
+            focus = {t.flight_id for t in fleet[::9]}
+            # the oracle on the pairs with a focus flight only (it is O(n^2) slow)
+            want = set()
+            for i, f in enumerate(fleet):
+                for j in range(i + 1, len(fleet)):
+                    if f.flight_id in focus or fleet[j].flight_id in focus:
+                        want |= detect_pairs([f, fleet[j]], 30.0, 10.0, buffer_s)
+            for foc in (focus, {fleet[0].flight_id}):
+                fast = verify(fleet, sep, focus=foc)
+                slow = verify(fleet, sep, focus=foc, prefilter=False)
+                assert _evidence(fast) == _evidence(slow), (seed, foc)
+                assert {(c.flight_a, c.flight_b) for c in fast.residual_conflicts} == \
+                    {p for p in want if p[0] in foc or p[1] in foc}, (seed, foc)
+                if len(fleet) == 30:
+                    saved.append(fast.samples / max(1, slow.samples))
+    assert np.median(saved) < 0.5
+
+
+def test_focus_prefilter_keeps_a_buffer_only_meeting():
+    """The other flight passes the focus flight's path 4 s after it (5 s buffer): kept;
+    9 s after: not a conflict, and a flight far away is not sampled at all."""
+    a = level("a", (0, 0), (1200, 0), 0, 100)                 # at x = 600 at t = 50
+    late4 = level("b", (600, -600), (600, 600), 4, 104)       # at y = 0 at t = 54
+    late9 = level("c", (600, -600), (600, 600), 9, 109)
+    far = level("d", (5000, 5000), (6000, 5000), 0, 100)
+    sep = Separation(30, 10, 5)
+    assert [(c.flight_a, c.flight_b) for c in
+            verify([a, late4, far], sep, focus=["a"]).residual_conflicts] == [("a", "b")]
+    lim = 30 * 2**0.5 / 12           # right-angle crossing: |shift| < 3.54 s loses it
+    assert lim + 5 < 9
+    assert verify([a, late9, far], sep, focus=["a"]).ok
+    alone = verify([a, far], sep, focus=["a"])
+    assert alone.ok and alone.samples <= 101 + 2 * 7 + 1   # a's own (100 s + pads)
