@@ -42,9 +42,11 @@ no solution keeps the incumbent; windows not reached keep FCFS). Every row is re
 at the end, and the independent verifier (:mod:`planner.verify`) always re-checks the
 result; if either refuses, the FCFS plan is returned.
 
-Incremental mode: :class:`AcceptedIndex` keeps accepted trajectories bucketed by cell;
-:func:`place` gives a new flight its earliest conflict-free option against them (they stay
-fixed); :meth:`AcceptedIndex.cancel` frees the space.
+Incremental mode: :class:`AcceptedIndex` keeps accepted segments in space-time buckets
+(cell x z-slice x time bucket); :func:`place` gives a new flight its earliest
+conflict-free option against the accepted segments near it (they stay fixed), so a
+booking costs what the traffic near it costs, not what the fleet does;
+:meth:`AcceptedIndex.cancel` frees the space.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from ortools.sat.python import cp_model
 from skytwin.airspace._jit import JIT
 from skytwin.planner.conflicts import (
     ConflictInputError,
+    SegmentTable,
     Separation,
     _count_entries,
     _fill_entries,
@@ -232,16 +235,21 @@ def _merge_rows(rows):
     return out[:m]
 
 
-def _rows_between(opt_traj, opt_flight, max_steps_of_opt, sep, opts, group=None):
-    """Exclusion rows between option trajectories of different groups (see module doc)."""
-    segs = pack_segments(opt_traj)
+def _rows_between(opt_traj, opt_flight, max_steps_of_opt, sep, opts, group=None,
+                  segs=None, cell_m=None):
+    """Exclusion rows between option trajectories of different groups (see module doc).
+
+    ``segs`` (a :class:`~planner.conflicts.SegmentTable` whose owners index
+    ``opt_flight``) replaces packing ``opt_traj``: :func:`place` passes only the
+    accepted segments near the new flight."""
+    segs = pack_segments(opt_traj) if segs is None else segs
     step = opts.delay_step_s
     b = sep.time_buffer_s
     max_delay_opt = max_steps_of_opt * step
     pad_lo = np.full(segs.t0.shape[0], 0.5 * b)
     pad_hi = 0.5 * b + max_delay_opt[segs.owner]
     grp = opt_flight if group is None else group
-    pi, pj = candidate_pairs(segs, grp, sep, pad_lo, pad_hi)
+    pi, pj = candidate_pairs(segs, grp, sep, pad_lo, pad_hi, cell_m=cell_m)
     lo, hi, ok = shift_intervals(segs, pi, pj, sep)
     oa = segs.owner[pi][ok]
     ob = segs.owner[pj][ok]
@@ -788,25 +796,59 @@ class Placement:
     reason: str = ""
 
 
+BUCKET_S = 120.0
+"""Time bucket of :class:`AcceptedIndex` [s]: a segment piece (half a cell, ~5 s of
+flight) meets one or two; a new flight with a 120 s delay budget meets two or three."""
+
+
 class AcceptedIndex:
-    """Accepted (fixed) trajectories bucketed by horizontal cell, for :func:`place`.
+    """Accepted (fixed) trajectories in space-time buckets, for :func:`place`.
+
+    Every accepted segment is entered, piece by piece, exactly as
+    :func:`planner.conflicts.candidate_pairs` enters it (pieces of half a cell, each
+    piece's box grown by ``H/2`` and ``V/2`` into cells of ``cell_m`` x z-slices of
+    ``V``, its time window grown by ``b/2``), under every ``(cell, z-slice, time
+    bucket)`` key its window meets (buckets of ``bucket_s``). A query enters the new
+    flight's option segments the same way, their windows also grown by the delay they
+    may still take, and returns the accepted segments sharing a key.
+
+    Conservative: if an accepted segment and an option segment lose separation at a
+    delay within the budget (and a timing error within ``b``), the detector's
+    argument (:mod:`planner.conflicts`, step 2) gives two pieces sharing a
+    (cell, z-slice) whose grown windows overlap; a time in the overlap lies in a
+    bucket of both, so they share a key. Hence :func:`place` on the returned segments
+    forbids exactly the delays it forbids with the whole accepted set, and the cost of
+    a booking follows the traffic near it in space and time, not the fleet's size.
 
     Parameters
     ----------
     sep : Separation, optional
     options : DeconflictOptions, optional
     cell_m : float, optional
-        Bucket size (default ``max(4 H, 100 m)``).
+        Bucket size (default ``max(4 H, 100 m)``, the detector's).
+    bucket_s : float, optional
+        Time bucket [s] (default :data:`BUCKET_S`).
     """
 
     def __init__(self, sep: Separation | None = None,
-                 options: DeconflictOptions | None = None, cell_m: float | None = None):
+                 options: DeconflictOptions | None = None, cell_m: float | None = None,
+                 bucket_s: float = BUCKET_S):
         self.sep = Separation() if sep is None else sep
         self.options = DeconflictOptions() if options is None else options
-        self.cell_m = cell_m or max(4.0 * self.sep.horizontal_m, 100.0)
+        self.cell_m = float(cell_m or max(4.0 * self.sep.horizontal_m, 100.0))
+        if self.cell_m < self.sep.horizontal_m:
+            raise ConflictInputError(f"cell_m ({self.cell_m}) must be >= horizontal_m "
+                                     f"({self.sep.horizontal_m})")
+        if not bucket_s > 0:
+            raise ConflictInputError(f"bucket_s must be > 0, got {bucket_s}")
+        self.bucket_s = float(bucket_s)
         self._traj: dict[str, Trajectory] = {}
-        self._cells_of: dict[str, np.ndarray] = {}
-        self._cell: dict[int, set] = {}
+        self._segs: dict[str, SegmentTable] = {}   # flight id -> its packed segments
+        self._gid0: dict[str, int] = {}            # flight id -> first segment id
+        self._keys_of: dict[str, set] = {}         # flight id -> its keys
+        self._bucket: dict[tuple, set] = {}        # key -> segment ids
+        self._gid_flight: list[str] = []           # segment id -> flight id
+        self._next_gid = 0
 
     def __len__(self):
         return len(self._traj)
@@ -814,47 +856,112 @@ class AcceptedIndex:
     def __contains__(self, flight_id):
         return flight_id in self._traj
 
-    def _cells(self, trajs, pad_hi_s=0.0):
-        segs = pack_segments(trajs)
-        hh, hv, sl = 0.5 * self.sep.horizontal_m, 0.5 * self.sep.vertical_m, self.sep.vertical_m
+    def _entries(self, segs, pad_hi_s):
+        """``(keys, segment)`` of every piece of ``segs``: keys ``(cell and z-slice,
+        time bucket)`` (class docstring); ``pad_hi_s`` (per segment) is added to the
+        late side of each window, besides ``b/2`` on both sides."""
+        hh, hv, sl = 0.5 * self.sep.horizontal_m, 0.5 * self.sep.vertical_m, \
+            float(self.sep.vertical_m)
+        m = segs.t0.shape[0]
         n = _count_entries(segs.p0, segs.p1, self.cell_m, hh, sl, hv)
         key = np.empty(n, np.int64)
         tmp = [np.empty(n) for _ in range(4)]
         seg = np.empty(n, np.int64)
-        z = np.zeros(segs.t0.shape[0])
-        _fill_entries(segs.p0, segs.p1, segs.t0, segs.t1, z, z + pad_hi_s, self.cell_m,
-                      hh, sl, hv, key, *tmp, seg)
-        # horizontal cell only: a new flight may change layer
-        return np.unique(key // 2048)
+        half_b = np.full(m, 0.5 * self.sep.time_buffer_s)
+        _fill_entries(segs.p0, segs.p1, segs.t0, segs.t1, half_b,
+                      half_b + np.asarray(pad_hi_s, np.float64), self.cell_m, hh, sl, hv,
+                      key, *tmp, seg)
+        b0 = np.floor(tmp[0] / self.bucket_s).astype(np.int64)
+        b1 = np.floor(tmp[1] / self.bucket_s).astype(np.int64)
+        cnt = b1 - b0 + 1
+        rep = np.repeat(np.arange(n), cnt)
+        bk = b0[rep] + (np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        return zip(key[rep].tolist(), bk.tolist()), seg[rep]
 
     def accept(self, trajectory: Trajectory) -> None:
         """Add a trajectory as flown (delays already applied)."""
         fid = trajectory.flight_id
         if fid in self._traj:
             raise ConflictInputError(f"flight {fid} is already accepted")
-        cells = self._cells([trajectory])
+        segs = pack_segments([trajectory])
+        keys, seg = self._entries(segs, np.zeros(segs.t0.shape[0]))
+        g0 = self._next_gid
+        self._next_gid += segs.t0.shape[0]
+        self._gid_flight.extend([fid] * segs.t0.shape[0])
+        mine = set()
+        bucket = self._bucket
+        for k, g in zip(keys, (seg + g0).tolist()):
+            s = bucket.get(k)
+            if s is None:
+                s = bucket[k] = set()
+            s.add(g)
+            mine.add(k)
         self._traj[fid] = trajectory
-        self._cells_of[fid] = cells
-        for c in cells.tolist():
-            self._cell.setdefault(c, set()).add(fid)
+        self._segs[fid] = segs
+        self._gid0[fid] = g0
+        self._keys_of[fid] = mine
 
     def cancel(self, flight_id: str) -> None:
         """Remove an accepted flight, freeing its space."""
         if flight_id not in self._traj:
             raise KeyError(f"flight {flight_id} is not accepted")
-        for c in self._cells_of.pop(flight_id).tolist():
-            s = self._cell[c]
-            s.discard(flight_id)
+        g0 = self._gid0.pop(flight_id)
+        gids = set(range(g0, g0 + self._segs.pop(flight_id).t0.shape[0]))
+        for k in self._keys_of.pop(flight_id):
+            s = self._bucket[k]
+            s -= gids
             if not s:
-                del self._cell[c]
+                del self._bucket[k]
         del self._traj[flight_id]
 
-    def near(self, trajs) -> list[Trajectory]:
-        """Accepted trajectories sharing a bucket with any of ``trajs`` (any time)."""
-        ids = set()
-        for c in self._cells(trajs).tolist():
-            ids |= self._cell.get(c, set())
-        return [self._traj[i] for i in sorted(ids)]
+    def _near_gids(self, trajs, max_delay_s=None) -> set:
+        trajs = list(trajs)
+        if not trajs or not self._bucket:
+            return set()
+        segs = pack_segments(trajs)
+        delay = np.array([t.max_delay_s if max_delay_s is None else max_delay_s
+                          for t in trajs], np.float64)
+        keys, _ = self._entries(segs, delay[segs.owner])
+        out: set = set()
+        bucket = self._bucket
+        for k in set(keys):
+            s = bucket.get(k)
+            if s:
+                out |= s
+        return out
+
+    def near(self, trajs, max_delay_s: float | None = None) -> list[Trajectory]:
+        """Accepted trajectories that may lose separation with one of ``trajs`` (as
+        given, or departing up to ``max_delay_s`` later: default each one's
+        ``max_delay_s``); sorted by flight id. Conservative (class docstring)."""
+        fl = self._gid_flight
+        return [self._traj[i] for i in sorted({fl[g] for g in
+                                               self._near_gids(trajs, max_delay_s)})]
+
+    def near_segments(self, trajs, max_delay_s: float | None = None):
+        """The accepted *segments* that may lose separation with one of ``trajs``
+        (see :meth:`near`): ``(flights, SegmentTable)``, the table's ``owner``
+        indexing ``flights`` (sorted by flight id)."""
+        gids = self._near_gids(trajs, max_delay_s)
+        if not gids:
+            return [], pack_segments([])
+        fl = self._gid_flight
+        by: dict[str, list] = {}
+        for g in gids:
+            by.setdefault(fl[g], []).append(g)
+        flights, p0, p1, t0, t1, own = [], [], [], [], [], []
+        for n, fid in enumerate(sorted(by)):
+            segs, g0 = self._segs[fid], self._gid0[fid]
+            idx = np.sort(np.array(by[fid], np.int64)) - g0
+            flights.append(self._traj[fid])
+            p0.append(segs.p0[idx])
+            p1.append(segs.p1[idx])
+            t0.append(segs.t0[idx])
+            t1.append(segs.t1[idx])
+            own.append(np.full(idx.size, n, np.int64))
+        return flights, SegmentTable(np.concatenate(p0), np.concatenate(p1),
+                                     np.concatenate(t0), np.concatenate(t1),
+                                     np.concatenate(own))
 
     @property
     def trajectories(self) -> list[Trajectory]:
@@ -888,16 +995,24 @@ def place(new_flight: Trajectory, accepted: AcceptedIndex, alternates=()) -> Pla
     opts, sep = accepted.options, accepted.sep
     cand = _options_of(new_flight, list(alternates), opts)
     k = int(math.floor(new_flight.max_delay_s / opts.delay_step_s + 1e-9))
-    near = accepted.near([c[0] for c in cand])
+    # only the accepted segments near some option, at some delay (AcceptedIndex)
+    near, near_segs = accepted.near_segments([c[0] for c in cand],
+                                             max_delay_s=k * opts.delay_step_s)
     feas = np.ones((len(cand), k + 1), bool)
     blockers = set()
     if near:
-        trajs = [c[0] for c in cand] + near
         n_new = len(cand)
+        own = pack_segments([c[0] for c in cand])
+        segs = SegmentTable(np.concatenate([own.p0, near_segs.p0]),
+                            np.concatenate([own.p1, near_segs.p1]),
+                            np.concatenate([own.t0, near_segs.t0]),
+                            np.concatenate([own.t1, near_segs.t1]),
+                            np.concatenate([own.owner, near_segs.owner + n_new]))
         group = np.array([0] * n_new + [1] * len(near), np.int64)
         max_steps = np.array([k] * n_new + [0] * len(near), np.int64)
-        segs_flight = np.arange(len(trajs), dtype=np.int64)
-        rows = _rows_between(trajs, segs_flight, max_steps, sep, opts, group=group)
+        segs_flight = np.arange(n_new + len(near), dtype=np.int64)
+        rows = _rows_between(None, segs_flight, max_steps, sep, opts, group=group,
+                             segs=segs, cell_m=getattr(accepted, "cell_m", None))
         for _fa, oa, _fb, ob, kmin, kmax in rows.tolist():
             # a = new option (index < n_new), b = accepted (delay 0): d_b - d_a = -d_new
             if oa < n_new <= ob:

@@ -239,9 +239,17 @@ class LockedIndex:
         with self._lock:
             self._index.cancel(flight_id)
 
-    def near(self, trajs):
+    def near(self, trajs, max_delay_s=None):
         with self._lock:
-            return self._index.near(trajs)
+            return self._index.near(trajs, max_delay_s)
+
+    def near_segments(self, trajs, max_delay_s=None):
+        with self._lock:
+            return self._index.near_segments(trajs, max_delay_s)
+
+    @property
+    def cell_m(self):
+        return self._index.cell_m
 
     @property
     def trajectories(self):
@@ -260,5 +268,12 @@ class IndexView:
     def __contains__(self, flight_id):
         return flight_id in self._index
 
-    def near(self, trajs):
-        return self._index.near(trajs)
+    def near(self, trajs, max_delay_s=None):
+        return self._index.near(trajs, max_delay_s)
+
+    def near_segments(self, trajs, max_delay_s=None):
+        return self._index.near_segments(trajs, max_delay_s)
+
+    @property
+    def cell_m(self):
+        return self._index.cell_m

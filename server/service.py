@@ -930,11 +930,11 @@ class ServiceCore:
             if max(p0[2], p1[2]) - g_lo > self.ceiling_agl_m + 1e-6:
                 problems.append(f"segment {s} above the {self.ceiling_agl_m:g} m AGL ceiling")
                 break
-        # accepted flights sharing a cell with it and overlapping it in time (with the
-        # timing buffer): the only ones it can conflict with
+        # accepted flights with a segment in one of its space-time buckets (as placed:
+        # no more delay): the only ones it can conflict with (AcceptedIndex)
         lo = traj.t_start_s - self.sep.time_buffer_s
         hi = traj.t_end_s + self.sep.time_buffer_s
-        near = [o for o in (*self.index.near([traj]), *others)
+        near = [o for o in (*self.index.near([traj], max_delay_s=0.0), *others)
                 if o.flight_id != traj.flight_id and o.t_end_s >= lo and o.t_start_s <= hi]
         if near:
             vr = verify([traj, *near], self.sep, focus=[traj.flight_id])

@@ -161,3 +161,78 @@ def test_own_layer_outside_the_band_keeps_the_cpsat_plan():
     assert res.report.ok and not res.unplaced
     assert all(c.layer_shift == 0 for c in res.choices.values())
     assert detect_pairs(res.trajectories, 30.0, 10.0, 5.0) == set()
+
+
+class _WholeFleet(AcceptedIndex):
+    """The reference: every accepted segment is near (no space-time buckets)."""
+
+    def near_segments(self, trajs, max_delay_s=None):
+        from skytwin.planner.conflicts import pack_segments
+        flights = sorted(self._traj.values(), key=lambda t: t.flight_id)
+        return flights, pack_segments(flights)
+
+
+def _long_legs(seed, n=40, origin_s=0.0):
+    """Flights over 3 km with long legs, climbs and shared corridors, some delay
+    budget (the booking case: most pairs never meet)."""
+    from tests.test_verify import spread_fleet
+    rng = np.random.default_rng(seed)
+    return [Trajectory(t.flight_id, t.xyz_m, t.t_s + origin_s,
+                       max_delay_s=float(rng.choice([0.0, 60.0, 120.0, 300.0])))
+            for t in spread_fleet(seed, n=n)]
+
+
+@pytest.mark.parametrize("origin_s", [0.0, 1.8e9 + 0.123])
+@pytest.mark.parametrize("bucket_s", [120.0, 7.0])
+def test_space_time_index_places_as_against_the_whole_fleet(origin_s, bucket_s):
+    """Placing against the accepted segments in the new flight's space-time buckets
+    gives the same choice as placing against every accepted flight, for every flight
+    of fleets with long legs (near t = 0 and at Unix epoch times, coarse and fine
+    time buckets); the result is conflict-free by the detector and the verifier."""
+    from skytwin.planner.verify import verify
+    opts = DeconflictOptions(layer_shifts=(0, 1, 2), min_cruise_m=0.0, max_cruise_m=200.0)
+    for seed in range(4):
+        fleet = _long_legs(600 + seed, origin_s=origin_s)
+        idx = AcceptedIndex(SEP, opts, bucket_s=bucket_s)
+        ref = _WholeFleet(SEP, opts)
+        looked = []
+        for f in fleet:
+            p, q = place(f, idx), place(f, ref)
+            assert p.choice == q.choice, (seed, f.flight_id)
+            if p.trajectory is not None:
+                looked.append(len(idx.near_segments([f])[0]) / max(1, len(idx)))
+                idx.accept(p.trajectory)
+                ref.accept(q.trajectory)
+        assert detect(idx.trajectories, SEP) == []
+        assert verify(idx.trajectories, SEP).ok
+        assert len(idx) > 20 and np.mean(looked[10:]) < 0.6   # not the whole fleet
+
+
+@pytest.mark.parametrize("origin_s", [0.0, 1.8e9 + 0.123])
+def test_near_holds_every_flight_in_conflict(origin_s):
+    """``near`` (the flights the final verifier is given) holds every accepted flight
+    the oracle finds in conflict with the new one, as given or delayed within the
+    budget; and a cancelled flight is gone from it."""
+    from tests.test_conflicts import random_fleet
+    crowded_ = [[Trajectory(t.flight_id, t.xyz_m, t.t_s + origin_s)
+                 for t in random_fleet(800 + seed)] for seed in range(6)]
+    positives = 0
+    for fleet in [_long_legs(700 + seed, n=30, origin_s=origin_s)
+                  for seed in range(3)] + crowded_:
+        idx = AcceptedIndex(SEP)
+        for f in fleet[1:]:
+            idx.accept(f)
+        new = fleet[0]
+        for d in (0.0, 37.0, 120.0):
+            moved = Trajectory(new.flight_id, new.xyz_m, new.t_s + d)
+            want = {g.flight_id for g in fleet[1:]
+                    if detect_pairs([moved, g], 30.0, 10.0, 5.0)}
+            near0 = {t.flight_id for t in idx.near([moved], max_delay_s=0.0)}
+            near = {t.flight_id for t in idx.near([new], max_delay_s=120.0)}
+            assert want <= near0 and want <= near, (d, want - near0, want - near)
+            positives += len(want)
+        gone = next(iter(idx.near([new], max_delay_s=120.0)), None)
+        if gone is not None:
+            idx.cancel(gone.flight_id)
+            assert gone.flight_id not in {t.flight_id for t in idx.near([new], 120.0)}
+    assert positives >= 20
