@@ -295,6 +295,8 @@ def _summary(runs: list[dict]) -> dict:
             "split_ok_mean_ms": split,
             "codes": {c: int(sum(r["code"] == c for r in rows0))
                       for c in sorted({r["code"] for r in rows0})},
+            "refused_by_code": {c: _stats(cpu[[r["code"] == c for r in rows0]])
+                                for c in sorted({r["code"] for r in rows0}) if c != "OK"},
             "levels_ok": {str(lv): int(sum(r["level"] == lv for r in rows0 if
                                            r["code"] == "OK"))
                           for lv in sorted({r["level"] for r in rows0 if r["code"] == "OK"})},
@@ -314,6 +316,9 @@ def _print(label, s):
         if t["n"]:
             print(f"   {k:<16} {t['n']:6d} {t['p50']:8.2f} {t['p90']:8.2f} {t['mean']:8.2f} "
                   f"{t['max']:8.1f}")
+    for c, t in s["refused_by_code"].items():
+        print(f"     refused {c:<22} {t['n']:4d}   p50 {t['p50']:6.2f}  mean "
+              f"{t['mean']:6.2f}  max {t['max']:6.2f} ms")
     tot = sum(s["split_ok_mean_ms"].values()) or 1.0
     print("   split of an OK call (mean ms, share):")
     for k, v in s["split_ok_mean_ms"].items():
