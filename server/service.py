@@ -334,7 +334,9 @@ class ServiceCore:
         # ``_state``: short sections on the owners, pending requests and change log
         self._book = BookingGate()
         self._parts = PartitionLocks()
-        self._place_lock = threading.Lock()   # one placement at a time (_place_checked)
+        # the route validator's R-tree (libspatialindex) is not safe to query from two
+        # threads at once; the rest of a placement is private or guarded (_place_checked)
+        self._validator_lock = threading.Lock()
         self._state = threading.RLock()
         self._pending: dict = {}  # (operator_id, request_id) -> Event of the running submit
         self._owner: dict = {}    # flight id -> operator id, for every reserved flight
@@ -915,10 +917,10 @@ class ServiceCore:
         """
         from skytwin.planner.verify import verify
         t0, t1 = traj.t_start_s, traj.t_end_s
-        rep = self.validator.check(traj.xyz_m, traj.t_s, speeds,
-                                   zones=[*self.zones.local_zones(t0, t1),
-                                          *self.ground.blocking_everyone()],
-                                   ground_range=self.ground_range)
+        zones = [*self.zones.local_zones(t0, t1), *self.ground.blocking_everyone()]
+        with self._validator_lock:
+            rep = self.validator.check(traj.xyz_m, traj.t_s, speeds, zones=zones,
+                                       ground_range=self.ground_range)
         problems = list(rep.problems)
         # AGL ceiling on the cruise waypoints (ground under each waypoint, conservative:
         # the highest ground under each segment's box)
@@ -947,16 +949,16 @@ class ServiceCore:
     def _place_checked(self, traj, speeds, others=()):
         """Place ``traj`` against the index (call with its partitions held).
 
-        One placement at a time in this process (``_place_lock``): the final checks
-        use geometry shared by every thread (the validator's shapely index, zone
-        shapes) that is not safe to use from two placements at once (a segfault was
-        seen in ``bench_batch_fairness`` with two concurrent placements). The
-        partitions still decide who may book while a batch chunk or a booking holds
-        its partitions; placements of disjoint partitions interleave one by one."""
-        with self._place_lock:
-            return self._place_checked_locked(traj, speeds, others)
-
-    def _place_checked_locked(self, traj, speeds, others=()):
+        Placements of disjoint partitions run at the same time. The one thing they
+        share that is not thread-safe is the route validator's R-tree: libspatialindex
+        (the ``rtree`` package) is not safe even for concurrent queries (its queries
+        share a memory pool; Toblerity/rtree#53, libspatialindex#189), which is the
+        likely cause of the segfault once seen in ``bench_batch_fairness`` with two
+        concurrent placements; so ``validator.check`` (its R-tree, the shapely
+        footprints and zone shapes it tests) runs under ``_validator_lock``.
+        Everything else is private to the call (the detector's and the verifier's
+        arrays, a k-d tree built per call) or guarded (the index: ``LockedIndex``;
+        zones: ``ZoneLayer``)."""
         from skytwin.planner.deconflict import place
         p = place(traj, self.index)
         if p.trajectory is not None:
