@@ -278,8 +278,9 @@ def _stats(v):
     if v.size == 0:
         return {"n": 0}
     return {"n": int(v.size), "p50": float(np.percentile(v, 50)),
-            "p90": float(np.percentile(v, 90)), "mean": float(v.mean()),
-            "max": float(v.max())}
+            "p90": float(np.percentile(v, 90)), "p99": float(np.percentile(v, 99)),
+            "mean": float(v.mean()), "max": float(v.max()),
+            "mean_without_max": float(np.sort(v)[:-1].mean()) if v.size > 1 else None}
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -310,12 +311,13 @@ def _print(label, s):
         print(f"   (not split: {', '.join(s['unwrapped'])})")
     print(f"   outcomes: {s['codes']}; search levels of OK plans: {s['levels_ok']}; "
           f"mean expansions {s['expansions_ok_mean']:.0f}")
-    print("   CPU ms per call      n      p50      p90     mean      max")
+    print("   CPU ms per call      n      p50      p90      p99     mean      max  "
+          "mean w/o max")
     for k in ("ok", "refused", "all"):
         t = s[k]
         if t["n"]:
-            print(f"   {k:<16} {t['n']:6d} {t['p50']:8.2f} {t['p90']:8.2f} {t['mean']:8.2f} "
-                  f"{t['max']:8.1f}")
+            print(f"   {k:<16} {t['n']:6d} {t['p50']:8.2f} {t['p90']:8.2f} {t['p99']:8.2f} "
+                  f"{t['mean']:8.2f} {t['max']:8.1f} {t['mean_without_max'] or 0:8.2f}")
     for c, t in s["refused_by_code"].items():
         print(f"     refused {c:<22} {t['n']:4d}   p50 {t['p50']:6.2f}  mean "
               f"{t['mean']:6.2f}  max {t['max']:6.2f} ms")
