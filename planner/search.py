@@ -1132,8 +1132,8 @@ def find_path(
                                float(cell[0]), float(cell[1]), h_col)
         if not np.isfinite(h_col[s_flat // nz]):
             raise NoRouteError(
-                f"no route from {start} to {goal} under the {rule!r} rule: every column "
-                "around the goal's is blocked from bottom to top")
+                f"no route from {start} to {goal} under the {rule!r} rule: columns "
+                "blocked from bottom to top separate the start's column from the goal's")
     else:
         h_col = np.empty(0, dtype=np.float64)
     # Bucket width: 1/8 of the cheapest move; the ring spans the open list's f range
