@@ -353,46 +353,49 @@ class LiveOps:
         import time as _time
         t_start = _time.perf_counter()
         events: list = []
+        # the snapshot under the engine's lock (plain references and copies: ingestion
+        # waits for this part only), the prediction and detection outside it
         with self._lock:
             plan_ids, plan_trajs, booked_ids, booked_trajs = [], [], [], []
-            m_ids, m_t, m_xyz, m_vel = [], [], [], []
-            flights = {}
+            m_ids, m_slots = [], []
+            state = {}
             horizon_end = now_s + self.horizon_s
+            last_t = self.track_state.last_t_s
             for fid, fi in self._flights.items():
-                if fi.state == lc.ACTIVATED:
+                st = fi.state
+                if st == lc.ACTIVATED:
                     if fi.trajectory.t_end_s >= now_s:
                         plan_ids.append(fid)
                         plan_trajs.append(fi.trajectory)
-                        flights[fid] = self._live_flight(fi)
-                elif fi.state in (lc.NONCONFORMING, lc.CONTINGENT):
-                    s = fi.slot
-                    last = self.track_state.last_t_s[s]
-                    if not now_s - last <= self.stale_after_s:
+                        state[fid] = st
+                elif st in (lc.NONCONFORMING, lc.CONTINGENT):
+                    if not now_s - last_t[fi.slot] <= self.stale_after_s:
                         # silent (lost link): its plan is the best estimate left
                         if fi.trajectory.t_end_s >= now_s:
                             plan_ids.append(fid)
                             plan_trajs.append(fi.trajectory)
-                            flights[fid] = self._live_flight(fi)
+                            state[fid] = st
                     else:
                         m_ids.append(fid)
-                        m_t.append(last)
-                        m_xyz.append(self.track_state.last_xyz_m[s])
-                        m_vel.append(self._vel[s])
-                        flights[fid] = self._live_flight(fi)
-                elif fi.state == lc.ACCEPTED and \
+                        m_slots.append(fi.slot)
+                        state[fid] = st
+                elif st == lc.ACCEPTED and \
                         fi.trajectory.t_start_s <= horizon_end and \
                         fi.trajectory.t_end_s >= now_s:
                     booked_ids.append(fid)
                     booked_trajs.append(fi.trajectory)
-                    flights[fid] = self._live_flight(fi)
-            pred = predict(now_s, plan_ids=plan_ids, plan_trajs=plan_trajs,
-                           measured_ids=m_ids,
-                           measured_t_s=np.asarray(m_t, np.float64).reshape(-1),
-                           measured_xyz_m=np.asarray(m_xyz, np.float64).reshape(-1, 3),
-                           measured_vel_mps=np.asarray(m_vel, np.float64).reshape(-1, 3),
-                           booked_ids=booked_ids, booked_trajs=booked_trajs,
-                           horizon_s=self.horizon_s, step_s=self.step_s)
-            losses = detect_losses(pred, self.sep_h, self.sep_v)
+                    state[fid] = st
+            ms = np.asarray(m_slots, np.int64)
+            m_t = last_t[ms].copy()
+            m_xyz = self.track_state.last_xyz_m[ms].copy()
+            m_vel = self._vel[ms].copy()
+        pred = predict(now_s, plan_ids=plan_ids, plan_trajs=plan_trajs,
+                       measured_ids=m_ids, measured_t_s=m_t, measured_xyz_m=m_xyz,
+                       measured_vel_mps=m_vel, booked_ids=booked_ids,
+                       booked_trajs=booked_trajs, horizon_s=self.horizon_s,
+                       step_s=self.step_s)
+        losses = detect_losses(pred, self.sep_h, self.sep_v)
+        with self._lock:
             self.stats["losses"] += len(losses)
             for loss in losses:
                 self._pairs_seen.add((loss.flight_a, loss.flight_b))
@@ -404,8 +407,8 @@ class LiveOps:
                     continue
                 if loss.flight_a in self._open_adv or loss.flight_b in self._open_adv:
                     continue      # one open advisory per flight (module docstring)
-                a, b = flights[loss.flight_a], flights[loss.flight_b]
-                if a.state == lc.ACCEPTED and b.state == lc.ACCEPTED:
+                if state[loss.flight_a] == lc.ACCEPTED and \
+                        state[loss.flight_b] == lc.ACCEPTED:
                     continue   # both still on the ground: strategic deconfliction's job
                 todo.append((key, loss))
             todo.sort(key=lambda x: x[1].t_s)
@@ -512,9 +515,18 @@ class LiveOps:
     def _all_live(self, now_s: float) -> list[LiveFlight]:
         """Every flight not ended or cancelled whose plan is not over (what a new
         trajectory must keep clear of: airborne and booked alike)."""
-        with self._lock:
-            return [self._live_flight(fi) for fi in self._flights.values()
-                    if fi.state not in lc.TERMINAL and fi.trajectory.t_end_s >= now_s]
+        with self._lock:     # references and copies only under the lock
+            fis = [(fi.flight_id, fi.trajectory, fi.priority, fi.state, fi.speeds, fi.slot)
+                   for fi in self._flights.values()
+                   if fi.state not in lc.TERMINAL and fi.trajectory.t_end_s >= now_s]
+            sl = np.fromiter((f[5] for f in fis), np.int64, len(fis))
+            t = self.track_state.last_t_s[sl].copy()
+            xyz = self.track_state.last_xyz_m[sl].copy()
+            vel = self._vel[sl].copy()
+        have = np.isfinite(t)
+        return [LiveFlight(fid, tr, pr, st, float(t[k]) if have[k] else None,
+                           xyz[k] if have[k] else None, vel[k] if have[k] else None, sp)
+                for k, (fid, tr, pr, st, sp, _s) in enumerate(fis)]
 
     def zone_added(self, zone_id: str, now_s: float, on_advisory=None, stop=None,
                    booked_within_s: float = 600.0, clock=None, only=None):

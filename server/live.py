@@ -26,6 +26,12 @@ core: validation, conformance, prediction, resolution) and adds what needs a pro
   3 s of silence; one sweep of 5,000 flights takes 0.2 ms), and **one prediction
   thread** predicts and resolves every ``tick_s`` (1 s). Transitions are stored, then
   published; advisories are published to the owning operator.
+* **No collector pauses.** Once started (twin loaded, kernels and planner tables
+  warm, flights restored), the hub moves every object alive into the collector's
+  permanent generation (``gc.freeze``): a full collection would otherwise walk the
+  twin's geometry and tables with every thread stopped, measured at 75-97 ms once
+  every ~10 s under 5,000 reports/s, most of the ingestion p99. Objects made later
+  are collected as usual (``freeze_gc=False`` turns this off).
 * **Publication.** Subscribers (the telemetry streams of an operator, Watch streams)
   register a callback; operators get the events and advisories of their own flights,
   regulators everything. Events also go on the core's Watch stream as
@@ -34,6 +40,7 @@ core: validation, conformance, prediction, resolution) and adds what needs a pro
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -57,7 +64,8 @@ class LiveHub:
     def __init__(self, core, *, clock=time.time, tick_s: float = 1.0,
                  sweep_s: float = 0.25, persist_s: float = 1.0, track_retention_s: float = 7 * 86400.0,
                  conformance: ConformanceParams | None = None,
-                 resolution: ResolutionParams | None = None, start: bool = True):
+                 resolution: ResolutionParams | None = None, start: bool = True,
+                 freeze_gc: bool = True):
         from skytwin.planner.route import Planner
         self.core = core
         self.store = core.store
@@ -87,6 +95,9 @@ class LiveHub:
         self._warm_resolver()
         self._restore()
         core.subscribe(self._on_change)
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         if start:
             self.start()
 

@@ -164,6 +164,47 @@ def _start(db):
     return start_serve("--db", str(db), "--workers", "2")
 
 
+def test_requests_queued_on_a_stream_are_answered_one_response_each_in_order(server):
+    """Requests that arrive while the previous ingestion runs are ingested together
+    (one hub call per group): each still gets its own response with exactly its acks,
+    in order, and an answer keeps its place between the reports around it."""
+    ch = server.channel()
+    a = book(ch, OP_A, time.time() + 1.0, "live-batch")
+    pad = a.route.waypoints[0]
+    lon, lat, alt = pad.position.lon_deg, pad.position.lat_deg, pad.alt_amsl_m
+    q = queue.Queue()
+    call = lrpc.LiveServiceStub(ch).StreamTelemetry(iter(q.get, None), metadata=md(OP_A))
+    t = time.time()
+    sizes = [3, 1, 20, 7, 1]
+    rid = 0
+    for k, n in enumerate(sizes):
+        reps = []
+        for _ in range(n):
+            rid += 1
+            # one drone on its pad, each report 10 ms after the previous one
+            reps.append(report(rid, a.flight_id, t + 0.01 * rid, lon, lat, alt))
+        answers = [lpb.AdvisoryAnswer(advisory_id=f"no-such-{k}", accept=True)] \
+            if k == 3 else []
+        q.put(lpb.TelemetryRequest(reports=reps, answers=answers))
+    got = []
+    while len(got) < len(sizes):
+        resp = next(call)
+        if resp.acks or resp.answer_acks:
+            got.append(resp)
+    q.put(None)
+    call.cancel()
+    want, rid = [], 0
+    for n in sizes:
+        want.append(list(range(rid + 1, rid + n + 1)))
+        rid += n
+    assert [[k.report_id for k in r.acks] for r in got] == want
+    assert all(S.Name(k.status) == "REPORT_STATUS_OK" for r in got for k in r.acks)
+    assert [[x.advisory_id for x in r.answer_acks] for r in got] == [
+        [], [], [], ["no-such-3"], []]
+    assert not got[3].answer_acks[0].ok
+    ch.close()
+
+
 def test_kill_9_keeps_acknowledged_transitions_and_ingestion_resumes(tmp_path):
     db = tmp_path / "kill.db"
     p, target = _start(db)

@@ -13,6 +13,14 @@ returns, so an ack never precedes its durable transition). Between requests, pus
 events and advisories are sent as they come. A bad report gets its status, never an
 error of the stream; a request over ``MAX_REPORTS`` reports gets ``OVER_LIMIT`` for the
 excess. ReportBatch is the unary form.
+
+Requests that arrived while the previous ingestion ran are ingested together, in one
+call of the hub (up to ``MAX_REPORTS`` reports; a request carrying advisory answers
+closes a group, so answers and reports keep their order): under load the fixed cost
+of a call (the hand-over to the telemetry thread and back, the coordinate transform,
+the kernels' dispatch) is paid once per group instead of once per request, and a
+stream never waits for one round trip per 20-report message (measured: ingestion p99
+at 5,000 reports/s, see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -104,21 +112,32 @@ class LiveServicer(Base, rpc.LiveServiceServicer):
         return caller
 
     async def _ingest(self, operator_id, reports):
-        keep = list(reports[:MAX_REPORTS])
-        acks = []
-        if keep:
+        (acks,), events = await self._ingest_many(operator_id, [reports])
+        return acks, events
+
+    async def _ingest_many(self, operator_id, parts):
+        """Ingest the reports of several requests in one hub call; ``(acks per
+        request, events)``."""
+        keeps = [list(p[:MAX_REPORTS]) for p in parts]
+        allr = [r for k in keeps for r in k]
+        events = []
+        status = ()
+        if allr:
             loop = asyncio.get_running_loop()
-            arrays = _arrays(keep)
+            arrays = _arrays(allr)
             status, events = await loop.run_in_executor(
                 self.telemetry, lambda: self.hub.ingest(operator_id, *arrays))
-            acks = [pb.ReportAck(report_id=r.report_id, flight_id=r.flight_id,
-                                 status=int(s) + 1) for r, s in zip(keep, status, strict=True)]
-        else:
-            events = []
-        acks += [pb.ReportAck(report_id=r.report_id, flight_id=r.flight_id,
-                              status=pb.REPORT_STATUS_OVER_LIMIT)
-                 for r in reports[MAX_REPORTS:]]
-        return acks, events
+            status = (np.asarray(status, np.int64) + 1).tolist()
+        out, at = [], 0
+        for p, keep in zip(parts, keeps, strict=True):
+            acks = [pb.ReportAck(report_id=r.report_id, flight_id=r.flight_id, status=s)
+                    for r, s in zip(keep, status[at:at + len(keep)], strict=True)]
+            at += len(keep)
+            acks += [pb.ReportAck(report_id=r.report_id, flight_id=r.flight_id,
+                                  status=pb.REPORT_STATUS_OVER_LIMIT)
+                     for r in p[MAX_REPORTS:]]
+            out.append(acks)
+        return out, events
 
     async def StreamTelemetry(self, request_iterator, context):
         caller = self._operator()
@@ -136,19 +155,53 @@ class LiveServicer(Base, rpc.LiveServiceServicer):
         def callback(kind, item):      # from hub threads, in commit order
             loop.call_soon_threadsafe(offer, kind, item)
 
-        async def consume():
+        inbox: asyncio.Queue = asyncio.Queue()   # requests received, not yet ingested
+
+        async def receive():
             try:
                 async for req in request_iterator:
-                    resp = pb.TelemetryResponse()
-                    for a in req.answers:
-                        resp.answer_acks.append(await self._answer(caller, a.advisory_id,
-                                                                   a.accept))
-                    if req.reports:
-                        acks, _events = await self._ingest(caller.operator_id,
-                                                           list(req.reports))
-                        resp.acks.extend(acks)
-                    out.put_nowait(("resp", resp))
+                    inbox.put_nowait(req)
             finally:
+                inbox.put_nowait(None)
+
+        async def flush(group):
+            """Ingest a group of requests in one call; their responses, in order."""
+            parts = [list(req.reports) for req, _ in group]
+            acks, _events = await self._ingest_many(caller.operator_id, parts)
+            for (_, resp), a in zip(group, acks, strict=True):
+                resp.acks.extend(a)
+                out.put_nowait(("resp", resp))
+
+        async def consume():
+            rx = asyncio.create_task(receive())
+            try:
+                ended = False
+                while not ended:
+                    reqs = [await inbox.get()]
+                    n = len(reqs[0].reports) if reqs[0] is not None else 0
+                    while reqs[-1] is not None and not inbox.empty() and n < MAX_REPORTS:
+                        reqs.append(inbox.get_nowait())
+                        n += len(reqs[-1].reports) if reqs[-1] is not None else 0
+                    if reqs[-1] is None:
+                        ended = True
+                        reqs.pop()
+                    group = []
+                    for req in reqs:
+                        resp = pb.TelemetryResponse()
+                        if req.answers:      # answers keep their place among reports
+                            if group:
+                                await flush(group)
+                                group = []
+                            for a in req.answers:
+                                resp.answer_acks.append(await self._answer(
+                                    caller, a.advisory_id, a.accept))
+                        group.append((req, resp))
+                    if group:
+                        await flush(group)
+                if rx.done() and rx.exception() is not None:
+                    raise rx.exception()
+            finally:
+                rx.cancel()
                 out.put_nowait(("end",))
 
         self.hub.subscribe(caller.operator_id, callback)
