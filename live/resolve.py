@@ -225,16 +225,33 @@ def _summary(failures, per_band: int = 2) -> str:
 
 
 def remaining(traj: Trajectory, t_s: float) -> Trajectory | None:
-    """The part of ``traj`` from ``t_s`` on (None when it has ended by then)."""
-    if t_s >= traj.t_end_s:
+    """The part of ``traj`` from ``t_s`` on (None when it has ended by then).
+
+    Called for every flight of the fleet at each re-plan, so it is built without the
+    constructor's checks (a cut of a valid trajectory is valid): 5 us, not 76 us.
+    """
+    tt = traj.t_s
+    t_s = float(t_s)
+    if t_s >= tt[-1]:
         return None
-    if t_s <= traj.t_start_s:
+    if t_s <= tt[0]:
         return traj
-    k = int(np.searchsorted(traj.t_s, t_s, side="right"))
-    xyz = np.vstack([traj.position_at(t_s), traj.xyz_m[k:]])
-    t = np.concatenate([[t_s], traj.t_s[k:]])
-    return Trajectory(traj.flight_id, xyz, t, traj.priority, traj.max_delay_s,
-                      dict(traj.meta))
+    k = int(np.searchsorted(tt, t_s, side="right"))      # tt[k-1] <= t_s < tt[k]
+    xyz0 = traj.xyz_m
+    n = tt.shape[0] - k + 1
+    xyz = np.empty((n, 3))
+    t = np.empty(n)
+    a, b = xyz0[k - 1], xyz0[k]
+    xyz[0] = a + (b - a) * ((t_s - tt[k - 1]) / (tt[k] - tt[k - 1]))   # as np.interp
+    xyz[1:] = xyz0[k:]
+    t[0] = t_s
+    t[1:] = tt[k:]
+    out = object.__new__(Trajectory)
+    for name, v in (("flight_id", traj.flight_id), ("xyz_m", xyz), ("t_s", t),
+                    ("priority", traj.priority), ("max_delay_s", traj.max_delay_s),
+                    ("meta", dict(traj.meta))):
+        object.__setattr__(out, name, v)
+    return out
 
 
 def state_trajectory(flight_id: str, t_s: float, xyz_m, vel_mps, horizon_s: float,

@@ -152,6 +152,18 @@ def test_remaining():
     assert r.t_s.tolist() == [15.0, 20.0] and r.xyz_m[0].tolist() == [50.0, 0.0, 10.0]
     assert remaining(tr, 20.0) is None and remaining(tr, -5.0) is tr
     assert ResolutionParams().reaction_s == 3.0
+    # the unchecked construction equals the checked one at random cuts (hovers too)
+    tr = to_trajectory("h", [[0, 0, 0], [0, 0, 40], [500, 0, 40], [500, 0, 40],
+                             [900, 300, 40], [900, 300, 0]], EPOCH)
+    tr = Trajectory("h", np.insert(tr.xyz_m, 3, tr.xyz_m[3], axis=0),
+                    np.insert(tr.t_s, 3, tr.t_s[3] - 0.0) + np.r_[0, 0, 0, 0, 5, 5, 5])
+    for t in np.random.default_rng(1).uniform(tr.t_start_s, tr.t_end_s, 200):
+        r = remaining(tr, t)
+        k = int(np.searchsorted(tr.t_s, t, side="right"))
+        ref = Trajectory("h", np.vstack([tr.position_at(t), tr.xyz_m[k:]]),
+                         np.concatenate([[t], tr.t_s[k:]]))
+        assert np.allclose(r.xyz_m, ref.xyz_m, rtol=0, atol=1e-9)
+        assert np.array_equal(r.t_s, ref.t_s) and r.flight_id == "h"
 
 
 EPOCH = 1_796_041_000.0     # the server's clock: Unix seconds
