@@ -801,6 +801,11 @@ BUCKET_S = 120.0
 flight) meets one or two; a new flight with a 120 s delay budget meets two or three."""
 
 
+MAX_SPAN = 64
+"""A piece whose window meets more buckets than this (a flight lasting hours or years)
+is entered under its cell alone (:class:`AcceptedIndex`)."""
+
+
 class AcceptedIndex:
     """Accepted (fixed) trajectories in space-time buckets, for :func:`place`.
 
@@ -810,7 +815,11 @@ class AcceptedIndex:
     ``V``, its time window grown by ``b/2``), under every ``(cell, z-slice, time
     bucket)`` key its window meets (buckets of ``bucket_s``). A query enters the new
     flight's option segments the same way, their windows also grown by the delay they
-    may still take, and returns the accepted segments sharing a key.
+    may still take, and returns the accepted segments sharing a key. A piece whose
+    window meets more than :data:`MAX_SPAN` buckets (a flight lasting years, from an
+    old store) is entered under its cell alone and meets every query piece in that
+    cell, at any time; a query piece that long meets every accepted piece in its
+    cell: the bucket count never grows with a flight's duration.
 
     Conservative: if an accepted segment and an option segment lose separation at a
     delay within the budget (and a timing error within ``b``), the detector's
@@ -846,7 +855,9 @@ class AcceptedIndex:
         self._segs: dict[str, SegmentTable] = {}   # flight id -> its packed segments
         self._gid0: dict[str, int] = {}            # flight id -> first segment id
         self._keys_of: dict[str, set] = {}         # flight id -> its keys
-        self._bucket: dict[tuple, set] = {}        # key -> segment ids
+        self._bucket: dict[tuple, set] = {}        # (cell, bucket) -> segment ids
+        self._long: dict[int, set] = {}            # cell -> ids with long windows
+        self._cell: dict[int, set] = {}            # cell -> every id entered in it
         self._gid_flight: list[str] = []           # segment id -> flight id
         self._next_gid = 0
 
@@ -857,9 +868,12 @@ class AcceptedIndex:
         return flight_id in self._traj
 
     def _entries(self, segs, pad_hi_s):
-        """``(keys, segment)`` of every piece of ``segs``: keys ``(cell and z-slice,
-        time bucket)`` (class docstring); ``pad_hi_s`` (per segment) is added to the
-        late side of each window, besides ``b/2`` on both sides."""
+        """Keys of every piece of ``segs`` (class docstring): ``(short, short_seg,
+        long_cells, long_seg)``: ``short`` the ``(cell and z-slice, time bucket)``
+        keys of pieces whose window meets at most :data:`MAX_SPAN` buckets, with their
+        segment; ``long_cells`` the cells of the others (a piece of a flight lasting
+        years), with theirs. ``pad_hi_s`` (per segment) is added to the late side of
+        each window, besides ``b/2`` on both sides."""
         hh, hv, sl = 0.5 * self.sep.horizontal_m, 0.5 * self.sep.vertical_m, \
             float(self.sep.vertical_m)
         m = segs.t0.shape[0]
@@ -871,12 +885,16 @@ class AcceptedIndex:
         _fill_entries(segs.p0, segs.p1, segs.t0, segs.t1, half_b,
                       half_b + np.asarray(pad_hi_s, np.float64), self.cell_m, hh, sl, hv,
                       key, *tmp, seg)
-        b0 = np.floor(tmp[0] / self.bucket_s).astype(np.int64)
-        b1 = np.floor(tmp[1] / self.bucket_s).astype(np.int64)
-        cnt = b1 - b0 + 1
-        rep = np.repeat(np.arange(n), cnt)
-        bk = b0[rep] + (np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-        return zip(key[rep].tolist(), bk.tolist()), seg[rep]
+        b0 = np.floor(tmp[0] / self.bucket_s)
+        b1 = np.floor(tmp[1] / self.bucket_s)
+        long_ = (b1 - b0) >= MAX_SPAN
+        sh = np.flatnonzero(~long_)
+        b0 = b0[sh].astype(np.int64)
+        cnt = b1[sh].astype(np.int64) - b0 + 1
+        rep = np.repeat(sh, cnt)
+        bk = np.repeat(b0, cnt) + (np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        return (zip(key[rep].tolist(), bk.tolist()), seg[rep], key[long_].tolist(),
+                seg[long_])
 
     def accept(self, trajectory: Trajectory) -> None:
         """Add a trajectory as flown (delays already applied)."""
@@ -884,22 +902,29 @@ class AcceptedIndex:
         if fid in self._traj:
             raise ConflictInputError(f"flight {fid} is already accepted")
         segs = pack_segments([trajectory])
-        keys, seg = self._entries(segs, np.zeros(segs.t0.shape[0]))
+        short, sseg, long_cells, lseg = self._entries(segs, np.zeros(segs.t0.shape[0]))
         g0 = self._next_gid
         self._next_gid += segs.t0.shape[0]
         self._gid_flight.extend([fid] * segs.t0.shape[0])
-        mine = set()
-        bucket = self._bucket
-        for k, g in zip(keys, (seg + g0).tolist()):
-            s = bucket.get(k)
-            if s is None:
-                s = bucket[k] = set()
-            s.add(g)
-            mine.add(k)
+        mine, mine_long, cells = set(), set(), set()
+        for table, keys, gids, kept in ((self._bucket, short, sseg, mine),
+                                        (self._long, long_cells, lseg, mine_long)):
+            for k, g in zip(keys, (gids + g0).tolist()):
+                s = table.get(k)
+                if s is None:
+                    s = table[k] = set()
+                s.add(g)
+                kept.add(k)
+                c = k[0] if table is self._bucket else k
+                s = self._cell.get(c)
+                if s is None:
+                    s = self._cell[c] = set()
+                s.add(g)
+                cells.add(c)
         self._traj[fid] = trajectory
         self._segs[fid] = segs
         self._gid0[fid] = g0
-        self._keys_of[fid] = mine
+        self._keys_of[fid] = (mine, mine_long, cells)
 
     def cancel(self, flight_id: str) -> None:
         """Remove an accepted flight, freeing its space."""
@@ -907,25 +932,36 @@ class AcceptedIndex:
             raise KeyError(f"flight {flight_id} is not accepted")
         g0 = self._gid0.pop(flight_id)
         gids = set(range(g0, g0 + self._segs.pop(flight_id).t0.shape[0]))
-        for k in self._keys_of.pop(flight_id):
-            s = self._bucket[k]
-            s -= gids
-            if not s:
-                del self._bucket[k]
+        for table, keys in zip((self._bucket, self._long, self._cell),
+                               self._keys_of.pop(flight_id), strict=True):
+            for k in keys:
+                s = table[k]
+                s -= gids
+                if not s:
+                    del table[k]
         del self._traj[flight_id]
 
     def _near_gids(self, trajs, max_delay_s=None) -> set:
         trajs = list(trajs)
-        if not trajs or not self._bucket:
+        if not trajs or not self._cell:
             return set()
         segs = pack_segments(trajs)
         delay = np.array([t.max_delay_s if max_delay_s is None else max_delay_s
                           for t in trajs], np.float64)
-        keys, _ = self._entries(segs, delay[segs.owner])
+        short, _, long_cells, _ = self._entries(segs, delay[segs.owner])
         out: set = set()
-        bucket = self._bucket
-        for k in set(keys):
+        bucket, long_, cell = self._bucket, self._long, self._cell
+        short = set(short)
+        for k in short:                  # short windows: the same bucket ...
             s = bucket.get(k)
+            if s:
+                out |= s
+        for c in {k[0] for k in short}:  # ... or a long window in the same cell
+            s = long_.get(c)
+            if s:
+                out |= s
+        for c in set(long_cells):        # a long window: anything in the same cell
+            s = cell.get(c)
             if s:
                 out |= s
         return out

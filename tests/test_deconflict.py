@@ -236,3 +236,28 @@ def test_near_holds_every_flight_in_conflict(origin_s):
             idx.cancel(gone.flight_id)
             assert gone.flight_id not in {t.flight_id for t in idx.near([new], 120.0)}
     assert positives >= 20
+
+
+def test_a_flight_lasting_years_is_indexed_by_its_cells():
+    """A piece whose window spans years is kept under its cell alone: it is near a
+    new flight crossing it at any time, a new flight that long finds the accepted
+    flights in its cells, and both cost a handful of entries, not millions."""
+    years = 25 * 365 * 86_400.0
+    slow = Trajectory("slow", [[0, 0, 50], [1200, 0, 50]], [0.0, years])
+    idx = AcceptedIndex(SEP)
+    idx.accept(slow)
+    assert sum(len(s) for s in idx._bucket.values()) + len(idx._long) < 100
+    t_meet = 0.5 * years
+    fast = Trajectory("fast", [[600, -600, 50], [600, 600, 50]], [t_meet - 50, t_meet + 50])
+    far = Trajectory("far", [[600, 3000, 50], [600, 4000, 50]], [t_meet - 50, t_meet + 50])
+    assert [t.flight_id for t in idx.near([fast], 0.0)] == ["slow"]
+    assert idx.near([far], 0.0) == []
+    idx.accept(fast)
+    long2 = Trajectory("long2", [[600, -600, 50], [600, 600, 50]], [0.0, years])
+    assert {t.flight_id for t in idx.near([long2], 0.0)} == {"slow", "fast"}
+    # the slow one sits at the crossing for months: no delay or layer frees it
+    p = place(Trajectory("again", fast.xyz_m, fast.t_s, max_delay_s=120.0), idx)
+    assert p.choice is None and "'fast', 'slow'" in p.reason
+    idx.cancel("slow")
+    assert [t.flight_id for t in idx.near([long2], 0.0)] == ["fast"]
+    assert not idx._long
