@@ -343,6 +343,7 @@ class ServiceCore:
         self._local = threading.local()
         self._planners: list = []   # every thread's planner (memory accounting)
         self._plan_pool = None      # server.workers.PlanPool (start_plan_pool)
+        self._closers: list = []    # on_close hooks
         # change sequence numbers never go backwards across restarts: every published
         # change writes at least one store event, so starting from the store's last event
         # number keeps new numbers above any number handed out before a restart (a watcher
@@ -1454,7 +1455,18 @@ class ServiceCore:
             if callback in self._subs:
                 self._subs.remove(callback)
 
+    def on_close(self, fn) -> None:
+        """Call ``fn()`` first when the core closes (e.g. a transport's thread pool
+        that must finish its calls before the store closes)."""
+        self._closers.append(fn)
+
     def close(self) -> None:
+        for fn in self._closers:
+            try:
+                fn()
+            except Exception:   # noqa: BLE001 - closing goes on
+                log.exception("close hook failed")
+        self._closers.clear()
         if self._plan_pool is not None:
             self._plan_pool.close()
         if self._listener is not None:

@@ -34,7 +34,33 @@ def route_digest(route) -> str:
     return hashlib.sha256(route.SerializeToString(deterministic=True)).hexdigest()
 
 
+BOOKING_THREADS = 4
+"""Threads of the pool that books held plans (SubmitFlight with a ``plan_id``)."""
+
+
 class FlightServicer(Base, rpc.FlightServiceServicer):
+    """Planning calls (PlanRoute, SubmitFlight with a route only, SubmitBatch) run on
+    the planning pool; a SubmitFlight that books a held plan (``plan_id``) runs on a
+    pool of its own (:data:`BOOKING_THREADS`, its own admission gate), because it only
+    places, checks and commits (a few milliseconds): queued behind previews, each of
+    which holds a planning thread for a whole plan, it waited ten to a hundred times
+    its own cost (issue 14's load test). A held plan that has expired is planned
+    again on that thread (through the planning processes when there are some)."""
+
+    def __init__(self, core, *args, **kwargs):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from skytwin.server.services._base import Gate
+        super().__init__(core, *args, **kwargs)
+        lim = core.limits
+        self.book_executor = ThreadPoolExecutor(max_workers=BOOKING_THREADS,
+                                                thread_name_prefix="skytwin-book")
+        self.book_gate = Gate("booking", BOOKING_THREADS + lim.max_waiting_plan,
+                              threads=BOOKING_THREADS, max_wait_s=lim.max_queue_wait_s)
+        on_close = getattr(core, "on_close", None)
+        if on_close is not None:     # stop booking before the store closes
+            on_close(lambda: self.book_executor.shutdown(wait=True, cancel_futures=True))
+
     def _request(self, msg, where="route"):
         return convert.route_request_from_proto(msg, self.core.clock(), self.core.ceiling_agl_m,
                                                 self.core.limits, where)
@@ -61,8 +87,10 @@ class FlightServicer(Base, rpc.FlightServiceServicer):
             req, meta = self._request(request.route)
             digest_route = route_digest(request.route)
         info: dict = {}
-        rec, replayed = await self.run_in(
-            context, lim.deadline_plan_s, self.core.submit_flight, caller,
+        pool, gate = ((self.book_executor, self.book_gate) if request.plan_id
+                      else (self.executor, self.plan_gate))
+        rec, replayed = await self._call(
+            pool, gate, lim.deadline_plan_s, context, self.core.submit_flight, caller,
             request.request_id, req, meta, self.deadline_s(context, lim.deadline_plan_s),
             request_digest(request), plan_id=request.plan_id or None,
             route_digest=digest_route, info=info)
