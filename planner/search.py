@@ -23,7 +23,8 @@ bound ``B`` of a voxel is combined with its vertical distance ``V`` to the goal'
 horizontal cost and its vertical part, and sums of such hypots are at least the hypot
 of the sums (Minkowski), so this stays admissible and consistent and keeps the search
 from flooding the layers above the goal. ``column_bound=True`` uses the same bound
-without multipliers (every multiplier 1): in the city twin, where buildings of unknown
+without multipliers (every multiplier 1, and diagonal moves only between open corner
+columns, as the strict rule implies; :func:`_column_bound_unit`): in the city twin, where buildings of unknown
 height block whole columns up to the ceiling, it cut the worst load-test search from
 252,753 to 10,275 expansions, at the same optimal cost.
 
@@ -679,11 +680,16 @@ def _open_columns(grid, nxp, nyp, nzp, out):
 
 @njit(**JIT)
 def _column_bound_unit(open_col, nxp, nyp, goal_col, cx, cy, out):
-    """:func:`_column_bound` with every multiplier 1, by Dial's bucket queue.
+    """:func:`_column_bound` with every multiplier 1 and strict diagonals, by Dial's
+    bucket queue.
 
     The least 2D cost from every padded column to ``goal_col`` over open columns
     (8-connected, a move costs ``hypot(ax*cx, ay*cy)``; ``inf`` where the goal's column
-    cannot be reached). Buckets are ``w = min(cx, cy)`` wide, the cheapest move: a
+    cannot be reached). A diagonal move also needs its two corner columns open: a
+    strict 3D diagonal needs the voxels beside it free, so their columns are open, and
+    the bound stays below the 3D cost (without this, two buildings touching at a
+    corner leak, and a 2 m fallback search of the load test expanded 1.07 M voxels
+    instead of 0.28 M). Buckets are ``w = min(cx, cy)`` wide, the cheapest move: a
     column taken from the lowest non-empty bucket cannot be improved by another of the
     same bucket (that would cost at least ``w`` more), so every column is final when it
     is taken, in any order within its bucket, as in Dijkstra's algorithm; each column
@@ -736,6 +742,9 @@ def _column_bound_unit(open_col, nxp, nyp, goal_col, cx, cy, out):
                 if open_col[a] == 0:
                     continue
                 if ax != 0 and ay != 0:
+                    # a strict 3D diagonal needs its two corner columns free too
+                    if open_col[x * nyp + by] == 0 or open_col[bx * nyp + y] == 0:
+                        continue
                     nd = k + diag
                 elif ax != 0:
                     nd = k + cx

@@ -398,8 +398,34 @@ def test_column_bound_cuts_expansions_behind_a_wall():
     assert bound.expansions < plain.expansions / 5
 
 
-def test_unit_column_bound_equals_the_general_one():
-    from skytwin.planner.search import _column_bound, _column_bound_unit, _open_columns
+def _naive_column_bound(open2d, goal, cx, cy):
+    """Plain Dijkstra over open columns from ``goal``: 8-connected, a diagonal only
+    when both corner columns are open."""
+    import heapq
+    nx, ny = open2d.shape
+    dist = np.full((nx, ny), np.inf)
+    dist[goal] = 0.0
+    heap = [(0.0, goal)]
+    while heap:
+        d, (x, y) = heapq.heappop(heap)
+        if d > dist[x, y]:
+            continue
+        for ax in (-1, 0, 1):
+            for ay in (-1, 0, 1):
+                u, v = x + ax, y + ay
+                if (ax, ay) == (0, 0) or not (0 <= u < nx and 0 <= v < ny):
+                    continue
+                if not open2d[u, v] or (ax and ay and not (open2d[u, y] and open2d[x, v])):
+                    continue
+                nd = d + math.hypot(ax * cx, ay * cy)
+                if nd < dist[u, v]:
+                    dist[u, v] = nd
+                    heapq.heappush(heap, (nd, (u, v)))
+    return dist
+
+
+def test_unit_column_bound_equals_a_plain_dijkstra():
+    from skytwin.planner.search import _column_bound_unit, _open_columns
     rng = np.random.default_rng(5)
     for _ in range(20):
         case = _walled_case(rng, (int(rng.integers(3, 30)), int(rng.integers(3, 30)), 4))
@@ -408,13 +434,26 @@ def test_unit_column_bound_equals_the_general_one():
         g = SearchGrid(case[0])
         nxp, nyp, nzp = g.padded.shape
         open_col = _open_columns(g.flat, nxp, nyp, nzp, np.empty(nxp * nyp, np.uint8))
-        np.testing.assert_array_equal(open_col, (g.padded == 0).any(axis=2).reshape(-1))
+        open2d = (g.padded == 0).any(axis=2)
+        np.testing.assert_array_equal(open_col, open2d.reshape(-1))
         goal = int(np.flatnonzero(open_col)[0])
         cx, cy = float(rng.uniform(1, 5)), float(rng.uniform(1, 5))
-        want = _column_bound(np.ones(nxp * nyp), open_col, nxp, nyp, goal, cx, cy,
-                             np.empty(nxp * nyp))
+        want = _naive_column_bound(open2d, divmod(goal, nyp), cx, cy).reshape(-1)
         got = _column_bound_unit(open_col, nxp, nyp, goal, cx, cy, np.empty(nxp * nyp))
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_column_bound_sees_no_gap_between_corner_touching_walls():
+    """Two wall segments touching at a corner: the strict rule cannot pass between
+    them, and neither does the 2D bound (so A* does not flood toward the corner)."""
+    blocked = np.zeros((30, 30, 6), np.uint8)
+    for i in range(30):          # a staircase wall of whole columns, corners touching
+        blocked[i, i, :] = 1
+    s, g = (20, 5, 0), (5, 20, 0)
+    with pytest.raises(NoRouteError, match="columns blocked from bottom to top"):
+        find_path(blocked, s, g, column_bound=True)
+    with pytest.raises(NoRouteError):
+        find_path(blocked, s, g)
 
 
 def test_search_grid_from_padded_uses_the_array_and_checks_its_border():
