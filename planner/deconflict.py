@@ -860,6 +860,10 @@ class AcceptedIndex:
         self._cell: dict[int, set] = {}            # cell -> every id entered in it
         self._gid_flight: list[str] = []           # segment id -> flight id
         self._next_gid = 0
+        # every segment ever accepted, by segment id (grown by doubling): near_segments
+        # gathers with one fancy index instead of a loop over flights
+        self._seg_xyz = np.empty((0, 6))           # p0 | p1
+        self._seg_t = np.empty((0, 2))             # t0, t1
 
     def __len__(self):
         return len(self._traj)
@@ -904,8 +908,18 @@ class AcceptedIndex:
         segs = pack_segments([trajectory])
         short, sseg, long_cells, lseg = self._entries(segs, np.zeros(segs.t0.shape[0]))
         g0 = self._next_gid
-        self._next_gid += segs.t0.shape[0]
-        self._gid_flight.extend([fid] * segs.t0.shape[0])
+        m = segs.t0.shape[0]
+        self._next_gid += m
+        self._gid_flight.extend([fid] * m)
+        if self._next_gid > self._seg_t.shape[0]:
+            cap = max(1024, 2 * self._next_gid)
+            xyz, tt = np.empty((cap, 6)), np.empty((cap, 2))
+            xyz[:g0], tt[:g0] = self._seg_xyz[:g0], self._seg_t[:g0]
+            self._seg_xyz, self._seg_t = xyz, tt
+        self._seg_xyz[g0:g0 + m, :3] = segs.p0
+        self._seg_xyz[g0:g0 + m, 3:] = segs.p1
+        self._seg_t[g0:g0 + m, 0] = segs.t0
+        self._seg_t[g0:g0 + m, 1] = segs.t1
         mine, mine_long, cells = set(), set(), set()
         for table, keys, gids, kept in ((self._bucket, short, sseg, mine),
                                         (self._long, long_cells, lseg, mine_long)):
@@ -981,23 +995,18 @@ class AcceptedIndex:
         gids = self._near_gids(trajs, max_delay_s)
         if not gids:
             return [], pack_segments([])
+        g = np.fromiter(gids, np.int64, len(gids))
         fl = self._gid_flight
-        by: dict[str, list] = {}
-        for g in gids:
-            by.setdefault(fl[g], []).append(g)
-        flights, p0, p1, t0, t1, own = [], [], [], [], [], []
-        for n, fid in enumerate(sorted(by)):
-            segs, g0 = self._segs[fid], self._gid0[fid]
-            idx = np.sort(np.array(by[fid], np.int64)) - g0
-            flights.append(self._traj[fid])
-            p0.append(segs.p0[idx])
-            p1.append(segs.p1[idx])
-            t0.append(segs.t0[idx])
-            t1.append(segs.t1[idx])
-            own.append(np.full(idx.size, n, np.int64))
-        return flights, SegmentTable(np.concatenate(p0), np.concatenate(p1),
-                                     np.concatenate(t0), np.concatenate(t1),
-                                     np.concatenate(own))
+        fids = [fl[i] for i in g.tolist()]
+        names = sorted(set(fids))
+        num = {f: n for n, f in enumerate(names)}
+        own = np.fromiter((num[f] for f in fids), np.int64, len(fids))
+        order = np.lexsort((g, own))
+        g, own = g[order], own[order]
+        xyz, tt = self._seg_xyz[g], self._seg_t[g]
+        return [self._traj[f] for f in names], SegmentTable(
+            np.ascontiguousarray(xyz[:, :3]), np.ascontiguousarray(xyz[:, 3:]),
+            np.ascontiguousarray(tt[:, 0]), np.ascontiguousarray(tt[:, 1]), own)
 
     @property
     def trajectories(self) -> list[Trajectory]:

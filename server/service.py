@@ -971,7 +971,7 @@ class ServiceCore:
                 raise BookingRejectedError(f"flight {traj.flight_id} failed the final "
                                            f"checks: {'; '.join(problems[:3])}",
                                            [traj.flight_id])
-        if p.trajectory is None and self.index.options.layer_shifts == (0,):
+        if p.trajectory is None:      # delays only are a subset of those options
             raise BookingRejectedError(f"flight {traj.flight_id}: {p.reason}",
                                        [traj.flight_id])
         from skytwin.server.partitions import IndexView
