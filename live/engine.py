@@ -431,8 +431,9 @@ class LiveOps:
                 try:
                     adv, _rule = self.resolver.resolve(
                         a, b, t, others, exclude=self._refused.get(key, ()))
-                except ResolutionError as exc:
-                    failures.append((key, str(exc)))
+                except Exception as exc:  # noqa: BLE001 - one pair never stops the round
+                    failures.append((key, str(exc) if isinstance(exc, ResolutionError)
+                                     else f"{type(exc).__name__}: {exc}"))
                     with self._lock:
                         self._open_pair.pop(key, None)
                         self._retry_at[key] = now_s + self.retry_after_s
@@ -565,7 +566,9 @@ class LiveOps:
                 others = self._others(everyone, t)
                 try:
                     adv = self.resolver.zone_advisory(fl, t, others, zone_id=zone_id)
-                except ResolutionError as exc:
+                except Exception as exc:  # noqa: BLE001 - the next flights still get theirs
+                    if not isinstance(exc, ResolutionError):
+                        exc = f"{type(exc).__name__}: {exc}"
                     errors.append((fid, str(exc)))
                     with self._lock:
                         self.stats["zone_unresolved"] += 1

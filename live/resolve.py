@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from skytwin.airspace.errors import OutsideTwinError
 from skytwin.airspace.zones import ground_range_from_grid, segment_intersects
 from skytwin.live.errors import LiveInputError, ResolutionError
 from skytwin.planner.conflicts import Separation, candidate_pairs, pack_segments, \
@@ -438,6 +439,11 @@ class Resolver:
                 break
             except StartBlocked as exc:
                 failures.append(f"start at +{p.reaction_s + extra:g} s: {exc}")
+            except OutsideTwinError as exc:
+                # (a drifting drone predicted off the twin: no route, not a crash of
+                # the whole prediction round)
+                raise ResolutionError(f"no advisory for flight {flight.flight_id}: "
+                                      f"{exc}") from None
             except PlanError:
                 break       # another reason: the bands below say which
         else:
@@ -458,7 +464,7 @@ class Resolver:
                     depart_s=t_r, ceiling_agl_m=p.ceiling_agl_m, min_agl_m=float(band),
                     speeds=flight.speeds, flight_id=flight.flight_id,
                     start_alt_amsl_m=float(start[2]), goal_alt_amsl_m=float(goal[2])))
-            except PlanError as exc:
+            except (PlanError, OutsideTwinError) as exc:
                 failures.append(f"band {band:g} m: planner: {exc}")
                 continue
             rt = route.trajectory

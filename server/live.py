@@ -329,6 +329,8 @@ class LiveHub:
         res = self.ops.predict_and_resolve(
             now_s, clock=self.clock, on_advisory=lambda a: self._publish("advisory", [a]))
         res.transitions = events
+        for key, why in res.failures:
+            log.info("no advisory for predicted loss %s/%s: %s", key[0], key[1], why)
         self.ops.expire_advisories(now_s)
         if int(now_s) % 60 == 0:
             self.ops.forget(now_s)

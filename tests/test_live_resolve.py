@@ -301,3 +301,20 @@ def test_engine_counts_and_explains_a_zone_flight_left_without_advisory(world):
         assert errors == [] and [x.kind for x in advs] == ["land_short"]
     finally:
         zones.remove("SHUT2")
+
+
+def test_a_drone_predicted_off_the_twin_gets_a_reason_not_a_crash(world):
+    """A drifting drone measured beyond the twin's edge: its re-plan must fail as a
+    ResolutionError (the engine then tries again later and resolves the other pairs of
+    the round); it raised the planner's OutsideTwinError, which aborted the whole
+    prediction round every second (found with benchmarks/bench_live_ingest.py)."""
+    twin, zones, res, a, b, ll, _ = world
+    g = twin.grid
+    now = T0 + 10.0
+    off = np.array([g.x1_m + 50.0, 0.5 * (g.y0_m + g.y1_m), 60.0])
+    fl = LiveFlight("a", a, state="nonconforming", measured_t_s=now, measured_xyz_m=off,
+                    measured_vel_mps=np.array([5.0, 0.0, 0.0]))
+    with pytest.raises(ResolutionError, match="outside the twin"):
+        res.replan(fl, now, [b])
+    with pytest.raises(ResolutionError):
+        res.resolve(fl, LiveFlight("b", b), now, others=[b])
