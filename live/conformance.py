@@ -336,8 +336,8 @@ def conforms(traj: Trajectory, t_s, xyz_m, params: ConformanceParams | None = No
     --------
     >>> tr = Trajectory("f", [[0, 0, 0], [0, 0, 40], [1200, 0, 40], [1200, 0, 0]],
     ...                 [0, 10, 110, 123.3])
-    >>> # 7 m off, 9 m off, 2.1 s late, 3.3 s late, 7 m high at t = 60 s (plan: x = 600)
-    >>> conforms(tr, [60] * 5, [[600, 7, 40], [600, 9, 40], [575, 0, 40], [560, 0, 40],
+    >>> # 7 m off, 9 m off, 0.8 s late, 3.3 s late, 7 m high at t = 60 s (plan: x = 600)
+    >>> conforms(tr, [60] * 5, [[600, 7, 40], [600, 9, 40], [590, 0, 40], [560, 0, 40],
     ...                         [600, 0, 47]]).tolist()
     [True, False, True, False, False]
     """
