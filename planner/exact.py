@@ -211,6 +211,7 @@ class _FastIndex:
         self.bbox = np.zeros((n, 4), dtype=np.float64)
         edges, starts = [], [0]
         for b, fp in enumerate(footprints):
+            k0 = len(edges)
             polys = ([fp] if fp.geom_type == "Polygon" else list(fp.geoms)
                      if fp.geom_type == "MultiPolygon" else None)
             if polys is not None and not fp.is_empty and fp.is_valid:
@@ -222,7 +223,7 @@ class _FastIndex:
                             edges.append(np.hstack([xy[:-1], xy[1:]]))
             if not fp.is_empty:
                 self.bbox[b] = fp.bounds
-            starts.append(sum(len(e) for e in edges))
+            starts.append(starts[-1] + sum(len(e) for e in edges[k0:]))
         self.edges = (np.ascontiguousarray(np.vstack(edges)) if edges
                       else np.zeros((0, 4), dtype=np.float64))
         self.edge_start = np.asarray(starts, dtype=np.int64)
