@@ -398,6 +398,12 @@ class Fleet:
             "faults_by_kind": {k: {"injected": v[0], "detected": v[1]}
                                for k, v in sorted(by_kind.items())},
             "false_alarms": false_alarms,
+            # [flight, kind, onset, its (final) plan's landing]: an onset after that
+            # landing (an accepted advisory shortened the flight) never showed
+            "faults_missed": [[d.flight_id, d.fault.kind, round(d.fault.onset_s, 1),
+                               round(d.trajectory.t_end_s, 1)] for d in faulty
+                              if not (self.nonconf_at.get(d.flight_id, -1e18)
+                                      >= d.fault.onset_s - 1e-9)][:20],
             "detect_p50_s": percentile(lat, 50),
             "detect_p99_s": percentile(lat, 99),
             "detect_max_s": max(lat) if lat else None,
