@@ -392,6 +392,10 @@ class LiveHub:
                 adv0 = entry[0]
                 self._submit(lambda: self.zone_added(adv0.cause[0], only={adv0.flight_id}))
             raise
+        if not accept and adv.reason == "zone":
+            # refused (e.g. it reached the drone too late): the flight still heads for
+            # the zone, so it is re-planned (if its plan still enters it)
+            self._submit(lambda: self.zone_added(adv.cause[0], only={adv.flight_id}))
         if accept:
             tw = self.core.twin
             xyz = adv.trajectory.xyz_m

@@ -294,3 +294,34 @@ def test_assign_faults_reaches_the_share_when_some_flights_already_left(world):
         else:
             assert max(d.trajectory.t_start_s + 8.0, lo) <= d.fault.onset_s \
                 <= min(d.trajectory.t_end_s - 15.0, hi)
+
+
+def test_a_zone_advisory_ready_too_late_is_made_again(world):
+    """A re-plan that takes longer than the reaction time (a busy server) makes an
+    advisory whose start has nearly passed when it is ready; it is made again from the
+    clock then (17:52 run: the target refused such an advisory and entered the zone)."""
+    twin, trajs = world
+    zones = ZoneLayer(twin.frame)
+    ops = LiveOps(twin, zones)
+    tr = max(trajs, key=lambda x: x.t_end_s - x.t_start_s)
+    ops.register(tr.flight_id, "op", tr, state="activated", now_s=tr.t_start_s)
+    t = tr.t_start_s + 12.0
+    c = tr.position_at(t + 25.0)
+    lon, lat = twin.frame.to_wgs84(c[0], c[1])
+    zones.add(Zone(id="LATE", circle=Circle(float(lon), float(lat), 40.0),
+                   lower=Altitude(0, "AGL"), upper=Altitude(500, "AGL"),
+                   window=(t, t + 3600)))
+    ticks = iter([t, t + 3.0])          # the first re-plan "took" 3 s; then 0.1 s each
+    last = [t + 3.0]
+
+    def clock():
+        v = next(ticks, None)
+        if v is None:
+            last[0] += 0.1
+            v = last[0]
+        return v
+
+    advs, errors = ops.zone_added("LATE", t, clock=clock)
+    assert errors == [] and len(advs) == 1
+    (adv,) = advs
+    assert adv.issued_s >= t + 3.0 and adv.start_s - last[0] >= ops.advisory_notice_s
