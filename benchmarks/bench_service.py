@@ -3,7 +3,7 @@
     python benchmarks/bench_service.py [--drones 1000] [--concurrency 16 64]
                                        [--duration 30] [--trivial-s 8] [--operators 8]
                                        [--seed 0] [--json] [--out-json FILE]
-                                       [--no-before]
+                                       [--no-before] [--hubs 3] [--spread-s 3600]
 
 For each concurrency level, in one run: a fresh server (``python -m skytwin.server serve`` in a
 subprocess on a free loopback port, bundled Helsinki city, a temporary SQLite store and a
@@ -32,6 +32,15 @@ their ratio to the trivial RPC's rate, and the CPU the server process and the cl
 used during each phase (``/proc/PID/stat`` and ``time.process_time``): client and server
 share this machine's 2 cores (and, here, other jobs: the load average is printed).
 The server is fresh for each level, so every level starts from an empty airspace.
+
+Hubs (issue 14, RESULTS.md scale part 8): every delivery takes off from one of
+``--hubs`` hubs (default 3, the load test's default; up to 200, but the bundled Helsinki
+twin holds only ~50 points 150 m apart from which a preview succeeds, and the report
+gives the number found as ``hubs``), departing uniformly within ``--spread-s`` (default
+3600 s). A hub's pad takes one departure per 10-20 s (Separation defaults, 4 m/s climb,
+10 s delay steps), about 300 per hour in the load test's pattern, so with 3 hubs the
+SubmitFlight OK rate of a 30 s run is bounded near 35 bookings/s (plus replays) by the
+hubs, not by the server; ``--hubs 20`` lifts that bound above what the server does.
 
 Planning processes (issue 14 part 2): ``--plan-processes P [P ...]`` (default 2) starts
 the server with ``serve --plan-processes P`` (0: planning threads in the server
@@ -195,8 +204,10 @@ def _idle_probe(target, reg_tok) -> dict:
     return out
 
 
-def _headline(plan, sub, ok) -> dict:
-    return {"plan_ok_per_s": plan.get("ok_per_s", 0.0), "plan_p99_ms": plan.get("p99_ms"),
+def _headline(plan, sub, ok, load=None) -> dict:
+    hubs = {} if load is None else {"hubs": len(load["hubs"]),
+                                    "hubs_setup_s": load.get("hubs_setup_s")}
+    return {**hubs, "plan_ok_per_s": plan.get("ok_per_s", 0.0), "plan_p99_ms": plan.get("p99_ms"),
             "submit_ok_per_s": sub.get("ok_per_s", 0.0),
             "submit_calls_per_s": sub.get("calls_per_s", 0.0),
             "submit_p50_ms": sub.get("p50_ms"), "submit_p99_ms": sub.get("p99_ms"),
@@ -212,14 +223,14 @@ def bench_processes(concurrency, processes, args, tmp: Path) -> dict:
     try:
         cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
                          duration_s=args.duration, operators=args.operators, tokens=tokens,
-                         seed=args.seed)
+                         seed=args.seed, hubs=args.hubs, spread_s=args.spread_s)
         load = _phase(server, lambda: run_loadtest(cfg))
         mem = server.memory()
     finally:
         server.close()
     r = load["rpcs"]
     plan = r.get("PlanRoute", {})
-    return dict(_headline(plan, r.get("SubmitFlight", {}), load["ok"]),
+    return dict(_headline(plan, r.get("SubmitFlight", {}), load["ok"], load),
                 plan_processes=processes, plan_calls_per_s=plan.get("calls_per_s"),
                 plan_p50_ms=plan.get("p50_ms"),
                 check_results={k: v["ok"] for k, v in load["checks"].items()},
@@ -235,12 +246,13 @@ def bench_before(concurrency, args, tmp: Path) -> dict:
     try:
         cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
                          duration_s=args.duration, operators=args.operators, tokens=tokens,
-                         seed=args.seed, book_plan=False)
+                         seed=args.seed, hubs=args.hubs, spread_s=args.spread_s, book_plan=False)
         load = _phase(server, lambda: run_loadtest(cfg))
     finally:
         server.close()
     r = load["rpcs"]
-    return dict(_headline(r.get("PlanRoute", {}), r.get("SubmitFlight", {}), load["ok"]),
+    return dict(_headline(r.get("PlanRoute", {}), r.get("SubmitFlight", {}), load["ok"],
+                          load),
                 check_results={k: v["ok"] for k, v in load["checks"].items()},
                 flights=load["flights"], load_cpu=load["cpu"])
 
@@ -256,7 +268,7 @@ def bench_level(concurrency, args, tmp: Path) -> dict:
                                                     args.trivial_s, op_tok, "Check"))
         cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
                          duration_s=args.duration, operators=args.operators, tokens=tokens,
-                         seed=args.seed)
+                         seed=args.seed, hubs=args.hubs, spread_s=args.spread_s)
         load = _phase(server, lambda: run_loadtest(cfg))
         mem = server.memory()
         idle = _idle_probe(server.target, reg_tok)
@@ -266,8 +278,9 @@ def bench_level(concurrency, args, tmp: Path) -> dict:
     plan, sub = r.get("PlanRoute", {}), r.get("SubmitFlight", {})
     ceiling = info["ok_per_s"]
     return {
-        "concurrency": concurrency, **_headline(plan, sub, load["ok"]),
+        "concurrency": concurrency, **_headline(plan, sub, load["ok"], load),
         "plan_processes": args.plan_processes[0], "memory": mem,
+        "hub_lonlat": load["hubs"],
         "server_start_s": round(server.start_s, 2),
         "trivial": {"GetTwinInfo": info, "Check": health},
         "plan": plan, "submit": sub,
@@ -311,6 +324,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out-json", default=None, help="also write the JSON object here")
     ap.add_argument("--no-before", action="store_true",
                     help="skip the route-only (before issue 14) run of each level")
+    ap.add_argument("--hubs", type=int, default=3,
+                    help="delivery hubs of the load test (LoadConfig.hubs, 1..200; every "
+                         "delivery takes off from one: their take-off slots bound the "
+                         "bookings, see RESULTS.md scale part 8)")
+    ap.add_argument("--spread-s", type=float, default=3600.0,
+                    help="departures uniform within this window after now + 60 s "
+                         "(LoadConfig.spread_s)")
     ap.add_argument("--plan-processes", type=int, nargs="+", default=[2], metavar="P",
                     help="planning worker processes of the server (serve "
                          "--plan-processes; 0: threads); the first is the headline run, "
@@ -325,11 +345,13 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 out[-1]["before"] = bench_before(c, args, Path(tmp))
         out[-1]["by_plan_processes"] = [{
-            k: out[-1][k] for k in ("plan_processes", "plan_ok_per_s", "plan_p99_ms",
+            k: out[-1][k] for k in ("hubs", "plan_processes", "plan_ok_per_s", "plan_p99_ms",
                                     "submit_ok_per_s", "submit_p99_ms", "checks")}]
         out[-1]["by_plan_processes"][0].update(
             plan_calls_per_s=out[-1]["plan"].get("calls_per_s"),
-            plan_p50_ms=out[-1]["plan"].get("p50_ms"), load_cpu=out[-1]["load_cpu"])
+            plan_p50_ms=out[-1]["plan"].get("p50_ms"), load_cpu=out[-1]["load_cpu"],
+            submit_calls_per_s=out[-1]["submit_calls_per_s"], errors=out[-1]["errors"],
+            flights=out[-1]["flights"])
         for pp in args.plan_processes[1:]:
             with tempfile.TemporaryDirectory() as tmp:
                 out[-1]["by_plan_processes"].append(bench_processes(c, pp, args,
@@ -338,6 +360,7 @@ def main(argv=None) -> int:
             print(f"concurrency {c} done: {json.dumps(out[-1]['check_results'])}",
                   file=sys.stderr)
     res = {"drones": args.drones, "duration_s": args.duration, "operators": args.operators,
+           "hubs_requested": args.hubs, "spread_s": args.spread_s,
            "cores": os.cpu_count(), "loadavg_before": load0, "loadavg_after":
            os.getloadavg(), "levels": out}
     if args.out_json:

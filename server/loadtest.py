@@ -184,7 +184,12 @@ class LoadConfig:
     max_requests : int
         Hard cap on load-phase calls.
     hubs : int
-        Delivery hubs (found by PlanRoute previews at start-up).
+        Delivery hubs (found by PlanRoute previews at start-up), 1..200: random points of
+        the twin at least 150 m apart from which a PlanRoute preview succeeds. Every
+        delivery takes off from a hub, so few hubs bound the bookings a run can get
+        (each hub's take-off slots within ``spread_s`` are a capacity of their own: see
+        benchmarks/RESULTS.md, scale part 8); a city with ~100 bookings/s has many
+        vertiports.
     spread_s : float
         Departures are drawn uniformly in ``[now + 60 s, now + 60 s + spread_s]``.
     p_retry, p_dup, p_cancel : float
@@ -232,7 +237,7 @@ class LoadConfig:
             check_loopback(t, self.allow_remote)
         lim = {"drones": (1, 100_000), "concurrency": (1, 1024),
                "duration_s": (0.5, 3600.0), "max_requests": (1, 10_000_000),
-               "hubs": (1, 20), "watchers": (1, 64), "rpc_timeout_s": (0.1, 600.0)}
+               "hubs": (1, 200), "watchers": (1, 64), "rpc_timeout_s": (0.1, 600.0)}
         for name, (lo, hi) in lim.items():
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
@@ -423,7 +428,7 @@ async def _find_hubs(client, stats, token, bounds, n_hubs, rng, frame):
             hubs.append(a)
     if not hubs:
         raise RuntimeError("found no hub: PlanRoute failed from 60 random points of the twin")
-    return hubs
+    return hubs     # may be fewer than n_hubs (the report's ``hubs`` lists those found)
 
 
 def _local_frame(bounds):
@@ -642,9 +647,11 @@ class _LoadTest:
                                       f"{exc.code().name}: {exc.details()}") from None
             self.bounds = info.bounds
             self.frame = _local_frame(info.bounds)
+            t_hubs = time.perf_counter()
             self.hubs = await _find_hubs(self.client, self.setup_stats,
                                          self.op_token(0)[1], self.bounds, cfg.hubs,
                                          self.rng, self.frame)
+            self.hubs_setup_s = time.perf_counter() - t_hubs
             # watchers first, live before the load starts
             n_targets = len(cfg.target.split(","))
             plan = [(self.reg_token, "regulator" if n_targets == 1 else
@@ -918,6 +925,7 @@ class _LoadTest:
                        for k, v in asdict(cfg).items()},
             "run_id": self.run_id, "operators": self.n_operators,
             "operator_tokens": len(self.op_tokens), "hubs": self.hubs,
+            "hubs_setup_s": round(getattr(self, "hubs_setup_s", 0.0), 3),
             "elapsed_s": round(elapsed_s, 3), "issue_s": round(issue_s, 3),
             "stopped_by_request_cap": self.client.capped,
             "requests": int(sum(sum(c.values()) for c in self.stats.codes.values())),

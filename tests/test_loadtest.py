@@ -123,7 +123,23 @@ def test_malformed_target(target, fragment):
     assert fragment in str(e.value)
 
 
+def test_hubs_option_reaches_the_report(srv):
+    rep = run_loadtest(LoadConfig(target=srv.target, drones=12, concurrency=2, hubs=6,
+                                  duration_s=2.0, seed=7, max_requests=10))
+    assert rep["config"]["hubs"] == 6 and len(rep["hubs"]) == 6
+    assert rep["hubs_setup_s"] > 0
+    assert rep["setup_rpcs"]["PlanRoute"]["ok"] == 6     # one successful preview per hub
+    frame = Frame(*rep["hubs"][0])
+    xy = np.array([frame.to_local(*h) for h in rep["hubs"]], dtype=float)
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    assert d[np.triu_indices(6, 1)].min() >= 149.0      # 150 m apart (frames differ ~1e-8)
+    assert rep["ok"], {k: v for k, v in rep["checks"].items() if not v["ok"]}
+
+
 def test_config_limits():
+    LoadConfig(target="127.0.0.1:1", hubs=200).validate()
+    with pytest.raises(ValueError, match="hubs must be within 1..200"):
+        LoadConfig(target="127.0.0.1:1", hubs=201).validate()
     with pytest.raises(ValueError, match="concurrency must be within 1..1024"):
         LoadConfig(target="127.0.0.1:1", concurrency=0).validate()
     with pytest.raises(ValueError, match="p_cancel must be within 0..1"):
