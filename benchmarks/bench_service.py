@@ -160,10 +160,14 @@ class Server:
 
 def _phase(server, fn):
     c0, s0, w0 = time.process_time(), server.cpu_s(), time.perf_counter()
+    m0 = _cpu_s(server.proc.pid)
     out = fn()
     wall = time.perf_counter() - w0
     out["cpu"] = {"wall_s": round(wall, 2),
                   "server_cores": round((server.cpu_s() - s0) / wall, 2),
+                  # the server process alone (event loop, booking pool: one GIL); the
+                  # rest of server_cores is its planning worker processes
+                  "server_main_cores": round((_cpu_s(server.proc.pid) - m0) / wall, 2),
                   "client_cores": round((time.process_time() - c0) / wall, 2)}
     return out
 
