@@ -75,12 +75,20 @@ def _unpack_error(packed) -> BaseException:
     return exc
 
 
-def _worker_main(conn, core) -> None:
-    """Loop of one worker process: ``(state, method, args)`` in, ``(ok, value)`` out."""
+def _worker_main(conn, core, server_pid: int, orphan_check_s: float = 1.0) -> None:
+    """Loop of one worker process: ``(state, method, args)`` in, ``(ok, value)`` out.
+
+    Ends when the server asks (``None``), when the pipe closes, or when the server
+    process is gone (checked every ``orphan_check_s`` while idle: a fork keeps copies of
+    the server's pipe ends, so a server killed with SIGKILL gives its workers no EOF).
+    """
     core._plan_pool = None          # plan here, never forward again
     key = None
     while True:
         try:
+            while not conn.poll(orphan_check_s):
+                if os.getppid() != server_pid:
+                    return          # re-parented: the server died
             msg = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
@@ -141,7 +149,7 @@ class PlanPool:
         ctx = multiprocessing.get_context("fork")
         for n in range(self.processes):
             parent, child = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=_worker_main, args=(child, self.core),
+            proc = ctx.Process(target=_worker_main, args=(child, self.core, os.getpid()),
                                name=f"skytwin-planner-{n}", daemon=True)
             proc.start()
             child.close()

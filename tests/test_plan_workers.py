@@ -128,3 +128,29 @@ def test_a_batch_is_planned_on_the_workers_and_booked_conflict_free(server):
         trajs.append(Trajectory(f.flight_id, np.column_stack(
             [x, y, [w.alt_amsl_m for w in wp]]), np.array([seconds(w.time) for w in wp])))
     assert verify(trajs).ok
+
+
+def test_workers_exit_when_the_server_is_killed(tmp_path):
+    """SIGKILL of the server leaves no planning worker behind (they hold copies of the
+    server's pipe ends, so they get no EOF: they notice they were re-parented)."""
+    p, _ = start_serve("--db", str(tmp_path / "store.db"), "--plan-processes", "2",
+                       "--web", "off")
+    try:
+        kids = _children(p.pid)
+        assert len(kids) >= 2
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+        deadline = time.monotonic() + 30.0      # generous: catches a leak, not a speed
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{k}")
+                                                  and _state(k) != "Z" for k in kids):
+            time.sleep(0.2)
+        assert [k for k in kids if os.path.exists(f"/proc/{k}") and _state(k) != "Z"] == []
+    finally:
+        stop_all([p])
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
