@@ -61,6 +61,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from skytwin.airspace._jit import JIT
 from skytwin.airspace.errors import AirspaceError, ZoneError
 from skytwin.airspace.frame import Frame
+from skytwin.airspace.geom2d import seg_seg_dist2
 from skytwin.airspace.grid import GridSpec
 
 __all__ = [
@@ -831,50 +832,16 @@ def zone_voxels(
 
 
 @njit(**JIT)
-def _seg_seg_dist2(ax, ay, bx, by, cx, cy, dx, dy):
-    """Squared distance between segments AB and CD (0 when they cross)."""
-    # proper or touching intersection via orientations
-    d1 = (dx - cx) * (ay - cy) - (dy - cy) * (ax - cx)
-    d2 = (dx - cx) * (by - cy) - (dy - cy) * (bx - cx)
-    d3 = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-    d4 = (bx - ax) * (dy - ay) - (by - ay) * (dx - ax)
-    if ((d1 > 0 and d2 < 0) or (d1 < 0 and d2 > 0)) and (
-        (d3 > 0 and d4 < 0) or (d3 < 0 and d4 > 0)
-    ):
-        return 0.0
-    best = _pt_seg_dist2(ax, ay, cx, cy, dx, dy)
-    best = min(best, _pt_seg_dist2(bx, by, cx, cy, dx, dy))
-    best = min(best, _pt_seg_dist2(cx, cy, ax, ay, bx, by))
-    best = min(best, _pt_seg_dist2(dx, dy, ax, ay, bx, by))
-    return best
-
-
-@njit(**JIT)
-def _pt_seg_dist2(px, py, ax, ay, bx, by):
-    """Squared distance from point P to segment AB."""
-    ux = bx - ax
-    uy = by - ay
-    L2 = ux * ux + uy * uy
-    t = 0.0
-    if L2 > 0.0:
-        t = ((px - ax) * ux + (py - ay) * uy) / L2
-        t = min(1.0, max(0.0, t))
-    qx = ax + t * ux - px
-    qy = ay + t * uy - py
-    return qx * qx + qy * qy
-
-
-@njit(**JIT)
 def _seg_rect_dist2(ax, ay, bx, by, x0, y0, x1, y1):
     """Squared distance between segment AB and the closed rectangle (0 on overlap)."""
     if x0 <= ax <= x1 and y0 <= ay <= y1:
         return 0.0
     if x0 <= bx <= x1 and y0 <= by <= y1:
         return 0.0
-    best = _seg_seg_dist2(ax, ay, bx, by, x0, y0, x1, y0)
-    best = min(best, _seg_seg_dist2(ax, ay, bx, by, x1, y0, x1, y1))
-    best = min(best, _seg_seg_dist2(ax, ay, bx, by, x1, y1, x0, y1))
-    best = min(best, _seg_seg_dist2(ax, ay, bx, by, x0, y1, x0, y0))
+    best = seg_seg_dist2(ax, ay, bx, by, x0, y0, x1, y0)
+    best = min(best, seg_seg_dist2(ax, ay, bx, by, x1, y0, x1, y1))
+    best = min(best, seg_seg_dist2(ax, ay, bx, by, x1, y1, x0, y1))
+    best = min(best, seg_seg_dist2(ax, ay, bx, by, x0, y1, x0, y0))
     return best
 
 

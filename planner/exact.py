@@ -53,6 +53,7 @@ from numba import njit
 from shapely.geometry import LineString, Point
 
 from skytwin.airspace._jit import JIT
+from skytwin.airspace.geom2d import seg_seg_dist2
 
 __all__ = ["FAST_MARGIN_M", "ExactChecker", "Violation"]
 
@@ -258,36 +259,6 @@ class _FastIndex:
 
 
 @njit(**JIT)
-def _pt_seg_d2(px, py, ax, ay, bx, by):
-    """Squared distance from point p to segment a-b (a point when a == b)."""
-    vx = bx - ax
-    vy = by - ay
-    L2 = vx * vx + vy * vy
-    t = 0.0
-    if L2 > 0.0:
-        t = ((px - ax) * vx + (py - ay) * vy) / L2
-        t = min(1.0, max(0.0, t))
-    dx = ax + t * vx - px
-    dy = ay + t * vy - py
-    return dx * dx + dy * dy
-
-
-@njit(**JIT)
-def _seg_seg_d2(ax, ay, bx, by, cx, cy, dx, dy):
-    """Squared distance between segments a-b and c-d (0 when they cross)."""
-    o1 = (dx - cx) * (ay - cy) - (dy - cy) * (ax - cx)
-    o2 = (dx - cx) * (by - cy) - (dy - cy) * (bx - cx)
-    o3 = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-    o4 = (bx - ax) * (dy - ay) - (by - ay) * (dx - ax)
-    if ((o1 > 0.0 and o2 < 0.0) or (o1 < 0.0 and o2 > 0.0)) and \
-            ((o3 > 0.0 and o4 < 0.0) or (o3 < 0.0 and o4 > 0.0)):
-        return 0.0
-    # touching or collinear cases end here too: one of these distances is ~0
-    return min(min(_pt_seg_d2(ax, ay, cx, cy, dx, dy), _pt_seg_d2(bx, by, cx, cy, dx, dy)),
-               min(_pt_seg_d2(cx, cy, ax, ay, bx, by), _pt_seg_d2(dx, dy, ax, ay, bx, by)))
-
-
-@njit(**JIT)
 def _meets_box(ax, ay, bx, by, x0, y0, x1, y1):
     """Whether segment a-b meets the closed box [x0, x1] x [y0, y1] (Liang-Barsky)."""
     t0 = 0.0
@@ -394,7 +365,7 @@ def _segment_status(ax, ay, az, bx, by, bz, c, margin, x0, y0, cell_m, ncx, ncy,
                 if inside:
                     return 1
                 for e in range(edge_start[b], edge_start[b + 1]):
-                    if _seg_seg_d2(px, py, qx, qy, edges[e, 0], edges[e, 1], edges[e, 2],
+                    if seg_seg_dist2(px, py, qx, qy, edges[e, 0], edges[e, 1], edges[e, 2],
                                    edges[e, 3]) < r2:
                         return 1
     return 2 if unsure else 0
