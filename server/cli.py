@@ -1382,6 +1382,9 @@ def _cmd_client(args) -> int:
         flights_pb2_grpc.FlightServiceStub, changes_pb2_grpc.ChangeServiceStub)]
     dump = functools.partial(MessageToDict, preserving_proto_field_name=True,
                              always_print_fields_with_no_presence=True)
+    # Ctrl-C: leave at once (main() exits with os._exit). Cancelling the call and closing
+    # the channel wait on gRPC's core, which can block with a call in flight.
+    interrupted = False
     try:
         out = _client_call(args, stubs)
         if args.rpc == "watch":
@@ -1393,14 +1396,17 @@ def _cmd_client(args) -> int:
                     print(json.dumps(_change_from_proto(ch, dump)), flush=True)
                     n += 1
                     if args.count and n >= args.count:
-                        out.cancel()
                         break
             except grpc.RpcError as exc:
                 if exc.code() not in (grpc.StatusCode.CANCELLED,
                                       grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise
+            except KeyboardInterrupt:
+                interrupted = True
+                raise
             finally:
-                out.cancel()
+                if not interrupted:
+                    out.cancel()
             return 0
         if args.rpc == "zones" and args.zone_command == "export" and args.out:
             Path(args.out).write_text(out.ed269_json)
@@ -1412,8 +1418,12 @@ def _cmd_client(args) -> int:
         return _fail(args, RuntimeError(exc.details() or exc.code().name), exc.code().name)
     except (OSError, ValueError) as exc:
         return _fail(args, exc)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        channel.close()
+        if not interrupted:
+            channel.close()
 
 
 # -------------------------------------------------------------------------- loadtest
