@@ -287,6 +287,14 @@ def test_busy_port_is_one_line_before_the_database_is_created(tmp_path):
     assert "pickle" not in msg
 
 
+def _clean_sigint():
+    """In the child before exec: SIGINT unblocked and at its default, as a shell gives
+    it (a child inherits ignored and blocked signals, and this pytest process may carry
+    either from the servers and threads of earlier tests)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(proc, wait_s):
     time.sleep(wait_s)
     proc.send_signal(signal.SIGINT)
@@ -312,7 +320,7 @@ def test_ctrl_c_is_quiet(tmp_path, capsys):
         watch = subprocess.Popen([sys.executable, "-m", "skytwin", "client", "--target",
                                   srv.target, "--token", OP_A, "watch", "--since", "0"],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+                                 text=True, preexec_fn=_clean_sigint)
         ready, _, _ = select.select([watch.stdout], [], [], 120.0)
         assert ready, "client watch printed no change within 120 s"
         assert json.loads(watch.stdout.readline())
@@ -321,7 +329,8 @@ def test_ctrl_c_is_quiet(tmp_path, capsys):
         # a long job (builds the twin, then plans thousands of flights) stopped midway
         fleet = subprocess.Popen([sys.executable, "-m", "skytwin", "fleet", "--flights",
                                   "5000", "--json"], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                                 stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                 preexec_fn=_clean_sigint)
         rc, out, err = _interrupt(fleet, 2.5)
         assert rc == 130 and err == "" and out == "", err
     finally:
