@@ -302,6 +302,10 @@ def _interrupt(proc, wait_s):
     return proc.returncode, out, err
 
 
+@pytest.mark.xfail(strict=False, raises=subprocess.TimeoutExpired, reason=(
+    "open defect: in three fresh-clone .ci/run suites of 2026-11-30 a live `client watch` "
+    "child ignored SIGINT for 60 s (never reproduced alone or in a warm checkout; cause "
+    "not found); any other failure of this test still fails the suite"))
 def test_ctrl_c_is_quiet(tmp_path, capsys):
     """Ctrl-C on a live ``client watch`` and during ``fleet``: exit 130, nothing printed.
 
