@@ -494,15 +494,8 @@ class Resolver:
                     np.concatenate([pre_t, r_t])
                 full = Trajectory(flight.flight_id, xyz, tt, traj.priority,
                                   traj.max_delay_s, dict(traj.meta))
-                near = self._near(full, others, boxes)
-                # the whole trajectory (prefix and hover included) by the detector,
-                # then by the independent verifier
-                hit = self._first_conflict(full, near)
-                if hit is None and near:
-                    vr = verify([full, *near], p.separation, focus=[flight.flight_id])
-                    if vr.residual_conflicts:
-                        c = vr.residual_conflicts[0]
-                        hit = c.flight_b if c.flight_a == flight.flight_id else c.flight_a
+                # the whole trajectory (prefix and hover included)
+                hit = self._conflict(full, others, boxes)
                 if hit is not None:
                     failures.append(f"band {band:g} m, hold {hold:g} s: conflict "
                                     f"{flight.flight_id}/{hit}")
@@ -522,6 +515,18 @@ class Resolver:
     def _hold_in_zone(self, p, t0, t1) -> bool:
         return any(segment_intersects(z, p, p, self.ground_range)
                    for z in self._zones(t0, t1))
+
+    def _conflict(self, full: Trajectory, others, boxes) -> str | None:
+        """Id of a flight among ``others`` that ``full`` conflicts with (None: clear):
+        the booking detector first, then the independent verifier on the near ones."""
+        near = self._near(full, others, boxes)
+        hit = self._first_conflict(full, near)
+        if hit is None and near:
+            vr = verify([full, *near], self.params.separation, focus=[full.flight_id])
+            if vr.residual_conflicts:
+                c = vr.residual_conflicts[0]
+                hit = c.flight_b if c.flight_a == full.flight_id else c.flight_a
+        return hit
 
     def _ground_at(self, x_m: float, y_m: float) -> float:
         g = self.twin.grid
@@ -604,13 +609,7 @@ class Resolver:
                 if zid is not None:
                     failures.append(f"stop at +{t_p - now_s:.0f} s: meets zone {zid}")
                     break
-                near = self._near(full, others, boxes)
-                hit = self._first_conflict(full, near)
-                if hit is None and near:
-                    vr = verify([full, *near], p.separation, focus=[flight.flight_id])
-                    if vr.residual_conflicts:
-                        c = vr.residual_conflicts[0]
-                        hit = c.flight_b if c.flight_a == flight.flight_id else c.flight_a
+                hit = self._conflict(full, others, boxes)
                 if hit is not None:
                     failures.append(f"stop at +{t_p - now_s:.0f} s, hover {hover:g} s: "
                                     f"conflict {flight.flight_id}/{hit}")
