@@ -7,13 +7,20 @@ The simulator is split so that its core is transport-free and testable in-proces
 * :class:`SimDrone` is one drone: its approved trajectory (local metres), an optional
   injected :class:`Fault`, and its *true* position at any time. Faults, with their
   onset chosen by the seeded RNG while the drone is airborne (late departure: at the
-  planned departure):
+  planned departure). An onset is drawn on the booked trajectory; when the drone
+  accepts an advisory before it (a reroute, a land-short stop), the onset must still
+  fall on the trajectory it now flies, in the air (8 s after take-off, 15 s before
+  landing): else it is drawn again there, after the acceptance, or, when the new
+  flight is too short, the fault is *withdrawn* (it never happened: counted neither
+  injected nor missed, and listed in ``faults_withdrawn``):
 
   - ``drift``: from onset the drone slides sideways at ``drift_mps`` (default 5 m/s,
     perpendicular to its track, e.g. a wind gust or a heading bias);
   - ``climb``: from onset it climbs at ``climb_mps`` (3 m/s) above its plan, up to
     +60 m (an altitude-hold failure);
-  - ``hold``: from onset it hovers where it is (a stuck waypoint);
+  - ``hold``: from onset it hovers where it is (a stuck waypoint) for ``hold_s``
+    (60 s), then flies the rest of its plan that much late (``hold_s`` 0: it hovers
+    to the end of the run); it reports all the while, until its shifted landing;
   - ``late``: it leaves the pad ``late_s`` (60 s) after the planned departure;
   - ``lost_link``: from onset it keeps flying its plan but sends nothing.
 
@@ -84,6 +91,11 @@ class SimDrone:
     accepted: int = 0
     _hold_xyz: np.ndarray | None = None
     _drift_dir: np.ndarray | None = None
+    booked: Trajectory | None = None      # the trajectory booked (before any advisory)
+
+    def __post_init__(self):
+        if self.booked is None:
+            self.booked = self.trajectory
 
     def fault_active(self, t_s: float) -> bool:
         return self.fault is not None and t_s >= self.fault.onset_s
@@ -100,6 +112,8 @@ class SimDrone:
         if f.kind == "late":
             return self._plan_at(t_s - f.param)
         if f.kind == "hold":
+            if f.param > 0 and t_s >= f.onset_s + f.param:
+                return self._plan_at(t_s - f.param)      # resumes its plan, late
             if self._hold_xyz is None:
                 self._hold_xyz = self._plan_at(f.onset_s)
             return self._hold_xyz.copy()
@@ -118,24 +132,48 @@ class SimDrone:
             p[2] += min(60.0, f.param * dt)
         return p
 
+    def start_shift_s(self) -> float:
+        """How much later than planned the drone takes off (a late departure)."""
+        f = self.fault
+        return f.param if f is not None and f.kind == "late" else 0.0
+
+    def end_shift_s(self) -> float:
+        """How much later than planned the drone lands: a late departure's delay, a
+        hold's duration (``inf``: it hovers to the end of the run)."""
+        f = self.fault
+        if f is None:
+            return 0.0
+        if f.kind == "late":
+            return f.param
+        if f.kind == "hold":
+            return f.param if f.param > 0 else np.inf
+        return 0.0
+
     def airborne(self, t_s: float) -> bool:
         """Between (effective) take-off and landing."""
-        shift = self.fault.param if self.fault and self.fault.kind == "late" else 0.0
-        return self.trajectory.t_start_s + shift <= t_s <= self.trajectory.t_end_s + shift
+        tr = self.trajectory
+        return tr.t_start_s + self.start_shift_s() <= t_s <= tr.t_end_s + self.end_shift_s()
 
     def reports_at(self, t_s: float, pre_s: float = 5.0, post_s: float = 2.0) -> bool:
-        """Reports from ``pre_s`` before departure to ``post_s`` after landing, unless
-        the link is lost."""
+        """Reports from ``pre_s`` before departure to ``post_s`` after (shifted)
+        landing, unless the link is lost."""
         f = self.fault
         if f is not None and f.kind == "lost_link" and t_s >= f.onset_s:
             return False
-        shift = f.param if f and f.kind == "late" else 0.0
         return (self.trajectory.t_start_s - pre_s <= t_s
-                <= self.trajectory.t_end_s + shift + post_s)
+                <= self.trajectory.t_end_s + self.end_shift_s() + post_s)
+
+
+def _onset_range(tr: Trajectory, window, after_s: float = -np.inf):
+    """Where an in-flight fault's onset may fall on ``tr``: ``(lo, hi)``, empty when
+    ``lo >= hi`` (8 s after take-off, 15 s before landing, inside ``window``, after
+    ``after_s``)."""
+    lo_w, hi_w = window if window is not None else (-np.inf, np.inf)
+    return max(tr.t_start_s + 8.0, lo_w, after_s), min(tr.t_end_s - 15.0, hi_w)
 
 
 def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
-                  late_s=60.0, kinds=FAULT_KINDS, window=None) -> int:
+                  late_s=60.0, hold_s=60.0, kinds=FAULT_KINDS, window=None) -> int:
     """Give a seeded share of the drones a fault (kinds in turn); returns the count.
 
     Onsets of in-flight faults fall at least 8 s after take-off and 15 s before
@@ -154,7 +192,8 @@ def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
         t0, t1 = d.trajectory.t_start_s, d.trajectory.t_end_s
         if kind == "late":
             return lo_w - 5.0 <= t0 <= hi_w
-        return max(t0 + 8.0, lo_w) < min(t1 - 15.0, hi_w)
+        a, b = _onset_range(d.trajectory, window)
+        return a < b
 
     free = [int(x) for x in rng.permutation(n)]
     made = 0
@@ -172,9 +211,8 @@ def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
         if kind == "late":
             d.fault = Fault("late", d.trajectory.t_start_s, late_s)
         else:
-            a = max(d.trajectory.t_start_s + 8.0, lo_w)
-            b = min(d.trajectory.t_end_s - 15.0, hi_w)
-            param = {"drift": drift_mps, "climb": climb_mps}.get(kind, 0.0)
+            a, b = _onset_range(d.trajectory, window)
+            param = {"drift": drift_mps, "climb": climb_mps, "hold": hold_s}.get(kind, 0.0)
             d.fault = Fault(kind, float(rng.uniform(a, b)), param)
         made += 1
     return made
@@ -232,8 +270,12 @@ class Fleet:
     advisories_late: int = 0      # arrived after their start: refused
     answers_refused: int = 0      # acceptances the service did not take
     advisories_inconsistent: int = 0   # not starting from the drone's current plan
+    fault_window: tuple | None = None  # onsets inside (t_lo, t_hi) (assign_faults)
+    faults_redrawn: list = field(default_factory=list)    # [flight, kind, old, new onset]
+    faults_withdrawn: list = field(default_factory=list)  # [flight, kind, onset, landing]
     _previous: dict = field(default_factory=dict)
     sent: int = 0
+    last_report_s: dict = field(default_factory=dict)   # drone index -> newest report
 
     def __post_init__(self):
         self.index = {d.flight_id: k for k, d in enumerate(self.drones)}
@@ -271,12 +313,12 @@ class Fleet:
         call it every ``step_s``)."""
         pos = self.true_positions(t_s)
         self.truth.append(pos)
-        shift = np.zeros(len(self.drones))
+        s0 = np.zeros(len(self.drones))
+        s1 = np.zeros(len(self.drones))
         for k in self._faulty:
-            f = self.drones[k].fault
-            if f.kind == "late":
-                shift[k] = f.param
-        self.alive.append((self._start + shift <= t_s) & (t_s <= self._end + shift))
+            s0[k] = self.drones[k].start_shift_s()
+            s1[k] = self.drones[k].end_shift_s()
+        self.alive.append((self._start + s0 <= t_s) & (t_s <= self._end + s1))
         return pos
 
     def tick_reports(self, t_s: float, mask=None, record: bool = True):
@@ -288,9 +330,8 @@ class Fleet:
         stop = np.zeros(len(self.drones), bool)
         for k in self._faulty:
             f = self.drones[k].fault
-            if f.kind == "late":
-                shift[k] = f.param
-            elif f.kind == "lost_link" and t_s >= f.onset_s:
+            shift[k] = self.drones[k].end_shift_s()
+            if f.kind == "lost_link" and t_s >= f.onset_s:
                 stop[k] = True
         rep = (self._start - 5.0 <= t_s) & (t_s <= self._end + shift + 2.0) & ~stop
         if mask is not None:
@@ -305,6 +346,8 @@ class Fleet:
         lon, lat = self.frame.to_wgs84(p[:, 0], p[:, 1])
         vel = self.true_positions(t_s + 0.5)[who] - self.true_positions(t_s - 0.5)[who]
         self.sent += m
+        for k in who.tolist():
+            self.last_report_s[k] = float(t_s)
         return ([self.drones[k].flight_id for k in who], np.full(m, float(t_s)),
                 np.asarray(lon), np.asarray(lat), p[:, 2], vel)
 
@@ -313,8 +356,15 @@ class Fleet:
         drone goes back to its approved trajectory."""
         prev = self._previous.pop(advisory_id, None)
         if prev is not None:
-            k, tr = prev
-            self.drones[k].trajectory = tr
+            k, tr, fault, n_redrawn, n_withdrawn = prev
+            d = self.drones[k]
+            d.trajectory = tr
+            # the fault as it was on that trajectory (a re-draw made for the advisory
+            # is undone, and so is a withdrawal)
+            d.fault = fault
+            d._hold_xyz = d._drift_dir = None
+            del self.faults_redrawn[n_redrawn:]
+            del self.faults_withdrawn[n_withdrawn:]
             self.drones[k].accepted -= 1
             self.advisories_accepted -= 1
             self.answers_refused += 1
@@ -344,13 +394,51 @@ class Fleet:
         if float(np.max(np.abs(trajectory.position_at(t_s) - d._plan_at(t_s)))) > 5.0:
             self.advisories_inconsistent += 1
             return False
-        self._previous[advisory_id] = (k, d.trajectory)
+        self._previous[advisory_id] = (k, d.trajectory, d.fault, len(self.faults_redrawn),
+                                       len(self.faults_withdrawn))
         d.trajectory = trajectory
+        self._refit_fault(d, t_s)
         self._packed = None
         d.accepted += 1
         self.accepted_log.setdefault(flight_id, []).append((reason, round(t_s, 1)))
         self.advisories_accepted += 1
         return True
+
+    def _refit_fault(self, d: SimDrone, t_s: float) -> None:
+        """The drone flies a new trajectory from ``t_s`` (its fault not active yet):
+        its fault's onset must fall on this one, in the air (:func:`_onset_range`;
+        a late departure: at the new take-off); else it is drawn again there (after
+        ``t_s``) or, when the new flight leaves no room, withdrawn: the fault never
+        happens (``faults_withdrawn``; not counted as injected)."""
+        f = d.fault
+        d._hold_xyz = d._drift_dir = None
+        if f is None:
+            return
+        tr = d.trajectory
+        lo_w, hi_w = self.fault_window if self.fault_window is not None \
+            else (-np.inf, np.inf)
+        if f.kind == "late":
+            t0 = tr.t_start_s
+            if t0 == f.onset_s:
+                return
+            if t0 > t_s and lo_w - 5.0 <= t0 <= hi_w:
+                self.faults_redrawn.append([d.flight_id, f.kind, round(f.onset_s, 2),
+                                            round(t0, 2)])
+                d.fault = Fault(f.kind, float(t0), f.param)
+                return
+        else:
+            a, b = _onset_range(tr, self.fault_window, after_s=t_s + 1.0)
+            if a <= f.onset_s <= b:
+                return
+            if a < b:
+                new = float(self.rng.uniform(a, b))
+                self.faults_redrawn.append([d.flight_id, f.kind, round(f.onset_s, 2),
+                                            round(new, 2)])
+                d.fault = Fault(f.kind, new, f.param)
+                return
+        self.faults_withdrawn.append([d.flight_id, f.kind, round(f.onset_s, 2),
+                                      round(tr.t_end_s, 2)])
+        d.fault = None
 
     # ------------------------------------------------------------------ metrics
     def losses(self, h_m: float = 30.0, v_m: float = 10.0):
@@ -371,6 +459,24 @@ class Fleet:
             if not (da.fault or db.fault or da.refused or db.refused):
                 clean.append(rec)
         return out, clean
+
+    def _miss_detail(self, d) -> dict:
+        """Evidence on a fault not detected: its plans, advisories, the service's
+        events for it (state, time received), its newest report, where it was."""
+        k = self.index[d.flight_id]
+        on = d.fault.onset_s
+        return {"flight": d.flight_id, "kind": d.fault.kind, "onset_s": round(on, 2),
+                "t0_s": round(self.t0_s, 2),
+                "booked": [round(d.booked.t_start_s, 2), round(d.booked.t_end_s, 2)],
+                "flown": [round(d.trajectory.t_start_s, 2), round(d.trajectory.t_end_s, 2)],
+                "accepted": self.accepted_log.get(d.flight_id, []),
+                "refused": d.refused,
+                "events": [(s, round(t, 2)) for f, s, t in self.events if f == d.flight_id],
+                "last_report_s": self.last_report_s.get(k),
+                "plan_at_onset": [round(float(v), 1) for v in d._plan_at(on)],
+                "booked_at_onset": [round(float(v), 1) for v in d.booked.position_at(on)],
+                "true_at_onset": [round(float(v), 1) for v in d.true_at(on)],
+                "true_at_end": [round(float(v), 1) for v in d.true_at(d.trajectory.t_end_s)]}
 
     def metrics(self) -> dict:
         faulty = [d for d in self.drones if d.fault is not None]
@@ -395,6 +501,14 @@ class Fleet:
         return {
             "faults_injected": len(faulty),
             "faults_detected": detected,
+            # onsets drawn again on an accepted advisory's trajectory (the booked one's
+            # fell outside its flight): [flight, kind, booked onset, new onset]
+            "faults_redrawn": self.faults_redrawn[:20],
+            "faults_redrawn_count": len(self.faults_redrawn),
+            # faults that never happened: the advisory the drone accepted before the
+            # onset left no room for one in the air: [flight, kind, onset, landing]
+            "faults_withdrawn": self.faults_withdrawn[:20],
+            "faults_withdrawn_count": len(self.faults_withdrawn),
             "faults_by_kind": {k: {"injected": v[0], "detected": v[1]}
                                for k, v in sorted(by_kind.items())},
             "false_alarms": false_alarms,
@@ -404,6 +518,9 @@ class Fleet:
                                round(d.trajectory.t_end_s, 1)] for d in faulty
                               if not (self.nonconf_at.get(d.flight_id, -1e18)
                                       >= d.fault.onset_s - 1e-9)][:20],
+            "faults_missed_detail": [self._miss_detail(d) for d in faulty
+                                     if not (self.nonconf_at.get(d.flight_id, -1e18)
+                                             >= d.fault.onset_s - 1e-9)][:20],
             "detect_p50_s": percentile(lat, 50),
             "detect_p99_s": percentile(lat, 99),
             "detect_max_s": max(lat) if lat else None,
@@ -732,9 +849,10 @@ async def _run(cfg: SimConfig) -> dict:
     if t_start < now:   # booking ran late: fly from now (early parts are skipped)
         t_start = now
     t_stop = t_start + cfg.duration_s
-    assign_faults(drones, cfg.fault_share, rng, window=(t_start + 5.0, t_stop - 8.0))
+    fault_window = (t_start + 5.0, t_stop - 8.0)
+    assign_faults(drones, cfg.fault_share, rng, window=fault_window)
     fleet = Fleet(drones, frame, rng, cfg.noise_h_m, cfg.noise_v_m, t0_s=t_start,
-                  step_s=0.5 / cfg.rate_hz)
+                  step_s=0.5 / cfg.rate_hz, fault_window=fault_window)
     op_of = {d.flight_id: d.operator for d in drones}
 
     # ---------------------------------------------------------------- streams
