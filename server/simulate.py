@@ -172,6 +172,19 @@ def _onset_range(tr: Trajectory, window, after_s: float = -np.inf):
     return max(tr.t_start_s + 8.0, lo_w, after_s), min(tr.t_end_s - 15.0, hi_w)
 
 
+def _moving_from(tr: Trajectory, t_s: float, still_m: float = 0.05) -> float:
+    """The first time at or after ``t_s`` at which ``tr`` moves: the end of the
+    planned hovers (stationary segments) ``t_s`` falls in, else ``t_s``. A drone stuck
+    in place (a hold) differs from its plan only from then on."""
+    t, x = tr.t_s, tr.xyz_m
+    i = int(np.searchsorted(t, t_s, side="right")) - 1
+    out = float(t_s)
+    while 0 <= i < len(t) - 1 and float(np.max(np.abs(x[i + 1] - x[i]))) <= still_m:
+        out = float(t[i + 1])
+        i += 1
+    return out
+
+
 def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
                   late_s=60.0, hold_s=60.0, kinds=FAULT_KINDS, window=None) -> int:
     """Give a seeded share of the drones a fault (kinds in turn); returns the count.
@@ -407,9 +420,10 @@ class Fleet:
     def _refit_fault(self, d: SimDrone, t_s: float) -> None:
         """The drone flies a new trajectory from ``t_s`` (its fault not active yet):
         its fault's onset must fall on this one, in the air (:func:`_onset_range`;
-        a late departure: at the new take-off); else it is drawn again there (after
-        ``t_s``) or, when the new flight leaves no room, withdrawn: the fault never
-        happens (``faults_withdrawn``; not counted as injected)."""
+        a late departure: at the new take-off; a hold: not inside a planned hover,
+        where it would not show, :func:`_moving_from`); else it is drawn again there
+        (after ``t_s``) or, when the new flight leaves no room, withdrawn: the fault
+        never happens (``faults_withdrawn``; not counted as injected)."""
         f = d.fault
         d._hold_xyz = d._drift_dir = None
         if f is None:
@@ -429,9 +443,16 @@ class Fleet:
         else:
             a, b = _onset_range(tr, self.fault_window, after_s=t_s + 1.0)
             if a <= f.onset_s <= b:
+                new = f.onset_s
+            else:
+                new = float(self.rng.uniform(a, b)) if a < b else np.inf
+            if f.kind == "hold":
+                # a hold inside a planned hover (an advisory's) shows only when the
+                # plan moves on: that is its onset
+                new = _moving_from(tr, new)
+            if new == f.onset_s:
                 return
-            if a < b:
-                new = float(self.rng.uniform(a, b))
+            if new <= b:
                 self.faults_redrawn.append([d.flight_id, f.kind, round(f.onset_s, 2),
                                             round(new, 2)])
                 d.fault = Fault(f.kind, new, f.param)

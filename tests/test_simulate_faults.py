@@ -138,3 +138,22 @@ def test_a_hold_due_after_a_land_short_landing_is_detected_in_the_air(world):
         assert t_zone < f.onset_s <= d.trajectory.t_end_s - 15.0
         assert d.true_at(f.onset_s)[2] - d.trajectory.xyz_m[-1, 2] > 5.0   # in the air
         assert m["detect_max_s"] <= 5.0
+
+
+def test_a_hold_inside_an_advised_hover_starts_when_the_plan_moves_on():
+    # the advisory: hover 20 s at x = 600 (t 60-80 s), then on to the landing, late
+    hover = Trajectory("f", [[0, 0, 0], [0, 0, 40], [600, 0, 40], [600, 0, 40],
+                             [1200, 0, 40], [1200, 0, 0]],
+                       [0.0, 10.0, 60.0, 80.0, 130.0, 143.3])
+    d = SimDrone("f", 0, EAST, Fault("hold", 70.0, 60.0))
+    fleet = Fleet([d], None, np.random.default_rng(0))
+    assert fleet.on_advisory("f", "adv-1", hover, 30.0)
+    # stuck at x = 600 from 70 s looks like the plan until 80 s: the onset is 80 s
+    assert d.fault.onset_s == 80.0
+    assert np.allclose(d.true_at(85.0), [600, 0, 40])
+    assert fleet.metrics()["faults_redrawn"] == [["f", "hold", 70.0, 80.0]]
+    # a drift in the same hover shows at once: kept
+    d2 = SimDrone("g", 0, EAST, Fault("drift", 70.0, 5.0))
+    f2 = Fleet([d2], None, np.random.default_rng(0))
+    assert f2.on_advisory("g", "adv-2", Trajectory("g", hover.xyz_m, hover.t_s), 30.0)
+    assert d2.fault.onset_s == 70.0
