@@ -164,12 +164,14 @@ class SimDrone:
                 <= self.trajectory.t_end_s + self.end_shift_s() + post_s)
 
 
-def _onset_range(tr: Trajectory, window, after_s: float = -np.inf):
+def _onset_range(tr: Trajectory, window, after_s: float = -np.inf,
+                 takeoff_s: float | None = None):
     """Where an in-flight fault's onset may fall on ``tr``: ``(lo, hi)``, empty when
-    ``lo >= hi`` (8 s after take-off, 15 s before landing, inside ``window``, after
-    ``after_s``)."""
+    ``lo >= hi`` (8 s after take-off, ``tr``'s start unless ``takeoff_s`` is given,
+    15 s before landing, inside ``window``, after ``after_s``)."""
     lo_w, hi_w = window if window is not None else (-np.inf, np.inf)
-    return max(tr.t_start_s + 8.0, lo_w, after_s), min(tr.t_end_s - 15.0, hi_w)
+    t_off = tr.t_start_s if takeoff_s is None else takeoff_s
+    return max(t_off + 8.0, lo_w, after_s), min(tr.t_end_s - 15.0, hi_w)
 
 
 def _moving_from(tr: Trajectory, t_s: float, still_m: float = 0.05) -> float:
@@ -409,21 +411,24 @@ class Fleet:
             return False
         self._previous[advisory_id] = (k, d.trajectory, d.fault, len(self.faults_redrawn),
                                        len(self.faults_withdrawn))
+        old = d.trajectory
         d.trajectory = trajectory
-        self._refit_fault(d, t_s)
+        self._refit_fault(d, t_s, old)
         self._packed = None
         d.accepted += 1
         self.accepted_log.setdefault(flight_id, []).append((reason, round(t_s, 1)))
         self.advisories_accepted += 1
         return True
 
-    def _refit_fault(self, d: SimDrone, t_s: float) -> None:
+    def _refit_fault(self, d: SimDrone, t_s: float, old: Trajectory) -> None:
         """The drone flies a new trajectory from ``t_s`` (its fault not active yet):
         its fault's onset must fall on this one, in the air (:func:`_onset_range`;
         a late departure: at the new take-off; a hold: not inside a planned hover,
         where it would not show, :func:`_moving_from`); else it is drawn again there
         (after ``t_s``) or, when the new flight leaves no room, withdrawn: the fault
-        never happens (``faults_withdrawn``; not counted as injected)."""
+        never happens (``faults_withdrawn``; not counted as injected). ``old``: the
+        trajectory flown until ``t_s`` (a drone already in the air keeps its take-off
+        time: an advisory's trajectory starts where it was told, in the air)."""
         f = d.fault
         d._hold_xyz = d._drift_dir = None
         if f is None:
@@ -441,7 +446,9 @@ class Fleet:
                 d.fault = Fault(f.kind, float(t0), f.param)
                 return
         else:
-            a, b = _onset_range(tr, self.fault_window, after_s=t_s + 1.0)
+            t_off = old.t_start_s if t_s >= old.t_start_s else tr.t_start_s
+            a, b = _onset_range(tr, self.fault_window, after_s=t_s + 1.0,
+                                takeoff_s=t_off)
             if a <= f.onset_s <= b:
                 new = f.onset_s
             else:

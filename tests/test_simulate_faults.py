@@ -66,6 +66,14 @@ def test_an_advisory_moves_a_later_onset_onto_the_flight_it_now_flies():
     f2 = Fleet([d2], None, np.random.default_rng(0))
     assert f2.on_advisory("g", "adv-2", _land_short_at(EAST, 90.0, "g"), 30.0)
     assert d2.fault.onset_s == 40.0 and f2.metrics()["faults_redrawn"] == []
+    # an advisory's trajectory starts where the drone was told (in the air, 30 s): an
+    # onset 5 s later is 35 s after take-off, kept (the 8 s rule is the take-off's)
+    d3 = SimDrone("h", 0, EAST, Fault("climb", 35.0, 3.0))
+    f3 = Fleet([d3], None, np.random.default_rng(0))
+    tail = Trajectory("h", [EAST.position_at(30.0), *EAST.xyz_m[2:]],
+                      [30.0, *EAST.t_s[2:]])
+    assert f3.on_advisory("h", "adv-3", tail, 30.0)
+    assert d3.fault.onset_s == 35.0 and f3.metrics()["faults_redrawn"] == []
 
 
 def test_a_flight_cut_too_short_for_its_fault_has_it_withdrawn_not_missed():
