@@ -1017,23 +1017,25 @@ class ServiceCore:
                 "for a different request; use a new request_id for a new request")
         return old
 
-    def redact(self, text: str, caller: Caller) -> str:
+    def redact(self, text: str, caller: Caller, own=()) -> str:
         """``text`` with the ids of flights that ``caller`` does not own replaced by
-        "another operator's flight" (regulators see every id)."""
+        "another operator's flight" (regulators see every id); ``own``: ids of the
+        caller's flights being booked (not accepted yet, so not in the owner map)."""
         import re
         if caller.is_regulator:
             return text
+        own = set(own)
 
         def sub(m):
             fid = m.group(0)
-            return fid if self._owner.get(fid) == caller.operator_id else \
+            return fid if fid in own or self._owner.get(fid) == caller.operator_id else \
                 "another operator's flight"
         return re.sub(r"F-[0-9a-f]{12}", sub, text)
 
     def _redacted(self, exc: BookingRejectedError, caller: Caller):
         mine = [f for f in exc.flight_ids if self._owner.get(f) == caller.operator_id
                 or f not in self._owner]
-        out = BookingRejectedError(self.redact(exc.reason, caller), mine)
+        out = BookingRejectedError(self.redact(exc.reason, caller, own=mine), mine)
         out.__cause__ = None
         return out
 

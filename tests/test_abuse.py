@@ -377,6 +377,13 @@ def test_watch_and_errors_show_only_own_flight_ids(stubs, srv):
     assert "another operator's flight" in core.redact(text, a_caller)
     assert fb.flight_id in core.redact(text, b_caller)
     assert fa.flight_id not in core.redact(f"blocked by ['{fa.flight_id}']", b_caller)
+    # ... but it names the caller's own flight being booked (not accepted, so unowned)
+    from skytwin.server.service import BookingRejectedError
+    new = "F-00000000abcd"
+    out = core._redacted(BookingRejectedError(
+        f"flight {new}: no conflict-free option; blocked by ['{fa.flight_id}']", [new]),
+        b_caller)
+    assert out.reason.startswith(f"flight {new}:") and fa.flight_id not in out.reason
     # the regulator cancels B's flight: only with a reason, which is recorded and sent
     refused(grpc.StatusCode.INVALID_ARGUMENT, ["reason is required"], f.CancelFlight,
             fpb.CancelFlightRequest(flight_id=fb.flight_id), REG)
