@@ -1416,6 +1416,8 @@ def _cmd_client(args) -> int:
         return 0
     except grpc.RpcError as exc:
         return _fail(args, RuntimeError(exc.details() or exc.code().name), exc.code().name)
+    except BrokenPipeError:     # our stdout closed (`| head`): not a server error; main()
+        raise
     except (OSError, ValueError) as exc:
         return _fail(args, exc)
     except KeyboardInterrupt:
@@ -1947,6 +1949,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         rc = _main(argv)
+        sys.stdout.flush()      # a closed pipe shows here, not at interpreter exit
     except KeyboardInterrupt:           # Ctrl-C: quiet, the conventional 128 + SIGINT
         rc = EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early

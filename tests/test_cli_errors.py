@@ -302,6 +302,30 @@ def _interrupt(proc, wait_s):
     return proc.returncode, out, err
 
 
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_output_piped_into_a_reader_that_closed_is_quiet(tmp_path, unbuffered):
+    """``skytwin client info | head -c 0``: the reader has gone before the answer is
+    printed; exit 0 and nothing on stderr (it once printed an UNAVAILABLE error, as if
+    the server were down). Unbuffered, the write fails inside the command; buffered,
+    at the final flush."""
+    from tests.grpc_fixtures import OP_A, start_server
+    srv = start_server(tmp_path / "store.db")
+    try:
+        env = dict(os.environ)
+        env.pop("PYTHONUNBUFFERED", None)
+        if unbuffered:
+            env["PYTHONUNBUFFERED"] = "1"
+        proc = subprocess.Popen([sys.executable, "-m", "skytwin", "client", "--target",
+                                 srv.target, "--token", OP_A, "info"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()          # long before the child has connected and answered
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, err
+        assert err == "", err
+    finally:
+        srv.stop()
+
+
 @pytest.mark.xfail(strict=False, raises=subprocess.TimeoutExpired, reason=(
     "open defect: in three fresh-clone .ci/run suites of 2026-11-30 a live `client watch` "
     "child ignored SIGINT for 60 s (never reproduced alone or in a warm checkout; cause "
