@@ -204,9 +204,8 @@ def assign_faults(drones, share: float, rng, *, drift_mps=5.0, climb_mps=3.0,
     lo_w, hi_w = window if window is not None else (-np.inf, np.inf)
 
     def fits(d, kind):
-        t0, t1 = d.trajectory.t_start_s, d.trajectory.t_end_s
         if kind == "late":
-            return lo_w - 5.0 <= t0 <= hi_w
+            return lo_w - 5.0 <= d.trajectory.t_start_s <= hi_w
         a, b = _onset_range(d.trajectory, window)
         return a < b
 
@@ -508,12 +507,12 @@ class Fleet:
 
     def metrics(self) -> dict:
         faulty = [d for d in self.drones if d.fault is not None]
-        detected, lat = 0, []
-        for d in faulty:
-            t = self.nonconf_at.get(d.flight_id)
-            if t is not None and t >= d.fault.onset_s - 1e-9:
-                detected += 1
-                lat.append(t - d.fault.onset_s)
+
+        def caught(d):      # Nonconforming (or worse) at or after its fault's onset
+            return self.nonconf_at.get(d.flight_id, -np.inf) >= d.fault.onset_s - 1e-9
+
+        lat = [self.nonconf_at[d.flight_id] - d.fault.onset_s for d in faulty if caught(d)]
+        missed = [d for d in faulty if not caught(d)]
         false_alarms = sum(1 for d in self.drones
                            if d.fault is None and d.flight_id in self.nonconf_at)
         # a faulty drone flagged before its fault began is a false alarm too
@@ -524,11 +523,10 @@ class Fleet:
         for d in faulty:
             s = by_kind.setdefault(d.fault.kind, [0, 0])
             s[0] += 1
-            t = self.nonconf_at.get(d.flight_id)
-            s[1] += int(t is not None and t >= d.fault.onset_s - 1e-9)
+            s[1] += int(caught(d))
         return {
             "faults_injected": len(faulty),
-            "faults_detected": detected,
+            "faults_detected": len(lat),
             # onsets drawn again on an accepted advisory's trajectory (the booked one's
             # fell outside its flight): [flight, kind, booked onset, new onset]
             "faults_redrawn": self.faults_redrawn[:20],
@@ -543,12 +541,8 @@ class Fleet:
             # [flight, kind, onset, its (final) plan's landing]: an onset after that
             # landing (an accepted advisory shortened the flight) never showed
             "faults_missed": [[d.flight_id, d.fault.kind, round(d.fault.onset_s, 1),
-                               round(d.trajectory.t_end_s, 1)] for d in faulty
-                              if not (self.nonconf_at.get(d.flight_id, -1e18)
-                                      >= d.fault.onset_s - 1e-9)][:20],
-            "faults_missed_detail": [self._miss_detail(d) for d in faulty
-                                     if not (self.nonconf_at.get(d.flight_id, -1e18)
-                                             >= d.fault.onset_s - 1e-9)][:20],
+                               round(d.trajectory.t_end_s, 1)] for d in missed][:20],
+            "faults_missed_detail": [self._miss_detail(d) for d in missed[:20]],
             "detect_p50_s": percentile(lat, 50),
             "detect_p99_s": percentile(lat, 99),
             "detect_max_s": max(lat) if lat else None,
