@@ -14,12 +14,15 @@ Partitions
 ----------
 A partition is a horizontal tile of :data:`TILE_M` metres by a time bucket of
 :data:`BUCKET_S` seconds. A flight's keys (:func:`partition_keys`) are, for each
-segment of its trajectory, the tiles meeting the segment's bounding box grown by
-half the horizontal separation, times the buckets meeting the segment's time span
+segment of its trajectory, the tiles that the segment meets once each tile is grown
+by half the horizontal separation on every side (for a diagonal segment a corridor of
+tiles, not its whole bounding box), times the buckets meeting the segment's time span
 grown by the timing buffer and by the delay the placement may still add
 (``max_delay_s``; layer shifts move the flight vertically only). Two flights that
 could conflict come within the horizontal minimum of each other at one time, within
-their possible delays, so their grown boxes overlap at that time: they share a key.
+their possible delays: at that time the midpoint of their two positions lies within
+half the minimum of both segments, so the tile holding it, grown by that half, meets
+both segments, and both flights hold its key for that time's bucket: they share a key.
 Hence two bookings holding disjoint keys cannot take the same slot, which is all the
 old single lock guaranteed. Locks are taken in sorted key order (no deadlock).
 
@@ -100,9 +103,41 @@ def partition_keys(traj, horizontal_m: float, time_buffer_s: float,
         k0, k1 = math.floor(ta / bucket_s), math.floor(tb / bucket_s)
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):
+                if (i1 > i0 and j1 > j0) and not _segment_meets_box(
+                        a[0], a[1], b[0], b[1], i * tile_m - pad, j * tile_m - pad,
+                        (i + 1) * tile_m + pad, (j + 1) * tile_m + pad):
+                    continue       # a tile of the box the segment passes far from
                 for k in range(k0, k1 + 1):
                     keys.add((i, j, k))
     return tuple(sorted(keys))
+
+
+def _segment_meets_box(ax, ay, bx, by, x0, y0, x1, y1) -> bool:
+    """Whether the 2D segment ``(ax, ay)-(bx, by)`` meets the closed box
+    ``[x0, x1] x [y0, y1]`` (Liang-Barsky clipping; a touch counts).
+
+    Examples
+    --------
+    >>> _segment_meets_box(0, 0, 10, 10, 4, 6, 5, 7), _segment_meets_box(0, 0, 10, 10, 6, 0, 9, 3)
+    (False, False)
+    >>> _segment_meets_box(0, 0, 10, 10, 5, 0, 9, 5), _segment_meets_box(3, 3, 3, 3, 0, 0, 3, 3)
+    (True, True)
+    """
+    u0, u1 = 0.0, 1.0
+    dx, dy = bx - ax, by - ay
+    for p, q in ((-dx, ax - x0), (dx, x1 - ax), (-dy, ay - y0), (dy, y1 - ay)):
+        if p == 0.0:
+            if q < 0.0:
+                return False
+            continue
+        r = q / p
+        if p < 0.0:
+            u0 = max(u0, r)
+        else:
+            u1 = min(u1, r)
+        if u0 > u1:
+            return False
+    return True
 
 
 class PartitionLocks:

@@ -384,15 +384,17 @@ class ServiceCore:
         return self.store.booking_lock() if keys is None else self.store.booking_lock(keys)
 
     @contextlib.contextmanager
-    def _booking(self, trajs):
-        """A booking's critical section: the gate shared and the space-time
-        partitions ``trajs`` could occupy, here and (shared store) in the database."""
+    def _booking(self, trajs, gate=True):
+        """A booking's critical section: the gate shared (``gate=False``: the caller
+        holds it) and the space-time partitions ``trajs`` could occupy, here and
+        (shared store) in the database."""
         from skytwin.server.partitions import partition_keys
         keys = set()
         for tr in trajs:
             keys.update(partition_keys(tr, self.sep.horizontal_m, self.sep.time_buffer_s))
         keys = sorted(keys)
-        with self._book.shared(), self._parts.hold(keys), self._booking_lock(keys):
+        with (self._book.shared() if gate else contextlib.nullcontext()), \
+                self._parts.hold(keys), self._booking_lock(keys):
             if self._shared:
                 with self._state:
                     self._sync_locked()
@@ -910,13 +912,20 @@ class ServiceCore:
                           meta={"speeds": req_meta["speeds"]})
 
     def _checks(self, traj, speeds, others=(), shifted=False):
-        """Problems of a placed trajectory (empty list = acceptable).
+        """Problems of a placed trajectory (empty list = acceptable): the rules
+        (:meth:`_rule_problems`) and the conflicts (:meth:`_conflict_problems`)."""
+        return [*self._rule_problems(traj, speeds, shifted),
+                *self._conflict_problems(traj, others)]
+
+    def _rule_problems(self, traj, speeds, shifted=False):
+        """What the route validator and the AGL ceiling find wrong with a placed
+        trajectory: buildings, vertical take-off and landing, speeds, every zone active
+        while it flies (nothing here depends on the other flights).
 
         ``shifted``: the cruise was moved to another layer, so the altitude rules are
         checked again (conservatively: highest point of a segment over the lowest
         ground under it); an unshifted route keeps the planner's checked geometry.
         """
-        from skytwin.planner.verify import verify
         t0, t1 = traj.t_start_s, traj.t_end_s
         zones = [*self.zones.local_zones(t0, t1), *self.ground.blocking_everyone()]
         with self._validator_lock:
@@ -933,6 +942,13 @@ class ServiceCore:
             if max(p0[2], p1[2]) - g_lo > self.ceiling_agl_m + 1e-6:
                 problems.append(f"segment {s} above the {self.ceiling_agl_m:g} m AGL ceiling")
                 break
+        return problems
+
+    def _conflict_problems(self, traj, others=()):
+        """Conflicts of a placed trajectory with the accepted flights (and ``others``)
+        found by the independent verifier (call with its partitions held)."""
+        from skytwin.planner.verify import verify
+        problems = []
         # accepted flights with a segment in one of its space-time buckets (as placed:
         # no more delay): the only ones it can conflict with (AcceptedIndex)
         lo = traj.t_start_s - self.sep.time_buffer_s
@@ -1138,33 +1154,21 @@ class ServiceCore:
         self._check_deadline(deadline_s, "booking")
         rec = None
         while True:
-            with self._booking([traj]):   # reserve: place, check, hold
-                old = self._replay(self.store.find_request(caller.operator_id,
-                                                           request_id), request_id, digest)
-                if old is not None:
-                    return old, True
-                try:
-                    p = self._place_checked(traj, req.speeds)
-                except BookingRejectedError as exc:
-                    # the held plan may only have failed because a zone changed since
-                    # it was made: plan again (once), outside the lock
-                    if hp is None or self._zone_gen == hp.zone_generation \
-                            or "no-fly volume" not in exc.reason:
-                        raise
-                    p = None
-                if p is not None:
-                    self._check_deadline(deadline_s, "booking")
-                    self.index.accept(p.trajectory)
-                    with self._state:
-                        self._owner[p.trajectory.flight_id] = caller.operator_id
-                    if self._shared:     # commit before another instance books
-                        try:
-                            rec = self.store.add_flight(self._record(
-                                caller, request_id, p, req, meta, digest))
-                        except BaseException:
-                            self._release([p.trajectory.flight_id])
-                            raise
-                    break
+            try:
+                out = self._reserve(caller, request_id, digest, req, meta, traj,
+                                    deadline_s)
+            except BookingRejectedError as exc:
+                # the held plan may only have failed because a zone changed since
+                # it was made: plan again (once), outside the lock
+                if hp is None or self._zone_gen == hp.zone_generation \
+                        or "no-fly volume" not in exc.reason:
+                    raise
+                out = None
+            if out is not None:
+                if out[0] == "replay":
+                    return out[1], True
+                _, p, rec = out
+                break
             hp = None
             info["replanned"] = True
             route = self.plan(req, caller)
@@ -1186,6 +1190,77 @@ class ServiceCore:
         with self._state:
             self._publish("flight_accepted", caller.name, _flight_bbox(rec), flight=rec)
         return rec, False
+
+    def _reserve(self, caller, request_id, digest, req, meta, traj, deadline_s):
+        """Place, check and reserve one flight: ``("replay", record)`` when its request
+        was booked meanwhile, else ``("placed", placement, record)`` with the record
+        ``None`` unless a shared store committed it already.
+
+        With SQLite the route validator runs after the reservation, outside the
+        partitions (early release): under the partitions only what depends on the other
+        flights (place, then the verifier against the flights near it), then the
+        reservation; the validator (buildings, zones, speeds, the AGL ceiling: none of
+        which depends on other flights) runs with the booking gate still held, so no
+        zone changes meanwhile. A booking placed meanwhile in the same partitions sees
+        the reservation, so it is placed around a flight that may yet be refused:
+        conservative, never the other way round. A refused reservation is released
+        before anything is persisted or acknowledged; a refused layer shift falls back
+        to delays only, as in :meth:`_place_checked`. With a shared store everything,
+        the commit included, stays inside the database's lock."""
+        from skytwin.planner.deconflict import place
+        from skytwin.server.partitions import IndexView
+        fid = traj.flight_id
+
+        def replayed():
+            return self._replay(self.store.find_request(caller.operator_id, request_id),
+                                request_id, digest)
+
+        def reserve(placement):
+            self._check_deadline(deadline_s, "booking")
+            self.index.accept(placement.trajectory)
+            with self._state:
+                self._owner[fid] = caller.operator_id
+
+        if self._shared:
+            with self._booking([traj]):
+                old = replayed()
+                if old is not None:
+                    return "replay", old
+                p = self._place_checked(traj, req.speeds)
+                reserve(p)
+                try:             # commit before another instance books
+                    return "placed", p, self.store.add_flight(self._record(
+                        caller, request_id, p, req, meta, digest))
+                except BaseException:
+                    self._release([fid])
+                    raise
+        with self._book.shared():
+            for delays_only in (False, True):
+                with self._booking([traj], gate=False):
+                    old = replayed()
+                    if old is not None:
+                        return "replay", old
+                    p = place(traj, IndexView(self.index, self._delay_only)
+                              if delays_only else self.index)
+                    if p.trajectory is None:
+                        raise BookingRejectedError(f"flight {fid}: {p.reason}", [fid])
+                    shifted = p.choice.layer_shift != 0
+                    problems = self._conflict_problems(p.trajectory)
+                    if not problems:
+                        reserve(p)
+                if not problems:
+                    try:
+                        problems = self._rule_problems(p.trajectory, req.speeds, shifted)
+                    except BaseException:
+                        self._release([fid])
+                        raise
+                    if not problems:
+                        return "placed", p, None
+                    self._release([fid])
+                if not shifted:    # delays only are a subset of the options
+                    raise BookingRejectedError(f"flight {fid} failed the final checks: "
+                                               f"{'; '.join(problems[:3])}", [fid])
+        raise AssertionError("unreachable: the delays-only placement is never shifted")
 
     def _release(self, flight_ids) -> None:
         """Free reservations that were never persisted."""

@@ -73,9 +73,9 @@ def _inside_counter(core, monkeypatch, barrier=None):
     bookings are inside at once; with ``barrier``, each waits there for the other."""
     state = {"now": 0, "max": 0, "broken": 0}
     lock = threading.Lock()
-    real = core._place_checked
+    real = core._conflict_problems     # runs inside the partitions (submit and batch)
 
-    def wrapped(traj, speeds, others=()):
+    def wrapped(traj, others=()):
         with lock:
             state["now"] += 1
             state["max"] = max(state["max"], state["now"])
@@ -87,11 +87,11 @@ def _inside_counter(core, monkeypatch, barrier=None):
                     state["broken"] += 1
             else:
                 time.sleep(0.3)
-            return real(traj, speeds, others)
+            return real(traj, others)
         finally:
             with lock:
                 state["now"] -= 1
-    monkeypatch.setattr(core, "_place_checked", wrapped)
+    monkeypatch.setattr(core, "_conflict_problems", wrapped)
     return state
 
 
@@ -203,3 +203,71 @@ def test_concurrent_placements_stay_conflict_free(core):
     accepted = [r.trajectory for r in done if r is not None]
     assert len(accepted) > 30
     assert verify(accepted).ok and verify(core.index.trajectories).ok
+
+
+def test_a_diagonal_segment_holds_a_corridor_of_tiles_not_its_box():
+    """Keys come from the tiles the segment passes within half the minimum (each tile
+    grown by it on every side), not from its bounding box (RESULTS scale part 10).
+    Checked against shapely distances: every tile within half the minimum of the
+    segment is held; none that is not in the grown bounding box."""
+    from shapely.geometry import LineString, box
+    p0, p1, half, tile = (30.0, 260.0), (1970.0, 1480.0), 15.0, 500.0
+    a = Trajectory("a", [[*p0, 0], [*p0, 50], [*p1, 50], [*p1, 0]], [0, 10, 200, 210],
+                   max_delay_s=0.0)
+    tiles = {(i, j) for i, j, _ in partition_keys(a, 2 * half, 5.0, tile_m=tile)}
+    seg = LineString([p0, p1])
+    near = {(i, j) for i in range(-2, 6) for j in range(-2, 6)
+            if seg.distance(box(i * tile, j * tile, (i + 1) * tile, (j + 1) * tile)) <= half}
+    bbox = {(i, j) for i in range(0, 4) for j in range(0, 3)}
+    assert near <= tiles <= bbox
+    assert len(tiles) <= 7 < len(bbox) == 12
+
+
+def test_a_booking_does_not_wait_for_anothers_validator_and_places_around_it(
+        core, monkeypatch):
+    """Early release (SQLite): the route validator runs after the reservation, outside
+    the partitions. While booking A sits in its validator, booking B of the same
+    route and slot places at once, around A's reservation; then A is accepted too,
+    and the two are conflict-free by the independent verifier."""
+    a = RouteRequest((24.94030, 60.17150), (24.95240, 60.16760), depart_s=T0)
+    real = core._rule_problems
+    in_a, go_on = threading.Event(), threading.Event()
+
+    def rules(traj, speeds, shifted=False):
+        if threading.current_thread().name == "A":
+            in_a.set()
+            assert go_on.wait(30)
+        return real(traj, speeds, shifted)
+    monkeypatch.setattr(core, "_rule_problems", rules)
+    out = {}
+    ta = threading.Thread(name="A", target=lambda: out.__setitem__(
+        "a", core.submit_flight(OP_A, "elr-a", a, META)[0]))
+    ta.start()
+    assert in_a.wait(60)
+    out["b"] = core.submit_flight(OP_B, "elr-b", a, META)[0]    # A still validating
+    assert "a" not in out
+    go_on.set()
+    ta.join(60)
+    ra, rb = out["a"], out["b"]
+    assert rb.trajectory.t_start_s != ra.trajectory.t_start_s \
+        or rb.meta["layer_shift"] != ra.meta["layer_shift"]
+    assert verify([ra.trajectory, rb.trajectory]).ok
+
+
+def test_a_reservation_the_validator_refuses_is_released(core, monkeypatch):
+    """A placement that the route validator refuses after its reservation leaves
+    nothing behind: not in the reservation index, not stored; the next booking of
+    the same slot gets it without delay."""
+    a = RouteRequest((24.94030, 60.17150), (24.95240, 60.16760), depart_s=T0)
+    calls = []
+
+    def refuse(traj, speeds, shifted=False):
+        calls.append(shifted)
+        return ["segment 1 enters no-fly volume test while it is active"]
+    monkeypatch.setattr(core, "_rule_problems", refuse)
+    with pytest.raises(BookingRejectedError, match="failed the final checks"):
+        core.submit_flight(OP_A, "refused", a, META)
+    assert calls and len(core.index) == 0 and core.store.count_flights() == 0
+    monkeypatch.undo()
+    rec, _ = core.submit_flight(OP_A, "after", a, META)
+    assert rec.meta["delay_s"] == 0.0 and rec.meta["layer_shift"] == 0
