@@ -194,6 +194,11 @@ class Route:
     total_ms: float
     zones_considered: list[str] = field(default_factory=list)
     exposure: dict | None = None
+    footprints_checked_xyz: np.ndarray | None = None
+    """Waypoints on which the independent route validator's building tests (take-off,
+    landing, clearance) passed, set by the service where the plan was made (a planning
+    process when there are some); a booking of exactly these waypoints re-checks only
+    what can change (times, speeds, zones, other flights). ``None``: not checked."""
 
     @property
     def length_m(self) -> float:

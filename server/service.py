@@ -131,6 +131,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from skytwin.airspace.errors import AirspaceError
 from skytwin.airspace.zones import ZoneLayer, ZoneNotFoundError, ground_range_from_grid
 from skytwin.server.limits import LimitError, Limits, check_id, check_text, echo, load_limits
@@ -855,6 +857,12 @@ class ServiceCore:
         if route.duration_s > mx:
             raise LimitError(f"flight duration {route.duration_s:.0f} s is over the limit "
                              f"of {mx:g} s; fly faster or split the flight")
+        # the booking's building tests, done here (in a planning process when there
+        # are some, off the booking path): Route.footprints_checked_xyz
+        xyz = route.trajectory.xyz_m
+        with self._validator_lock:
+            rep = self.validator.check(xyz)
+        route.footprints_checked_xyz = np.array(xyz, dtype=np.float64) if rep.ok else None
         return route
 
     def hold_plan(self, caller: Caller, route_digest: str, req, meta: dict, route):
@@ -917,7 +925,7 @@ class ServiceCore:
         return [*self._rule_problems(traj, speeds, shifted),
                 *self._conflict_problems(traj, others)]
 
-    def _rule_problems(self, traj, speeds, shifted=False):
+    def _rule_problems(self, traj, speeds, shifted=False, checked_xyz=None):
         """What the route validator and the AGL ceiling find wrong with a placed
         trajectory: buildings, vertical take-off and landing, speeds, every zone active
         while it flies (nothing here depends on the other flights).
@@ -925,12 +933,18 @@ class ServiceCore:
         ``shifted``: the cruise was moved to another layer, so the altitude rules are
         checked again (conservatively: highest point of a segment over the lowest
         ground under it); an unshifted route keeps the planner's checked geometry.
+        ``checked_xyz``: waypoints whose building tests passed where the plan was made
+        (:attr:`planner.route.Route.footprints_checked_xyz`); when ``traj`` has exactly
+        these waypoints, the building tests are not repeated.
         """
         t0, t1 = traj.t_start_s, traj.t_end_s
         zones = [*self.zones.local_zones(t0, t1), *self.ground.blocking_everyone()]
+        buildings = not (checked_xyz is not None and not shifted
+                         and np.array_equal(traj.xyz_m, checked_xyz))
         with self._validator_lock:
             rep = self.validator.check(traj.xyz_m, traj.t_s, speeds, zones=zones,
-                                       ground_range=self.ground_range)
+                                       ground_range=self.ground_range,
+                                       buildings=buildings)
         problems = list(rep.problems)
         # AGL ceiling on the cruise waypoints (ground under each waypoint, conservative:
         # the highest ground under each segment's box)
@@ -1156,7 +1170,7 @@ class ServiceCore:
         while True:
             try:
                 out = self._reserve(caller, request_id, digest, req, meta, traj,
-                                    deadline_s)
+                                    deadline_s, route.footprints_checked_xyz)
             except BookingRejectedError as exc:
                 # the held plan may only have failed because a zone changed since
                 # it was made: plan again (once), outside the lock
@@ -1191,7 +1205,8 @@ class ServiceCore:
             self._publish("flight_accepted", caller.name, _flight_bbox(rec), flight=rec)
         return rec, False
 
-    def _reserve(self, caller, request_id, digest, req, meta, traj, deadline_s):
+    def _reserve(self, caller, request_id, digest, req, meta, traj, deadline_s,
+                 checked_xyz=None):
         """Place, check and reserve one flight: ``("replay", record)`` when its request
         was booked meanwhile, else ``("placed", placement, record)`` with the record
         ``None`` unless a shared store committed it already.
@@ -1206,7 +1221,8 @@ class ServiceCore:
         conservative, never the other way round. A refused reservation is released
         before anything is persisted or acknowledged; a refused layer shift falls back
         to delays only, as in :meth:`_place_checked`. With a shared store everything,
-        the commit included, stays inside the database's lock."""
+        the commit included, stays inside the database's lock. ``checked_xyz``: see
+        :meth:`_rule_problems` (a held plan's building tests ran where it was made)."""
         from skytwin.planner.deconflict import place
         from skytwin.server.partitions import IndexView
         fid = traj.flight_id
@@ -1250,7 +1266,8 @@ class ServiceCore:
                         reserve(p)
                 if not problems:
                     try:
-                        problems = self._rule_problems(p.trajectory, req.speeds, shifted)
+                        problems = self._rule_problems(p.trajectory, req.speeds, shifted,
+                                                       checked_xyz)
                     except BaseException:
                         self._release([fid])
                         raise
