@@ -96,7 +96,12 @@ count, bound to the operator and to the request message); SubmitFlight with that
 skips planning and books the held trajectory: the critical section above (place
 against the flights accepted *now*, validator with the zones active now, verifier
 against the flights near it) is exactly what can have changed since the preview (the
-twin is immutable). It re-plans only when it must: a zone created or changed since
+twin is immutable). The validator's building tests are the one part that cannot
+change: they run where the plan is made (a planning process when there are some,
+:attr:`planner.route.Route.footprints_checked_xyz`), and a booking of exactly those
+waypoints (delays only) skips them; a layer shift or any other geometry gets them all
+again. With SQLite the validator runs after the reservation, outside the partitions
+(:meth:`ServiceCore._reserve`). It re-plans only when it must: a zone created or changed since
 the plan makes the final checks fail (``_zone_gen`` counts zone changes), or the
 handle expired and the request carries its route. See :mod:`server.plans`.
 
