@@ -307,7 +307,19 @@ def exposure_to_proto(ex: dict | None) -> fpb.RouteExposure | None:
 
 
 def flight_to_proto(rec) -> fpb.Flight:
-    """Store ``FlightRecord`` -> Flight message (route as it will be flown)."""
+    """Store ``FlightRecord`` -> Flight message (route as it will be flown).
+
+    Built once per record (records are frozen; a booking's response and every Watch
+    stream that sends it share the message): callers copy it into theirs and must not
+    modify it."""
+    out = rec.__dict__.get("_proto")
+    if out is None:
+        out = _flight_to_proto(rec)
+        object.__setattr__(rec, "_proto", out)
+    return out
+
+
+def _flight_to_proto(rec) -> fpb.Flight:
     tr = rec.trajectory
     meta = rec.meta or {}
     out = fpb.Flight(
