@@ -861,6 +861,9 @@ class Store:
         """One transaction for every queued write; each in its own savepoint so that
         a failing write rolls back alone. Results are released only after COMMIT."""
         outcomes = []
+        if len(group) == 1:       # alone: a failing write rolls back the transaction
+            self._commit_one(conn, *group[0])
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, fut in group:
@@ -896,6 +899,34 @@ class Store:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+    def _commit_one(self, conn: sqlite3.Connection, fn, fut: Future) -> None:
+        """:meth:`_commit_group` of one write, without its savepoint (two statements,
+        each a GIL hand-over on a busy server, fewer): the write's own exception
+        rolls the transaction back and is the caller's; a failed COMMIT fails it as
+        in a group."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(conn)
+            except Exception as exc:  # noqa: BLE001 - the caller gets it
+                conn.execute("ROLLBACK")
+                fut.set_exception(exc)
+                return
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - tx lost: fail the write
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:  # pragma: no cover - nothing more to undo
+                pass
+            err = StoreError(f"store {self.path}: write transaction failed: {exc}")
+            err.__cause__ = exc
+            fut.set_exception(err)
+            return
+        self._commits += 1
+        self._writes += 1
+        fut.set_result(out)
 
     def write_stats(self) -> dict:
         """``{"writes", "commits"}`` since open: ``writes / commits`` is the mean
