@@ -864,6 +864,9 @@ class AcceptedIndex:
         # gathers with one fancy index instead of a loop over flights
         self._seg_xyz = np.empty((0, 6))           # p0 | p1
         self._seg_t = np.empty((0, 2))             # t0, t1
+        # (trajectory, its packed segments, their undelayed entries) of the last
+        # trajectory looked up or accepted alone without delay (_undelayed_entries)
+        self._last_entries = None
 
     def __len__(self):
         return len(self._traj)
@@ -872,12 +875,19 @@ class AcceptedIndex:
         return flight_id in self._traj
 
     def _entries(self, segs, pad_hi_s):
+        """:meth:`_entry_arrays` with the short keys as ``(cell and z-slice, time
+        bucket)`` tuples and the long cells as a list."""
+        key, bk, sseg, long_cells, lseg = self._entry_arrays(segs, pad_hi_s)
+        return zip(key.tolist(), bk.tolist()), sseg, long_cells.tolist(), lseg
+
+    def _entry_arrays(self, segs, pad_hi_s):
         """Keys of every piece of ``segs`` (class docstring): ``(short, short_seg,
         long_cells, long_seg)``: ``short`` the ``(cell and z-slice, time bucket)``
         keys of pieces whose window meets at most :data:`MAX_SPAN` buckets, with their
         segment; ``long_cells`` the cells of the others (a piece of a flight lasting
         years), with theirs. ``pad_hi_s`` (per segment) is added to the late side of
-        each window, besides ``b/2`` on both sides."""
+        each window, besides ``b/2`` on both sides. As arrays: ``(short_cell,
+        short_bucket, short_seg, long_cells, long_seg)``, all int64."""
         hh, hv, sl = 0.5 * self.sep.horizontal_m, 0.5 * self.sep.vertical_m, \
             float(self.sep.vertical_m)
         m = segs.t0.shape[0]
@@ -897,16 +907,30 @@ class AcceptedIndex:
         cnt = b1[sh].astype(np.int64) - b0 + 1
         rep = np.repeat(sh, cnt)
         bk = np.repeat(b0, cnt) + (np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-        return (zip(key[rep].tolist(), bk.tolist()), seg[rep], key[long_].tolist(),
-                seg[long_])
+        return key[rep], bk, seg[rep], key[long_], seg[long_]
+
+    def _undelayed_entries(self, trajectory):
+        """``pack_segments([trajectory])`` and its :meth:`_entry_arrays` without delay,
+        computed once for the same trajectory object: a booking looks its placed
+        trajectory up (``near(..., max_delay_s=0)``, for the verifier) and then
+        accepts it, and both need exactly these. One slot, checked by identity."""
+        last = self._last_entries
+        if last is not None and last[0] is trajectory:
+            return last[1], last[2]
+        segs = pack_segments([trajectory])
+        ent = self._entry_arrays(segs, np.zeros(segs.t0.shape[0]))
+        self._last_entries = (trajectory, segs, ent)
+        return segs, ent
 
     def accept(self, trajectory: Trajectory) -> None:
         """Add a trajectory as flown (delays already applied)."""
         fid = trajectory.flight_id
         if fid in self._traj:
             raise ConflictInputError(f"flight {fid} is already accepted")
-        segs = pack_segments([trajectory])
-        short, sseg, long_cells, lseg = self._entries(segs, np.zeros(segs.t0.shape[0]))
+        if not isinstance(trajectory, Trajectory):   # as pack_segments refuses it
+            pack_segments([trajectory])
+        segs, (key, bk, sseg, long_arr, lseg) = self._undelayed_entries(trajectory)
+        short, long_cells = zip(key.tolist(), bk.tolist()), long_arr.tolist()
         g0 = self._next_gid
         m = segs.t0.shape[0]
         self._next_gid += m
@@ -959,25 +983,29 @@ class AcceptedIndex:
         trajs = list(trajs)
         if not trajs or not self._cell:
             return set()
-        segs = pack_segments(trajs)
-        delay = np.array([t.max_delay_s if max_delay_s is None else max_delay_s
-                          for t in trajs], np.float64)
-        short, _, long_cells, _ = self._entries(segs, delay[segs.owner])
-        out: set = set()
-        bucket, long_, cell = self._bucket, self._long, self._cell
-        short = set(short)
-        for k in short:                  # short windows: the same bucket ...
-            s = bucket.get(k)
-            if s:
-                out |= s
-        for c in {k[0] for k in short}:  # ... or a long window in the same cell
-            s = long_.get(c)
-            if s:
-                out |= s
-        for c in set(long_cells):        # a long window: anything in the same cell
-            s = cell.get(c)
-            if s:
-                out |= s
+        if len(trajs) == 1 and isinstance(trajs[0], Trajectory) and (
+                trajs[0].max_delay_s if max_delay_s is None else max_delay_s) == 0:
+            key, bk, _, long_cells, _ = self._undelayed_entries(trajs[0])[1]
+        else:
+            segs = pack_segments(trajs)
+            delay = np.array([t.max_delay_s if max_delay_s is None else max_delay_s
+                              for t in trajs], np.float64)
+            key, bk, _, long_cells, _ = self._entry_arrays(segs, delay[segs.owner])
+        # distinct keys first (sorted by cell, then bucket: pieces of one flight share
+        # most of theirs), then the unions of the sets found under them, iterated in C
+        # (map/filter, no Python loop body): short windows meet the same bucket ...
+        order = np.lexsort((bk, key))
+        key, bk = key[order], bk[order]
+        new_cell = np.ones(key.size, bool)
+        new_cell[1:] = key[1:] != key[:-1]
+        new_key = new_cell.copy()
+        new_key[1:] |= bk[1:] != bk[:-1]
+        short = zip(key[new_key].tolist(), bk[new_key].tolist())
+        out: set = set().union(*filter(None, map(self._bucket.get, short)))
+        if self._long:                   # ... or a long window in the same cell
+            out.update(*filter(None, map(self._long.get, key[new_cell].tolist())))
+        if long_cells.size:              # a long window: anything in the same cell
+            out.update(*filter(None, map(self._cell.get, set(long_cells.tolist()))))
         return out
 
     def near(self, trajs, max_delay_s: float | None = None) -> list[Trajectory]:
@@ -1013,6 +1041,27 @@ class AcceptedIndex:
         return list(self._traj.values())
 
 
+def _blocked_delays(rows, n_new, k):
+    """``(n_new, k + 1)`` bool: delay step ``d`` of new option ``o`` is forbidden by a
+    row of :func:`place` (new options are ``0..n_new-1``, accepted flights, at delay
+    0, the others). A row between new option ``a`` and accepted ``b`` forbids ``d_b -
+    d_a = -d`` in ``[kmin, kmax]``, i.e. ``d`` in ``[-kmax, -kmin]``; with the new
+    option as ``b``, ``d`` in ``[kmin, kmax]``. Marked with a difference array (one
+    +1/-1 per row, then a running sum), so the cost does not grow with the rows'
+    widths."""
+    oa, ob, kmin, kmax = rows[:, 1], rows[:, 3], rows[:, 4], rows[:, 5]
+    a_new = (oa < n_new) & (ob >= n_new)
+    b_new = (ob < n_new) & (oa >= n_new)
+    o = np.concatenate([oa[a_new], ob[b_new]])
+    lo = np.clip(np.concatenate([-kmax[a_new], kmin[b_new]]), 0, k + 1)
+    hi = np.clip(np.concatenate([1 - kmin[a_new], kmax[b_new] + 1]), 0, k + 1)
+    live = lo < hi
+    diff = np.zeros((n_new, k + 2), np.int64)
+    np.add.at(diff, (o[live], lo[live]), 1)
+    np.add.at(diff, (o[live], hi[live]), -1)
+    return np.cumsum(diff, axis=1)[:, :k + 1] > 0
+
+
 def place(new_flight: Trajectory, accepted: AcceptedIndex, alternates=()) -> Placement:
     """Earliest conflict-free option of ``new_flight`` against ``accepted`` (kept fixed).
 
@@ -1044,7 +1093,8 @@ def place(new_flight: Trajectory, accepted: AcceptedIndex, alternates=()) -> Pla
     near, near_segs = accepted.near_segments([c[0] for c in cand],
                                              max_delay_s=k * opts.delay_step_s)
     feas = np.ones((len(cand), k + 1), bool)
-    blockers = set()
+    rows = np.zeros((0, 6), np.int64)
+    n_new = len(cand)
     if near:
         n_new = len(cand)
         own = pack_segments([c[0] for c in cand])
@@ -1058,22 +1108,20 @@ def place(new_flight: Trajectory, accepted: AcceptedIndex, alternates=()) -> Pla
         segs_flight = np.arange(n_new + len(near), dtype=np.int64)
         rows = _rows_between(None, segs_flight, max_steps, sep, opts, group=group,
                              segs=segs, cell_m=getattr(accepted, "cell_m", None))
-        for _fa, oa, _fb, ob, kmin, kmax in rows.tolist():
-            # a = new option (index < n_new), b = accepted (delay 0): d_b - d_a = -d_new
-            if oa < n_new <= ob:
-                feas[oa, max(0, -kmax):max(0, -kmin + 1)] = False
-                blockers.add(near[ob - n_new].flight_id)
-            elif ob < n_new <= oa:
-                feas[ob, max(0, kmin):max(0, kmax + 1)] = False
-                blockers.add(near[oa - n_new].flight_id)
-    for d in range(k + 1):
-        for o, (traj, shift, r) in enumerate(cand):
-            if feas[o, d]:
-                delay = d * opts.delay_step_s
-                fl = new_flight
-                tr = Trajectory(fl.flight_id, traj.xyz_m, traj.t_s + delay, fl.priority,
-                                fl.max_delay_s, dict(fl.meta))
-                return Placement(Choice(fl.flight_id, delay, shift, r), tr)
+        feas = ~_blocked_delays(rows, n_new, k)
+    # earliest feasible (delay, option): delay ascending, then option order
+    first = int(np.argmax(feas.T.ravel())) if feas.size else 0
+    d, o = divmod(first, n_new)
+    if feas.size and feas[o, d]:
+        traj, shift, r = cand[o]
+        delay = d * opts.delay_step_s
+        fl = new_flight
+        tr = Trajectory(fl.flight_id, traj.xyz_m, traj.t_s + delay, fl.priority,
+                        fl.max_delay_s, dict(fl.meta))
+        return Placement(Choice(fl.flight_id, delay, shift, r), tr)
+    oa, ob = rows[:, 1], rows[:, 3]
+    other = np.where(oa < n_new, ob, oa)[(oa < n_new) != (ob < n_new)] - n_new
+    blockers = {near[i].flight_id for i in other.tolist()}
     return Placement(None, None,
                      f"no conflict-free option within max_delay_s={new_flight.max_delay_s:g} "
                      f"over {len(cand)} layer/route options; blocked by "

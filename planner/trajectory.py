@@ -51,9 +51,11 @@ class Trajectory:
         if t.shape != (xyz.shape[0],):
             raise ValueError(f"flight {self.flight_id}: t_s must have one time per "
                              f"waypoint ({xyz.shape[0]}), got {t.shape}")
-        if not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(t))):
+        # ndarray methods, not np.all/np.any/np.diff: the same tests without their
+        # Python-level dispatch (a booking builds several trajectories)
+        if not (np.isfinite(xyz).all() and np.isfinite(t).all()):
             raise ValueError(f"flight {self.flight_id}: non-finite coordinate or time")
-        if np.any(np.diff(t) < 0):
+        if (t[1:] < t[:-1]).any():       # = diff < 0 for finite times
             raise ValueError(f"flight {self.flight_id}: times must not decrease")
         object.__setattr__(self, "xyz_m", xyz)
         object.__setattr__(self, "t_s", t)

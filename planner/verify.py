@@ -100,6 +100,9 @@ class Report:
         return not self.residual_conflicts and not self.violations
 
 
+_PAIR_I, _PAIR_J = (np.array(ix) for ix in zip(*combinations(range(6), 2)))
+
+
 def _segment_pairs_exact(sa, sb, h_m, v_m, buf_s):
     """Vectorised exact test. sa, sb: dicts of arrays p0 (k,3), p1, t0, t1.
 
@@ -146,36 +149,40 @@ def _segment_pairs_exact(sa, sb, h_m, v_m, buf_s):
     cperp = (chx * ey - chy * ex) / nn
     alive &= ~(rank1 & (cperp * cperp >= h_m * h_m))
 
-    us, ws, oks = [], [], []
-    for i, j in combinations(range(6), 2):
-        (au, aw, qa), (bu, bw, qb) = lines[i], lines[j]
-        d = au * bw - aw * bu
-        good = line_ok[i] & line_ok[j] & (np.abs(d) > 1e-12)
-        dd = np.where(good, d, 1.0)
-        us.append((qa * bw - aw * qb) / dd)
-        ws.append((au * qb - qa * bu) / dd)
+    # the six lines as (6, k) rows, so each step below is one array operation over
+    # all lines (or all 15 line pairs) at once: the same element-wise arithmetic as
+    # one line (pair) at a time, hence the same numbers
+    LU = np.stack([np.broadcast_to(ln[0], (k,)) for ln in lines])
+    LW = np.stack([np.broadcast_to(ln[1], (k,)) for ln in lines])
+    LQ = np.stack([np.broadcast_to(ln[2], (k,)) for ln in lines])
+    LOK = np.stack(line_ok)
+    pi_, pj_ = _PAIR_I, _PAIR_J
+    au, aw, qa, bu, bw, qb = LU[pi_], LW[pi_], LQ[pi_], LU[pj_], LW[pj_], LQ[pj_]
+    d = au * bw - aw * bu
+    good = LOK[pi_] & LOK[pj_] & (np.abs(d) > 1e-12)
+    dd = np.where(good, d, 1.0)
+    us, ws, oks = [(qa * bw - aw * qb) / dd], [(au * qb - qa * bu) / dd], [good]
+    nu, nw, q = LU, LW, LQ
+    nrm2 = nu * nu + nw * nw
+    nrm2 = np.where(nrm2 > 0, nrm2, 1.0)
+    pu, pw = nu * q / nrm2, nw * q / nrm2
+    du, dw = -nw, nu
+    ux = chx + m11 * pu + m12 * pw
+    uy = chy + m21 * pu + m22 * pw
+    wx = m11 * du + m12 * dw
+    wy = m21 * du + m22 * dw
+    a2 = wx * wx + wy * wy
+    b2 = 2 * (ux * wx + uy * wy)
+    c2 = ux * ux + uy * uy - h_m * h_m
+    disc = b2 * b2 - 4 * a2 * c2
+    good = LOK & (a2 > 1e-15) & (disc >= 0)
+    sq = np.sqrt(np.where(good, disc, 0.0))
+    a2s = np.where(good, a2, 1.0)
+    for sgn in (-1.0, 1.0):
+        lam = (-b2 + sgn * sq) / (2 * a2s)
+        us.append(pu + lam * du)
+        ws.append(pw + lam * dw)
         oks.append(good)
-    for (nu, nw, q), lok in zip(lines, line_ok):
-        nrm2 = nu * nu + nw * nw
-        nrm2 = np.where(nrm2 > 0, nrm2, 1.0)
-        pu, pw = nu * q / nrm2, nw * q / nrm2
-        du, dw = -nw, nu
-        ux = chx + m11 * pu + m12 * pw
-        uy = chy + m21 * pu + m22 * pw
-        wx = m11 * du + m12 * dw
-        wy = m21 * du + m22 * dw
-        a2 = wx * wx + wy * wy
-        b2 = 2 * (ux * wx + uy * wy)
-        c2 = ux * ux + uy * uy - h_m * h_m
-        disc = b2 * b2 - 4 * a2 * c2
-        good = lok & (a2 > 1e-15) & (disc >= 0)
-        sq = np.sqrt(np.where(good, disc, 0.0))
-        a2s = np.where(good, a2, 1.0)
-        for sgn in (-1.0, 1.0):
-            lam = (-b2 + sgn * sq) / (2 * a2s)
-            us.append(pu + lam * du)
-            ws.append(pw + lam * dw)
-            oks.append(good)
     # tangent points of the conic for sigma = u - w: M x = H y/|y| - ch, M^T y = (1, -1)
     dets = np.where(rank2, det, 1.0)
     yx = (m22 * 1.0 - m21 * -1.0) / dets
@@ -185,12 +192,12 @@ def _segment_pairs_exact(sa, sb, h_m, v_m, buf_s):
     for sgn in (-1.0, 1.0):
         rx = sgn * h_m * yx / ny - chx
         ry = sgn * h_m * yy / ny - chy
-        us.append((m22 * rx - m12 * ry) / dets)
-        ws.append((-m21 * rx + m11 * ry) / dets)
-        oks.append(rank2)
-    U = np.stack(us)
-    W = np.stack(ws)
-    OK = np.stack(oks)
+        us.append(((m22 * rx - m12 * ry) / dets)[None])
+        ws.append(((-m21 * rx + m11 * ry) / dets)[None])
+        oks.append(rank2[None])
+    U = np.concatenate(us)
+    W = np.concatenate(ws)
+    OK = np.concatenate(oks)
     tol = 1e-7
     feas = OK & (U >= sa["t0"] - tol) & (U <= sa["t1"] + tol)
     feas &= (W >= sb["t0"] - tol) & (W <= sb["t1"] + tol)
@@ -220,7 +227,7 @@ def _merge(iv):
     start_new = np.ones(len(iv), bool)
     start_new[1:] = iv[1:, 0] > ends[:-1]
     first = np.flatnonzero(start_new)
-    last = np.r_[first[1:] - 1, len(iv) - 1]
+    last = np.append(first[1:] - 1, len(iv) - 1)
     return np.column_stack([iv[first, 0], ends[last]])
 
 
@@ -228,12 +235,16 @@ def _covered_twice(iv):
     """Times covered by at least two of the closed intervals ``(k, 2)`` (merged)."""
     if len(iv) < 2:
         return np.empty((0, 2))
-    t = np.r_[iv[:, 0], iv[:, 1]]
-    d = np.r_[np.ones(len(iv), np.int64), -np.ones(len(iv), np.int64)]
+    t = np.concatenate([iv[:, 0], iv[:, 1]])
+    d = np.repeat(np.array([1, -1], np.int64), len(iv))
     order = np.lexsort((-d, t))            # at equal times, starts before ends (closed)
     t, c = t[order], np.cumsum(d[order])
-    up = np.flatnonzero((c >= 2) & np.r_[True, c[:-1] < 2])
-    down = np.flatnonzero((c < 2) & np.r_[False, c[:-1] >= 2])
+    two = c >= 2
+    prev = np.empty_like(two)              # c >= 2 just before (False before the first)
+    prev[0] = False
+    prev[1:] = two[:-1]
+    up = np.flatnonzero(two & ~prev)
+    down = np.flatnonzero(~two & prev)
     return np.column_stack([t[up], t[down]])
 
 
@@ -386,12 +397,11 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
     # --- screen
     segs = [_segments(tr) for tr in trs]
     vh = vv = 0.0
-    for sa0, sa1, st0, st1 in segs:
-        if st0.size:
-            d = sa1 - sa0
-            dt = st1 - st0
-            vh = max(vh, float((np.hypot(d[:, 0], d[:, 1]) / dt).max()))
-            vv = max(vv, float((np.abs(d[:, 2]) / dt).max()))
+    d = np.concatenate([sg[1] for sg in segs]) - np.concatenate([sg[0] for sg in segs])
+    dt = np.concatenate([sg[3] for sg in segs]) - np.concatenate([sg[2] for sg in segs])
+    if dt.size:               # the fleet's largest speeds (max of all flights' maxima)
+        vh = max(vh, float((np.hypot(d[:, 0], d[:, 1]) / dt).max()))
+        vv = max(vv, float((np.abs(d[:, 2]) / dt).max()))
     hs = h_m + vh * (dt_s + b)
     vs = v_m + vv * (dt_s + b)
     t_ref = min(tr.t_start_s for tr in trs)

@@ -1,0 +1,201 @@
+"""Fast paths of the booking hot path against their straightforward twins, on random
+inputs: the vectorised delay marking of ``place``, the deduplicated key lookup of
+``AcceptedIndex._near_gids`` and the stacked line arithmetic of the verifier's exact
+segment-pair test must give exactly what the loops they replaced give."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from skytwin.fixtures.traffic import generate
+from skytwin.planner.conflicts import Separation, pack_segments
+from skytwin.planner.deconflict import AcceptedIndex, _blocked_delays
+from skytwin.planner.trajectory import Trajectory
+from skytwin.planner.verify import _segment_pairs_exact
+
+
+def _blocked_delays_loop(rows, n_new, k):
+    """The slice-by-slice marking ``place`` used to do."""
+    feas = np.ones((n_new, k + 1), bool)
+    for _fa, oa, _fb, ob, kmin, kmax in rows.tolist():
+        if oa < n_new <= ob:
+            feas[oa, max(0, -kmax):max(0, -kmin + 1)] = False
+        elif ob < n_new <= oa:
+            feas[ob, max(0, kmin):max(0, kmax + 1)] = False
+    return ~feas
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_blocked_delays_equals_the_slice_loop(seed):
+    rng = np.random.default_rng(seed)
+    n_new, n_near, k = int(rng.integers(1, 6)), int(rng.integers(0, 8)), int(rng.integers(0, 40))
+    r = int(rng.integers(0, 60))
+    oa = rng.integers(0, n_new + n_near, r)
+    ob = rng.integers(0, n_new + n_near, r)
+    kmin = rng.integers(-k - 10, k + 10, r)
+    kmax = kmin + rng.integers(-3, 2 * k + 10, r)
+    rows = np.column_stack([oa, oa, ob, ob, kmin, kmax]).astype(np.int64)
+    assert np.array_equal(_blocked_delays(rows, n_new, k), _blocked_delays_loop(rows, n_new, k))
+
+
+def _near_gids_loop(idx, trajs, max_delay_s):
+    """The per-key loop ``_near_gids`` used to run."""
+    segs = pack_segments(trajs)
+    delay = np.array([t.max_delay_s if max_delay_s is None else max_delay_s
+                      for t in trajs], np.float64)
+    short, _, long_cells, _ = idx._entries(segs, delay[segs.owner])
+    short = set(short)
+    out = set()
+    for k in short:
+        out |= idx._bucket.get(k, set())
+    for c in {k[0] for k in short}:
+        out |= idx._long.get(c, set())
+    for c in set(long_cells):
+        out |= idx._cell.get(c, set())
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_near_gids_equals_the_key_loop(seed):
+    trs, _ = generate(40, seed, area_m=2000.0, duration_s=900.0, n_hubs=2, pads_per_hub=3,
+                      delivery_radius_m=900.0, max_delay_s=300.0)
+    idx = AcceptedIndex(Separation(30.0, 10.0, 5.0), bucket_s=60.0)
+    for tr in trs[:30]:
+        idx.accept(tr)
+    # a flight lasting far more than MAX_SPAN buckets (entered under its cells alone)
+    long_ = Trajectory("long", [[0, 0, 0], [0, 0, 60], [900, 300, 60], [900, 300, 0]],
+                       [0.0, 20.0, 1e6, 1e6 + 20.0])
+    idx.accept(long_)
+    idx.cancel(trs[3].flight_id)
+    for tr in trs[30:]:
+        for md in (None, 0.0, 600.0):
+            assert idx._near_gids([tr], md) == _near_gids_loop(idx, [tr], md)
+    assert idx._near_gids([long_.shifted(5.0)], None) == _near_gids_loop(
+        idx, [long_.shifted(5.0)], None)
+    assert idx._near_gids(trs[30:], 120.0) == _near_gids_loop(idx, trs[30:], 120.0)
+
+
+def _segment_pairs_exact_loop(sa, sb, h_m, v_m, buf_s):
+    """The verifier's exact test with one line (pair) at a time, as first written."""
+    ref = np.minimum(sa["t0"], sb["t0"])
+    sa = dict(sa, t0=sa["t0"] - ref, t1=sa["t1"] - ref)
+    sb = dict(sb, t0=sb["t0"] - ref, t1=sb["t1"] - ref)
+    k = sa["t0"].shape[0]
+    va = (sa["p1"] - sa["p0"]) / (sa["t1"] - sa["t0"])[:, None]
+    vb = (sb["p1"] - sb["p0"]) / (sb["t1"] - sb["t0"])[:, None]
+    c = sa["p0"] - va * sa["t0"][:, None] - (sb["p0"] - vb * sb["t0"][:, None])
+    one, zero = np.ones(k), np.zeros(k)
+    lines = [(one, zero, sa["t0"]), (one, zero, sa["t1"]),
+             (zero, one, sb["t0"]), (zero, one, sb["t1"])]
+    zconst = (va[:, 2] == 0) & (vb[:, 2] == 0)
+    gu, gw = va[:, 2], -vb[:, 2]
+    lines += [(gu, gw, v_m - c[:, 2]), (gu, gw, -v_m - c[:, 2])]
+    line_ok = [np.ones(k, bool)] * 4 + [~zconst, ~zconst]
+    m11, m12, m21, m22 = va[:, 0], -vb[:, 0], va[:, 1], -vb[:, 1]
+    chx, chy = c[:, 0], c[:, 1]
+    det = m11 * m22 - m12 * m21
+    scale = np.maximum(1.0, np.maximum.reduce([abs(m11), abs(m12), abs(m21), abs(m22)]) ** 2)
+    rank2 = np.abs(det) > 1e-12 * scale
+    rank0 = (m11 == 0) & (m12 == 0) & (m21 == 0) & (m22 == 0)
+    alive = ~(zconst & ~(np.abs(c[:, 2]) < v_m))
+    alive &= ~(rank0 & ~(chx * chx + chy * chy < h_m * h_m))
+    rank1 = ~rank2 & ~rank0
+    na, nb = np.hypot(m11, m21), np.hypot(m12, m22)
+    ex, ey = np.where(na >= nb, m11, m12), np.where(na >= nb, m21, m22)
+    nn = np.hypot(ex, ey)
+    nn = np.where(nn > 0, nn, 1.0)
+    cperp = (chx * ey - chy * ex) / nn
+    alive &= ~(rank1 & (cperp * cperp >= h_m * h_m))
+    us, ws, oks = [], [], []
+    for i, j in combinations(range(6), 2):
+        (au, aw, qa), (bu, bw, qb) = lines[i], lines[j]
+        d = au * bw - aw * bu
+        good = line_ok[i] & line_ok[j] & (np.abs(d) > 1e-12)
+        dd = np.where(good, d, 1.0)
+        us.append((qa * bw - aw * qb) / dd)
+        ws.append((au * qb - qa * bu) / dd)
+        oks.append(good)
+    for (nu, nw, q), lok in zip(lines, line_ok):
+        nrm2 = nu * nu + nw * nw
+        nrm2 = np.where(nrm2 > 0, nrm2, 1.0)
+        pu, pw = nu * q / nrm2, nw * q / nrm2
+        du, dw = -nw, nu
+        ux, uy = chx + m11 * pu + m12 * pw, chy + m21 * pu + m22 * pw
+        wx, wy = m11 * du + m12 * dw, m21 * du + m22 * dw
+        a2 = wx * wx + wy * wy
+        b2 = 2 * (ux * wx + uy * wy)
+        c2 = ux * ux + uy * uy - h_m * h_m
+        disc = b2 * b2 - 4 * a2 * c2
+        good = lok & (a2 > 1e-15) & (disc >= 0)
+        sq = np.sqrt(np.where(good, disc, 0.0))
+        a2s = np.where(good, a2, 1.0)
+        for sgn in (-1.0, 1.0):
+            lam = (-b2 + sgn * sq) / (2 * a2s)
+            us.append(pu + lam * du)
+            ws.append(pw + lam * dw)
+            oks.append(good)
+    dets = np.where(rank2, det, 1.0)
+    yx = (m22 * 1.0 - m21 * -1.0) / dets
+    yy = (-m12 * 1.0 + m11 * -1.0) / dets
+    ny = np.hypot(yx, yy)
+    ny = np.where(ny > 0, ny, 1.0)
+    for sgn in (-1.0, 1.0):
+        rx = sgn * h_m * yx / ny - chx
+        ry = sgn * h_m * yy / ny - chy
+        us.append((m22 * rx - m12 * ry) / dets)
+        ws.append((-m21 * rx + m11 * ry) / dets)
+        oks.append(rank2)
+    U, W, OK = np.stack(us), np.stack(ws), np.stack(oks)
+    tol = 1e-7
+    feas = OK & (U >= sa["t0"] - tol) & (U <= sa["t1"] + tol)
+    feas &= (W >= sb["t0"] - tol) & (W <= sb["t1"] + tol)
+    rx = c[:, 0] + U * va[:, 0] - W * vb[:, 0]
+    ry = c[:, 1] + U * va[:, 1] - W * vb[:, 1]
+    rz = c[:, 2] + U * va[:, 2] - W * vb[:, 2]
+    feas &= np.abs(rz) <= v_m + tol
+    feas &= rx * rx + ry * ry <= h_m * h_m * (1 + 1e-9) + tol
+    sig = U - W
+    lo = np.where(feas, sig, np.inf).min(axis=0)
+    hi = np.where(feas, sig, -np.inf).max(axis=0)
+    hit = alive & (hi - lo > 1e-9) & (lo < buf_s) & (hi > -buf_s)
+    return hit, lo, hi
+
+
+def _random_segments(rng, k, t_base):
+    p0 = rng.uniform(-60, 60, (k, 3))
+    p1 = p0 + rng.uniform(-120, 120, (k, 3)) * rng.integers(0, 2, (k, 1))
+    flat = rng.random(k) < 0.4                      # level flight (zconst cases)
+    p1[flat, 2] = p0[flat, 2]
+    t0 = t_base + rng.uniform(0, 30, k)
+    t1 = t0 + rng.uniform(0.5, 30, k)
+    return {"p0": p0, "p1": p1, "t0": t0, "t1": t1}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_segment_pairs_exact_equals_the_line_loop(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 400))
+    t_base = 1.8e9 if seed % 2 else 0.0
+    sa, sb = _random_segments(rng, k, t_base), _random_segments(rng, k, t_base)
+    sb["p0"][: k // 4] = sa["p0"][: k // 4]          # some coincident / parallel pairs
+    sb["p1"][: k // 4] = sa["p1"][: k // 4]
+    fast = _segment_pairs_exact(sa, sb, 30.0 * (1 - 1e-7), 10.0 * (1 - 1e-7), 5.0)
+    slow = _segment_pairs_exact_loop(sa, sb, 30.0 * (1 - 1e-7), 10.0 * (1 - 1e-7), 5.0)
+    for f, s in zip(fast, slow, strict=True):
+        assert np.array_equal(f, s)
+    assert fast[0].any() and not fast[0].all()
+
+
+def test_accept_after_an_undelayed_lookup_enters_the_same_keys():
+    trs, _ = generate(30, 7, area_m=2000.0, duration_s=900.0, n_hubs=2, pads_per_hub=3,
+                      delivery_radius_m=900.0, max_delay_s=300.0)
+    plain, looked = AcceptedIndex(), AcceptedIndex()
+    for tr in trs:
+        looked.near([tr], max_delay_s=0.0)       # the booking path: look up, then accept
+        looked.accept(tr)
+        plain.accept(tr)
+    assert plain._bucket == looked._bucket and plain._long == looked._long
+    assert plain._cell == looked._cell and plain._keys_of == looked._keys_of
