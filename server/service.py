@@ -553,19 +553,52 @@ class ServiceCore:
             return sum(p.workspace_bytes() for p in self._planners)
 
     def warm_up(self) -> None:
-        """Plan one short route so that numba compiles (or loads) its kernels now."""
+        """Plan one short route, and place and verify two crossing flights on a private
+        index, so that numba compiles (or loads) the planning and the booking kernels
+        now rather than in the first requests."""
+        self._warm_up_booking()
+        self._warm_up_planning()
+
+    def _warm_up_booking(self) -> None:
+        from skytwin.planner.deconflict import AcceptedIndex, place
+        from skytwin.planner.trajectory import Trajectory
+        from skytwin.planner.verify import verify
+        idx = AcceptedIndex(self.sep, self.deconflict_options)    # not the service's
+        t0 = float(self.clock()) + 3600.0
+        t = [t0, t0 + 10.0, t0 + 40.0, t0 + 50.0]
+        a = Trajectory("warm-a", [[0, 0, 0], [0, 0, 40], [300, 0, 40], [300, 0, 0]], t,
+                       max_delay_s=600.0)
+        b = Trajectory("warm-b", [[150, -150, 0], [150, -150, 40], [150, 150, 40],
+                                  [150, 150, 0]], t, max_delay_s=600.0)
+        idx.accept(a)
+        p = place(b, idx)
+        if p.trajectory is not None:
+            verify([a, p.trajectory], self.sep, focus=[b.flight_id])
+            idx.accept(p.trajectory)
+        idx.near([b], max_delay_s=0.0)
+
+    def _warm_up_planning(self) -> None:
+        from skytwin.airspace.zones import Altitude, Circle, LocalZone, Zone, zone_voxels
         from skytwin.planner.route import PlanError, RouteRequest
         g = self.twin.grid
+        # zone rasterization kernels (a route near a zone or a derived zone needs them)
+        lon, lat = self.twin.frame.to_wgs84(0.5 * (g.x0_m + g.x1_m), 0.5 * (g.y0_m + g.y1_m))
+        band = {"lower": Altitude(0, "AGL"), "upper": Altitude(50, "AGL")}
+        for z in (Zone(id="warm-c", circle=Circle(float(lon), float(lat), 30.0), **band),
+                  Zone(id="warm-p", polygon=[(float(lon), float(lat)),
+                                              (float(lon) + 3e-4, float(lat)),
+                                              (float(lon), float(lat) + 3e-4)], **band)):
+            zone_voxels(LocalZone(z, self.twin.frame), g, self.twin.ground_m, 5.0)
         cx, cy = 0.5 * (g.x0_m + g.x1_m), 0.5 * (g.y0_m + g.y1_m)
         for dx in (0.0, 40.0, -40.0, 80.0):
             a = self.twin.frame.to_wgs84(cx + dx, cy + dx)
             b = self.twin.frame.to_wgs84(cx + dx + 60.0, cy + dx)
-            try:
-                self.planner().plan(RouteRequest((float(a[0]), float(a[1])),
-                                                 (float(b[0]), float(b[1])),
-                                                 depart_s=self.clock()))
+            try:      # the service's own path: derived zones and checks included
+                self.plan_local(RouteRequest((float(a[0]), float(a[1])),
+                                             (float(b[0]), float(b[1])),
+                                             depart_s=self.clock()))
                 return
-            except PlanError:
+            except (PlanError, ValueError):
                 continue
 
     # ---------------------------------------------------------------- airspace
