@@ -879,18 +879,7 @@ class Store:
                     outcomes.append((fut, True, out))
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - tx lost: fail every write
-            # Nothing of the group is acknowledged. (If COMMIT itself failed, the rows
-            # may or may not be on disk: like a crash before the acknowledgement, and
-            # a retry with the same request id finds them.)
-            try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:  # pragma: no cover - nothing more to undo
-                pass
-            err = StoreError(f"store {self.path}: write transaction failed: {exc}")
-            err.__cause__ = exc
-            for _fn, fut in group:
-                fut.set_exception(err)
+            self._lost(conn, exc, [fut for _fn, fut in group])
             return
         self._commits += 1
         self._writes += len(group)
@@ -915,18 +904,26 @@ class Store:
                 return
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - tx lost: fail the write
-            try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:  # pragma: no cover - nothing more to undo
-                pass
-            err = StoreError(f"store {self.path}: write transaction failed: {exc}")
-            err.__cause__ = exc
-            fut.set_exception(err)
+            self._lost(conn, exc, [fut])
             return
         self._commits += 1
         self._writes += 1
         fut.set_result(out)
+
+    def _lost(self, conn: sqlite3.Connection, exc: BaseException, futs) -> None:
+        """A write transaction failed: roll back what is left and fail every write of
+        it. Nothing of it is acknowledged. (If COMMIT itself failed, the rows may or may
+        not be on disk: like a crash before the acknowledgement, and a retry with the
+        same request id finds them.)"""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:  # pragma: no cover - nothing more to undo
+            pass
+        err = StoreError(f"store {self.path}: write transaction failed: {exc}")
+        err.__cause__ = exc
+        for fut in futs:
+            fut.set_exception(err)
 
     def write_stats(self) -> dict:
         """``{"writes", "commits"}`` since open: ``writes / commits`` is the mean
