@@ -3,7 +3,7 @@
     python benchmarks/bench_service.py [--drones 1000] [--concurrency 16 64]
                                        [--duration 30] [--trivial-s 8] [--operators 8]
                                        [--seed 0] [--json] [--out-json FILE]
-                                       [--no-before] [--hubs 3] [--spread-s 3600]
+                                       [--no-before] [--hubs 20] [--spread-s 3600]
 
 For each concurrency level, in one run: a fresh server (``python -m skytwin.server serve`` in a
 subprocess on a free loopback port, bundled Helsinki city, a temporary SQLite store and a
@@ -26,6 +26,10 @@ the order given, each with ``concurrency``, ``plan_ok_per_s``, ``plan_p99_ms``,
 ``submit_ok_per_s``, ``submit_p99_ms``, ``checks`` (``"PASS"``/``"FAIL"``: every
 post-run check of the load test passed), ``check_results`` (each check's verdict), the
 full figures, and ``before`` (the same headline keys for the route-only client).
+``cpu_per_submit_ok`` (:func:`cpu_budget`) splits the CPU of the load window per
+SubmitFlight OK by process (server process, planning workers, client) and gives the
+rates that CPU allows: the server process's one core (its Python holds one GIL) and
+all the machine's cores; the sustained rate stays below both.
 
 Reported: sustained PlanRoute and SubmitFlight rates (calls/s, and OK/s) with p50/p99,
 their ratio to the trivial RPC's rate, and the CPU the server process and the client
@@ -33,14 +37,17 @@ used during each phase (``/proc/PID/stat`` and ``time.process_time``): client an
 share this machine's 2 cores (and, here, other jobs: the load average is printed).
 The server is fresh for each level, so every level starts from an empty airspace.
 
-Hubs (issue 14, RESULTS.md scale part 8): every delivery takes off from one of
-``--hubs`` hubs (default 3, the load test's default; up to 200, but the bundled Helsinki
-twin holds only ~50 points 150 m apart from which a preview succeeds, and the report
-gives the number found as ``hubs``), departing uniformly within ``--spread-s`` (default
-3600 s). A hub's pad takes one departure per 10-20 s (Separation defaults, 4 m/s climb,
-10 s delay steps), about 300 per hour in the load test's pattern, so with 3 hubs the
-SubmitFlight OK rate of a 30 s run is bounded near 35 bookings/s (plus replays) by the
-hubs, not by the server; ``--hubs 20`` lifts that bound above what the server does.
+Hubs (issue 14, RESULTS.md scale parts 8 and 11): every delivery takes off from one of
+``--hubs`` hubs (default 20; up to 200, but the bundled Helsinki twin holds only ~50
+points 150 m apart from which a preview succeeds, and the report gives the number found
+as ``hubs``), departing uniformly within ``--spread-s`` (default 3600 s). A hub's pad
+takes one departure per 10-20 s (Separation defaults, 4 m/s climb, 10 s delay steps),
+about 300 per hour in the load test's pattern, so with 3 hubs (the load test's own
+default, ``skytwin loadtest``) the SubmitFlight OK rate of a 30 s run is bounded near
+35 bookings/s (plus replays) by the pads' take-off slots, not by the server: a run that
+measures the server needs more pads than it books per 10 s, and a city booking 100
+flights/s has hundreds of vertiports. The default was 3 until 2026-12-01 (RESULTS.md
+scale part 11 gives both).
 
 Planning processes (issue 14 part 2): ``--plan-processes P [P ...]`` (default 2) starts
 the server with ``serve --plan-processes P`` (0: planning threads in the server
@@ -60,6 +67,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -158,17 +166,46 @@ class Server:
             self.proc.wait()
 
 
+def _cores(a, b) -> dict:
+    """Cores used between two :func:`_phase` samples ``(perf_counter, server + workers,
+    server process, client)`` [s]."""
+    wall = b[0] - a[0]
+    return {"wall_s": round(wall, 2),
+            "server_cores": round((b[1] - a[1]) / wall, 2),
+            # the server process alone (event loop, booking pool: one GIL); the
+            # rest of server_cores is its planning worker processes
+            "server_main_cores": round((b[2] - a[2]) / wall, 2),
+            "client_cores": round((b[3] - a[3]) / wall, 2)}
+
+
 def _phase(server, fn):
-    c0, s0, w0 = time.process_time(), server.cpu_s(), time.perf_counter()
-    m0 = _cpu_s(server.proc.pid)
-    out = fn()
-    wall = time.perf_counter() - w0
-    out["cpu"] = {"wall_s": round(wall, 2),
-                  "server_cores": round((server.cpu_s() - s0) / wall, 2),
-                  # the server process alone (event loop, booking pool: one GIL); the
-                  # rest of server_cores is its planning worker processes
-                  "server_main_cores": round((_cpu_s(server.proc.pid) - m0) / wall, 2),
-                  "client_cores": round((time.process_time() - c0) / wall, 2)}
+    """Run ``fn`` and add ``cpu`` (cores used over the whole phase) to its result;
+    when the result gives its load window (``window_perf_s``, the load test's), also
+    ``cpu["load_window"]``: the cores used between the samples (taken every 0.25 s)
+    nearest to the window's ends, without the set-up and checks around it."""
+    def sample():
+        return (time.perf_counter(), server.cpu_s(), _cpu_s(server.proc.pid),
+                time.process_time())
+    samples, done = [sample()], threading.Event()
+
+    def sampler():
+        while not done.wait(0.25):
+            samples.append(sample())
+    th = threading.Thread(target=sampler, daemon=True)
+    th.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        th.join()
+    samples.append(sample())
+    out["cpu"] = _cores(samples[0], samples[-1])
+    win = out.get("window_perf_s")
+    if win:
+        a = min(samples, key=lambda s: abs(s[0] - win[0]))
+        b = min(samples, key=lambda s: abs(s[0] - win[1]))
+        if b[0] > a[0]:
+            out["cpu"]["load_window"] = _cores(a, b)
     return out
 
 
@@ -208,14 +245,42 @@ def _idle_probe(target, reg_tok) -> dict:
     return out
 
 
+def cpu_budget(cpu: dict, submit_ok_per_s: float, cores: int) -> dict | None:
+    """CPU per SubmitFlight OK of a load phase, by process, and the rates it allows.
+
+    ``cpu`` is :func:`_phase`'s (cores used over the phase's wall time). Per OK
+    submit, in CPU milliseconds: the server process (``server_main``: event loop,
+    booking threads, store; one GIL), its planning workers (``workers``), the load
+    test's client (``client``) and their sum. ``gil_bound_per_s`` = 1000 /
+    ``server_main`` is the rate at which the server process would need a whole core
+    (it cannot use more, its Python holding one GIL); ``cpu_bound_per_s`` = ``cores``
+    x 1000 / ``total`` the rate at which client and server together would need every
+    core of this machine. The sustained rate cannot exceed the lower of the two at
+    this CPU per call (the work per delivery cycle: a PlanRoute preview, about 0.8
+    failed ones, the booking, replays, cancels and the Watch streams)."""
+    if not submit_ok_per_s:
+        return None
+    main = cpu["server_main_cores"] * 1e3 / submit_ok_per_s
+    workers = max(0.0, cpu["server_cores"] - cpu["server_main_cores"]) * 1e3 / submit_ok_per_s
+    client = cpu["client_cores"] * 1e3 / submit_ok_per_s
+    total = main + workers + client
+    return {"server_main_ms": round(main, 2), "workers_ms": round(workers, 2),
+            "client_ms": round(client, 2), "total_ms": round(total, 2),
+            "gil_bound_per_s": round(1e3 / main, 1) if main else None,
+            "cpu_bound_per_s": round(cores * 1e3 / total, 1) if total else None}
+
+
 def _headline(plan, sub, ok, load=None) -> dict:
     hubs = {} if load is None else {"hubs": len(load["hubs"]),
                                     "hubs_setup_s": load.get("hubs_setup_s")}
+    budget = {} if load is None else {"cpu_per_submit_ok": cpu_budget(
+        load["cpu"].get("load_window", load["cpu"]), sub.get("ok_per_s", 0.0),
+        os.cpu_count() or 1)}
     return {**hubs, "plan_ok_per_s": plan.get("ok_per_s", 0.0), "plan_p99_ms": plan.get("p99_ms"),
             "submit_ok_per_s": sub.get("ok_per_s", 0.0),
             "submit_calls_per_s": sub.get("calls_per_s", 0.0),
             "submit_p50_ms": sub.get("p50_ms"), "submit_p99_ms": sub.get("p99_ms"),
-            "checks": "PASS" if ok else "FAIL"}
+            "checks": "PASS" if ok else "FAIL", **budget}
 
 
 def bench_processes(concurrency, processes, args, tmp: Path) -> dict:
@@ -328,7 +393,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out-json", default=None, help="also write the JSON object here")
     ap.add_argument("--no-before", action="store_true",
                     help="skip the route-only (before issue 14) run of each level")
-    ap.add_argument("--hubs", type=int, default=3,
+    ap.add_argument("--hubs", type=int, default=20,
                     help="delivery hubs of the load test (LoadConfig.hubs, 1..200; every "
                          "delivery takes off from one: their take-off slots bound the "
                          "bookings, see RESULTS.md scale part 8)")
@@ -384,6 +449,14 @@ def main(argv=None) -> int:
             print(f"c={d['concurrency']}: flights {d['flights']['booked']} booked, "
                   f"{d['flights']['cancelled']} cancelled; errors {d['errors']}; zone "
                   f"affected {d['zone'].get('affected_count')}; checks {d['check_detail']}")
+            b = d.get("cpu_per_submit_ok")
+            if b:
+                print(f"c={d['concurrency']}: CPU per SubmitFlight OK (load window): server "
+                      f"process {b['server_main_ms']} ms, planning workers "
+                      f"{b['workers_ms']} ms, client {b['client_ms']} ms, total "
+                      f"{b['total_ms']} ms; at this CPU per call the server process's "
+                      f"one core allows {b['gil_bound_per_s']}/s, the machine's cores "
+                      f"{b['cpu_bound_per_s']}/s")
             for name, t in d["trivial"].items():
                 print(f"c={d['concurrency']}: trivial {name}: {t['ok_per_s']:.0f}/s, p50 "
                       f"{t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, cores server/client "

@@ -682,6 +682,7 @@ class _LoadTest:
                 if t.exception() is not None:
                     raise t.exception()
             elapsed = time.perf_counter() - t0
+            self.window_perf_s = (t0, t0 + elapsed)   # the load phase on perf_counter
             self.client.cap = None
             # let the watchers catch up with the last bookings, then cancel them
             mine = set(self.state.bookings)
@@ -927,6 +928,7 @@ class _LoadTest:
             "operator_tokens": len(self.op_tokens), "hubs": self.hubs,
             "hubs_setup_s": round(getattr(self, "hubs_setup_s", 0.0), 3),
             "elapsed_s": round(elapsed_s, 3), "issue_s": round(issue_s, 3),
+            "window_perf_s": getattr(self, "window_perf_s", None),
             "stopped_by_request_cap": self.client.capped,
             "requests": int(sum(sum(c.values()) for c in self.stats.codes.values())),
             "rpcs": rpcs, "errors_by_code": errors,
