@@ -14,10 +14,18 @@ building footprints, its own segment clipping, and ``shapely.dwithin`` (not
 * waypoints are on the 1 cm lattice;
 * times never decrease and no speed limit is exceeded;
 * no segment enters an active no-fly volume during the time the drone flies it.
+
+Threads. One validator may be shared by several threads (the service core's is used by
+the bookings and by the live hub's resolver). libspatialindex is not safe even for
+concurrent *queries* on one index (they share its node pool: wrong ids, numpy errors
+such as "operands could not be broadcast together" in :meth:`RouteValidator._candidates`,
+or a segfault), so every R-tree query holds the validator's own lock; the rest of a
+check (shapely's read-only tests on immutable geometry) runs in parallel.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +76,18 @@ class RouteValidator:
 
         self.idx = rtree.index.Index(stream(), properties=props) if self.geoms else \
             rtree.index.Index(properties=props)
+        # every query of ``idx`` holds this (module docstring, Threads)
+        self._idx_lock = threading.Lock()
+
+    def _query(self, coords) -> list:
+        """Ids of the footprint boxes meeting ``coords`` (one R-tree query, locked)."""
+        with self._idx_lock:
+            return list(self.idx.intersection(coords))
+
+    def _query_v(self, mins, maxs):
+        """``idx.intersection_v(mins, maxs)`` (one bulk R-tree query, locked)."""
+        with self._idx_lock:
+            return self.idx.intersection_v(mins, maxs)
 
     def _candidates(self, p0, p1):
         """Indices (ascending) of the buildings the exact test must see for ``p0 -> p1``.
@@ -107,7 +127,7 @@ class RouteValidator:
         mins = np.minimum(a[:, :2], b[:, :2]) - e
         maxs = np.maximum(a[:, :2], b[:, :2]) + e
         zmin = np.minimum(a[:, 2], b[:, 2])
-        ids, counts = self.idx.intersection_v(mins, maxs)
+        ids, counts = self._query_v(mins, maxs)
         if len(ids) == 0:
             return []
         ids = np.asarray(ids, dtype=np.int64)
@@ -138,7 +158,7 @@ class RouteValidator:
             if not _close2(xyz[a], xyz[b], 1e-9):
                 rep.problems.append(f"{name} is not vertical")
             p = Point(xyz[a, 0], xyz[a, 1])
-            for n in self.idx.intersection(p.bounds):
+            for n in self._query(p.bounds):
                 if self.geoms[n].intersects(p) and xyz[a, 2] < self.tops[n]:
                     rep.problems.append(f"{name} point is inside building {self.ids[n]}")
         c = self.clearance_m
@@ -147,7 +167,7 @@ class RouteValidator:
             if self._whole_box:
                 box = (min(p0[0], p1[0]) - c, min(p0[1], p1[1]) - c,
                        max(p0[0], p1[0]) + c, max(p0[1], p1[1]) + c)
-                cands = self.idx.intersection(box)
+                cands = self._query(box)
             else:
                 cands = self._candidates(p0, p1)
             for n in cands:

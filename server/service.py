@@ -1024,7 +1024,11 @@ class ServiceCore:
         share a memory pool; Toblerity/rtree#53, libspatialindex#189), which is the
         likely cause of the segfault once seen in ``bench_batch_fairness`` with two
         concurrent placements; so ``validator.check`` (its R-tree, the shapely
-        footprints and zone shapes it tests) runs under ``_validator_lock``.
+        footprints and zone shapes it tests) runs under ``_validator_lock``. The live
+        hub's resolver shares this validator without that lock (a load test once got
+        "operands could not be broadcast" from the R-tree's answer), so the validator
+        also holds a lock of its own around every R-tree query
+        (``planner/validate.py``, ``tests/test_validator_threads.py``).
         Everything else is private to the call (the detector's and the verifier's
         arrays, a k-d tree built per call) or guarded (the index: ``LockedIndex``;
         zones: ``ZoneLayer``)."""
