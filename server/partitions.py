@@ -18,10 +18,16 @@ segment of its trajectory, the tiles that the segment meets once each tile is gr
 by half the horizontal separation on every side (for a diagonal segment a corridor of
 tiles, not its whole bounding box), times the buckets meeting the segment's time span
 grown by the timing buffer and by the delay the placement may still add
-(``max_delay_s``; layer shifts move the flight vertically only). Two flights that
-could conflict come within the horizontal minimum of each other at one time, within
-their possible delays: at that time the midpoint of their two positions lies within
-half the minimum of both segments, so the tile holding it, grown by that half, meets
+(``max_delay_s``). A layer shift is not vertical only: :meth:`Trajectory.shifted
+<planner.trajectory.Trajectory.shifted>` re-times the flight so that it climbs and
+descends the extra height at its own vertical speeds (every waypoint after take-off
+moves by ``dz / climb speed``, the landing by ``dz / descent speed`` more: 11.7 s for
++20 m at 4 and 3 m/s, more than the timing buffer), so each segment's time span
+is first widened to hold its span under every layer option the placement may choose
+(``layer_dz_m``; x and y do not change). Two flights that could conflict come within
+the horizontal minimum of each other at one time, within their possible delays and
+layers: at that time the midpoint of their two positions lies within half the
+minimum of both segments, so the tile holding it, grown by that half, meets
 both segments, and both flights hold its key for that time's bucket: they share a key.
 Hence two bookings holding disjoint keys cannot take the same slot, which is all the
 old single lock guaranteed. Locks are taken in sorted key order (no deadlock).
@@ -67,7 +73,7 @@ three."""
 
 def partition_keys(traj, horizontal_m: float, time_buffer_s: float,
                    max_delay_s: float | None = None, tile_m: float = TILE_M,
-                   bucket_s: float = BUCKET_S) -> tuple:
+                   bucket_s: float = BUCKET_S, layer_dz_m=(0.0,)) -> tuple:
     """The sorted ``(tile_x, tile_y, bucket)`` keys ``traj`` could occupy.
 
     Parameters
@@ -78,6 +84,11 @@ def partition_keys(traj, horizontal_m: float, time_buffer_s: float,
         The separation minima (:class:`planner.conflicts.Separation`).
     max_delay_s : float, optional
         Delay the placement may still add (default: ``traj.max_delay_s``).
+    layer_dz_m : sequence of float
+        Cruise-layer changes [m] the placement may choose (the options'
+        ``layer_shift * layer_spacing_m``): each segment's time span covers its
+        span in ``traj.shifted(0, dz)`` for each, which is re-timed as well as raised
+        (module docstring).
 
     Examples
     --------
@@ -89,6 +100,11 @@ def partition_keys(traj, horizontal_m: float, time_buffer_s: float,
     xyz = np.asarray(traj.xyz_m, dtype=np.float64)
     t = np.asarray(traj.t_s, dtype=np.float64)
     delay = float(traj.max_delay_s if max_delay_s is None else max_delay_s)
+    # each waypoint's time under every layer option (a shift keeps x and y)
+    t_lo, t_hi = t, t
+    for dz in {float(d) for d in layer_dz_m} - {0.0}:
+        ts = np.asarray(traj.shifted(0.0, dz).t_s, dtype=np.float64)
+        t_lo, t_hi = np.minimum(t_lo, ts), np.maximum(t_hi, ts)
     pad = 0.5 * float(horizontal_m) + 1e-6
     keys = set()
     n = max(1, len(xyz) - 1)
@@ -98,8 +114,8 @@ def partition_keys(traj, horizontal_m: float, time_buffer_s: float,
         i1 = math.floor((max(a[0], b[0]) + pad) / tile_m)
         j0 = math.floor((min(a[1], b[1]) - pad) / tile_m)
         j1 = math.floor((max(a[1], b[1]) + pad) / tile_m)
-        ta = t[s] - time_buffer_s
-        tb = t[min(s + 1, len(t) - 1)] + delay + time_buffer_s
+        ta = t_lo[s] - time_buffer_s
+        tb = t_hi[min(s + 1, len(t) - 1)] + delay + time_buffer_s
         k0, k1 = math.floor(ta / bucket_s), math.floor(tb / bucket_s)
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):

@@ -396,9 +396,12 @@ class ServiceCore:
         holds it) and the space-time partitions ``trajs`` could occupy, here and
         (shared store) in the database."""
         from skytwin.server.partitions import partition_keys
+        opts = self.deconflict_options     # the layer options place() may choose
+        dz = [s * opts.layer_spacing_m for s in opts.layer_shifts]
         keys = set()
         for tr in trajs:
-            keys.update(partition_keys(tr, self.sep.horizontal_m, self.sep.time_buffer_s))
+            keys.update(partition_keys(tr, self.sep.horizontal_m, self.sep.time_buffer_s,
+                                       layer_dz_m=dz))
         keys = sorted(keys)
         with (self._book.shared() if gate else contextlib.nullcontext()), \
                 self._parts.hold(keys), self._booking_lock(keys):

@@ -143,3 +143,26 @@ def sampled_pairs(trajectories, h_m, v_m, dt_s=0.05, margin=0.02):
         if np.any((dh < h_m * (1 + margin)) & (dv < v_m * (1 + margin))):
             possible.add((a.flight_id, b.flight_id))
     return sure, possible
+
+
+def sampled_loss(a, b, h_m=30.0, v_m=10.0, buffer_s=5.0, dt_s=0.05, dtau_s=0.25) -> bool:
+    """Loss of separation between trajectories ``a`` and ``b`` by dense sampling: some
+    time at which, with ``b`` shifted by a relative timing ``tau`` within
+    ``+-buffer_s`` (steps of ``dtau_s``), the two are closer than both minima (by a
+    relative 1e-6). Positions outside a flight's time span do not exist."""
+    def pos(tr, ts):
+        out = np.stack([np.interp(ts, tr.t_s, tr.xyz_m[:, c]) for c in range(3)], axis=1)
+        out[(ts < tr.t_s[0]) | (ts > tr.t_s[-1])] = np.nan
+        return out
+    lo, hi = max(a.t_s[0], b.t_s[0] - buffer_s), min(a.t_s[-1], b.t_s[-1] + buffer_s)
+    if lo > hi:
+        return False
+    ts = np.arange(lo, hi + dt_s, dt_s)
+    pa = pos(a, ts)
+    for tau in np.arange(-buffer_s, buffer_s + 1e-9, dtau_s):
+        pb = pos(b, ts + tau)
+        h = np.hypot(pa[:, 0] - pb[:, 0], pa[:, 1] - pb[:, 1])
+        v = np.abs(pa[:, 2] - pb[:, 2])
+        if np.any((h < h_m * (1 - 1e-6)) & (v < v_m * (1 - 1e-6))):
+            return True
+    return False
