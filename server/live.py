@@ -382,7 +382,56 @@ class LiveHub:
 
     def answer(self, operator_id, advisory_id, accept: bool):
         """Accept or refuse an advisory; an accepted one is stored as the flight's
-        approved trajectory (and replaces it in the strategic index)."""
+        approved trajectory (and replaces it in the strategic index).
+
+        An advisory was made clear of the plans known when it was issued; a booking
+        accepted since was placed against the flight's approved trajectory, not the
+        advisory. So an acceptance re-checks the advisory against the strategic index
+        and swaps it in with the booking gate held exclusively (no booking between the
+        check and the swap; with a shared store every instance's); one that lost
+        separation with a flight booked since is superseded (a zone re-plan is tried
+        again) and refused with LiveInputError."""
+        if not accept:
+            return self._answer(operator_id, advisory_id, accept)
+        core = self.core
+        with core._book, core._booking_lock():    # (every instance, shared store)
+            if core._shared:
+                with core._state:
+                    core._sync_locked()
+            self._recheck(operator_id, advisory_id)
+            return self._answer(operator_id, advisory_id, accept)
+
+    def _recheck(self, operator_id, advisory_id) -> None:
+        from skytwin.planner.verify import verify
+        entry = self.ops.advisories.get(advisory_id)
+        if entry is None or entry[1] != "issued":
+            return                       # _answer says why
+        adv = entry[0]
+        fi = self.ops.get(adv.flight_id)
+        if fi is None or (operator_id is not None and fi.operator_id != operator_id):
+            return                       # _answer refuses it
+        tr = adv.trajectory
+        # what the resolver checked against: plans of the flights following theirs
+        # (a nonconforming one was avoided by its measured state, not its stale plan)
+        near = [o for o in self.core.index.near([tr], max_delay_s=0.0)
+                if o.flight_id != tr.flight_id
+                and self.ops.state_of(o.flight_id) in (None, lc.ACCEPTED, lc.ACTIVATED)]
+        if not near:
+            return
+        vr = verify([tr, *near], self.core.sep, focus=[tr.flight_id])
+        if not any(tr.flight_id in (c.flight_a, c.flight_b)
+                   for c in vr.residual_conflicts):
+            return
+        with self.ops._lock:
+            if self.ops.advisories.get(advisory_id, (None, ""))[1] == "issued":
+                self.ops._close(advisory_id, "superseded")
+        if adv.reason == "zone":
+            self._submit(lambda: self.zone_added(adv.cause[0], only={adv.flight_id}))
+        raise LiveInputError(f"advisory {advisory_id} is no longer clear of the flights "
+                             "booked since it was issued; keep flying the approved plan "
+                             "(a new advisory follows)")
+
+    def _answer(self, operator_id, advisory_id, accept: bool):
         try:
             adv = self.ops.answer_advisory(advisory_id, accept, operator_id, self.clock())
         except LiveInputError:

@@ -1,0 +1,91 @@
+"""An accepted advisory never puts two accepted flights in loss of separation
+(server/live.py LiveHub.answer, regression).
+
+F is booked; a zone over its route makes the live hub re-plan it (a detour: F lands
+later). Before the operator answers, another operator books G taking off from F's
+landing pad as the *advisory* F comes down (G is clear of F's approved trajectory,
+which is what the bookings are placed against). Accepting the advisory used to swap it
+into the store and the strategic index unchecked. The oracle is plain numpy sampling
+of the stored trajectories (relative timing buffer 5 s), not planner.verify.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from skytwin.airspace.zones import Altitude, Circle, Zone
+from skytwin.live.errors import LiveInputError
+from skytwin.planner.route import RouteRequest
+from skytwin.server.live import LiveHub
+from skytwin.server.service import Caller, ServiceCore
+from skytwin.server.store import Store
+from tests.grpc_fixtures import helsinki_twin
+from tests.naive.conflicts import sampled_loss
+
+S_LL, G_LL = (24.94030, 60.17150), (24.95240, 60.16760)
+META = {"priority": 1.0, "max_delay_s": 0.0, "speeds": {}}
+OPA, OPB = Caller("a", "operator", "op-a"), Caller("b", "operator", "op-b")
+REG = Caller("r", "regulator", "")
+
+
+def _loss(a, b):
+    return sampled_loss(a, b, 30.0, 10.0, 5.0, dt_s=0.02, dtau_s=0.05)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    twin, ref = helsinki_twin()
+    core = ServiceCore(twin, Store(tmp_path / "l.db"), twin_ref=ref)
+    h = LiveHub(core, start=False, freeze_gc=False)
+    yield h
+    h.close()
+    core.close()
+
+
+def _zone_advisory(hub):
+    core, twin = hub.core, hub.core.twin
+    rec, _ = core.submit_flight(OPA, "rf", RouteRequest(S_LL, G_LL,
+                                                        depart_s=time.time() + 120), META)
+    mid = rec.trajectory.xyz_m[len(rec.trajectory.xyz_m) // 2]
+    lon, lat = twin.frame.to_wgs84(float(mid[0]), float(mid[1]))
+    core.create_zone(REG, Zone(id="Z1", lower=Altitude(0, "AGL"), upper=Altitude(300, "AGL"),
+                               circle=Circle(float(lon), float(lat), 40.0)))
+    advs, errors = hub.zone_added("Z1")
+    assert advs and not errors
+    adv = advs[0]
+    assert adv.flight_id == rec.flight_id and adv.trajectory.t_s[-1] > rec.trajectory.t_s[-1] + 8
+    return rec, adv
+
+
+def _accepted(core):
+    return [r for r in core.store.list_flights(limit=100) if r.status == "accepted"]
+
+
+def test_an_advisory_in_conflict_with_a_flight_booked_since_is_not_accepted(hub):
+    core, twin = hub.core, hub.core.twin
+    rec, adv = _zone_advisory(hub)
+    pad = rec.trajectory.xyz_m[-1]
+    goal = twin.frame.to_wgs84(float(pad[0]) - 250.0, float(pad[1]) + 150.0)
+    g, _ = core.submit_flight(OPB, "rg", RouteRequest(
+        G_LL, (float(goal[0]), float(goal[1])),
+        depart_s=float(adv.trajectory.t_s[-1]) - 3.0), META)
+    assert _loss(adv.trajectory, g.trajectory)         # the scenario's premise
+    with pytest.raises(LiveInputError, match="booked since"):
+        hub.answer("op-a", adv.advisory_id, True)
+    recs = _accepted(core)
+    assert len(recs) == 2
+    assert not _loss(recs[0].trajectory, recs[1].trajectory)
+    idx = {t.flight_id: t for t in core.index.trajectories}
+    assert np.array_equal(idx[rec.flight_id].t_s, rec.trajectory.t_s)   # still approved
+
+
+def test_an_advisory_still_clear_is_accepted(hub):
+    rec, adv = _zone_advisory(hub)
+    hub.answer("op-a", adv.advisory_id, True)
+    idx = {t.flight_id: t for t in hub.core.index.trajectories}
+    assert np.array_equal(idx[rec.flight_id].t_s, adv.trajectory.t_s)
+    stored = hub.core.store.get_flight(rec.flight_id)
+    assert np.array_equal(stored.trajectory.t_s, adv.trajectory.t_s)
