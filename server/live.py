@@ -425,11 +425,13 @@ class LiveHub:
         with self.ops._lock:
             if self.ops.advisories.get(advisory_id, (None, ""))[1] == "issued":
                 self.ops._close(advisory_id, "superseded")
+        follows = ""
         if adv.reason == "zone":
             self._submit(lambda: self.zone_added(adv.cause[0], only={adv.flight_id}))
+            follows = " (a new advisory for the zone follows)"
         raise LiveInputError(f"advisory {advisory_id} is no longer clear of the flights "
-                             "booked since it was issued; keep flying the approved plan "
-                             "(a new advisory follows)")
+                             "booked since it was issued; keep flying the approved plan"
+                             + follows)
 
     def _answer(self, operator_id, advisory_id, accept: bool):
         try:
