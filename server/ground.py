@@ -25,7 +25,8 @@ category                  planning
 ``restricted``            avoided (a zone in the planner's view), re-checked at
                           booking by the core's final validator
 ``authorisation``         avoided unless the caller's token lists the zone id or
-                          the rule id (``authorisations`` in the token file)
+                          the rule id (``authorisations`` in the token file);
+                          re-checked at booking with the caller's authorisations
 ``altitude-limited``      a zone whose band starts at the lowered ceiling (e.g.
                           30 m AGL): the planner stays below it
 ``warning``               not avoided; a route within it gets a warning

@@ -960,13 +960,15 @@ class ServiceCore:
                           max_delay_s=req_meta["max_delay_s"],
                           meta={"speeds": req_meta["speeds"]})
 
-    def _checks(self, traj, speeds, others=(), shifted=False):
+    def _checks(self, traj, speeds, others=(), shifted=False, *, authorisations=()):
         """Problems of a placed trajectory (empty list = acceptable): the rules
         (:meth:`_rule_problems`) and the conflicts (:meth:`_conflict_problems`)."""
-        return [*self._rule_problems(traj, speeds, shifted),
+        return [*self._rule_problems(traj, speeds, shifted,
+                                     authorisations=authorisations),
                 *self._conflict_problems(traj, others)]
 
-    def _rule_problems(self, traj, speeds, shifted=False, checked_xyz=None):
+    def _rule_problems(self, traj, speeds, shifted=False, checked_xyz=None, *,
+                       authorisations=()):
         """What the route validator and the AGL ceiling find wrong with a placed
         trajectory: buildings, vertical take-off and landing, speeds, every zone active
         while it flies (nothing here depends on the other flights).
@@ -977,9 +979,13 @@ class ServiceCore:
         ``checked_xyz``: waypoints whose building tests passed where the plan was made
         (:attr:`planner.route.Route.footprints_checked_xyz`); when ``traj`` has exactly
         these waypoints, the building tests are not repeated.
+        ``authorisations``: the booking operator's (:class:`Caller`); every derived
+        zone that blocks this operator is checked, as the planner avoided them
+        (authorisation zones included: an override may have put one in force
+        since the plan was made).
         """
         t0, t1 = traj.t_start_s, traj.t_end_s
-        zones = [*self.zones.local_zones(t0, t1), *self.ground.blocking_everyone()]
+        zones = [*self.zones.local_zones(t0, t1), *self.ground.blocking(authorisations)]
         buildings = not (checked_xyz is not None and not shifted
                          and np.array_equal(traj.xyz_m, checked_xyz))
         with self._validator_lock:
@@ -1018,7 +1024,7 @@ class ServiceCore:
                                     f"t={c.near_t_s:.0f} s")
         return problems
 
-    def _place_checked(self, traj, speeds, others=()):
+    def _place_checked(self, traj, speeds, others=(), *, authorisations=()):
         """Place ``traj`` against the index (call with its partitions held).
 
         Placements of disjoint partitions run at the same time. The one thing they
@@ -1039,7 +1045,8 @@ class ServiceCore:
         p = place(traj, self.index)
         if p.trajectory is not None:
             problems = self._checks(p.trajectory, speeds, others,
-                                    shifted=p.choice.layer_shift != 0)
+                                    shifted=p.choice.layer_shift != 0,
+                                    authorisations=authorisations)
             if not problems:
                 return p
             if p.choice.layer_shift == 0:
@@ -1054,7 +1061,8 @@ class ServiceCore:
         if p.trajectory is None:
             raise BookingRejectedError(f"flight {traj.flight_id}: {p.reason}",
                                        [traj.flight_id])
-        problems = self._checks(p.trajectory, speeds, others)
+        problems = self._checks(p.trajectory, speeds, others,
+                                authorisations=authorisations)
         if problems:
             raise BookingRejectedError(f"flight {traj.flight_id} failed the final checks: "
                                        f"{'; '.join(problems[:3])}", [traj.flight_id])
@@ -1287,7 +1295,8 @@ class ServiceCore:
                 old = replayed()
                 if old is not None:
                     return "replay", old
-                p = self._place_checked(traj, req.speeds)
+                p = self._place_checked(traj, req.speeds,
+                                        authorisations=caller.authorisations)
                 reserve(p)
                 try:             # commit before another instance books
                     return "placed", p, self.store.add_flight(self._record(
@@ -1311,8 +1320,9 @@ class ServiceCore:
                         reserve(p)
                 if not problems:
                     try:
-                        problems = self._rule_problems(p.trajectory, req.speeds, shifted,
-                                                       checked_xyz)
+                        problems = self._rule_problems(
+                            p.trajectory, req.speeds, shifted, checked_xyz,
+                            authorisations=caller.authorisations)
                     except BaseException:
                         self._release([fid])
                         raise
@@ -1421,7 +1431,8 @@ class ServiceCore:
                         if old is not None:
                             return old, True, "REPLAYED"
                     for n, ch, tr in members:
-                        p = self._place_checked(tr, reqs[n].speeds)
+                        p = self._place_checked(tr, reqs[n].speeds,
+                                                authorisations=caller.authorisations)
                         p = Placement(Choice(tr.flight_id, ch.delay_s + p.choice.delay_s,
                                              ch.layer_shift + p.choice.layer_shift, 0),
                                       p.trajectory)

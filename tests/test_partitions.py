@@ -233,11 +233,11 @@ def test_a_booking_does_not_wait_for_anothers_validator_and_places_around_it(
     real = core._rule_problems
     in_a, go_on = threading.Event(), threading.Event()
 
-    def rules(traj, speeds, shifted=False, checked_xyz=None):
+    def rules(traj, speeds, shifted=False, checked_xyz=None, **kw):
         if threading.current_thread().name == "A":
             in_a.set()
             assert go_on.wait(30)
-        return real(traj, speeds, shifted, checked_xyz)
+        return real(traj, speeds, shifted, checked_xyz, **kw)
     monkeypatch.setattr(core, "_rule_problems", rules)
     out = {}
     ta = threading.Thread(name="A", target=lambda: out.__setitem__(
@@ -261,7 +261,7 @@ def test_a_reservation_the_validator_refuses_is_released(core, monkeypatch):
     a = RouteRequest((24.94030, 60.17150), (24.95240, 60.16760), depart_s=T0)
     calls = []
 
-    def refuse(traj, speeds, shifted=False, checked_xyz=None):
+    def refuse(traj, speeds, shifted=False, checked_xyz=None, **kw):
         calls.append(shifted)
         return ["segment 1 enters no-fly volume test while it is active"]
     monkeypatch.setattr(core, "_rule_problems", refuse)

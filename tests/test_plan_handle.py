@@ -195,11 +195,11 @@ def test_single_booking_interleaves_with_a_large_batch(stubs, srv, monkeypatch):
     batch_started = threading.Event()
     in_batch = threading.local()
 
-    def slow(traj, speeds, others=()):
+    def slow(traj, speeds, others=(), **kw):
         if getattr(in_batch, "on", False):
             batch_started.set()
             time.sleep(0.03)
-        return real(traj, speeds, others)
+        return real(traj, speeds, others, **kw)
     monkeypatch.setattr(srv.core, "_place_checked", slow)
     real_batch = srv.core._submit_batch
 
