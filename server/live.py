@@ -411,17 +411,22 @@ class LiveHub:
         if fi is None or (operator_id is not None and fi.operator_id != operator_id):
             return                       # _answer refuses it
         tr = adv.trajectory
-        # what the resolver checked against: plans of the flights following theirs
-        # (a nonconforming one was avoided by its measured state, not its stale plan)
-        near = [o for o in self.core.index.near([tr], max_delay_s=0.0)
-                if o.flight_id != tr.flight_id
-                and self.ops.state_of(o.flight_id) in (None, lc.ACCEPTED, lc.ACTIVATED)]
-        if not near:
-            return
-        vr = verify([tr, *near], self.core.sep, focus=[tr.flight_id])
-        if not any(tr.flight_id in (c.flight_a, c.flight_b)
-                   for c in vr.residual_conflicts):
-            return
+        why = self._zone_problem(adv)
+        if why is None:
+            # what the resolver checked against: plans of the flights following theirs
+            # (a nonconforming one was avoided by its measured state, not its stale
+            # plan)
+            near = [o for o in self.core.index.near([tr], max_delay_s=0.0)
+                    if o.flight_id != tr.flight_id
+                    and self.ops.state_of(o.flight_id) in (None, lc.ACCEPTED,
+                                                           lc.ACTIVATED)]
+            if not near:
+                return
+            vr = verify([tr, *near], self.core.sep, focus=[tr.flight_id])
+            if not any(tr.flight_id in (c.flight_a, c.flight_b)
+                       for c in vr.residual_conflicts):
+                return
+            why = "is no longer clear of the flights booked since it was issued"
         with self.ops._lock:
             if self.ops.advisories.get(advisory_id, (None, ""))[1] == "issued":
                 self.ops._close(advisory_id, "superseded")
@@ -429,9 +434,34 @@ class LiveHub:
         if adv.reason == "zone":
             self._submit(lambda: self.zone_added(adv.cause[0], only={adv.flight_id}))
             follows = " (a new advisory for the zone follows)"
-        raise LiveInputError(f"advisory {advisory_id} is no longer clear of the flights "
-                             "booked since it was issued; keep flying the approved plan"
-                             + follows)
+        raise LiveInputError(f"advisory {advisory_id} {why}; keep flying the approved "
+                             "plan" + follows)
+
+    def _zone_problem(self, adv):
+        """Why advisory ``adv`` may not be flown because of the zones in force now (a
+        zone created or changed since it was issued: the zone's affected list and the
+        hub's zone re-plan look at the approved plan, not at open advisories), or
+        None. What the resolver validated at issue: the part from its start point on
+        (before it, the drone flies its approved path), against the regulators' zones
+        active then and the derived zones that block everyone (its planner avoided
+        every non-warning derived zone)."""
+        from skytwin.live.resolve import remaining
+        core = self.core
+        rem = remaining(adv.trajectory, max(self.clock(), adv.start_s))
+        if rem is None:
+            return None
+        zones = [*core.zones.local_zones(rem.t_start_s, rem.t_end_s),
+                 *core.ground.blocking_everyone()]
+        if not zones:
+            return None
+        xyz, t = rem.xyz_m, rem.t_s
+        if len(xyz) < 4:     # the validator wants take-off, cruise and landing points
+            xyz = np.vstack([xyz[:1], xyz, xyz[-1:], xyz[-1:]])
+            t = np.concatenate([t[:1], t, t[-1:], t[-1:]])
+        rep = core.zone_validator.check(xyz, t, zones=zones,
+                                        ground_range=core.ground_range, buildings=False)
+        bad = [p for p in rep.problems if "no-fly volume" in p]
+        return f"enters a no-fly zone in force now ({bad[0]})" if bad else None
 
     def _answer(self, operator_id, advisory_id, accept: bool):
         try:

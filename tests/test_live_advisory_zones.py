@@ -1,0 +1,99 @@
+"""An accepted advisory never takes a flight into a zone created since it was issued
+(server/live.py LiveHub.answer / _recheck, regression).
+
+F is booked; zone Z1 over its route makes the live hub issue a detour advisory. Before
+the operator answers, a regulator creates zone Z2 over the *detour* (clear of F's
+approved trajectory, which is what the zone's affected list and the hub's zone
+re-plan look at: F is neither listed nor re-planned). Accepting the advisory used to
+re-check it against the flights booked since (707855f) but not against the zones:
+the store and the strategic index then held an accepted trajectory through an active
+no-fly zone that no one was told about. The oracle is shapely on the zone's circle
+(projected with pyproj from its WGS84 centre), not the validator or the zone layer.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+from shapely.geometry import LineString, Point
+
+from skytwin.airspace.zones import Altitude, Circle, Zone
+from skytwin.live.errors import LiveInputError
+from skytwin.planner.route import RouteRequest
+from skytwin.server.live import LiveHub
+from skytwin.server.service import Caller, ServiceCore
+from skytwin.server.store import Store
+from tests.grpc_fixtures import helsinki_twin
+
+S_LL, G_LL = (24.94030, 60.17150), (24.95240, 60.16760)
+META = {"priority": 1.0, "max_delay_s": 0.0, "speeds": {}}
+OPA = Caller("a", "operator", "op-a")
+REG = Caller("r", "regulator", "")
+TM35 = Transformer.from_crs("EPSG:4326", "EPSG:3067", always_xy=True)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    twin, ref = helsinki_twin()
+    core = ServiceCore(twin, Store(tmp_path / "l.db"), twin_ref=ref)
+    h = LiveHub(core, start=False, freeze_gc=False)
+    yield h
+    h.close()
+    core.close()
+
+
+def _track_m(frame, xyz):
+    lon, lat = frame.to_wgs84(xyz[:, 0], xyz[:, 1])
+    return LineString([TM35.transform(a, b) for a, b in zip(lon, lat)])
+
+
+def _disc_m(lon, lat, r):
+    return Point(*TM35.transform(lon, lat)).buffer(r, quad_segs=64)
+
+
+def test_an_advisory_through_a_zone_created_since_is_not_accepted(hub):
+    core, twin = hub.core, hub.core.twin
+    rec, _ = core.submit_flight(OPA, "rf", RouteRequest(S_LL, G_LL,
+                                                        depart_s=time.time() + 120), META)
+    mid = rec.trajectory.xyz_m[len(rec.trajectory.xyz_m) // 2]
+    lon, lat = twin.frame.to_wgs84(float(mid[0]), float(mid[1]))
+    core.create_zone(REG, Zone(id="Z1", lower=Altitude(0, "AGL"),
+                               upper=Altitude(300, "AGL"),
+                               circle=Circle(float(lon), float(lat), 40.0)))
+    advs, errors = hub.zone_added("Z1")
+    assert advs and not errors
+    adv = advs[0]
+    approved = _track_m(twin.frame, rec.trajectory.xyz_m)
+    detour = _track_m(twin.frame, adv.route_xyz_m)
+    # Z2: a small disc on the detour, well clear of the approved track
+    pick = None
+    for s in np.linspace(0.0, 1.0, 201):
+        p = detour.interpolate(s, normalized=True)
+        if p.distance(approved) > 60.0:
+            pick = p
+            break
+    assert pick is not None, "the detour never leaves the approved track by 60 m"
+    wgs = Transformer.from_crs("EPSG:3067", "EPSG:4326", always_xy=True)
+    zlon, zlat = wgs.transform(pick.x, pick.y)
+    _, affected = core.create_zone(REG, Zone(id="Z2", lower=Altitude(0, "AGL"),
+                                             upper=Altitude(300, "AGL"),
+                                             circle=Circle(zlon, zlat, 20.0)))
+    z2 = _disc_m(zlon, zlat, 20.0)
+    assert rec.flight_id not in affected and not approved.intersects(z2)   # premise
+    assert detour.intersects(z2.buffer(-1.0))                              # premise
+    advs2, _ = hub.zone_added("Z2")      # the hub's zone job: F's plan is clear of Z2
+    assert not advs2
+    try:
+        hub.answer("op-a", adv.advisory_id, True)
+    except LiveInputError as exc:
+        assert "zone" in str(exc)
+    stored = core.store.get_flight(rec.flight_id)
+    idx = {t.flight_id: t for t in core.index.trajectories}
+    for tr in (stored.trajectory, idx[rec.flight_id]):
+        track = _track_m(twin.frame, tr.xyz_m)
+        assert not track.intersects(z2.buffer(-1.0)), \
+            "accepted trajectory enters zone Z2, created after the advisory, unlisted"
