@@ -1,12 +1,16 @@
-"""An accepted advisory never puts two accepted flights in loss of separation
-(server/live.py LiveHub.answer, regression).
+"""An accepted advisory never puts two accepted flights in loss of separation, nor a
+flight into a zone created since it was issued (server/live.py LiveHub.answer and
+_recheck, regressions).
 
 F is booked; a zone over its route makes the live hub re-plan it (a detour: F lands
-later). Before the operator answers, another operator books G taking off from F's
-landing pad as the *advisory* F comes down (G is clear of F's approved trajectory,
-which is what the bookings are placed against). Accepting the advisory used to swap it
-into the store and the strategic index unchecked. The oracle is plain numpy sampling
-of the stored trajectories (relative timing buffer 5 s), not planner.verify.
+later). Before the operator answers, either another operator books G taking off from
+F's landing pad as the *advisory* F comes down (G is clear of F's approved trajectory,
+which is what the bookings are placed against), or a regulator creates zone Z2 over the
+*detour* (clear of the approved trajectory, which is what the zone's affected list and
+the hub's zone re-plan look at). Accepting the advisory used to swap it into the store
+and the strategic index unchecked. The oracles are plain numpy sampling of the stored
+trajectories (relative timing buffer 5 s), not planner.verify, and shapely on the zone's
+circle (projected with pyproj from its WGS84 centre), not the validator or zone layer.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import time
 
 import numpy as np
 import pytest
+from pyproj import Transformer
+from shapely.geometry import LineString, Point
 
 from skytwin.airspace.zones import Altitude, Circle, Zone
 from skytwin.live.errors import LiveInputError
@@ -29,6 +35,7 @@ S_LL, G_LL = (24.94030, 60.17150), (24.95240, 60.16760)
 META = {"priority": 1.0, "max_delay_s": 0.0, "speeds": {}}
 OPA, OPB = Caller("a", "operator", "op-a"), Caller("b", "operator", "op-b")
 REG = Caller("r", "regulator", "")
+TM35 = Transformer.from_crs("EPSG:4326", "EPSG:3067", always_xy=True)
 
 
 def _loss(a, b):
@@ -89,3 +96,47 @@ def test_an_advisory_still_clear_is_accepted(hub):
     assert np.array_equal(idx[rec.flight_id].t_s, adv.trajectory.t_s)
     stored = hub.core.store.get_flight(rec.flight_id)
     assert np.array_equal(stored.trajectory.t_s, adv.trajectory.t_s)
+
+
+def _track_m(frame, xyz):
+    lon, lat = frame.to_wgs84(xyz[:, 0], xyz[:, 1])
+    return LineString([TM35.transform(a, b) for a, b in zip(lon, lat)])
+
+
+def _disc_m(lon, lat, r):
+    return Point(*TM35.transform(lon, lat)).buffer(r, quad_segs=64)
+
+
+def test_an_advisory_through_a_zone_created_since_is_not_accepted(hub):
+    core, twin = hub.core, hub.core.twin
+    rec, adv = _zone_advisory(hub)
+    approved = _track_m(twin.frame, rec.trajectory.xyz_m)
+    detour = _track_m(twin.frame, adv.route_xyz_m)
+    # Z2: a small disc on the detour, well clear of the approved track
+    pick = None
+    for s in np.linspace(0.0, 1.0, 201):
+        p = detour.interpolate(s, normalized=True)
+        if p.distance(approved) > 60.0:
+            pick = p
+            break
+    assert pick is not None, "the detour never leaves the approved track by 60 m"
+    wgs = Transformer.from_crs("EPSG:3067", "EPSG:4326", always_xy=True)
+    zlon, zlat = wgs.transform(pick.x, pick.y)
+    _, affected = core.create_zone(REG, Zone(id="Z2", lower=Altitude(0, "AGL"),
+                                             upper=Altitude(300, "AGL"),
+                                             circle=Circle(zlon, zlat, 20.0)))
+    z2 = _disc_m(zlon, zlat, 20.0)
+    assert rec.flight_id not in affected and not approved.intersects(z2)   # premise
+    assert detour.intersects(z2.buffer(-1.0))                              # premise
+    advs2, _ = hub.zone_added("Z2")      # the hub's zone job: F's plan is clear of Z2
+    assert not advs2
+    try:
+        hub.answer("op-a", adv.advisory_id, True)
+    except LiveInputError as exc:
+        assert "zone" in str(exc)
+    stored = core.store.get_flight(rec.flight_id)
+    idx = {t.flight_id: t for t in core.index.trajectories}
+    for tr in (stored.trajectory, idx[rec.flight_id]):
+        track = _track_m(twin.frame, tr.xyz_m)
+        assert not track.intersects(z2.buffer(-1.0)), \
+            "accepted trajectory enters zone Z2, created after the advisory, unlisted"
