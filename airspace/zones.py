@@ -621,32 +621,76 @@ class ZoneLayer:
 GroundArg = float | Callable[[float, float, float, float], tuple[float, float]]
 
 
+GROUND_BLOCK = 16
+"""Side [cells] of the blocks whose ground min/max :func:`ground_range_from_grid` keeps."""
+
+
+@njit(**JIT)
+def _rect_min_max(g, bmin, bmax, blk, i0, i1, j0, j1):
+    """Exact min and max of ``g[i0:i1+1, j0:j1+1]``: blocks lying wholly inside the
+    rectangle give their precomputed min/max, the cells of the others are scanned."""
+    lo = np.inf
+    hi = -np.inf
+    for bi in range(i0 // blk, i1 // blk + 1):
+        a0 = max(i0, bi * blk)
+        a1 = min(i1, bi * blk + blk - 1)
+        full_i = a0 == bi * blk and a1 == bi * blk + blk - 1
+        for bj in range(j0 // blk, j1 // blk + 1):
+            c0 = max(j0, bj * blk)
+            c1 = min(j1, bj * blk + blk - 1)
+            if full_i and c0 == bj * blk and c1 == bj * blk + blk - 1:
+                if bmin[bi, bj] < lo:
+                    lo = bmin[bi, bj]
+                if bmax[bi, bj] > hi:
+                    hi = bmax[bi, bj]
+                continue
+            for i in range(a0, a1 + 1):
+                for j in range(c0, c1 + 1):
+                    v = g[i, j]
+                    if v < lo:
+                        lo = v
+                    if v > hi:
+                        hi = v
+    return lo, hi
+
+
 def ground_range_from_grid(grid: GridSpec, ground_m: np.ndarray):
     """A ground-range function for :func:`segment_intersects` from per-column ground.
 
     Returns ``f(x0, y0, x1, y1) -> (min_m, max_m)``: the min and max of ``ground_m``
     over every column of the segment's bounding box (a superset of the columns it
     crosses; points outside the grid are clamped to the edge columns).
+
+    Exact, and fast for long segments: the min and max of every
+    :data:`GROUND_BLOCK`-square block are kept, so a box of a km side reads its inner
+    blocks and scans only the cells of the blocks cut by its edges. A ground with a
+    NaN (no value) keeps the plain scan, whose NaN result fails every comparison of a
+    caller the same way as before.
     """
     g = np.asarray(ground_m, dtype=np.float64)
     if g.shape != (grid.nx, grid.ny):
         raise ZoneError(
             f"ground_m must have shape ({grid.nx}, {grid.ny}), got {g.shape}"
         )
+    nx, ny, x0_m, y0_m, dx = grid.nx, grid.ny, grid.x0_m, grid.y0_m, grid.dx_m
+    blk = GROUND_BLOCK
+    fast = bool(np.isfinite(g).all())
+    if fast:
+        g = np.ascontiguousarray(g)
+        px, py = -nx % blk, -ny % blk      # pad with edge values: min/max unchanged
+        gp = np.pad(g, ((0, px), (0, py)), mode="edge")
+        tiles = gp.reshape(gp.shape[0] // blk, blk, gp.shape[1] // blk, blk)
+        bmin = np.ascontiguousarray(tiles.min(axis=(1, 3)))
+        bmax = np.ascontiguousarray(tiles.max(axis=(1, 3)))
 
     def rng(x0, y0, x1, y1):
-        i0 = int(
-            np.clip(math.floor((min(x0, x1) - grid.x0_m) / grid.dx_m), 0, grid.nx - 1)
-        )
-        i1 = int(
-            np.clip(math.floor((max(x0, x1) - grid.x0_m) / grid.dx_m), 0, grid.nx - 1)
-        )
-        j0 = int(
-            np.clip(math.floor((min(y0, y1) - grid.y0_m) / grid.dx_m), 0, grid.ny - 1)
-        )
-        j1 = int(
-            np.clip(math.floor((max(y0, y1) - grid.y0_m) / grid.dx_m), 0, grid.ny - 1)
-        )
+        i0 = min(max(math.floor((min(x0, x1) - x0_m) / dx), 0), nx - 1)
+        i1 = min(max(math.floor((max(x0, x1) - x0_m) / dx), 0), nx - 1)
+        j0 = min(max(math.floor((min(y0, y1) - y0_m) / dx), 0), ny - 1)
+        j1 = min(max(math.floor((max(y0, y1) - y0_m) / dx), 0), ny - 1)
+        if fast:
+            lo, hi = _rect_min_max(g, bmin, bmax, blk, i0, i1, j0, j1)
+            return float(lo), float(hi)
         sub = g[i0 : i1 + 1, j0 : j1 + 1]
         return float(sub.min()), float(sub.max())
 

@@ -512,3 +512,30 @@ def test_zone_voxels_band_spans_lowest_to_highest_ground_of_a_cell():
     assert k_lo[c] == 0 and k_hi[c] == 20  # 0 m .. 40 m AMSL
     _, _, _, _, k_lo1, k_hi1 = zone_voxels(lz, grid, lo)
     assert k_hi1[c] == 5                   # one ground only: 0 m .. 10 m
+
+
+@pytest.mark.parametrize("nx,ny", [(1, 1), (7, 40), (33, 17), (100, 129)])
+def test_ground_range_is_the_exact_min_max_of_the_box(nx, ny):
+    """The block-accelerated ground range equals numpy's min/max over the clamped
+    bounding box of the segment's columns, for boxes cut by block edges anywhere."""
+    grid = GridSpec(x0_m=-50, y0_m=20, z0_m=0, dx_m=2, dz_m=2, nx=nx, ny=ny, nz=10)
+    rng = np.random.default_rng(nx * 1000 + ny)
+    ground = rng.normal(10.0, 5.0, (nx, ny)).astype(np.float32)
+    fn = ground_range_from_grid(grid, ground)
+    g = ground.astype(np.float64)
+    for _ in range(300):
+        x0, x1 = rng.uniform(-80, -50 + 2 * nx + 30, 2)
+        y0, y1 = rng.uniform(-10, 20 + 2 * ny + 30, 2)
+        i0, i1 = sorted(int(np.clip((v + 50) // 2, 0, nx - 1)) for v in (x0, x1))
+        j0, j1 = sorted(int(np.clip((v - 20) // 2, 0, ny - 1)) for v in (y0, y1))
+        sub = g[i0:i1 + 1, j0:j1 + 1]
+        assert fn(x0, y0, x1, y1) == (sub.min(), sub.max())
+
+
+def test_ground_range_with_missing_ground_stays_nan():
+    grid = GridSpec(x0_m=0, y0_m=0, z0_m=0, dx_m=1, dz_m=1, nx=40, ny=40, nz=10)
+    ground = np.zeros((40, 40))
+    ground[20, 20] = np.nan
+    fn = ground_range_from_grid(grid, ground)
+    assert all(math.isnan(v) for v in fn(0, 0, 39, 39))
+    assert fn(0, 0, 10, 10) == (0.0, 0.0)
