@@ -103,13 +103,15 @@ def _tokens(path: Path, operators: int) -> tuple[str, str]:
 class Server:
     """``python -m skytwin.server serve`` on a free loopback port (killed on exit)."""
 
-    def __init__(self, tmp: Path, tokens: Path, plan_processes: int = 0):
+    def __init__(self, tmp: Path, tokens: Path, plan_processes: int = 0,
+                 threads: int | None = None):
         self.port = _free_port()
         self.plan_processes = plan_processes
+        extra = [] if threads is None else ["--workers", str(threads)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--port", str(self.port),
              "--db", str(tmp / "bench.db"), "--auth", str(tokens),
-             "--plan-processes", str(plan_processes)],
+             "--plan-processes", str(plan_processes), *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         t0 = time.perf_counter()
         for line in self.proc.stdout:
@@ -288,7 +290,7 @@ def bench_processes(concurrency, processes, args, tmp: Path) -> dict:
     processes (0: the server's threads), for the 1-vs-2 comparison."""
     tokens = tmp / "tokens.toml"
     _tokens(tokens, args.operators)
-    server = Server(tmp, tokens, processes)
+    server = Server(tmp, tokens, processes, args.threads)
     try:
         cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
                          duration_s=args.duration, operators=args.operators, tokens=tokens,
@@ -311,7 +313,7 @@ def bench_before(concurrency, args, tmp: Path) -> dict:
     """The load test on a fresh server with the route-only client (before issue 14)."""
     tokens = tmp / "tokens.toml"
     _tokens(tokens, args.operators)
-    server = Server(tmp, tokens, args.plan_processes[0])
+    server = Server(tmp, tokens, args.plan_processes[0], args.threads)
     try:
         cfg = LoadConfig(target=server.target, drones=args.drones, concurrency=concurrency,
                          duration_s=args.duration, operators=args.operators, tokens=tokens,
@@ -329,7 +331,7 @@ def bench_before(concurrency, args, tmp: Path) -> dict:
 def bench_level(concurrency, args, tmp: Path) -> dict:
     tokens = tmp / "tokens.toml"
     op_tok, reg_tok = _tokens(tokens, args.operators)
-    server = Server(tmp, tokens, args.plan_processes[0])
+    server = Server(tmp, tokens, args.plan_processes[0], args.threads)
     try:
         info = _phase(server, lambda: run_trivial(server.target, concurrency,
                                                   args.trivial_s, op_tok, "GetTwinInfo"))
@@ -393,6 +395,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out-json", default=None, help="also write the JSON object here")
     ap.add_argument("--no-before", action="store_true",
                     help="skip the route-only (before issue 14) run of each level")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="the server's planning and booking threads (serve --workers; "
+                         "default: serve's own)")
     ap.add_argument("--hubs", type=int, default=20,
                     help="delivery hubs of the load test (LoadConfig.hubs, 1..200; every "
                          "delivery takes off from one: their take-off slots bound the "

@@ -34,8 +34,15 @@ def route_digest(route) -> str:
     return hashlib.sha256(route.SerializeToString(deterministic=True)).hexdigest()
 
 
-BOOKING_THREADS = 4
-"""Threads of the pool that books held plans (SubmitFlight with a ``plan_id``)."""
+BOOKING_THREADS = 2
+"""Threads of the pool that books held plans (SubmitFlight with a ``plan_id``).
+
+Two: a booking is a few milliseconds of Python under one GIL, so more threads add no
+CPU, only GIL contention; two still let one booking run while the other waits for its
+durable commit. Measured in the 20-hub load test at concurrency 16, in alternation
+(``benchmarks/RESULTS.md``, scale part 12): 2 threads 99.0-100.4 SubmitFlight OK/s and
+8.2-8.4 ms of the server process's CPU per OK; 4 threads 92.2-94.5 OK/s and
+8.7-9.0 ms; 8 and 16 threads were no better than 4."""
 
 
 class FlightServicer(Base, rpc.FlightServiceServicer):
