@@ -232,7 +232,13 @@ def _clip_below(p0, p1, lim):
 def _zone_hit(lz, xyz, t, ground_range):
     """Index of the first segment that meets local zone ``lz`` while it is active."""
     z = lz.zone
-    for s in range(len(xyz) - 1):
+    # only segments whose 2D box meets the zone's box can meet the zone (every piece
+    # tested below lies within its segment's box): a prefilter, closed intervals
+    bx0, by0, bx1, by1 = lz.bounds_m
+    x0, x1, y0, y1 = xyz[:-1, 0], xyz[1:, 0], xyz[:-1, 1], xyz[1:, 1]
+    near = ((np.minimum(x0, x1) <= bx1) & (np.maximum(x0, x1) >= bx0)
+            & (np.minimum(y0, y1) <= by1) & (np.maximum(y0, y1) >= by0))
+    for s in np.flatnonzero(near).tolist():
         if not z.active_during(float(t[s]), float(t[s + 1])):
             continue
         p0, p1 = xyz[s], xyz[s + 1]

@@ -539,3 +539,35 @@ def test_ground_range_with_missing_ground_stays_nan():
     fn = ground_range_from_grid(grid, ground)
     assert all(math.isnan(v) for v in fn(0, 0, 39, 39))
     assert fn(0, 0, 10, 10) == (0.0, 0.0)
+
+
+def test_validator_zone_hit_is_the_first_segment_meeting_the_zone():
+    """``planner.validate._zone_hit`` on polylines around random zones (always active,
+    flat ground): a segment with a sampled point in the volume makes it report that
+    segment or an earlier one; a reported segment really comes within one sampling step
+    of the volume (oracle: tests/naive, shapely distances on the sampled points)."""
+    from dataclasses import replace
+
+    from skytwin.planner.validate import _zone_hit
+    rng = np.random.default_rng(23)
+    hits = misses = 0
+    for n in range(200):
+        lz = LocalZone(replace(random_zone(rng, f"V{n}", extent_m=50.0), window=None),
+                       FRAME)
+        g = float(rng.uniform(0, 15))
+        pts = [_random_segment(rng, lz)[0] for _ in range(int(rng.integers(2, 8)))]
+        xyz = np.array(pts, dtype=np.float64)
+        t = np.arange(len(xyz), dtype=np.float64) * 10.0
+        got = _zone_hit(lz, xyz, t, lambda *a: (g, g))
+        gaps = [naive.segment_gap_sampled(lz, xyz[s], xyz[s + 1], g)
+                for s in range(len(xyz) - 1)]
+        first = next((s for s, gap in enumerate(gaps) if gap <= 0.0), None)
+        if first is not None:
+            assert got is not None and got <= first, (n, got, first)
+        if got is not None:
+            step = math.dist(xyz[got], xyz[got + 1]) / 4000
+            assert gaps[got] <= step + 1e-6, (n, got, gaps[got])
+            hits += 1
+        else:
+            misses += 1
+    assert hits > 30 and misses > 30
