@@ -4,11 +4,12 @@
                                        [--duration 30] [--trivial-s 8] [--operators 8]
                                        [--seed 0] [--json] [--out-json FILE]
                                        [--no-before] [--hubs 20] [--spread-s 3600]
+                                       [--plan-processes 2] [--threads N]
 
 For each concurrency level, in one run: a fresh server (``python -m skytwin.server serve`` in a
 subprocess on a free loopback port, bundled Helsinki city, a temporary SQLite store and a
 temporary token file with ``--operators`` operator tokens and one regulator; 4 planning
-threads, the default), then
+threads, the default, or ``--threads N``), then
 
 1. the rate of two trivial RPCs driven by the load test's own client machinery
    (:func:`server.loadtest.run_trivial`: same channels, workers, instrumentation and
