@@ -397,7 +397,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-before", action="store_true",
                     help="skip the route-only (before issue 14) run of each level")
     ap.add_argument("--threads", type=int, default=None,
-                    help="the server's planning and booking threads (serve --workers; "
+                    help="the server's planning threads (serve --workers; "
                          "default: serve's own)")
     ap.add_argument("--hubs", type=int, default=20,
                     help="delivery hubs of the load test (LoadConfig.hubs, 1..200; every "
