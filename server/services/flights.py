@@ -42,7 +42,10 @@ CPU, only GIL contention; two still let one booking run while the other waits fo
 durable commit. Measured in the 20-hub load test at concurrency 16, in alternation
 (``benchmarks/RESULTS.md``, scale part 12): 2 threads 99.0-100.4 SubmitFlight OK/s and
 8.2-8.4 ms of the server process's CPU per OK; 4 threads 92.2-94.5 OK/s and
-8.7-9.0 ms; 8 and 16 threads were no better than 4."""
+8.7-9.0 ms; 8 and 16 threads were no better than 4. One thread was faster still
+(103.7-108.4 OK/s, 4 pairs with the 1 ms switch interval) but is not used: a held plan
+that expired is planned again on its booking thread, and with one thread that one
+slow booking would hold up every other operator's."""
 
 
 class FlightServicer(Base, rpc.FlightServiceServicer):
