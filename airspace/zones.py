@@ -676,10 +676,11 @@ def ground_range_from_grid(grid: GridSpec, ground_m: np.ndarray):
     blk = GROUND_BLOCK
     fast = bool(np.isfinite(g).all())
     if fast:
+        # whole blocks only: a block cut by the grid's edge is never wholly inside a
+        # box (boxes are clamped to the grid), so its cells are always scanned
         g = np.ascontiguousarray(g)
-        px, py = -nx % blk, -ny % blk      # pad with edge values: min/max unchanged
-        gp = np.pad(g, ((0, px), (0, py)), mode="edge")
-        tiles = gp.reshape(gp.shape[0] // blk, blk, gp.shape[1] // blk, blk)
+        nbx, nby = nx // blk, ny // blk
+        tiles = g[: nbx * blk, : nby * blk].reshape(nbx, blk, nby, blk)
         bmin = np.ascontiguousarray(tiles.min(axis=(1, 3)))
         bmax = np.ascontiguousarray(tiles.max(axis=(1, 3)))
 

@@ -69,8 +69,8 @@ DESCRIPTION = ("SkyTwin: a 3D airspace twin of a city, checked 4D drone routes, 
                "deconfliction and a gRPC service for operators and regulators.")
 
 EXIT_USAGE = 2
-SWITCH_INTERVAL_S = 0.001   # sys.setswitchinterval of `skytwin serve` (see _cmd_serve)
 EXIT_INTERRUPTED = 130
+SWITCH_INTERVAL_S = 0.001   # sys.setswitchinterval of `skytwin serve` (see _cmd_serve)
 
 #: Wanted as JSON: errors found while parsing (before ``args`` exists) follow ``--json``.
 _JSON_ERRORS = False

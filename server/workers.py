@@ -45,6 +45,7 @@ left, planning falls back to the serving process's threads.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -152,7 +153,6 @@ class PlanPool:
         itself, not the twin's geometry and tables it inherited (115-120 ms each in the
         load test before, every few seconds, inside a plan), and they no longer write
         to the inherited objects' headers, which copied those pages into each worker."""
-        import gc
         gc.collect()
         gc.freeze()
         ctx = multiprocessing.get_context("fork")
