@@ -69,6 +69,7 @@ __all__ = [
     "candidate_pairs",
     "detect",
     "pack_segments",
+    "pairs_across",
     "shift_intervals",
 ]
 
@@ -328,6 +329,38 @@ def _dedupe_csr(ptr, out_j, m, oi, oj, fill):
                     oi[c] = i
                     oj[c] = j
                 c += 1
+    return c
+
+
+@njit(**JIT)
+def _across(p0, p1, t0, t1, pad_lo_s, pad_hi_s, n_first, half_h_m, half_v_m, oi, oj):
+    """Pairs (i < n_first <= j) whose boxes grown by (H/2, H/2, V/2) and time windows
+    grown by the pads meet, in (i, j) order; returns their count (see
+    :func:`pairs_across`)."""
+    m = p0.shape[0]
+    c = 0
+    for i in range(n_first):
+        ax0 = min(p0[i, 0], p1[i, 0]) - half_h_m
+        ax1 = max(p0[i, 0], p1[i, 0]) + half_h_m
+        ay0 = min(p0[i, 1], p1[i, 1]) - half_h_m
+        ay1 = max(p0[i, 1], p1[i, 1]) + half_h_m
+        az0 = min(p0[i, 2], p1[i, 2]) - half_v_m
+        az1 = max(p0[i, 2], p1[i, 2]) + half_v_m
+        ta = t0[i] - pad_lo_s[i]
+        tb = t1[i] + pad_hi_s[i]
+        for j in range(n_first, m):
+            if t0[j] - pad_lo_s[j] > tb or t1[j] + pad_hi_s[j] < ta:
+                continue
+            if (min(p0[j, 0], p1[j, 0]) - half_h_m > ax1
+                    or max(p0[j, 0], p1[j, 0]) + half_h_m < ax0
+                    or min(p0[j, 1], p1[j, 1]) - half_h_m > ay1
+                    or max(p0[j, 1], p1[j, 1]) + half_h_m < ay0
+                    or min(p0[j, 2], p1[j, 2]) - half_v_m > az1
+                    or max(p0[j, 2], p1[j, 2]) + half_v_m < az0):
+                continue
+            oi[c] = i
+            oj[c] = j
+            c += 1
     return c
 
 
@@ -642,6 +675,41 @@ def candidate_pairs(segs: SegmentTable, group: np.ndarray, sep: Separation,
     oj = np.empty(c, np.int64)
     _dedupe_csr(ptr, out_j, m, oi, oj, True)
     return oi, oj
+
+
+ACROSS_MAX_TESTS = 1 << 18
+"""Largest ``n_first x (m - n_first)`` :func:`pairs_across` tests one by one (beyond it
+:func:`candidate_pairs`' buckets are cheaper)."""
+
+
+def pairs_across(segs: SegmentTable, n_first: int, sep: Separation,
+                 pad_lo_s: np.ndarray, pad_hi_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segment pairs ``(i, j)``, ``i < n_first <= j``, that may lose separation: the
+    pairs between two groups (segments ``[0, n_first)`` and the rest; no pair within a
+    group), tested one by one. For :func:`planner.deconflict.place`: a few option
+    segments against the accepted segments near them, where sorting every segment into
+    buckets (:func:`candidate_pairs`) costs more than testing each pair.
+
+    A pair is returned when the segments' bounding boxes, each grown by ``H/2``
+    horizontally and ``V/2`` vertically, meet and their time windows, grown by the
+    pads as in :func:`candidate_pairs`, overlap. Conservative, like the buckets: two
+    points of the segments less than ``H`` apart horizontally are less than ``H``
+    apart in x and in y, so the grown boxes meet in x and y (likewise ``V`` in z), at
+    times inside both grown windows. It may return more pairs than the buckets (a long
+    diagonal segment's box is large); :func:`shift_intervals` decides each one exactly,
+    so the exclusion rows built from either are the same. Sorted by ``(i, j)``.
+    """
+    m = segs.t0.shape[0]
+    n_first = int(n_first)
+    if not 0 <= n_first <= m:
+        raise ConflictInputError(f"n_first must be within 0..{m}, got {n_first}")
+    size = n_first * (m - n_first)
+    oi = np.empty(size, np.int64)
+    oj = np.empty(size, np.int64)
+    c = _across(segs.p0, segs.p1, segs.t0, segs.t1, np.asarray(pad_lo_s, np.float64),
+                np.asarray(pad_hi_s, np.float64), n_first, 0.5 * sep.horizontal_m,
+                0.5 * sep.vertical_m, oi, oj)
+    return oi[:c], oj[:c]
 
 
 def shift_intervals(segs: SegmentTable, pi: np.ndarray, pj: np.ndarray,

@@ -62,6 +62,7 @@ from ortools.sat.python import cp_model
 
 from skytwin.airspace._jit import JIT
 from skytwin.planner.conflicts import (
+    ACROSS_MAX_TESTS,
     ConflictInputError,
     SegmentTable,
     Separation,
@@ -69,6 +70,7 @@ from skytwin.planner.conflicts import (
     _fill_entries,
     candidate_pairs,
     pack_segments,
+    pairs_across,
     shift_intervals,
 )
 from skytwin.planner.trajectory import Trajectory
@@ -236,12 +238,14 @@ def _merge_rows(rows):
 
 
 def _rows_between(opt_traj, opt_flight, max_steps_of_opt, sep, opts, group=None,
-                  segs=None, cell_m=None):
+                  segs=None, cell_m=None, n_first=None):
     """Exclusion rows between option trajectories of different groups (see module doc).
 
     ``segs`` (a :class:`~planner.conflicts.SegmentTable` whose owners index
     ``opt_flight``) replaces packing ``opt_traj``: :func:`place` passes only the
-    accepted segments near the new flight."""
+    accepted segments near the new flight, after the new flight's own (``n_first``
+    segments, the only other group): their pairs are then tested one by one
+    (:func:`~planner.conflicts.pairs_across`) when that is small enough."""
     segs = pack_segments(opt_traj) if segs is None else segs
     step = opts.delay_step_s
     b = sep.time_buffer_s
@@ -249,7 +253,11 @@ def _rows_between(opt_traj, opt_flight, max_steps_of_opt, sep, opts, group=None,
     pad_lo = np.full(segs.t0.shape[0], 0.5 * b)
     pad_hi = 0.5 * b + max_delay_opt[segs.owner]
     grp = opt_flight if group is None else group
-    pi, pj = candidate_pairs(segs, grp, sep, pad_lo, pad_hi, cell_m=cell_m)
+    m = segs.t0.shape[0]
+    if n_first is not None and n_first * (m - n_first) <= ACROSS_MAX_TESTS:
+        pi, pj = pairs_across(segs, n_first, sep, pad_lo, pad_hi)
+    else:
+        pi, pj = candidate_pairs(segs, grp, sep, pad_lo, pad_hi, cell_m=cell_m)
     lo, hi, ok = shift_intervals(segs, pi, pj, sep)
     oa = segs.owner[pi][ok]
     ob = segs.owner[pj][ok]
@@ -1107,7 +1115,8 @@ def place(new_flight: Trajectory, accepted: AcceptedIndex, alternates=()) -> Pla
         max_steps = np.array([k] * n_new + [0] * len(near), np.int64)
         segs_flight = np.arange(n_new + len(near), dtype=np.int64)
         rows = _rows_between(None, segs_flight, max_steps, sep, opts, group=group,
-                             segs=segs, cell_m=getattr(accepted, "cell_m", None))
+                             segs=segs, cell_m=getattr(accepted, "cell_m", None),
+                             n_first=own.t0.shape[0])
         feas = ~_blocked_delays(rows, n_new, k)
     # earliest feasible (delay, option): delay ascending, then option order
     first = int(np.argmax(feas.T.ravel())) if feas.size else 0

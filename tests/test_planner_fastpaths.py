@@ -1,6 +1,7 @@
 """Fast paths of the booking hot path against their straightforward twins, on random
 inputs: the vectorised delay marking of ``place``, the deduplicated key lookup of
-``AcceptedIndex._near_gids`` and the stacked line arithmetic of the verifier's exact
+``AcceptedIndex._near_gids``, the pair-by-pair candidates of ``place``
+(``pairs_across``) and the stacked line arithmetic of the verifier's exact
 segment-pair test must give exactly what the loops they replaced give."""
 
 from __future__ import annotations
@@ -11,8 +12,15 @@ import numpy as np
 import pytest
 
 from skytwin.fixtures.traffic import generate
-from skytwin.planner.conflicts import Separation, pack_segments
-from skytwin.planner.deconflict import AcceptedIndex, _blocked_delays
+from skytwin.planner import deconflict
+from skytwin.planner.conflicts import Separation, pack_segments, pairs_across
+from skytwin.planner.deconflict import (
+    AcceptedIndex,
+    DeconflictOptions,
+    _blocked_delays,
+    _rows_between,
+    place,
+)
 from skytwin.planner.trajectory import Trajectory
 from skytwin.planner.verify import _segment_pairs_exact
 
@@ -39,6 +47,87 @@ def test_blocked_delays_equals_the_slice_loop(seed):
     kmax = kmin + rng.integers(-3, 2 * k + 10, r)
     rows = np.column_stack([oa, oa, ob, ob, kmin, kmax]).astype(np.int64)
     assert np.array_equal(_blocked_delays(rows, n_new, k), _blocked_delays_loop(rows, n_new, k))
+
+
+def _every_cross_pair(segs, n_first, *_args, **_kw):
+    """All pairs (i < n_first <= j): no candidate filter at all."""
+    m = segs.t0.shape[0]
+    ii, jj = np.meshgrid(np.arange(n_first), np.arange(n_first, m), indexing="ij")
+    return ii.ravel().astype(np.int64), jj.ravel().astype(np.int64)
+
+
+def _place_tables(seed):
+    """``place``'s segment table for one new flight (three layer options) against the
+    accepted flights of a dense random scenario, as ``place`` builds it."""
+    rng = np.random.default_rng(seed)
+    trs, _ = generate(60, seed, area_m=1500.0, duration_s=900.0, n_hubs=2, pads_per_hub=3,
+                      delivery_radius_m=700.0, max_delay_s=300.0)
+    accepted = trs[:40]
+    # the new flight takes an accepted one's path, a little aside, up to 4 min earlier
+    # (a delay within its budget makes them meet)
+    base = accepted[int(rng.integers(len(accepted)))]
+    new = Trajectory("new", base.xyz_m + [*rng.uniform(-15.0, 15.0, 2), 0.0],
+                     base.t_s - rng.uniform(10.0, 240.0))
+    opts = [new] + [Trajectory("new", new.xyz_m + [0.0, 0.0, dz], new.t_s)
+                    for dz in (-20.0, 20.0)]
+    own, near = pack_segments(opts), pack_segments(accepted)
+    from skytwin.planner.conflicts import SegmentTable
+    segs = SegmentTable(np.concatenate([own.p0, near.p0]), np.concatenate([own.p1, near.p1]),
+                        np.concatenate([own.t0, near.t0]), np.concatenate([own.t1, near.t1]),
+                        np.concatenate([own.owner, near.owner + len(opts)]))
+    group = np.array([0] * len(opts) + [1] * len(accepted), np.int64)
+    k = 30
+    max_steps = np.array([k] * len(opts) + [0] * len(accepted), np.int64)
+    return segs, own.t0.shape[0], group, max_steps, new, accepted
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pairs_across_rows_equal_every_pair_and_the_buckets(seed, monkeypatch):
+    """The exclusion rows ``place`` builds from ``pairs_across`` equal those from every
+    cross pair (no filter: the exact shift intervals decide each one) and those from
+    ``candidate_pairs``' buckets: the box test drops no pair that matters."""
+    segs, n_first, group, max_steps, *_ = _place_tables(seed)
+    sep, opts = Separation(30.0, 10.0, 5.0), DeconflictOptions()
+    flights = np.arange(int(segs.owner.max()) + 1, dtype=np.int64)
+
+    def rows(**kw):
+        return _rows_between(None, flights, max_steps, sep, opts, group=group, segs=segs,
+                             **kw)
+    fast = rows(n_first=n_first)
+    buckets = rows()
+    with monkeypatch.context() as m:
+        m.setattr(deconflict, "pairs_across", _every_cross_pair)
+        every = rows(n_first=n_first)
+    assert every.shape[0] > 0          # the scenario has conflicts to find
+    assert np.array_equal(fast, every)
+    assert np.array_equal(fast, buckets)
+    # and the filter filters: fewer pairs than all of them, sorted by (i, j)
+    pad_lo = np.full(segs.t0.shape[0], 0.5 * sep.time_buffer_s)
+    pad_hi = pad_lo + opts.delay_step_s * max_steps[segs.owner]
+    pi, pj = pairs_across(segs, n_first, sep, pad_lo, pad_hi)
+    assert 0 < pi.size < n_first * (segs.t0.shape[0] - n_first)
+    assert np.all(pi < n_first) and np.all(pj >= n_first)
+    assert np.all(np.diff(pi * segs.t0.shape[0] + pj) > 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_place_is_the_same_without_the_pair_by_pair_path(seed, monkeypatch):
+    trs, _ = generate(80, seed, area_m=1500.0, duration_s=900.0, n_hubs=2, pads_per_hub=3,
+                      delivery_radius_m=700.0, max_delay_s=300.0)
+
+    def run():
+        idx, out = AcceptedIndex(Separation(30.0, 10.0, 5.0)), []
+        for tr in trs:
+            p = place(tr, idx)
+            out.append(None if p.trajectory is None
+                       else (p.choice.delay_s, p.choice.layer_shift))
+            if p.trajectory is not None:
+                idx.accept(p.trajectory)
+        return out
+    fast = run()
+    monkeypatch.setattr(deconflict, "ACROSS_MAX_TESTS", -1)    # buckets only
+    assert run() == fast
+    assert sum(1 for o in fast if o is not None and o != (0.0, 0)) > 0   # some moved
 
 
 def _near_gids_loop(idx, trajs, max_delay_s):
