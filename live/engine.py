@@ -545,8 +545,8 @@ class LiveOps:
         if self.resolver is None:
             return [], []
 
-        def candidates(t):
-            return [f for f in self._all_live(t)
+        def candidates(t, live=None):
+            return [f for f in (self._all_live(t) if live is None else live)
                     if (f.state in (lc.ACTIVATED, lc.NONCONFORMING)
                         or (f.state == lc.ACCEPTED
                             and f.trajectory.t_start_s <= t + booked_within_s))
@@ -560,8 +560,8 @@ class LiveOps:
                 break
             with self._plan_lock:
                 t = now_s if clock is None else max(now_s, float(clock()))
-                everyone = self._all_live(t)
-                fl = next((f for f in candidates(t) if f.flight_id == fid), None)
+                everyone = self._all_live(t)     # one snapshot: the flight and the rest
+                fl = next((f for f in candidates(t, everyone) if f.flight_id == fid), None)
                 # the plan may have changed (an advisory accepted) since the order
                 if fl is None or not self.resolver.zone_entering(zone_id, [fl], t):
                     continue
@@ -575,9 +575,11 @@ class LiveOps:
                         t2 = None if clock is None else float(clock())
                         if t2 is None or t2 <= adv.start_s - self.advisory_notice_s:
                             break
-                        fl = next((f for f in candidates(t2) if f.flight_id == fid), fl)
+                        live2 = self._all_live(t2)
+                        fl = next((f for f in candidates(t2, live2) if f.flight_id == fid),
+                                  fl)
                         adv = self.resolver.zone_advisory(
-                            fl, t2, self._others(self._all_live(t2), t2), zone_id=zone_id)
+                            fl, t2, self._others(live2, t2), zone_id=zone_id)
                 except Exception as exc:  # noqa: BLE001 - the next flights still get theirs
                     if not isinstance(exc, ResolutionError):
                         exc = f"{type(exc).__name__}: {exc}"

@@ -166,6 +166,23 @@ def test_remaining():
         assert np.array_equal(r.t_s, ref.t_s) and r.flight_id == "h"
 
 
+def test_boxes_are_each_flights_own_extent():
+    """The fleet's space-time boxes (one concatenation, segmented reductions) equal
+    each flight's own min, max, start and end, whatever the flights' lengths."""
+    rng = np.random.default_rng(3)
+    trs = []
+    for k in range(40):
+        n = int(rng.integers(2, 9))
+        trs.append(Trajectory(f"f{k}", rng.uniform(-500.0, 500.0, (n, 3)),
+                              np.cumsum(rng.uniform(1.0, 30.0, n)) + EPOCH))
+    lo, hi, t0, t1 = Resolver._boxes(trs)
+    assert np.array_equal(lo, [t.xyz_m.min(axis=0) for t in trs])
+    assert np.array_equal(hi, [t.xyz_m.max(axis=0) for t in trs])
+    assert t0.tolist() == [t.t_start_s for t in trs]
+    assert t1.tolist() == [t.t_end_s for t in trs]
+    assert [a.shape for a in Resolver._boxes([])] == [(0, 3), (0, 3), (0,), (0,)]
+
+
 EPOCH = 1_796_041_000.0     # the server's clock: Unix seconds
 
 
