@@ -530,6 +530,16 @@ def fair(tmp_path_factory):
     s.stop()
 
 
+def _queued(server, n, timeout_s=30.0):
+    """Wait until ``n`` calls wait in the planning queue (not a fixed sleep: a busy
+    machine may take longer to deliver them)."""
+    queue = server.server.skytwin_gates[0].queue
+    end = time.monotonic() + timeout_s
+    while len(queue) < n:
+        assert time.monotonic() < end, f"{len(queue)} calls queued, expected {n}"
+        time.sleep(0.01)
+
+
 def test_waiting_calls_are_served_round_robin_over_callers(fair):
     """Operator A queues five plans on the one planning thread, then B one: B's plan is
     served second, not after A's whole backlog."""
@@ -546,9 +556,9 @@ def test_waiting_calls_are_served_round_robin_over_callers(fair):
     try:
         with ThreadPoolExecutor(6) as pool:
             futs = [pool.submit(plan, f"a{k}", OP_A) for k in range(5)]
-            time.sleep(0.5)              # A's five calls are in: one running, four waiting
+            _queued(fair, 4)             # A's five calls are in: one running, four waiting
             futs.append(pool.submit(plan, "b", OP_B))
-            time.sleep(0.3)
+            _queued(fair, 5)
             slot.release()
             slot = None
             for fu in futs:
