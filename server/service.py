@@ -1260,9 +1260,10 @@ class ServiceCore:
 
     def _reserve(self, caller, request_id, digest, req, meta, traj, deadline_s,
                  checked_xyz=None):
-        """Place, check and reserve one flight: ``("replay", record)`` when its request
-        was booked meanwhile, else ``("placed", placement, record)`` with the record
-        ``None`` unless a shared store committed it already.
+        """Place, check and reserve one flight: ``("replay", record)`` when another
+        instance booked its request meanwhile (shared store), else ``("placed",
+        placement, record)`` with the record ``None`` unless a shared store committed it
+        already.
 
         With SQLite the route validator runs after the reservation, outside the
         partitions (early release): under the partitions only what depends on the other
@@ -1304,12 +1305,13 @@ class ServiceCore:
                 except BaseException:
                     self._release([fid])
                     raise
+        # (no look-up of the request here, unlike the shared store's path: in one process
+        # a submit of the same request waits for this one (``_pending``), and a batch
+        # that used the same id meanwhile is found by the store's insert, which returns
+        # the earlier record: :meth:`_submit_once` then releases this reservation)
         with self._book.shared():
             for delays_only in (False, True):
                 with self._booking([traj], gate=False):
-                    old = replayed()
-                    if old is not None:
-                        return "replay", old
                     p = place(traj, IndexView(self.index, self._delay_only)
                               if delays_only else self.index)
                     if p.trajectory is None:
