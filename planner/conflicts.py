@@ -167,11 +167,14 @@ def pack_segments(trajectories) -> SegmentTable:
         if not isinstance(tr, Trajectory):
             raise ConflictInputError(f"item {k} is a {type(tr).__name__}, not a Trajectory")
         keep = tr.t_s[1:] > tr.t_s[:-1]
+        n = int(keep.sum())
+        if n == keep.size:      # no hover: views (concatenated below), no masked copies
+            keep = slice(None)
         p0s.append(tr.xyz_m[:-1][keep])
         p1s.append(tr.xyz_m[1:][keep])
         t0s.append(tr.t_s[:-1][keep])
         t1s.append(tr.t_s[1:][keep])
-        owners.append(np.full(int(keep.sum()), k, dtype=np.int64))
+        owners.append(np.full(n, k, dtype=np.int64))
     if not p0s:
         z3 = np.zeros((0, 3))
         z1 = np.zeros(0)

@@ -215,6 +215,8 @@ def _segment_pairs_exact(sa, sb, h_m, v_m, buf_s):
 
 def _segments(tr):
     keep = tr.t_s[1:] > tr.t_s[:-1]
+    if keep.all():         # the usual case: views, no copies
+        return tr.xyz_m[:-1], tr.xyz_m[1:], tr.t_s[:-1], tr.t_s[1:]
     return tr.xyz_m[:-1][keep], tr.xyz_m[1:][keep], tr.t_s[:-1][keep], tr.t_s[1:][keep]
 
 
