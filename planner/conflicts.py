@@ -701,6 +701,8 @@ def pairs_across(segs: SegmentTable, n_first: int, sep: Separation,
     times inside both grown windows. It may return more pairs than the buckets (a long
     diagonal segment's box is large); :func:`shift_intervals` decides each one exactly,
     so the exclusion rows built from either are the same. Sorted by ``(i, j)``.
+    Memory: 16 bytes per pair tested (``n_first x (m - n_first)``; callers bound it,
+    as :func:`planner.deconflict.place` does with :data:`ACROSS_MAX_TESTS`).
     """
     m = segs.t0.shape[0]
     n_first = int(n_first)

@@ -245,7 +245,9 @@ def _rows_between(opt_traj, opt_flight, max_steps_of_opt, sep, opts, group=None,
     ``opt_flight``) replaces packing ``opt_traj``: :func:`place` passes only the
     accepted segments near the new flight, after the new flight's own (``n_first``
     segments, the only other group): their pairs are then tested one by one
-    (:func:`~planner.conflicts.pairs_across`) when that is small enough."""
+    (:func:`~planner.conflicts.pairs_across`) when that is small enough. With
+    ``n_first``, ``group`` must split the segments exactly there (it is not read on
+    that path)."""
     segs = pack_segments(opt_traj) if segs is None else segs
     step = opts.delay_step_s
     b = sep.time_buffer_s

@@ -1140,11 +1140,8 @@ class ServiceCore:
         if not request_id:
             raise ValueError("request_id is required (an idempotency key: reuse it when "
                              "retrying the same submit)")
-        old = self._replay(self.store.find_request(caller.operator_id, request_id),
-                           request_id, digest)
-        if old is not None:
-            return old, True
-        # a retry racing its original waits for it instead of booking against it
+        # one submit of a request at a time: a retry racing its original waits for it
+        # instead of booking against it
         key = (caller.operator_id, request_id)
         while True:
             with self._state:
@@ -1155,12 +1152,14 @@ class ServiceCore:
             left = None if deadline_s is None else max(0.0, deadline_s - time.monotonic())
             if not running.wait(timeout=left):
                 self._check_deadline(deadline_s, "the original request finished")
+        try:
+            # looked up with the request's slot held: the submit that held it before
+            # released it only after its commit, so a request booked by now is found
+            # here (and one submit cannot reserve against its own original's flight)
             old = self._replay(self.store.find_request(caller.operator_id, request_id),
                                request_id, digest)
             if old is not None:
                 return old, True
-            # the original failed: try ourselves
-        try:
             return self._submit_once(caller, request_id, req, meta, deadline_s, digest,
                                      plan_id, route_digest, info)
         except BookingRejectedError as exc:
@@ -1306,9 +1305,10 @@ class ServiceCore:
                     self._release([fid])
                     raise
         # (no look-up of the request here, unlike the shared store's path: in one process
-        # a submit of the same request waits for this one (``_pending``), and a batch
-        # that used the same id meanwhile is found by the store's insert, which returns
-        # the earlier record: :meth:`_submit_once` then releases this reservation)
+        # :meth:`submit_flight` looked it up holding the request's slot, which every
+        # other submit of it waits for; batch members' ids contain '#', which the API
+        # refuses in a SubmitFlight's, and the store's insert returns an earlier record
+        # for a key anyway: :meth:`_submit_once` then releases this reservation)
         with self._book.shared():
             for delays_only in (False, True):
                 with self._booking([traj], gate=False):
@@ -1460,8 +1460,20 @@ class ServiceCore:
         except BaseException:
             self._release(fids)
             raise
-        if recs and recs[0].flight_id != placed[0].trajectory.flight_id:
-            self._release(fids)              # a concurrent retry booked it first
+        ours = [r.flight_id == placed[n].trajectory.flight_id for n, r in enumerate(recs)]
+        if not all(ours):
+            # a concurrent submit of the same batch id stored (some of) its members first:
+            # free only the reservations the store did not keep; a member stored as ours
+            # (the other batch was shorter) is booked, so it stays in the index and is
+            # announced, then the request is answered as a retry (or refused as a
+            # different one)
+            self._release([placed[n].trajectory.flight_id
+                           for n, mine in enumerate(ours) if not mine])
+            with self._state:
+                for r, mine in zip(recs, ours, strict=True):
+                    if mine:
+                        self._publish("flight_accepted", caller.name, _flight_bbox(r),
+                                      flight=r)
             self._replay(recs[0], request_id, digest)
             return list(recs), True, "REPLAYED"
         with self._state:

@@ -531,12 +531,14 @@ def fair(tmp_path_factory):
 
 
 def _queued(server, n, timeout_s=30.0):
-    """Wait until ``n`` calls wait in the planning queue (not a fixed sleep: a busy
-    machine may take longer to deliver them)."""
-    queue = server.server.skytwin_gates[0].queue
+    """Wait until the planning gate holds ``n + 1`` calls: one running (on the only
+    thread, blocked) and ``n`` waiting in its queue (not a fixed sleep: a busy machine
+    may take longer to deliver them)."""
+    gate = server.server.skytwin_gates[0]
     end = time.monotonic() + timeout_s
-    while len(queue) < n:
-        assert time.monotonic() < end, f"{len(queue)} calls queued, expected {n}"
+    while not (gate.inside == n + 1 and len(gate.queue) == n):
+        assert time.monotonic() < end, (f"{gate.inside} calls in, {len(gate.queue)} "
+                                        f"waiting; expected {n + 1} and {n}")
         time.sleep(0.01)
 
 

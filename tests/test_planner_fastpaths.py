@@ -68,8 +68,9 @@ def _place_tables(seed):
     base = accepted[int(rng.integers(len(accepted)))]
     new = Trajectory("new", base.xyz_m + [*rng.uniform(-15.0, 15.0, 2), 0.0],
                      base.t_s - rng.uniform(10.0, 240.0))
+    # layer options closer than the vertical minimum (10 m): the vertical test matters
     opts = [new] + [Trajectory("new", new.xyz_m + [0.0, 0.0, dz], new.t_s)
-                    for dz in (-20.0, 20.0)]
+                    for dz in (-8.0, 8.0)]
     own, near = pack_segments(opts), pack_segments(accepted)
     from skytwin.planner.conflicts import SegmentTable
     segs = SegmentTable(np.concatenate([own.p0, near.p0]), np.concatenate([own.p1, near.p1]),
@@ -124,10 +125,41 @@ def test_place_is_the_same_without_the_pair_by_pair_path(seed, monkeypatch):
             if p.trajectory is not None:
                 idx.accept(p.trajectory)
         return out
+    calls = []
+    real = deconflict.pairs_across
+    monkeypatch.setattr(deconflict, "pairs_across",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
     fast = run()
+    assert calls                                               # the fast path ran
     monkeypatch.setattr(deconflict, "ACROSS_MAX_TESTS", -1)    # buckets only
+    n = len(calls)
     assert run() == fast
+    assert len(calls) == n
     assert sum(1 for o in fast if o is not None and o != (0.0, 0)) > 0   # some moved
+
+
+@pytest.mark.parametrize("axis, gap, kept", [
+    ("y", 29.9, True), ("y", 30.1, False),            # horizontal minimum 30 m
+    ("z", 9.9, True), ("z", 10.1, False),             # vertical minimum 10 m
+    ("t", 114.9, True), ("t", 115.1, False),          # later: buffer/2 + 100 s delay + b/2
+    ("t", -14.9, True), ("t", -15.1, False),          # earlier: its 10 s + b/2 + b/2
+])
+def test_pairs_across_at_the_minima(axis, gap, kept):
+    """Two parallel 10 s segments, the accepted one ``gap`` away along one axis: the pair
+    is a candidate exactly while the grown boxes and windows meet (H, V, and the time
+    buffer plus the new flight's 100 s delay budget on its late side)."""
+    from skytwin.planner.conflicts import SegmentTable
+    sep = Separation(30.0, 10.0, 5.0)
+    dy, dz, t0 = (gap if axis == "y" else 0.0), (gap if axis == "z" else 0.0), \
+        (gap if axis == "t" else 0.0)
+    p0 = np.array([[0.0, 0.0, 50.0], [0.0, dy, 50.0 + dz]])
+    p1 = p0 + [100.0, 0.0, 0.0]
+    segs = SegmentTable(p0, p1, np.array([0.0, t0]), np.array([10.0, t0 + 10.0]),
+                        np.array([0, 1], np.int64))
+    pad_lo = np.full(2, 2.5)
+    pad_hi = pad_lo + [100.0, 0.0]
+    pi, pj = pairs_across(segs, 1, sep, pad_lo, pad_hi)
+    assert (pi.tolist(), pj.tolist()) == (([0], [1]) if kept else ([], []))
 
 
 def _near_gids_loop(idx, trajs, max_delay_s):

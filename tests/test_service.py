@@ -14,6 +14,7 @@ from skytwin.server.auth import Authenticator, load_tokens
 from skytwin.server.service import (
     BookingRejectedError,
     Caller,
+    IdempotencyMismatchError,
     ServiceCore,
     UnauthenticatedError,
     WrongRoleError,
@@ -183,6 +184,49 @@ def test_concurrent_retry_books_once(core, monkeypatch):
     assert sorted(r[1] for r in res) == [False, True]
     assert core.store.count_flights() == 1 and len(core.index) == 1
     assert [c.kind for c in core._changes] == ["flight_accepted"]
+
+
+def test_retry_arriving_during_the_originals_commit_replays_it(core, monkeypatch):
+    """A retry sent while its original is being committed waits for it and answers with
+    its flight, even with no delay allowed (booking again would be refused by the
+    original's own flight): the request is looked up with its slot held, and the
+    original releases the slot only after its commit."""
+    import threading
+    real = core.store.add_flight
+    committing = threading.Event()
+
+    def slow(rec):
+        committing.set()
+        time.sleep(0.3)
+        return real(rec)
+    monkeypatch.setattr(core.store, "add_flight", slow)
+    meta = dict(META, max_delay_s=0.0)
+    req = RouteRequest(FROM, TO, depart_s=T0)
+    with ThreadPoolExecutor(2) as ex:
+        first = ex.submit(core.submit_flight, OP, "slow", req, meta)
+        assert committing.wait(60)
+        second = ex.submit(core.submit_flight, OP, "slow", req, meta)
+        (a, ra), (b, rb) = first.result(60), second.result(60)
+    assert a.flight_id == b.flight_id and (ra, rb) == (False, True)
+    assert core.store.count_flights() == 1 and len(core.index) == 1
+
+
+def test_racing_batches_of_one_id_leave_the_index_as_the_store(core, monkeypatch):
+    """Two SubmitBatch of one request id but different sizes, the second missing the
+    first's commit: the store keeps the first's members and the second's extra one;
+    every stored flight stays in the index (so later bookings avoid it), nothing else
+    does, and the second is refused as a different request."""
+    recs, _, _ = core.submit_batch(OP, "X", [RouteRequest(FROM, TO, depart_s=T0 + 3600 * k)
+                                            for k in range(2)], [META] * 2, digest="d1")
+    monkeypatch.setattr(core, "_find_batch", lambda *a, **k: None)   # raced the commit
+    with pytest.raises(IdempotencyMismatchError):
+        core.submit_batch(OP, "X", [RouteRequest(TO, FROM, depart_s=T0 + 900 + 3600 * k)
+                                    for k in range(3)], [META] * 3, digest="d2")
+    stored = {r.flight_id for r in core.store.list_flights()}
+    assert len(stored) == 3 and {r.flight_id for r in recs} < stored
+    assert {fid for fid in stored if fid in core.index} == stored
+    assert len(core.index) == 3
+    assert [c.kind for c in core._changes].count("flight_accepted") == 3
 
 
 def test_change_sequence_never_goes_backwards_across_a_restart(tmp_path):
