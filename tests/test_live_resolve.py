@@ -206,10 +206,20 @@ def test_conflict_check_holds_at_epoch_times(world):
     assert res._first_conflict(a, [b.shifted(60.0)]) is None
 
 
-def test_hold_screen_agrees_with_each_hold_checked_alone(world):
+@pytest.mark.parametrize("pairs", ["one by one", "buckets"])
+def test_hold_screen_agrees_with_each_hold_checked_alone(world, pairs, monkeypatch):
     """All holds from one detector call == each delayed route checked by the brute-force
-    oracle (independent code), at epoch times, against crossing traffic."""
+    oracle (independent code), at epoch times, against crossing traffic; with the
+    candidate pairs tested one by one (``pairs_across``) and from the buckets. The first
+    conflict found for each delayed route is one the oracle finds too."""
+    import skytwin.live.resolve as resolve_mod
     from tests.naive.conflicts import detect_pairs
+    if pairs == "buckets":
+        monkeypatch.setattr(resolve_mod, "ACROSS_MAX_TESTS", -1)
+    calls = []
+    real = resolve_mod.pairs_across
+    monkeypatch.setattr(resolve_mod, "pairs_across",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
     _, _, res, a, b, _, _ = world
     rng = np.random.default_rng(4)
     route = a.shifted(EPOCH - T0)
@@ -228,6 +238,13 @@ def test_hold_screen_agrees_with_each_hold_checked_alone(world):
         _rebased([route.shifted(h), *others], EPOCH), 30.0, 10.0, 5.0)) for h in holds]
     assert got.tolist() == want
     assert 0 < sum(want) < len(holds)      # the case is not trivial either way
+    for h, clear in zip(holds, want, strict=True):
+        hit = res._first_conflict(route.shifted(h), others)
+        oracle = {p for p in detect_pairs(_rebased([route.shifted(h), *others], EPOCH),
+                                          30.0, 10.0, 5.0) if "a" in p}
+        assert (hit is None) == clear
+        assert hit is None or any(hit in p for p in oracle)
+    assert bool(calls) == (pairs == "one by one")
 
 
 def _inside_zone_sampled(traj, centre_xy, radius_m, t_from, dt=0.05):
