@@ -71,8 +71,8 @@ import numpy as np
 from skytwin.airspace.errors import OutsideTwinError
 from skytwin.airspace.zones import ground_range_from_grid, segment_intersects
 from skytwin.live.errors import LiveInputError, ResolutionError
-from skytwin.planner.conflicts import ACROSS_MAX_TESTS, Separation, candidate_pairs, \
-    pack_segments, pairs_across, shift_intervals
+from skytwin.planner.conflicts import Separation, cross_pairs, pack_segments, \
+    shift_intervals
 from skytwin.planner.route import PlanError, Planner, RouteRequest, StartBlocked
 from skytwin.planner.smooth import quantize
 from skytwin.planner.timing import SpeedProfile
@@ -226,17 +226,10 @@ def _summary(failures, per_band: int = 2) -> str:
 
 
 def _pairs_with_first(segs, sep, pad_lo_s, pad_hi_s):
-    """Candidate segment pairs between the first trajectory of ``segs`` (owner 0, packed
-    first) and the others, never among the others: tested one by one
-    (:func:`planner.conflicts.pairs_across`) when that is small, else by the buckets
-    (:func:`planner.conflicts.candidate_pairs`); both conservative, sorted by (i, j)."""
-    n_first = int(np.count_nonzero(segs.owner == 0))
-    m = segs.t0.shape[0]
-    if n_first * (m - n_first) <= ACROSS_MAX_TESTS:
-        return pairs_across(segs, n_first, sep, pad_lo_s, pad_hi_s)
-    group = np.zeros(int(segs.owner.max()) + 1, np.int64)
-    group[0] = 1                      # the others never pair among themselves
-    return candidate_pairs(segs, group, sep, pad_lo_s, pad_hi_s)
+    """Candidate pairs between the first trajectory of ``segs`` (owner 0, packed
+    first) and the others, never among the others."""
+    return cross_pairs(segs, int(np.count_nonzero(segs.owner == 0)), sep, pad_lo_s,
+                       pad_hi_s)
 
 
 def remaining(traj: Trajectory, t_s: float) -> Trajectory | None:

@@ -69,6 +69,7 @@ __all__ = [
     "candidate_pairs",
     "detect",
     "pack_segments",
+    "cross_pairs",
     "pairs_across",
     "shift_intervals",
 ]
@@ -701,8 +702,8 @@ def pairs_across(segs: SegmentTable, n_first: int, sep: Separation,
     times inside both grown windows. It may return more pairs than the buckets (a long
     diagonal segment's box is large); :func:`shift_intervals` decides each one exactly,
     so the exclusion rows built from either are the same. Sorted by ``(i, j)``.
-    Memory: 16 bytes per pair tested (``n_first x (m - n_first)``; callers bound it,
-    as :func:`planner.deconflict.place` does with :data:`ACROSS_MAX_TESTS`).
+    Memory: 16 bytes per pair tested (``n_first x (m - n_first)``; :func:`cross_pairs`
+    bounds it with :data:`ACROSS_MAX_TESTS`).
     """
     m = segs.t0.shape[0]
     n_first = int(n_first)
@@ -715,6 +716,24 @@ def pairs_across(segs: SegmentTable, n_first: int, sep: Separation,
                 np.asarray(pad_hi_s, np.float64), n_first, 0.5 * sep.horizontal_m,
                 0.5 * sep.vertical_m, oi, oj)
     return oi[:c], oj[:c]
+
+
+def cross_pairs(segs: SegmentTable, n_first: int, sep: Separation, pad_lo_s: np.ndarray,
+                pad_hi_s: np.ndarray, cell_m: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs between segments ``[0, n_first)`` and the rest, never within
+    either (one flight's options or route against the traffic near it:
+    :func:`planner.deconflict.place`, the live resolver): :func:`pairs_across` when it
+    tests at most :data:`ACROSS_MAX_TESTS` pairs, else :func:`candidate_pairs` with
+    those two groups. Both conservative, sorted by ``(i, j)``. The first ``n_first``
+    segments must be all those of their trajectories (as :func:`pack_segments` lays
+    them out)."""
+    m = segs.t0.shape[0]
+    if n_first * (m - n_first) <= ACROSS_MAX_TESTS:
+        return pairs_across(segs, n_first, sep, pad_lo_s, pad_hi_s)
+    group = np.ones(int(segs.owner.max()) + 1, np.int64)
+    group[segs.owner[:n_first]] = 0
+    return candidate_pairs(segs, group, sep, pad_lo_s, pad_hi_s, cell_m=cell_m)
 
 
 def shift_intervals(segs: SegmentTable, pi: np.ndarray, pj: np.ndarray,

@@ -62,15 +62,14 @@ from ortools.sat.python import cp_model
 
 from skytwin.airspace._jit import JIT
 from skytwin.planner.conflicts import (
-    ACROSS_MAX_TESTS,
     ConflictInputError,
     SegmentTable,
     Separation,
     _count_entries,
     _fill_entries,
     candidate_pairs,
+    cross_pairs,
     pack_segments,
-    pairs_across,
     shift_intervals,
 )
 from skytwin.planner.trajectory import Trajectory
@@ -243,23 +242,20 @@ def _rows_between(opt_traj, opt_flight, max_steps_of_opt, sep, opts, group=None,
 
     ``segs`` (a :class:`~planner.conflicts.SegmentTable` whose owners index
     ``opt_flight``) replaces packing ``opt_traj``: :func:`place` passes only the
-    accepted segments near the new flight, after the new flight's own (``n_first``
-    segments, the only other group): their pairs are then tested one by one
-    (:func:`~planner.conflicts.pairs_across`) when that is small enough. With
-    ``n_first``, ``group`` must split the segments exactly there (it is not read on
-    that path)."""
+    accepted segments near the new flight, after the new flight's own ``n_first``
+    segments: the two groups then (:func:`~planner.conflicts.cross_pairs`), and
+    ``group`` is not needed."""
     segs = pack_segments(opt_traj) if segs is None else segs
     step = opts.delay_step_s
     b = sep.time_buffer_s
     max_delay_opt = max_steps_of_opt * step
     pad_lo = np.full(segs.t0.shape[0], 0.5 * b)
     pad_hi = 0.5 * b + max_delay_opt[segs.owner]
-    grp = opt_flight if group is None else group
-    m = segs.t0.shape[0]
-    if n_first is not None and n_first * (m - n_first) <= ACROSS_MAX_TESTS:
-        pi, pj = pairs_across(segs, n_first, sep, pad_lo, pad_hi)
+    if n_first is not None:
+        pi, pj = cross_pairs(segs, n_first, sep, pad_lo, pad_hi, cell_m=cell_m)
     else:
-        pi, pj = candidate_pairs(segs, grp, sep, pad_lo, pad_hi, cell_m=cell_m)
+        pi, pj = candidate_pairs(segs, opt_flight if group is None else group, sep,
+                                 pad_lo, pad_hi, cell_m=cell_m)
     lo, hi, ok = shift_intervals(segs, pi, pj, sep)
     oa = segs.owner[pi][ok]
     ob = segs.owner[pj][ok]
@@ -1113,11 +1109,10 @@ def place(new_flight: Trajectory, accepted: AcceptedIndex, alternates=()) -> Pla
                             np.concatenate([own.t0, near_segs.t0]),
                             np.concatenate([own.t1, near_segs.t1]),
                             np.concatenate([own.owner, near_segs.owner + n_new]))
-        group = np.array([0] * n_new + [1] * len(near), np.int64)
         max_steps = np.array([k] * n_new + [0] * len(near), np.int64)
         segs_flight = np.arange(n_new + len(near), dtype=np.int64)
-        rows = _rows_between(None, segs_flight, max_steps, sep, opts, group=group,
-                             segs=segs, cell_m=getattr(accepted, "cell_m", None),
+        rows = _rows_between(None, segs_flight, max_steps, sep, opts, segs=segs,
+                             cell_m=getattr(accepted, "cell_m", None),
                              n_first=own.t0.shape[0])
         feas = ~_blocked_delays(rows, n_new, k)
     # earliest feasible (delay, option): delay ascending, then option order

@@ -212,13 +212,13 @@ def test_hold_screen_agrees_with_each_hold_checked_alone(world, pairs, monkeypat
     oracle (independent code), at epoch times, against crossing traffic; with the
     candidate pairs tested one by one (``pairs_across``) and from the buckets. The first
     conflict found for each delayed route is one the oracle finds too."""
-    import skytwin.live.resolve as resolve_mod
+    import skytwin.planner.conflicts as conflicts
     from tests.naive.conflicts import detect_pairs
     if pairs == "buckets":
-        monkeypatch.setattr(resolve_mod, "ACROSS_MAX_TESTS", -1)
+        monkeypatch.setattr(conflicts, "ACROSS_MAX_TESTS", -1)
     calls = []
-    real = resolve_mod.pairs_across
-    monkeypatch.setattr(resolve_mod, "pairs_across",
+    real = conflicts.pairs_across
+    monkeypatch.setattr(conflicts, "pairs_across",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     _, _, res, a, b, _, _ = world
     rng = np.random.default_rng(4)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from skytwin.fixtures.traffic import generate
-from skytwin.planner import deconflict
+from skytwin.planner import conflicts
 from skytwin.planner.conflicts import Separation, pack_segments, pairs_across
 from skytwin.planner.deconflict import (
     AcceptedIndex,
@@ -97,7 +97,7 @@ def test_pairs_across_rows_equal_every_pair_and_the_buckets(seed, monkeypatch):
     fast = rows(n_first=n_first)
     buckets = rows()
     with monkeypatch.context() as m:
-        m.setattr(deconflict, "pairs_across", _every_cross_pair)
+        m.setattr(conflicts, "pairs_across", _every_cross_pair)
         every = rows(n_first=n_first)
     assert every.shape[0] > 0          # the scenario has conflicts to find
     assert np.array_equal(fast, every)
@@ -126,12 +126,12 @@ def test_place_is_the_same_without_the_pair_by_pair_path(seed, monkeypatch):
                 idx.accept(p.trajectory)
         return out
     calls = []
-    real = deconflict.pairs_across
-    monkeypatch.setattr(deconflict, "pairs_across",
+    real = conflicts.pairs_across
+    monkeypatch.setattr(conflicts, "pairs_across",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     fast = run()
     assert calls                                               # the fast path ran
-    monkeypatch.setattr(deconflict, "ACROSS_MAX_TESTS", -1)    # buckets only
+    monkeypatch.setattr(conflicts, "ACROSS_MAX_TESTS", -1)     # buckets only
     n = len(calls)
     assert run() == fast
     assert len(calls) == n
