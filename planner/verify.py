@@ -1,4 +1,5 @@
-"""Independent verifier of deconfliction results (numpy + scipy only, no detector code).
+"""Independent verifier of deconfliction results (numpy + scipy, and a numba copy of
+its focus check in :mod:`planner.verify_jit`; no detector code).
 
 Design
 ------
@@ -340,7 +341,7 @@ def _clip_windows(wins, span):
 
 def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
            cruise_band_m=None, dt_s: float = 1.0, focus=None,
-           prefilter: bool = True) -> Report:
+           prefilter: bool = True, jit: bool = True) -> Report:
     """Re-check a deconfliction result independently.
 
     Parameters
@@ -362,6 +363,11 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
         With ``focus``: sample the others only around the moments they can be near a
         focus flight (module docstring; conservative, same result). ``False`` samples
         them whenever a focus flight flies (the reference in the tests).
+    jit : bool
+        With ``focus`` and ``prefilter``: run the compiled copy of this method
+        (:mod:`planner.verify_jit`: the same steps and results, one call instead of a
+        few hundred array operations). ``False`` runs the numpy code below (the
+        reference it is tested against).
 
     Returns
     -------
@@ -396,6 +402,8 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
                                       f"{z.max():g} m outside {lo_m:g}..{hi_m:g} m")
     if len(trs) < 2:
         return rep
+    if focus is not None and prefilter and jit:
+        return _verify_focus_jit(trs, set(focus), rep, h_m, v_m, b, dt_s)
     # --- screen
     segs = [_segments(tr) for tr in trs]
     vh = vv = 0.0
@@ -494,4 +502,25 @@ def verify(trajectories, sep=None, *, delays_s=None, max_delay_s=None,
         rep.residual_conflicts.append(ResidualConflict(
             trs[ia[k]].flight_id, trs[ib[k]].flight_id, float(near_t[k]),
             float(lo[m].min()), float(hi[m].max())))
+    return rep
+
+
+def _verify_focus_jit(trs, fset, rep, h_m, v_m, b, dt_s):
+    """:func:`verify` with ``focus`` and the prefilter, by :func:`planner.verify_jit.
+    focus_verify` (the same method compiled)."""
+    from skytwin.planner.verify_jit import focus_verify
+    off = np.zeros(len(trs) + 1, np.int64)
+    np.cumsum([tr.t_s.size for tr in trs], out=off[1:])
+    xyz = np.concatenate([tr.xyz_m for tr in trs])
+    ts = np.concatenate([tr.t_s for tr in trs])
+    in_focus = np.array([tr.flight_id in fset for tr in trs])
+    samples, pa, pb, near_t, hit, lo, hi = focus_verify(
+        xyz, ts, off, in_focus, float(h_m), float(v_m), h_m * (1 - RTOL),
+        v_m * (1 - RTOL), float(b), float(dt_s), PIECE_S, MAX_PIECES, EPS_T, EPS_M)
+    rep.samples = int(samples)
+    rep.screened_pairs = int(pa.size)
+    for q in np.flatnonzero(hit).tolist():
+        rep.residual_conflicts.append(ResidualConflict(
+            trs[pa[q]].flight_id, trs[pb[q]].flight_id, float(near_t[q]),
+            float(lo[q]), float(hi[q])))
     return rep
