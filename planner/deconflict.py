@@ -812,6 +812,64 @@ MAX_SPAN = 64
 is entered under its cell alone (:class:`AcceptedIndex`)."""
 
 
+@njit(**JIT)
+def _query_keys(key, tlo, thi, bucket_s, max_span):
+    """The keys a query's pieces meet (:meth:`AcceptedIndex._near_gids`), distinct:
+    ``(short_key, short_bucket, short_cells, long_cells)``. A piece (``key``: its cell
+    and z-slice, ``[tlo, thi]``: its grown window) whose window meets at most
+    ``max_span`` buckets of ``bucket_s`` gives its ``(key, bucket)`` pairs (sorted by
+    key, then bucket) and its key among ``short_cells``; a longer one, its key among
+    ``long_cells``. The same keys as expanding every piece (:meth:`AcceptedIndex.
+    _entry_arrays`) and de-duplicating, without the expansion: per key, the pieces'
+    bucket ranges are swept in order of their first bucket."""
+    n = key.size
+    b0 = np.empty(n, np.int64)
+    b1 = np.empty(n, np.int64)
+    is_long = np.zeros(n, np.bool_)
+    total = 0
+    for e in range(n):
+        f0 = math.floor(tlo[e] / bucket_s)
+        f1 = math.floor(thi[e] / bucket_s)
+        if f1 - f0 >= max_span:
+            is_long[e] = True
+        else:
+            b0[e] = f0
+            b1[e] = f1
+            total += f1 - f0 + 1
+    order = np.argsort(key, kind="mergesort")
+    out_k = np.empty(total, np.int64)
+    out_b = np.empty(total, np.int64)
+    short_cells = np.empty(n, np.int64)
+    long_cells = np.empty(n, np.int64)
+    m = 0
+    ns = 0
+    nl = 0
+    i = 0
+    while i < n:
+        k = key[order[i]]
+        j = i
+        while j < n and key[order[j]] == k:
+            j += 1
+        run = order[i:j]
+        short = run[~is_long[run]]
+        if short.size < run.size:
+            long_cells[nl] = k
+            nl += 1
+        if short.size:
+            short_cells[ns] = k
+            ns += 1
+            short = short[np.argsort(b0[short], kind="mergesort")]
+            last = b0[short[0]] - 1
+            for e in short:
+                for b in range(max(b0[e], last + 1), b1[e] + 1):
+                    out_k[m] = k
+                    out_b[m] = b
+                    m += 1
+                last = max(last, b1[e])
+        i = j
+    return out_k[:m], out_b[:m], short_cells[:ns], long_cells[:nl]
+
+
 class AcceptedIndex:
     """Accepted (fixed) trajectories in space-time buckets, for :func:`place`.
 
@@ -886,14 +944,10 @@ class AcceptedIndex:
         key, bk, sseg, long_cells, lseg = self._entry_arrays(segs, pad_hi_s)
         return zip(key.tolist(), bk.tolist()), sseg, long_cells.tolist(), lseg
 
-    def _entry_arrays(self, segs, pad_hi_s):
-        """Keys of every piece of ``segs`` (class docstring): ``(short, short_seg,
-        long_cells, long_seg)``: ``short`` the ``(cell and z-slice, time bucket)``
-        keys of pieces whose window meets at most :data:`MAX_SPAN` buckets, with their
-        segment; ``long_cells`` the cells of the others (a piece of a flight lasting
-        years), with theirs. ``pad_hi_s`` (per segment) is added to the late side of
-        each window, besides ``b/2`` on both sides. As arrays: ``(short_cell,
-        short_bucket, short_seg, long_cells, long_seg)``, all int64."""
+    def _pieces(self, segs, pad_hi_s):
+        """Every piece of ``segs`` in every (cell, z-slice) its grown box meets (class
+        docstring): ``(key, tlo, thi, seg)``, the key of the cell and z-slice, the
+        piece's time window grown by ``b/2`` (and ``pad_hi_s`` late), its segment."""
         hh, hv, sl = 0.5 * self.sep.horizontal_m, 0.5 * self.sep.vertical_m, \
             float(self.sep.vertical_m)
         m = segs.t0.shape[0]
@@ -905,8 +959,19 @@ class AcceptedIndex:
         _fill_entries(segs.p0, segs.p1, segs.t0, segs.t1, half_b,
                       half_b + np.asarray(pad_hi_s, np.float64), self.cell_m, hh, sl, hv,
                       key, *tmp, seg)
-        b0 = np.floor(tmp[0] / self.bucket_s)
-        b1 = np.floor(tmp[1] / self.bucket_s)
+        return key, tmp[0], tmp[1], seg
+
+    def _entry_arrays(self, segs, pad_hi_s):
+        """Keys of every piece of ``segs`` (class docstring): ``(short, short_seg,
+        long_cells, long_seg)``: ``short`` the ``(cell and z-slice, time bucket)``
+        keys of pieces whose window meets at most :data:`MAX_SPAN` buckets, with their
+        segment; ``long_cells`` the cells of the others (a piece of a flight lasting
+        years), with theirs. ``pad_hi_s`` (per segment) is added to the late side of
+        each window, besides ``b/2`` on both sides. As arrays: ``(short_cell,
+        short_bucket, short_seg, long_cells, long_seg)``, all int64."""
+        key, tlo, thi, seg = self._pieces(segs, pad_hi_s)
+        b0 = np.floor(tlo / self.bucket_s)
+        b1 = np.floor(thi / self.bucket_s)
         long_ = (b1 - b0) >= MAX_SPAN
         sh = np.flatnonzero(~long_)
         b0 = b0[sh].astype(np.int64)
@@ -992,26 +1057,32 @@ class AcceptedIndex:
         if len(trajs) == 1 and isinstance(trajs[0], Trajectory) and (
                 trajs[0].max_delay_s if max_delay_s is None else max_delay_s) == 0:
             key, bk, _, long_cells, _ = self._undelayed_entries(trajs[0])[1]
-        else:
+            # distinct keys (sorted by cell, then bucket: pieces of one flight share
+            # most of theirs)
+            order = np.lexsort((bk, key))
+            key, bk = key[order], bk[order]
+            new_cell = np.ones(key.size, bool)
+            new_cell[1:] = key[1:] != key[:-1]
+            new_key = new_cell.copy()
+            new_key[1:] |= bk[1:] != bk[:-1]
+            short_k, short_b = key[new_key], bk[new_key]
+            cells = key[new_cell]
+            long_cells = np.unique(long_cells)
+        else:          # the same distinct keys, without expanding each piece's window
             segs = pack_segments(trajs)
             delay = np.array([t.max_delay_s if max_delay_s is None else max_delay_s
                               for t in trajs], np.float64)
-            key, bk, _, long_cells, _ = self._entry_arrays(segs, delay[segs.owner])
-        # distinct keys first (sorted by cell, then bucket: pieces of one flight share
-        # most of theirs), then the unions of the sets found under them, iterated in C
-        # (map/filter, no Python loop body): short windows meet the same bucket ...
-        order = np.lexsort((bk, key))
-        key, bk = key[order], bk[order]
-        new_cell = np.ones(key.size, bool)
-        new_cell[1:] = key[1:] != key[:-1]
-        new_key = new_cell.copy()
-        new_key[1:] |= bk[1:] != bk[:-1]
-        short = zip(key[new_key].tolist(), bk[new_key].tolist())
+            key, tlo, thi, _ = self._pieces(segs, delay[segs.owner])
+            short_k, short_b, cells, long_cells = _query_keys(key, tlo, thi, self.bucket_s,
+                                                             MAX_SPAN)
+        # the unions of the sets found under them, iterated in C (map/filter, no Python
+        # loop body): short windows meet the same bucket ...
+        short = zip(short_k.tolist(), short_b.tolist())
         out: set = set().union(*filter(None, map(self._bucket.get, short)))
         if self._long:                   # ... or a long window in the same cell
-            out.update(*filter(None, map(self._long.get, key[new_cell].tolist())))
+            out.update(*filter(None, map(self._long.get, cells.tolist())))
         if long_cells.size:              # a long window: anything in the same cell
-            out.update(*filter(None, map(self._cell.get, set(long_cells.tolist()))))
+            out.update(*filter(None, map(self._cell.get, long_cells.tolist())))
         return out
 
     def near(self, trajs, max_delay_s: float | None = None) -> list[Trajectory]:

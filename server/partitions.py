@@ -108,6 +108,9 @@ def partition_keys(traj, horizontal_m: float, time_buffer_s: float,
     pad = 0.5 * float(horizontal_m) + 1e-6
     keys = set()
     n = max(1, len(xyz) - 1)
+    # Python floats (the same doubles): the loop below runs once per segment of every
+    # booking, and arithmetic on numpy scalars costs several times more
+    xyz, t_lo, t_hi = xyz.tolist(), t_lo.tolist(), t_hi.tolist()
     for s in range(n):
         a, b = xyz[s], xyz[min(s + 1, len(xyz) - 1)]
         i0 = math.floor((min(a[0], b[0]) - pad) / tile_m)
@@ -115,7 +118,7 @@ def partition_keys(traj, horizontal_m: float, time_buffer_s: float,
         j0 = math.floor((min(a[1], b[1]) - pad) / tile_m)
         j1 = math.floor((max(a[1], b[1]) + pad) / tile_m)
         ta = t_lo[s] - time_buffer_s
-        tb = t_hi[min(s + 1, len(t) - 1)] + delay + time_buffer_s
+        tb = t_hi[min(s + 1, len(t_hi) - 1)] + delay + time_buffer_s
         k0, k1 = math.floor(ta / bucket_s), math.floor(tb / bucket_s)
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):

@@ -320,3 +320,29 @@ def test_accept_after_an_undelayed_lookup_enters_the_same_keys():
         plain.accept(tr)
     assert plain._bucket == looked._bucket and plain._long == looked._long
     assert plain._cell == looked._cell and plain._keys_of == looked._keys_of
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_query_keys_equal_the_expanded_pieces(seed):
+    """``_query_keys`` (a query's distinct keys, without expanding each piece's
+    window into its buckets) gives exactly the distinct keys of the expansion, on
+    pieces crowding a few cells with overlapping, nested, touching and long windows,
+    near t = 0 and at epoch times."""
+    from skytwin.planner.deconflict import _query_keys
+    rng = np.random.default_rng(seed)
+    for origin in (0.0, 1.8e9):
+        n = 400
+        key = rng.integers(0, 12, n) * 1_000_003 + 7
+        tlo = origin + rng.uniform(-3000.0, 3000.0, n)
+        thi = tlo + rng.choice([0.0, 1.0, 59.9, 60.0, 700.0, 3840.0, 4000.0, 1e5], n)
+        bucket_s, max_span = 60.0, 64
+        got_k, got_b, cells, long_cells = _query_keys(key, tlo, thi, bucket_s, max_span)
+        b0, b1 = np.floor(tlo / bucket_s), np.floor(thi / bucket_s)
+        is_long = (b1 - b0) >= max_span
+        want = sorted({(int(k), b) for k, a, z in zip(key[~is_long], b0[~is_long],
+                                                         b1[~is_long])
+                       for b in range(int(a), int(z) + 1)})
+        assert list(zip(got_k.tolist(), got_b.tolist())) == want
+        assert cells.tolist() == sorted(set(key[~is_long].tolist()))
+        assert long_cells.tolist() == sorted(set(key[is_long].tolist()))
+        assert is_long.any() and not is_long.all()
