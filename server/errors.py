@@ -17,6 +17,8 @@ NotFoundError, ZoneNotFoundError, any KeyError   NOT_FOUND
   that is an AirspaceError (store not-found)
 RequestTooLargeError, OverloadedError,           RESOURCE_EXHAUSTED
   PlannerBusyError (server at capacity)
+StoreWriteError, CommitUncertainError (the       UNAVAILABLE
+  store's write failed: retry the request)
 DeadlineError, TimeoutError                      DEADLINE_EXCEEDED
 StartBlocked, GoalBlocked, PlanError (no route,  FAILED_PRECONDITION
   check failed), BookingRejectedError,
@@ -75,6 +77,9 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, (RequestTooLargeError, OverloadedError, PlannerBusyError)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    from skytwin.server.store import StoreWriteError
+    if isinstance(exc, StoreWriteError):
+        return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, IdempotencyMismatchError):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, RecursionError):

@@ -78,6 +78,7 @@ from skytwin.server.store import (
     APPLICATION_ID,
     FLIGHT_STATUSES,
     SCHEMA_VERSION,
+    CommitUncertainError,
     FlightRecord,
     InvalidRecordError,
     StoreClosedError,
@@ -86,6 +87,7 @@ from skytwin.server.store import (
     StoreError,
     StoreNotFoundError,
     StoreVersionError,
+    StoreWriteError,
     _blobs,
     _crc,
     _decode,
@@ -310,18 +312,25 @@ class PgStore:
         """Run ``fn(conn)`` in one transaction holding :data:`EVENTS_LOCK`; returns
         once committed (on disk: synchronous_commit = on)."""
         conn = self._conn()
+        committing = False
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
                 out = fn(conn)
                 conn.execute(f"NOTIFY {CHANNEL}")
+                committing = True      # the block's exit commits
         except (StoreError, InvalidRecordError):
             raise
         except self._psycopg.errors.UniqueViolation as exc:
             raise StoreConflictError(f"store {self.path}: {exc}; nothing was written") \
                 from exc
         except self._psycopg.Error as exc:
-            raise StoreError(f"store {self.path}: write transaction failed: {exc}") \
+            if committing:
+                raise CommitUncertainError(
+                    f"store {self.path}: the commit failed ({exc}); the write may or may "
+                    "not be stored: retry with the same request_id") from exc
+            raise StoreWriteError(f"store {self.path}: write transaction failed: {exc}; "
+                                  "nothing was written: retry with the same request_id") \
                 from exc
         self._writes += 1
         return out

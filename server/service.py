@@ -1247,8 +1247,8 @@ class ServiceCore:
             if rec is None:
                 rec = self.store.add_flight(self._record(caller, request_id, p, req,
                                                          meta, digest))
-        except BaseException:
-            self._release([fid])
+        except BaseException as exc:
+            self._release_unstored([fid], exc)
             raise
         if rec.flight_id != fid:             # a concurrent retry booked it first
             self._release([fid])
@@ -1301,8 +1301,8 @@ class ServiceCore:
                 try:             # commit before another instance books
                     return "placed", p, self.store.add_flight(self._record(
                         caller, request_id, p, req, meta, digest))
-                except BaseException:
-                    self._release([fid])
+                except BaseException as exc:
+                    self._release_unstored([fid], exc)
                     raise
         # (no look-up of the request here, unlike the shared store's path: in one process
         # :meth:`submit_flight` looked it up holding the request's slot, which every
@@ -1335,6 +1335,20 @@ class ServiceCore:
                     raise BookingRejectedError(f"flight {fid} failed the final checks: "
                                                f"{'; '.join(problems[:3])}", [fid])
         raise AssertionError("unreachable: the delays-only placement is never shifted")
+
+    def _release_unstored(self, flight_ids, exc: BaseException) -> None:
+        """Free the reservations of a write that failed with ``exc``, unless its commit
+        failed (:class:`server.store.CommitUncertainError`): then its rows may be on disk
+        although nobody was told, so their space stays reserved (conservative: no later
+        booking can overlap a flight the store may hold) until a restart rebuilds the
+        index from what the store does hold. A retry of the request finds the rows if
+        they are there, and is otherwise placed around the reservation."""
+        from skytwin.server.store import CommitUncertainError
+        if isinstance(exc, CommitUncertainError):
+            log.warning("commit outcome unknown; flights %s stay reserved until a restart: "
+                        "%s", ", ".join(flight_ids), exc)
+            return
+        self._release(flight_ids)
 
     def _release(self, flight_ids) -> None:
         """Free reservations that were never persisted."""
@@ -1449,16 +1463,16 @@ class ServiceCore:
                                 self._record(caller, rids[n], placed[n], reqs[n],
                                              metas[n], digest)
                                 for n in range(len(reqs))])
-        except BaseException:
-            self._release([p.trajectory.flight_id for p in placed.values()])
+        except BaseException as exc:
+            self._release_unstored([p.trajectory.flight_id for p in placed.values()], exc)
             raise
         fids = [p.trajectory.flight_id for p in placed.values()]
         try:                                 # persist outside the lock, all or nothing
             recs = recs if recs is not None else self.store.add_flights([
                 self._record(caller, rids[n], placed[n], reqs[n], metas[n], digest)
                 for n in range(len(reqs))])
-        except BaseException:
-            self._release(fids)
+        except BaseException as exc:
+            self._release_unstored(fids, exc)
             raise
         ours = [r.flight_id == placed[n].trajectory.flight_id for n, r in enumerate(recs)]
         if not all(ours):

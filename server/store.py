@@ -209,6 +209,18 @@ class StoreError(AirspaceError):
     """Base class of every error raised on purpose by :mod:`server.store`."""
 
 
+class StoreWriteError(StoreError):
+    """A write transaction failed (a disk or database error, not the request's fault):
+    nothing of it was acknowledged; retrying the same request is safe."""
+
+
+class CommitUncertainError(StoreWriteError):
+    """The transaction's COMMIT itself failed: its rows may or may not be on disk (a
+    crash between the write and the acknowledgement looks the same). The service keeps
+    such a booking's space reserved until a restart reloads the store, and a retry of
+    the same request id finds the rows if they are there."""
+
+
 class StoreNotFoundError(StoreError, KeyError):
     """No flight or zone with that id (a ``KeyError`` too)."""
 
@@ -864,6 +876,7 @@ class Store:
         if len(group) == 1:       # alone: a failing write rolls back the transaction
             self._commit_one(conn, *group[0])
             return
+        committing = False
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, fut in group:
@@ -877,9 +890,10 @@ class Store:
                 else:
                     conn.execute("RELEASE w")
                     outcomes.append((fut, True, out))
+            committing = True
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - tx lost: fail every write
-            self._lost(conn, exc, [fut for _fn, fut in group])
+            self._lost(conn, exc, [fut for _fn, fut in group], committing)
             return
         self._commits += 1
         self._writes += len(group)
@@ -894,6 +908,7 @@ class Store:
         each a GIL hand-over on a busy server, fewer): the write's own exception
         rolls the transaction back and is the caller's; a failed COMMIT fails it as
         in a group."""
+        committing = False
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -902,25 +917,34 @@ class Store:
                 conn.execute("ROLLBACK")
                 fut.set_exception(exc)
                 return
+            committing = True
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - tx lost: fail the write
-            self._lost(conn, exc, [fut])
+            self._lost(conn, exc, [fut], committing)
             return
         self._commits += 1
         self._writes += 1
         fut.set_result(out)
 
-    def _lost(self, conn: sqlite3.Connection, exc: BaseException, futs) -> None:
+    def _lost(self, conn: sqlite3.Connection, exc: BaseException, futs,
+              committing: bool = False) -> None:
         """A write transaction failed: roll back what is left and fail every write of
-        it. Nothing of it is acknowledged. (If COMMIT itself failed, the rows may or may
-        not be on disk: like a crash before the acknowledgement, and a retry with the
-        same request id finds them.)"""
+        it (:class:`StoreWriteError`). Nothing of it is acknowledged. If COMMIT itself
+        failed (``committing``), the rows may or may not be on disk, like a crash before
+        the acknowledgement: :class:`CommitUncertainError`, and a retry with the same
+        request id finds them if they are."""
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         except sqlite3.Error:  # pragma: no cover - nothing more to undo
             pass
-        err = StoreError(f"store {self.path}: write transaction failed: {exc}")
+        if committing:
+            err = CommitUncertainError(
+                f"store {self.path}: the commit failed ({exc}); the write may or may not "
+                "be on disk: retry with the same request_id")
+        else:
+            err = StoreWriteError(f"store {self.path}: write transaction failed: {exc}; "
+                                  "nothing was written: retry with the same request_id")
         err.__cause__ = exc
         for fut in futs:
             fut.set_exception(err)

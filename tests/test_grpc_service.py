@@ -540,3 +540,29 @@ def test_busy_port_fails_loudly(srv, tmp_path):
                      twin=twin, twin_ref=ref)
     with pytest.raises((OSError, RuntimeError)):
         asyncio.run(go())
+
+
+def test_a_failed_store_write_is_unavailable_and_retryable(stubs, srv, monkeypatch):
+    """A booking whose store write fails (a disk error at BEGIN) answers UNAVAILABLE
+    with what to do, not INVALID_ARGUMENT (nothing is wrong with the request); the
+    retry with the same request id books it."""
+    import sqlite3
+    store = srv.core.store
+    real = store._commit_one
+    armed = [1]
+
+    def failing(conn, fn, fut):
+        if armed[0]:
+            armed[0] = 0
+            return store._lost(conn, sqlite3.OperationalError("disk I/O error"), [fut])
+        return real(conn, fn, fut)
+    monkeypatch.setattr(store, "_commit_one", failing)
+    monkeypatch.setattr(store, "_commit_group", lambda conn, group: [
+        failing(conn, fn, fut) for fn, fut in group])
+    f = stubs[2]
+    req = fpb.SubmitFlightRequest(request_id="disk-1", route=route_req(
+        depart_s=T0 + 200_000))
+    expect(grpc.StatusCode.UNAVAILABLE, "retry with the same request_id", f.SubmitFlight,
+           req, metadata=md(OP_A))
+    ok = f.SubmitFlight(req, metadata=md(OP_A))
+    assert not ok.replayed and ok.flight.flight_id

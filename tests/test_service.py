@@ -244,3 +244,104 @@ def test_change_sequence_never_goes_backwards_across_a_restart(tmp_path):
         assert c2.sequence > before
     finally:
         c2.close()
+
+
+def _failing_commit(store, monkeypatch, when):
+    """The store's next COMMIT fails with a disk error: ``"after"`` the rows reached
+    the database (as when fsync fails after SQLite wrote them), ``"before"`` (rolled
+    back), or ``"begin"``: the transaction fails before any row is written."""
+    import sqlite3
+    armed = [1]
+
+    class Conn:
+        def __init__(self, conn):
+            self._c = conn
+
+        def execute(self, sql, *args):
+            if armed[0] and sql in ("COMMIT", "BEGIN IMMEDIATE"):
+                if when == "begin" and sql == "BEGIN IMMEDIATE":
+                    armed[0] = 0
+                    raise sqlite3.OperationalError("disk I/O error")
+                if sql == "COMMIT" and when != "begin":
+                    armed[0] = 0
+                    self._c.execute("COMMIT" if when == "after" else "ROLLBACK")
+                    raise sqlite3.OperationalError("disk I/O error")
+            return self._c.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self._c, name)
+
+    for name in ("_commit_one", "_commit_group"):
+        real = getattr(store, name)
+        monkeypatch.setattr(store, name, lambda conn, *a, _r=real: _r(Conn(conn), *a))
+
+
+def _stored_trajectories(path):
+    with Store(path) as s:               # what a restart loads, read afresh
+        return [r.trajectory for r in s.list_flights()]
+
+
+def test_a_failed_commit_whose_rows_landed_keeps_their_space(tmp_path, monkeypatch):
+    """COMMIT reports a disk error although the flight reached the store: the booking
+    answers an error (nothing acknowledged) but its space stays reserved, so the same
+    slot asked again is placed around it, and a retry of the request replays it; the
+    stored flights are conflict-free (independent verifier, on the file read afresh).
+    Releasing the space, as before, booked the second flight on top of the first."""
+    from skytwin.planner.verify import verify
+    from skytwin.server.store import CommitUncertainError
+    twin, ref = helsinki_twin()
+    path = tmp_path / "u.db"
+    core = ServiceCore(twin, Store(path), twin_ref=ref)
+    try:
+        req = RouteRequest(FROM, TO, depart_s=T0)
+        _failing_commit(core.store, monkeypatch, "after")
+        with pytest.raises(CommitUncertainError, match="retry with the same request_id"):
+            core.submit_flight(OP, "u-1", req, META)
+        assert core.store.count_flights() == 1 and len(core.index) == 1
+        other, replayed = core.submit_flight(OP, "u-2", req, META)
+        assert not replayed and other.meta["delay_s"] > 0
+        first, replayed = core.submit_flight(OP, "u-1", req, META)
+        assert replayed and first.flight_id != other.flight_id
+    finally:
+        core.close()
+    trs = _stored_trajectories(path)
+    assert len(trs) == 2 and verify(trs, core.sep).ok
+
+
+def test_a_failed_commit_that_rolled_back_is_rebooked_by_its_retry(tmp_path, monkeypatch):
+    """COMMIT fails and nothing reached the store: the space stays reserved all the same
+    (the server cannot tell the two cases apart), the retry books the request around
+    it, and a restart, rebuilding the index from the store, drops the phantom."""
+    from skytwin.server.store import CommitUncertainError
+    twin, ref = helsinki_twin()
+    path = tmp_path / "r.db"
+    core = ServiceCore(twin, Store(path), twin_ref=ref)
+    try:
+        req = RouteRequest(FROM, TO, depart_s=T0)
+        _failing_commit(core.store, monkeypatch, "before")
+        with pytest.raises(CommitUncertainError):
+            core.submit_flight(OP, "r-1", req, META)
+        assert core.store.count_flights() == 0 and len(core.index) == 1
+        rec, replayed = core.submit_flight(OP, "r-1", req, META)
+        assert not replayed and core.store.count_flights() == 1
+    finally:
+        core.close()
+    again = ServiceCore(twin, Store(path), twin_ref=ref)
+    try:
+        assert len(again.index) == 1 and rec.flight_id in again.index
+    finally:
+        again.close()
+
+
+def test_a_write_failing_before_its_commit_frees_the_space(core, monkeypatch):
+    """A transaction that fails before COMMIT wrote nothing: StoreWriteError, and the
+    space is free again at once (the same slot is booked with no delay)."""
+    from skytwin.server.store import CommitUncertainError, StoreWriteError
+    req = RouteRequest(FROM, TO, depart_s=T0)
+    _failing_commit(core.store, monkeypatch, "begin")
+    with pytest.raises(StoreWriteError, match="nothing was written") as err:
+        core.submit_flight(OP, "b-1", req, META)
+    assert not isinstance(err.value, CommitUncertainError)
+    assert core.store.count_flights() == 0 and len(core.index) == 0
+    rec, _ = core.submit_flight(OP, "b-2", req, META)
+    assert rec.meta["delay_s"] == 0

@@ -30,6 +30,7 @@ from skytwin.server.store import (
     StoreError,
     StoreNotFoundError,
     StoreVersionError,
+    StoreWriteError,
     new_flight_id,
     zone_from_json,
     zone_to_json,
@@ -499,7 +500,7 @@ def test_lost_transaction_acknowledges_nothing_of_its_group(store, db):
     for t in [blocker, *threads]:
         t.join()
     for ok, err in out.values():
-        assert not ok and type(err) is StoreError
+        assert not ok and type(err) is StoreWriteError
         assert "write transaction failed" in str(err)
     assert store.count_flights() == 0 and store.events_since(0) == []
     assert store.add_flight(_rec(3)) == _rec(3)  # the writer carries on
