@@ -243,11 +243,14 @@ def _sampling_windows(n, in_focus, span_lo, span_hi, both_lo, both_hi, r_own, r_
     return w_own[:k], w_lo[:k], w_hi[:k]
 
 
-@njit(**JIT)
+@njit(**JIT, error_model="numpy")
 def _exact_pair(p0, p1, t0, t1, sa, sb, h_m, v_m, buf_s):
     """``verify._segment_pairs_exact`` for segment ``sa`` against ``sb``: ``(hit, lo,
     hi)``, by the same floating-point operations in the same order (candidate points
-    in another order: only their minimum and maximum are kept, which is exact)."""
+    in another order: only their minimum and maximum are kept, which is exact).
+    Division as numpy's (``error_model="numpy"``): a segment of a few ulps at times
+    near zero can shrink to no duration once re-based on the pair's earlier start, and
+    then gives infinities and NaNs as in the numpy code, not an exception."""
     ref = min(t0[sa], t0[sb])
     a0, a1 = t0[sa] - ref, t1[sa] - ref
     b0, b1 = t0[sb] - ref, t1[sb] - ref

@@ -17,8 +17,9 @@ NotFoundError, ZoneNotFoundError, any KeyError   NOT_FOUND
   that is an AirspaceError (store not-found)
 RequestTooLargeError, OverloadedError,           RESOURCE_EXHAUSTED
   PlannerBusyError (server at capacity)
-StoreWriteError, CommitUncertainError (the       UNAVAILABLE
-  store's write failed: retry the request)
+StoreUnavailableError (the store cannot be       UNAVAILABLE
+  reached, read or written now: a failed
+  write or commit, a lost database, closing)
 DeadlineError, TimeoutError                      DEADLINE_EXCEEDED
 StartBlocked, GoalBlocked, PlanError (no route,  FAILED_PRECONDITION
   check failed), BookingRejectedError,
@@ -77,8 +78,8 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, (RequestTooLargeError, OverloadedError, PlannerBusyError)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
-    from skytwin.server.store import StoreWriteError
-    if isinstance(exc, StoreWriteError):
+    from skytwin.server.store import StoreUnavailableError
+    if isinstance(exc, StoreUnavailableError):
         return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, IdempotencyMismatchError):
         return grpc.StatusCode.FAILED_PRECONDITION

@@ -44,6 +44,7 @@ import gc
 import logging
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -52,6 +53,7 @@ from skytwin.live.conformance import ConformanceParams
 from skytwin.live.engine import LiveOps
 from skytwin.live.errors import LiveInputError
 from skytwin.live.resolve import ResolutionParams, Resolver
+from skytwin.server.store import CommitUncertainError
 
 log = logging.getLogger("skytwin.live")
 
@@ -485,11 +487,21 @@ class LiveHub:
             i = np.clip(((xyz[:, 0] - g.x0_m) // g.dx_m).astype(np.int64), 0, g.nx - 1)
             j = np.clip(((xyz[:, 1] - g.y0_m) // g.dx_m).astype(np.int64), 0, g.ny - 1)
             agl = np.round(xyz[:, 2] - tw.ground_m[i, j].astype(np.float64), 2)
-            self.store.replace_trajectory(adv.flight_id, adv.trajectory,
-                                          np.column_stack([lon, lat]), agl, self.clock(),
-                                          actor=operator_id or "service",
-                                          reason=f"advisory {advisory_id}")
             idx = self.core.index
+            try:
+                self.store.replace_trajectory(adv.flight_id, adv.trajectory,
+                                              np.column_stack([lon, lat]), agl,
+                                              self.clock(), actor=operator_id or "service",
+                                              reason=f"advisory {advisory_id}")
+            except CommitUncertainError:
+                # the new route may be on disk, or the old one may still be: both stay
+                # reserved (the new one under a placeholder id) until a restart
+                # rebuilds the index from the store
+                held = replace(adv.trajectory, flight_id=f"{adv.flight_id}#{advisory_id}")
+                with self.core._book:
+                    if held.flight_id not in idx:
+                        idx.accept(held)
+                raise
             with self.core._book:   # the booking lock guards the strategic index
                 if adv.flight_id in idx:
                     idx.cancel(adv.flight_id)

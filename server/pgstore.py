@@ -86,6 +86,7 @@ from skytwin.server.store import (
     StoreCorruptError,
     StoreError,
     StoreNotFoundError,
+    StoreUnavailableError,
     StoreVersionError,
     StoreWriteError,
     _blobs,
@@ -242,7 +243,7 @@ class PgStore:
             conn = self._psycopg.connect(self.dsn, autocommit=autocommit,
                                          connect_timeout=10)
         except self._psycopg.Error as exc:
-            raise StoreError(f"store {self.path}: cannot connect: {exc}") from exc
+            raise StoreUnavailableError(f"store {self.path}: cannot connect: {exc}") from exc
         with self._lock:
             self._conns.append(conn)
         return conn
@@ -328,10 +329,10 @@ class PgStore:
             if committing:
                 raise CommitUncertainError(
                     f"store {self.path}: the commit failed ({exc}); the write may or may "
-                    "not be stored: retry with the same request_id") from exc
+                    "not be stored: retry (a booking: with the same request_id)") from exc
             raise StoreWriteError(f"store {self.path}: write transaction failed: {exc}; "
-                                  "nothing was written: retry with the same request_id") \
-                from exc
+                                  "nothing was written: retry (a booking: with the same "
+                                  "request_id)") from exc
         self._writes += 1
         return out
 
@@ -339,7 +340,7 @@ class PgStore:
         try:
             return [_row(r) for r in self._conn().execute(sql, args).fetchall()]
         except self._psycopg.Error as exc:
-            raise StoreError(f"store {self.path}: read failed: {exc}") from exc
+            raise StoreUnavailableError(f"store {self.path}: read failed: {exc}") from exc
 
     @staticmethod
     def _event(conn, kind, id_, time_s, actor, reason=None):

@@ -209,9 +209,14 @@ class StoreError(AirspaceError):
     """Base class of every error raised on purpose by :mod:`server.store`."""
 
 
-class StoreWriteError(StoreError):
-    """A write transaction failed (a disk or database error, not the request's fault):
-    nothing of it was acknowledged; retrying the same request is safe."""
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached, read or written just now (a disk or database
+    error, not the request's fault): retrying is safe (over gRPC: UNAVAILABLE)."""
+
+
+class StoreWriteError(StoreUnavailableError):
+    """A write transaction failed: nothing of it was acknowledged; retrying the same
+    request is safe."""
 
 
 class CommitUncertainError(StoreWriteError):
@@ -246,7 +251,7 @@ class StoreCorruptError(StoreError, RuntimeError):
     """A stored row fails its length or checksum check."""
 
 
-class StoreClosedError(StoreError, RuntimeError):
+class StoreClosedError(StoreUnavailableError, RuntimeError):
     """The store was closed."""
 
 
@@ -847,7 +852,8 @@ class Store:
             if self._closed:
                 raise StoreClosedError(f"store {self.path} is closed")
             if self._writer is None or not self._writer.is_alive():  # pragma: no cover
-                raise StoreError(f"store {self.path}: the writer thread has stopped")
+                raise StoreUnavailableError(f"store {self.path}: the writer thread has "
+                                            "stopped")
             self._queue.put((fn, fut))
         return fut.result()
 
@@ -893,7 +899,14 @@ class Store:
             committing = True
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - tx lost: fail every write
-            self._lost(conn, exc, [fut for _fn, fut in group], committing)
+            # (a write whose own function failed was rolled back to its savepoint: it
+            # keeps its own error, whatever happened to the others)
+            failed = {id(f) for f, ok, _v in outcomes if not ok}
+            self._lost(conn, exc, [fut for _fn, fut in group if id(fut) not in failed],
+                       committing)
+            for fut, ok, value in outcomes:
+                if not ok:
+                    fut.set_exception(value)
             return
         self._commits += 1
         self._writes += len(group)
@@ -941,10 +954,11 @@ class Store:
         if committing:
             err = CommitUncertainError(
                 f"store {self.path}: the commit failed ({exc}); the write may or may not "
-                "be on disk: retry with the same request_id")
+                "be on disk: retry (a booking: with the same request_id)")
         else:
             err = StoreWriteError(f"store {self.path}: write transaction failed: {exc}; "
-                                  "nothing was written: retry with the same request_id")
+                                  "nothing was written: retry (a booking: with the same "
+                                  "request_id)")
         err.__cause__ = exc
         for fut in futs:
             fut.set_exception(err)

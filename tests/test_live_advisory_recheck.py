@@ -140,3 +140,35 @@ def test_an_advisory_through_a_zone_created_since_is_not_accepted(hub):
         track = _track_m(twin.frame, tr.xyz_m)
         assert not track.intersects(z2.buffer(-1.0)), \
             "accepted trajectory enters zone Z2, created after the advisory, unlisted"
+
+
+def test_an_advisory_whose_commit_fails_keeps_both_routes_reserved(hub, monkeypatch):
+    """The advisory's new route is written, but its COMMIT reports a disk error: the
+    store may hold either route now, so both stay reserved (a later booking is placed
+    clear of the detour too), and the error reaches the operator."""
+    from skytwin.server.store import CommitUncertainError
+    core = hub.core
+    rec, adv = _zone_advisory(hub)
+    real = core.store.replace_trajectory
+
+    def landed_but_failed(*a, **k):
+        real(*a, **k)
+        raise CommitUncertainError("the commit failed (disk I/O error)")
+    monkeypatch.setattr(core.store, "replace_trajectory", landed_but_failed)
+    with pytest.raises(CommitUncertainError):
+        hub.answer("op-a", adv.advisory_id, True)
+    held = [t for t in core.index.trajectories
+            if np.array_equal(t.t_s, adv.trajectory.t_s)
+            and np.array_equal(t.xyz_m, adv.trajectory.xyz_m)]
+    assert len(held) == 1
+    assert any(np.array_equal(t.t_s, rec.trajectory.t_s) for t in core.index.trajectories)
+    # a flight taking off from the detour's landing pad as it comes down is placed
+    # clear of the detour (the stored route, read back), by the sampled oracle
+    pad = adv.trajectory.xyz_m[-1]
+    goal = core.twin.frame.to_wgs84(float(pad[0]) - 250.0, float(pad[1]) + 150.0)
+    g, _ = core.submit_flight(OPB, "rg2", RouteRequest(
+        G_LL, (float(goal[0]), float(goal[1])),
+        depart_s=float(adv.trajectory.t_s[-1]) - 3.0), dict(META, max_delay_s=600.0))
+    stored = core.store.get_flight(rec.flight_id).trajectory
+    assert np.array_equal(stored.t_s, adv.trajectory.t_s)      # the write did land
+    assert not _loss(stored, g.trajectory)

@@ -295,7 +295,7 @@ def test_a_failed_commit_whose_rows_landed_keeps_their_space(tmp_path, monkeypat
     try:
         req = RouteRequest(FROM, TO, depart_s=T0)
         _failing_commit(core.store, monkeypatch, "after")
-        with pytest.raises(CommitUncertainError, match="retry with the same request_id"):
+        with pytest.raises(CommitUncertainError, match="with the same request_id"):
             core.submit_flight(OP, "u-1", req, META)
         assert core.store.count_flights() == 1 and len(core.index) == 1
         other, replayed = core.submit_flight(OP, "u-2", req, META)

@@ -506,6 +506,55 @@ def test_lost_transaction_acknowledges_nothing_of_its_group(store, db):
     assert store.add_flight(_rec(3)) == _rec(3)  # the writer carries on
 
 
+def test_a_failed_commit_is_uncertain_for_its_writes_only(store, db):
+    """A group whose COMMIT fails (after the rows reached the file, as when fsync
+    fails): the writes that ran get CommitUncertainError (they may be on disk: here
+    they are), a write that failed on its own keeps its own error (it was rolled back
+    to its savepoint either way); a failure before COMMIT is a StoreWriteError, which
+    says nothing was written."""
+    import sqlite3
+
+    from skytwin.server.store import CommitUncertainError
+    store.add_flight(_rec(0))
+    release, blocker = _hold_writer(store)
+    real = store._commit_group
+
+    class Conn:
+        def __init__(self, c):
+            self._c = c
+
+        def execute(self, sql, *a):
+            out = self._c.execute(sql, *a)
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("disk I/O error")
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self._c, name)
+
+    store._commit_group = lambda conn, group: real(Conn(conn), group)
+    calls = [
+        lambda: store.add_flight(_rec(1)),
+        lambda: store.add_flight(replace(_rec(2), flight_id=flight_id(0, 0))),  # clash
+        lambda: store.add_flight(_rec(3)),
+    ]
+    threads, out = _submit_all(calls)
+    deadline = time.monotonic() + 10
+    while store._queue.qsize() < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for t in [blocker, *threads]:
+        t.join()
+    del store._commit_group
+    assert isinstance(out[0][1], CommitUncertainError)
+    assert isinstance(out[2][1], CommitUncertainError)
+    assert isinstance(out[1][1], StoreConflictError)
+    assert "retry" in str(out[0][1]) and "may or may not" in str(out[0][1])
+    with Store(db) as s2:            # here the rows did land
+        assert {r.flight_id for r in s2.list_flights()} == {
+            flight_id(0, i) for i in (0, 1, 3)}
+
+
 def test_close_finishes_queued_writes(db):
     s = Store(db)
     release, blocker = _hold_writer(s)

@@ -257,3 +257,19 @@ def test_compiled_focus_verifier_equals_the_numpy_one(buffer_s, origin_s):
                     assert c.near_t_s <= r.near_t_s
                 found += len(got)
     assert found > 100        # the fleets do conflict: the comparison has substance
+
+
+def test_compiled_verifier_on_a_segment_that_vanishes_once_rebased():
+    """A segment 2^-51 s long at t = 3 s, checked against one starting at 2^-52 s: re-based
+    on the pair's earlier start it lasts no time at all. The numpy code divides by zero
+    quietly; the compiled one does the same (it raised ZeroDivisionError) and answers
+    the same."""
+    import warnings
+    a = Trajectory("a", [[0, 0, 50], [0.5, 0, 50], [100, 0, 50]], [3.0, 3.0 + 2**-51, 10.0])
+    b = Trajectory("b", [[0, 5, 50], [100, 5, 50]], [2**-52, 10.0])
+    for foc in (["a"], ["b"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = verify([a, b], Separation(30, 10, 5), focus=foc, jit=False)
+        fast = verify([a, b], Separation(30, 10, 5), focus=foc)
+        assert _evidence(fast) == _evidence(ref) and len(ref.residual_conflicts) == 1

@@ -62,7 +62,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 _HTTP = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404,
          "RESOURCE_EXHAUSTED": 429, "DEADLINE_EXCEEDED": 504, "FAILED_PRECONDITION": 409,
-         "INVALID_ARGUMENT": 400}
+         "INVALID_ARGUMENT": 400, "UNAVAILABLE": 503}
 
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: "
         "blob:; connect-src 'self'; worker-src 'self' blob:; font-src 'self'; "
