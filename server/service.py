@@ -749,8 +749,8 @@ class ServiceCore:
         out = []
         bx0, by0, bx1, by1 = lz.bounds_m
         for tr in self.index.trajectories:
-            if not zone.active_during(tr.t_start_s, tr.t_end_s):
-                continue
+            if "#" in tr.flight_id or not zone.active_during(tr.t_start_s, tr.t_end_s):
+                continue   # ('#': a route held after a failed commit, not a flight)
             xy = tr.xyz_m[:, :2]
             if (xy[:, 0].max() < bx0 or xy[:, 0].min() > bx1 or xy[:, 1].max() < by0
                     or xy[:, 1].min() > by1):
