@@ -276,6 +276,16 @@ def _failing_commit(store, monkeypatch, when):
         monkeypatch.setattr(store, name, lambda conn, *a, _r=real: _r(Conn(conn), *a))
 
 
+def _core_whose_commit_fails(tmp_path, monkeypatch, when):
+    """A service core on a fresh store whose next COMMIT fails (:func:`_failing_commit`),
+    its store's path, and the request both tests book."""
+    twin, ref = helsinki_twin()
+    path = tmp_path / f"{when}.db"
+    core = ServiceCore(twin, Store(path), twin_ref=ref)
+    _failing_commit(core.store, monkeypatch, when)
+    return core, path, RouteRequest(FROM, TO, depart_s=T0)
+
+
 def _stored_trajectories(path):
     with Store(path) as s:               # what a restart loads, read afresh
         return [r.trajectory for r in s.list_flights()]
@@ -289,12 +299,8 @@ def test_a_failed_commit_whose_rows_landed_keeps_their_space(tmp_path, monkeypat
     Releasing the space, as before, booked the second flight on top of the first."""
     from skytwin.planner.verify import verify
     from skytwin.server.store import CommitUncertainError
-    twin, ref = helsinki_twin()
-    path = tmp_path / "u.db"
-    core = ServiceCore(twin, Store(path), twin_ref=ref)
+    core, path, req = _core_whose_commit_fails(tmp_path, monkeypatch, "after")
     try:
-        req = RouteRequest(FROM, TO, depart_s=T0)
-        _failing_commit(core.store, monkeypatch, "after")
         with pytest.raises(CommitUncertainError, match="with the same request_id"):
             core.submit_flight(OP, "u-1", req, META)
         assert core.store.count_flights() == 1 and len(core.index) == 1
@@ -313,12 +319,8 @@ def test_a_failed_commit_that_rolled_back_is_rebooked_by_its_retry(tmp_path, mon
     (the server cannot tell the two cases apart), the retry books the request around
     it, and a restart, rebuilding the index from the store, drops the phantom."""
     from skytwin.server.store import CommitUncertainError
-    twin, ref = helsinki_twin()
-    path = tmp_path / "r.db"
-    core = ServiceCore(twin, Store(path), twin_ref=ref)
+    core, path, req = _core_whose_commit_fails(tmp_path, monkeypatch, "before")
     try:
-        req = RouteRequest(FROM, TO, depart_s=T0)
-        _failing_commit(core.store, monkeypatch, "before")
         with pytest.raises(CommitUncertainError):
             core.submit_flight(OP, "r-1", req, META)
         assert core.store.count_flights() == 0 and len(core.index) == 1
@@ -326,7 +328,7 @@ def test_a_failed_commit_that_rolled_back_is_rebooked_by_its_retry(tmp_path, mon
         assert not replayed and core.store.count_flights() == 1
     finally:
         core.close()
-    again = ServiceCore(twin, Store(path), twin_ref=ref)
+    again = ServiceCore(core.twin, Store(path), twin_ref=helsinki_twin()[1])
     try:
         assert len(again.index) == 1 and rec.flight_id in again.index
     finally:

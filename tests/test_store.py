@@ -445,6 +445,20 @@ def _submit_all(calls):
     return threads, out
 
 
+def _run_as_one_group(store, calls):
+    """Queue ``calls`` behind a held writer, then let them commit as one group; the
+    ``{index: (ok, value)}`` of :func:`_submit_all`."""
+    release, blocker = _hold_writer(store)
+    threads, out = _submit_all(calls)
+    deadline = time.monotonic() + 10
+    while store._queue.qsize() < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for t in [blocker, *threads]:
+        t.join()
+    return out
+
+
 def test_group_commit_isolates_each_write(store, db):
     store.add_flight(_rec(0))
     before = store.write_stats()
@@ -486,19 +500,11 @@ def test_group_commit_isolates_each_write(store, db):
 
 
 def test_lost_transaction_acknowledges_nothing_of_its_group(store, db):
-    release, blocker = _hold_writer(store)
-    calls = [
+    out = _run_as_one_group(store, [
         lambda: store.add_flight(_rec(1)),
         lambda: store._write(lambda conn: conn.execute("ROLLBACK")),  # drops the tx
         lambda: store.add_flight(_rec(2)),
-    ]
-    threads, out = _submit_all(calls)
-    deadline = time.monotonic() + 10
-    while store._queue.qsize() < len(calls) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    release.set()
-    for t in [blocker, *threads]:
-        t.join()
+    ])
     for ok, err in out.values():
         assert not ok and type(err) is StoreWriteError
         assert "write transaction failed" in str(err)
@@ -516,7 +522,6 @@ def test_a_failed_commit_is_uncertain_for_its_writes_only(store, db):
 
     from skytwin.server.store import CommitUncertainError
     store.add_flight(_rec(0))
-    release, blocker = _hold_writer(store)
     real = store._commit_group
 
     class Conn:
@@ -532,19 +537,14 @@ def test_a_failed_commit_is_uncertain_for_its_writes_only(store, db):
         def __getattr__(self, name):
             return getattr(self._c, name)
 
-    store._commit_group = lambda conn, group: real(Conn(conn), group)
-    calls = [
+    # (only the group fails: the held writer's own write commits alone, before it)
+    store._commit_group = lambda conn, group: real(Conn(conn) if len(group) > 1 else conn,
+                                                   group)
+    out = _run_as_one_group(store, [
         lambda: store.add_flight(_rec(1)),
         lambda: store.add_flight(replace(_rec(2), flight_id=flight_id(0, 0))),  # clash
         lambda: store.add_flight(_rec(3)),
-    ]
-    threads, out = _submit_all(calls)
-    deadline = time.monotonic() + 10
-    while store._queue.qsize() < len(calls) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    release.set()
-    for t in [blocker, *threads]:
-        t.join()
+    ])
     del store._commit_group
     assert isinstance(out[0][1], CommitUncertainError)
     assert isinstance(out[2][1], CommitUncertainError)
