@@ -347,6 +347,7 @@ class ServiceCore:
         self._state = threading.RLock()
         self._pending: dict = {}  # (operator_id, request_id) -> Event of the running submit
         self._owner: dict = {}    # flight id -> operator id, for every reserved flight
+        self._uncertain: set = set()   # flight ids whose commit failed (_release_unstored)
         self._local = threading.local()
         self._planners: list = []   # every thread's planner (memory accounting)
         self._plan_pool = None      # server.workers.PlanPool (start_plan_pool)
@@ -1098,7 +1099,20 @@ class ServiceCore:
             raise IdempotencyMismatchError(
                 f"request_id {echo(request_id, self.limits.echo_chars)} was already used "
                 "for a different request; use a new request_id for a new request")
+        self._announce_landed(old)
         return old
+
+    def _announce_landed(self, rec) -> None:
+        """Publish ``flight_accepted`` for ``rec`` (found in the store by a retry) if
+        its commit was reported failed (:meth:`_release_unstored`): it landed, and its
+        watchers hear of it now, once."""
+        if rec is None or rec.flight_id not in self._uncertain:
+            return
+        with self._state:
+            if rec.flight_id in self._uncertain:
+                self._uncertain.discard(rec.flight_id)
+                self._publish("flight_accepted", rec.operator_id, _flight_bbox(rec),
+                              flight=rec)
 
     def redact(self, text: str, caller: Caller, own=()) -> str:
         """``text`` with the ids of flights that ``caller`` does not own replaced by
@@ -1347,6 +1361,8 @@ class ServiceCore:
         if isinstance(exc, CommitUncertainError):
             log.warning("commit outcome unknown; flights %s stay reserved until a restart: "
                         "%s", ", ".join(flight_ids), exc)
+            with self._state:
+                self._uncertain.update(flight_ids)
             return
         self._release(flight_ids)
 
@@ -1500,7 +1516,10 @@ class ServiceCore:
         if first is None:
             return None
         self._replay(first, rids[0].rsplit("#", 1)[0], digest)
-        return [self.store.find_request(caller.operator_id, r) for r in rids]
+        recs = [self.store.find_request(caller.operator_id, r) for r in rids]
+        for r in recs:
+            self._announce_landed(r)
+        return recs
 
     def get_flight(self, caller: Caller, flight_id: str):
         try:

@@ -294,8 +294,9 @@ def _stored_trajectories(path):
 def test_a_failed_commit_whose_rows_landed_keeps_their_space(tmp_path, monkeypatch):
     """COMMIT reports a disk error although the flight reached the store: the booking
     answers an error (nothing acknowledged) but its space stays reserved, so the same
-    slot asked again is placed around it, and a retry of the request replays it; the
-    stored flights are conflict-free (independent verifier, on the file read afresh).
+    slot asked again is placed around it, and a retry of the request replays it (and
+    announces it to the watchers, once); the stored flights are conflict-free
+    (independent verifier, on the file read afresh).
     Releasing the space, as before, booked the second flight on top of the first."""
     from skytwin.planner.verify import verify
     from skytwin.server.store import CommitUncertainError
@@ -308,6 +309,10 @@ def test_a_failed_commit_whose_rows_landed_keeps_their_space(tmp_path, monkeypat
         assert not replayed and other.meta["delay_s"] > 0
         first, replayed = core.submit_flight(OP, "u-1", req, META)
         assert replayed and first.flight_id != other.flight_id
+        core.submit_flight(OP, "u-1", req, META)          # announced once, not again
+        announced = [c.flight.flight_id for c in core._changes
+                     if c.kind == "flight_accepted"]
+        assert sorted(announced) == sorted([other.flight_id, first.flight_id])
     finally:
         core.close()
     trs = _stored_trajectories(path)
