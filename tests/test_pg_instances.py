@@ -278,3 +278,51 @@ def test_partition_locks_across_instances(pg):
         release.set()
         a.close()
         b.close()
+
+
+def test_a_failed_commit_is_uncertain_and_keeps_the_reservation(pg):
+    """PostgreSQL's COMMIT fails (a deferred trigger raises at commit time, as a lost
+    connection or a full disk would): the store says the outcome is uncertain
+    (CommitUncertainError, 'retry'), not that nothing was written, and the service
+    keeps the flight's space reserved; a write failing before COMMIT frees it."""
+    import psycopg
+
+    from skytwin.planner.route import RouteRequest
+    from skytwin.server.pgstore import PgStore
+    from skytwin.server.service import Caller, ServiceCore
+    from skytwin.server.store import CommitUncertainError, StoreWriteError
+    from tests.grpc_fixtures import helsinki_twin
+    dsn = _db(pg)
+    twin, ref = helsinki_twin()
+    core = ServiceCore(twin, PgStore(dsn), twin_ref=ref)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("""CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN
+                           IF NEW.request_id = 'boom' THEN
+                             RAISE EXCEPTION 'failed at commit'; END IF;
+                           RETURN NULL; END $$ LANGUAGE plpgsql""")
+            c.execute("CREATE CONSTRAINT TRIGGER boom AFTER INSERT ON flights DEFERRABLE "
+                      "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION boom()")
+        op = Caller("a", "operator", "op-a")
+        meta = {"priority": 1.0, "max_delay_s": 600.0, "speeds": {}}
+        t0 = float(int(time.time()) + 7200)
+        with pytest.raises(CommitUncertainError, match="retry"):
+            core.submit_flight(op, "boom", RouteRequest(FROM, TO, depart_s=t0), meta)
+        assert core.store.count_flights() == 0 and len(core.index) == 1
+        rec, _ = core.submit_flight(op, "ok-1", RouteRequest(FROM, TO, depart_s=t0), meta)
+        assert rec.meta["delay_s"] > 0            # placed around the kept reservation
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("DROP TRIGGER boom ON flights")
+            c.execute("""CREATE FUNCTION early() RETURNS trigger AS $$ BEGIN
+                           IF NEW.request_id = 'early' THEN
+                             RAISE EXCEPTION 'failed before commit'; END IF;
+                           RETURN NEW; END $$ LANGUAGE plpgsql""")
+            c.execute("CREATE TRIGGER early BEFORE INSERT ON flights FOR EACH ROW "
+                      "EXECUTE FUNCTION early()")
+        n = len(core.index)
+        with pytest.raises(StoreWriteError, match="nothing was written") as err:
+            core.submit_flight(op, "early", RouteRequest(TO, FROM, depart_s=t0), meta)
+        assert not isinstance(err.value, CommitUncertainError)
+        assert len(core.index) == n and core.store.count_flights() == 1
+    finally:
+        core.close()
