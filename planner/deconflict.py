@@ -928,8 +928,8 @@ class AcceptedIndex:
         # gathers with one fancy index instead of a loop over flights
         self._seg_xyz = np.empty((0, 6))           # p0 | p1
         self._seg_t = np.empty((0, 2))             # t0, t1
-        # (trajectory, its packed segments, their undelayed entries) of the last
-        # trajectory looked up or accepted alone without delay (_undelayed_entries)
+        # (trajectory, its packed segments, their undelayed pieces and entries) of the
+        # last trajectory looked up or accepted alone without delay (_undelayed_entries)
         self._last_entries = None
 
     def __len__(self):
@@ -969,7 +969,11 @@ class AcceptedIndex:
         years), with theirs. ``pad_hi_s`` (per segment) is added to the late side of
         each window, besides ``b/2`` on both sides. As arrays: ``(short_cell,
         short_bucket, short_seg, long_cells, long_seg)``, all int64."""
-        key, tlo, thi, seg = self._pieces(segs, pad_hi_s)
+        return self._expand(self._pieces(segs, pad_hi_s))
+
+    def _expand(self, pieces):
+        """:meth:`_entry_arrays` of the :meth:`_pieces` ``pieces``."""
+        key, tlo, thi, seg = pieces
         b0 = np.floor(tlo / self.bucket_s)
         b1 = np.floor(thi / self.bucket_s)
         long_ = (b1 - b0) >= MAX_SPAN
@@ -981,17 +985,17 @@ class AcceptedIndex:
         return key[rep], bk, seg[rep], key[long_], seg[long_]
 
     def _undelayed_entries(self, trajectory):
-        """``pack_segments([trajectory])`` and its :meth:`_entry_arrays` without delay,
-        computed once for the same trajectory object: a booking looks its placed
-        trajectory up (``near(..., max_delay_s=0)``, for the verifier) and then
-        accepts it, and both need exactly these. One slot, checked by identity."""
+        """``pack_segments([trajectory])``, its :meth:`_pieces` without delay and their
+        :meth:`_entry_arrays`, computed once for the same trajectory object: a booking
+        looks its placed trajectory up (``near(..., max_delay_s=0)``, for the verifier;
+        the pieces) and then accepts it (the entries). One slot, checked by identity."""
         last = self._last_entries
         if last is not None and last[0] is trajectory:
-            return last[1], last[2]
+            return last[1:]
         segs = pack_segments([trajectory])
-        ent = self._entry_arrays(segs, np.zeros(segs.t0.shape[0]))
-        self._last_entries = (trajectory, segs, ent)
-        return segs, ent
+        pieces = self._pieces(segs, np.zeros(segs.t0.shape[0]))
+        self._last_entries = (trajectory, segs, pieces, self._expand(pieces))
+        return self._last_entries[1:]
 
     def accept(self, trajectory: Trajectory) -> None:
         """Add a trajectory as flown (delays already applied)."""
@@ -1000,7 +1004,7 @@ class AcceptedIndex:
             raise ConflictInputError(f"flight {fid} is already accepted")
         if not isinstance(trajectory, Trajectory):   # as pack_segments refuses it
             pack_segments([trajectory])
-        segs, (key, bk, sseg, long_arr, lseg) = self._undelayed_entries(trajectory)
+        segs, _, (key, bk, sseg, long_arr, lseg) = self._undelayed_entries(trajectory)
         short, long_cells = zip(key.tolist(), bk.tolist()), long_arr.tolist()
         g0 = self._next_gid
         m = segs.t0.shape[0]
@@ -1056,25 +1060,15 @@ class AcceptedIndex:
             return set()
         if len(trajs) == 1 and isinstance(trajs[0], Trajectory) and (
                 trajs[0].max_delay_s if max_delay_s is None else max_delay_s) == 0:
-            key, bk, _, long_cells, _ = self._undelayed_entries(trajs[0])[1]
-            # distinct keys (sorted by cell, then bucket: pieces of one flight share
-            # most of theirs)
-            order = np.lexsort((bk, key))
-            key, bk = key[order], bk[order]
-            new_cell = np.ones(key.size, bool)
-            new_cell[1:] = key[1:] != key[:-1]
-            new_key = new_cell.copy()
-            new_key[1:] |= bk[1:] != bk[:-1]
-            short_k, short_b = key[new_key], bk[new_key]
-            cells = key[new_cell]
-            long_cells = np.unique(long_cells)
-        else:          # the same distinct keys, without expanding each piece's window
+            key, tlo, thi, _ = self._undelayed_entries(trajs[0])[1]
+        else:
             segs = pack_segments(trajs)
             delay = np.array([t.max_delay_s if max_delay_s is None else max_delay_s
                               for t in trajs], np.float64)
             key, tlo, thi, _ = self._pieces(segs, delay[segs.owner])
-            short_k, short_b, cells, long_cells = _query_keys(key, tlo, thi, self.bucket_s,
-                                                             MAX_SPAN)
+        # the distinct keys, without expanding each piece's window into its buckets
+        short_k, short_b, cells, long_cells = _query_keys(key, tlo, thi, self.bucket_s,
+                                                         MAX_SPAN)
         # the unions of the sets found under them, iterated in C (map/filter, no Python
         # loop body): short windows meet the same bucket ...
         short = zip(short_k.tolist(), short_b.tolist())

@@ -78,7 +78,6 @@ from skytwin.server.store import (
     APPLICATION_ID,
     FLIGHT_STATUSES,
     SCHEMA_VERSION,
-    CommitUncertainError,
     FlightRecord,
     InvalidRecordError,
     StoreClosedError,
@@ -88,12 +87,12 @@ from skytwin.server.store import (
     StoreNotFoundError,
     StoreUnavailableError,
     StoreVersionError,
-    StoreWriteError,
     _blobs,
     _crc,
     _decode,
     _dumps,
     _normalised,
+    write_failure,
     zone_from_json,
     zone_to_json,
 )
@@ -326,13 +325,7 @@ class PgStore:
             raise StoreConflictError(f"store {self.path}: {exc}; nothing was written") \
                 from exc
         except self._psycopg.Error as exc:
-            if committing:
-                raise CommitUncertainError(
-                    f"store {self.path}: the commit failed ({exc}); the write may or may "
-                    "not be stored: retry (a booking: with the same request_id)") from exc
-            raise StoreWriteError(f"store {self.path}: write transaction failed: {exc}; "
-                                  "nothing was written: retry (a booking: with the same "
-                                  "request_id)") from exc
+            raise write_failure(self.path, exc, committing) from exc
         self._writes += 1
         return out
 

@@ -226,6 +226,18 @@ class CommitUncertainError(StoreWriteError):
     the same request id finds the rows if they are there."""
 
 
+def write_failure(path, exc: BaseException, committing: bool) -> StoreWriteError:
+    """The error for a write transaction of store ``path`` that failed with ``exc``:
+    :class:`CommitUncertainError` when COMMIT itself failed (``committing``), else
+    :class:`StoreWriteError` (nothing was written). SQLite's and PostgreSQL's."""
+    if committing:
+        return CommitUncertainError(
+            f"store {path}: the commit failed ({exc}); the write may or may not be "
+            "stored: retry (a booking: with the same request_id)")
+    return StoreWriteError(f"store {path}: write transaction failed: {exc}; nothing "
+                           "was written: retry (a booking: with the same request_id)")
+
+
 class StoreNotFoundError(StoreError, KeyError):
     """No flight or zone with that id (a ``KeyError`` too)."""
 
@@ -901,8 +913,8 @@ class Store:
         except BaseException as exc:  # noqa: BLE001 - tx lost: fail every write
             # (a write whose own function failed was rolled back to its savepoint: it
             # keeps its own error, whatever happened to the others)
-            failed = {id(f) for f, ok, _v in outcomes if not ok}
-            self._lost(conn, exc, [fut for _fn, fut in group if id(fut) not in failed],
+            failed = {f for f, ok, _v in outcomes if not ok}
+            self._lost(conn, exc, [fut for _fn, fut in group if fut not in failed],
                        committing)
             for fut, ok, value in outcomes:
                 if not ok:
@@ -951,14 +963,7 @@ class Store:
                 conn.execute("ROLLBACK")
         except sqlite3.Error:  # pragma: no cover - nothing more to undo
             pass
-        if committing:
-            err = CommitUncertainError(
-                f"store {self.path}: the commit failed ({exc}); the write may or may not "
-                "be on disk: retry (a booking: with the same request_id)")
-        else:
-            err = StoreWriteError(f"store {self.path}: write transaction failed: {exc}; "
-                                  "nothing was written: retry (a booking: with the same "
-                                  "request_id)")
+        err = write_failure(self.path, exc, committing)
         err.__cause__ = exc
         for fut in futs:
             fut.set_exception(err)

@@ -296,13 +296,19 @@ def test_a_failed_commit_is_uncertain_and_keeps_the_reservation(pg):
     twin, ref = helsinki_twin()
     core = ServiceCore(twin, PgStore(dsn), twin_ref=ref)
     try:
-        with psycopg.connect(dsn, autocommit=True) as c:
-            c.execute("""CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN
-                           IF NEW.request_id = 'boom' THEN
-                             RAISE EXCEPTION 'failed at commit'; END IF;
-                           RETURN NULL; END $$ LANGUAGE plpgsql""")
-            c.execute("CREATE CONSTRAINT TRIGGER boom AFTER INSERT ON flights DEFERRABLE "
-                      "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION boom()")
+        def fail_insert(request_id, at_commit):
+            """Inserting ``request_id`` into flights raises: at COMMIT (a deferred
+            constraint trigger) or at once."""
+            kind, when, defer = (("CONSTRAINT ", "AFTER", "DEFERRABLE INITIALLY DEFERRED")
+                                 if at_commit else ("", "BEFORE", ""))
+            with psycopg.connect(dsn, autocommit=True) as c:
+                c.execute(f"""CREATE FUNCTION {request_id}() RETURNS trigger AS $$ BEGIN
+                               IF NEW.request_id = '{request_id}' THEN
+                                 RAISE EXCEPTION 'failed'; END IF;
+                               RETURN NEW; END $$ LANGUAGE plpgsql""")
+                c.execute(f"CREATE {kind}TRIGGER {request_id} {when} INSERT ON flights "
+                          f"{defer} FOR EACH ROW EXECUTE FUNCTION {request_id}()")
+        fail_insert("boom", at_commit=True)
         op = Caller("a", "operator", "op-a")
         meta = {"priority": 1.0, "max_delay_s": 600.0, "speeds": {}}
         t0 = float(int(time.time()) + 7200)
@@ -311,14 +317,7 @@ def test_a_failed_commit_is_uncertain_and_keeps_the_reservation(pg):
         assert core.store.count_flights() == 0 and len(core.index) == 1
         rec, _ = core.submit_flight(op, "ok-1", RouteRequest(FROM, TO, depart_s=t0), meta)
         assert rec.meta["delay_s"] > 0            # placed around the kept reservation
-        with psycopg.connect(dsn, autocommit=True) as c:
-            c.execute("DROP TRIGGER boom ON flights")
-            c.execute("""CREATE FUNCTION early() RETURNS trigger AS $$ BEGIN
-                           IF NEW.request_id = 'early' THEN
-                             RAISE EXCEPTION 'failed before commit'; END IF;
-                           RETURN NEW; END $$ LANGUAGE plpgsql""")
-            c.execute("CREATE TRIGGER early BEFORE INSERT ON flights FOR EACH ROW "
-                      "EXECUTE FUNCTION early()")
+        fail_insert("early", at_commit=False)
         n = len(core.index)
         with pytest.raises(StoreWriteError, match="nothing was written") as err:
             core.submit_flight(op, "early", RouteRequest(TO, FROM, depart_s=t0), meta)
